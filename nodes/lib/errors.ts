@@ -1,0 +1,39 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/** Values interpolated into a message template (`__name__` in the catalog, as Node-RED's i18next does). */
+export type ErrorParams = Record<string, string | number>;
+
+/**
+ * An error a flow can act on. `code` names the entry under `errors` in the connection node's message catalog
+ * (nodes/locales/<lang>/aliyun-iot-connection.json); `params` fill its placeholders. The English text built
+ * here is the same catalog entry, so library users outside Node-RED get readable messages too.
+ * Params never carry secrets.
+ */
+export class AliyunIotError extends Error {
+  readonly code: string;
+  readonly params: ErrorParams;
+
+  constructor(code: string, params: ErrorParams = {}) {
+    super(formatMessage(englishErrors()[code] ?? code, params));
+    this.name = 'AliyunIotError';
+    this.code = code;
+    this.params = params;
+  }
+}
+
+export function formatMessage(template: string, params: ErrorParams): string {
+  return template.replace(/__([A-Za-z0-9_]+)__/g, (whole, name: string) =>
+    Object.prototype.hasOwnProperty.call(params, name) ? String(params[name]) : whole);
+}
+
+let englishErrorTexts: Record<string, string> | undefined;
+
+function englishErrors(): Record<string, string> {
+  if (!englishErrorTexts) {
+    const file = path.join(__dirname, '..', 'locales', 'en-US', 'aliyun-iot-connection.json');
+    const catalog = JSON.parse(fs.readFileSync(file, 'utf8')) as { 'aliyun-iot-connection': { errors: Record<string, string> } };
+    englishErrorTexts = catalog['aliyun-iot-connection'].errors;
+  }
+  return englishErrorTexts;
+}

@@ -1,0 +1,71 @@
+import { isUtf8 } from 'node:buffer';
+import { AliyunIotError } from './errors';
+
+export type Datatype = 'auto-detect' | 'json' | 'utf8' | 'buffer' | 'base64';
+export const DATATYPES: readonly Datatype[] = ['auto-detect', 'json', 'utf8', 'buffer', 'base64'];
+
+export function isDatatype(value: unknown): value is Datatype {
+  return DATATYPES.includes(value as Datatype);
+}
+
+/** Buffer as is, string as UTF-8, anything else as JSON (null and undefined as an empty payload). */
+export function encodePayload(value: unknown): Buffer | string {
+  if (typeof value === 'string' || Buffer.isBuffer(value)) return value;
+  if (value === undefined || value === null) return '';
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch (err) {
+    throw new AliyunIotError('PAYLOAD_UNSERIALIZABLE', { reason: (err as Error).message });
+  }
+  if (json === undefined) throw new AliyunIotError('PAYLOAD_UNSERIALIZABLE', { reason: typeof value });
+  return json;
+}
+
+/** Bytes on the wire; a string is only measured exactly when it could be over `limit`. */
+export function exceedsBytes(payload: Buffer | string, limit: number): number | undefined {
+  if (typeof payload !== 'string') return payload.length > limit ? payload.length : undefined;
+  if (payload.length * 3 <= limit) return undefined;
+  const bytes = Buffer.byteLength(payload, 'utf8');
+  return bytes > limit ? bytes : undefined;
+}
+
+// First characters of a JSON text; anything else is left as a string without paying for a failed JSON.parse.
+const JSON_START = new Set('{["-0123456789tfn'.split(''));
+
+function looksLikeJson(text: string): boolean {
+  let i = 0;
+  while (i < text.length && (text[i] === ' ' || text[i] === '\n' || text[i] === '\r' || text[i] === '\t')) i++;
+  return i < text.length && JSON_START.has(text[i]);
+}
+
+/**
+ * As the core MQTT in node does: `auto-detect` gives parsed JSON when the payload is JSON, else a string when it is
+ * UTF-8, else the Buffer; `json` insists on JSON and throws JSON_INVALID otherwise.
+ */
+export function decodePayload(payload: Buffer, datatype: Datatype): unknown {
+  switch (datatype) {
+    case 'buffer':
+      return payload;
+    case 'base64':
+      return payload.toString('base64');
+    case 'utf8':
+      return payload.toString('utf8');
+    case 'json':
+      try {
+        return JSON.parse(payload.toString('utf8'));
+      } catch (err) {
+        throw new AliyunIotError('JSON_INVALID', { reason: (err as Error).message });
+      }
+    default: {
+      if (!isUtf8(payload)) return payload;
+      const text = payload.toString('utf8');
+      if (!looksLikeJson(text)) return text;
+      try {
+        return JSON.parse(text);
+      } catch {
+        return text;
+      }
+    }
+  }
+}

@@ -1,0 +1,137 @@
+import type { IPublishPacket } from 'mqtt';
+import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from 'node-red';
+import { Connection, ConnectionStatus, MessageReceiver } from './lib/connection';
+import { AliyunIotError } from './lib/errors';
+import { Datatype, decodePayload, isDatatype } from './lib/payload';
+import { connectionOf, errorStatus, localizeError, newError, nodeStatus } from './shared';
+
+interface InNodeDef extends NodeDef {
+  connection: string;
+  topic: string;
+  qos: string | number;
+  datatype: Datatype;
+  dynamic: boolean | string;
+}
+
+type SubscriptionRequest = string | { topic?: unknown; qos?: unknown };
+
+interface ActionMessage extends NodeMessageInFlow {
+  action?: unknown;
+  subscriptions?: Array<{ topic: string; qos: number }>;
+}
+
+const ACTIONS = ['subscribe', 'unsubscribe', 'getSubscriptions', 'connect', 'disconnect'];
+
+export = function (RED: NodeAPI): void {
+  function AliyunIotInNode(this: Node, config: InNodeDef): void {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const connection = connectionOf(RED, node, config.connection);
+    if (!connection) return;
+    const datatype: Datatype = isDatatype(config.datatype) ? config.datatype : 'auto-detect';
+    const dynamic = config.dynamic === true || config.dynamic === 'true';
+    const defaultQos = config.qos === '' || config.qos === undefined ? 0 : Number(config.qos);
+    const deniedFilters = new Set<string>();
+
+    const receiver: MessageReceiver = {
+      onMessage(topic: string, payload: Buffer, packet: IPublishPacket) {
+        let value: unknown;
+        try {
+          value = decodePayload(payload, datatype);
+        } catch (err) {
+          node.error(localizeError(RED, err).message, { topic, payload, qos: packet.qos, retain: packet.retain } as NodeMessage);
+          return;
+        }
+        node.send({ topic, payload: value, qos: packet.qos, retain: packet.retain } as NodeMessage);
+      },
+      onSubscribeError(filter: string, error: AliyunIotError) {
+        deniedFilters.add(filter);
+        node.status(errorStatus('subscribe-denied'));
+        node.error(localizeError(RED, error).message, { topic: filter } as NodeMessage);
+      },
+    };
+    const user = {
+      onStatus(status: ConnectionStatus) {
+        if (status.state === 'connected' && deniedFilters.size > 0) node.status(errorStatus('subscribe-denied'));
+        else node.status(nodeStatus(status));
+      },
+    };
+    connection.register(user);
+
+    if (!dynamic) {
+      try {
+        connection.subscribe(receiver, config.topic, defaultQos);
+      } catch (err) {
+        node.status(errorStatus('config-error'));
+        node.error(localizeError(RED, err).message);
+      }
+    }
+
+    node.on('input', (msg: ActionMessage, send, done) => {
+      const action = msg.action;
+      if (typeof action !== 'string' || !ACTIONS.includes(action)) {
+        done(newError(RED, 'ACTION_UNKNOWN', { action: String(action) }));
+        return;
+      }
+      try {
+        handleAction(connection, action, msg, send);
+        done();
+      } catch (err) {
+        done(localizeError(RED, err));
+      }
+    });
+
+    function handleAction(conn: Connection, action: string, msg: ActionMessage, send: (msg: NodeMessage) => void): void {
+      switch (action) {
+        case 'connect':
+          conn.connect();
+          return;
+        case 'disconnect':
+          conn.disconnect();
+          return;
+        case 'getSubscriptions':
+          msg.topic = 'subscriptions';
+          msg.payload = conn.subscriptionsOf(receiver);
+          send(msg);
+          return;
+        case 'unsubscribe': {
+          const topics = msg.topic === true as unknown
+            ? conn.subscriptionsOf(receiver).map((sub) => sub.topic)
+            : requests(msg.topic).map((request) => request.topic);
+          for (const topic of topics) {
+            conn.unsubscribe(receiver, topic, true);
+            deniedFilters.delete(conn.expandTopic(topic));
+          }
+          msg.subscriptions = conn.subscriptionsOf(receiver);
+          return;
+        }
+        default: {
+          const wanted = requests(msg.topic);
+          // Validate all before subscribing any, so a bad entry leaves the subscriptions as they were.
+          for (const request of wanted) conn.expandTopic(request.topic);
+          for (const request of wanted) conn.subscribe(receiver, request.topic, request.qos ?? defaultQos);
+          msg.subscriptions = conn.subscriptionsOf(receiver);
+        }
+      }
+    }
+
+    node.on('close', (removed: boolean, done: () => void) => {
+      connection.unsubscribeAll(receiver, removed);
+      connection.deregister(user, removed);
+      done();
+    });
+  }
+
+  function requests(topic: unknown): Array<{ topic: string; qos?: unknown }> {
+    const list: SubscriptionRequest[] = Array.isArray(topic) ? topic : [topic as SubscriptionRequest];
+    return list.map((entry) => {
+      const request = typeof entry === 'string' ? { topic: entry } : entry;
+      if (!request || typeof request !== 'object' || typeof request.topic !== 'string' || request.topic === '') {
+        throw new AliyunIotError('SUBSCRIPTION_INVALID');
+      }
+      return { topic: request.topic, qos: request.qos };
+    });
+  }
+
+  RED.nodes.registerType('aliyun-iot-in', AliyunIotInNode);
+};

@@ -1,0 +1,55 @@
+import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
+import { ConnectionStatus } from './lib/connection';
+import { connectionOf, localizeError, newError, nodeStatus } from './shared';
+
+interface OutNodeDef extends NodeDef {
+  connection: string;
+  topic: string;
+  qos: string | number;
+  retain: string | boolean;
+}
+
+interface OutMessage extends NodeMessageInFlow {
+  action?: unknown;
+  qos?: unknown;
+  retain?: unknown;
+}
+
+export = function (RED: NodeAPI): void {
+  function AliyunIotOutNode(this: Node, config: OutNodeDef): void {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const connection = connectionOf(RED, node, config.connection);
+    if (!connection) return;
+    const fixedTopic = config.topic || undefined;
+    const fixedQos = config.qos === '' || config.qos === undefined ? undefined : Number(config.qos);
+    const fixedRetain = config.retain === '' || config.retain === undefined ? undefined : config.retain === true || config.retain === 'true';
+    const user = { onStatus: (status: ConnectionStatus) => node.status(nodeStatus(status)) };
+    connection.register(user);
+
+    node.on('input', (msg: OutMessage, _send, done) => {
+      if (msg.action !== undefined) {
+        if (msg.action === 'connect') connection.connect();
+        else if (msg.action === 'disconnect') connection.disconnect();
+        else {
+          done(newError(RED, 'ACTION_UNKNOWN', { action: String(msg.action) }));
+          return;
+        }
+        done();
+        return;
+      }
+      const options = { qos: fixedQos ?? msg.qos ?? 0, retain: fixedRetain ?? msg.retain === true };
+      connection.publish(fixedTopic ?? msg.topic, msg.payload, options, (err) => {
+        if (err) done(localizeError(RED, err));
+        else done();
+      });
+    });
+
+    node.on('close', (removed: boolean, done: () => void) => {
+      connection.deregister(user, removed);
+      done();
+    });
+  }
+
+  RED.nodes.registerType('aliyun-iot-out', AliyunIotOutNode);
+};

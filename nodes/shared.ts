@@ -1,0 +1,68 @@
+// What every node adapter needs: the connection of its config node, status texts and localized errors.
+import type { Node, NodeAPI, NodeStatus } from 'node-red';
+import { Connection, ConnectionStatus } from './lib/connection';
+import { AliyunIotError, ErrorParams } from './lib/errors';
+import type { ConnectionSecrets } from './lib/settings';
+
+/** Common texts live in the connection node's catalog; keys with a namespace are found from any node. */
+export const CONNECTION_MESSAGES = 'node-red-contrib-aliyun-iot/aliyun-iot-connection:aliyun-iot-connection';
+
+/** The config node as user nodes see it. */
+export interface ConnectionConfigNode extends Node<ConnectionSecrets> {
+  connection?: Connection;
+  configError?: Error;
+}
+
+const STATUS_LOOK: Record<ConnectionStatus['state'], Pick<NodeStatus, 'fill' | 'shape'>> = {
+  idle: { fill: 'grey', shape: 'ring' },
+  connecting: { fill: 'yellow', shape: 'ring' },
+  connected: { fill: 'green', shape: 'dot' },
+  disconnected: { fill: 'red', shape: 'ring' },
+  refused: { fill: 'red', shape: 'dot' },
+  kicked: { fill: 'red', shape: 'dot' },
+  closed: { fill: 'grey', shape: 'ring' },
+};
+
+/** The status text is an i18n key: the editor shows it in the user's language. */
+export function statusText(reason: string): string {
+  return `${CONNECTION_MESSAGES}.status.${reason}`;
+}
+
+export function nodeStatus(status: ConnectionStatus): NodeStatus {
+  return { ...STATUS_LOOK[status.state], text: statusText(status.reason) };
+}
+
+export function errorStatus(reason: string): NodeStatus {
+  return { fill: 'red', shape: 'dot', text: statusText(reason) };
+}
+
+/** The runtime's language for an error of nodes/lib; its code stays on the returned Error. */
+export function localizeError(RED: NodeAPI, err: unknown): Error {
+  if (!(err instanceof AliyunIotError)) return err instanceof Error ? err : new Error(String(err));
+  const key = `${CONNECTION_MESSAGES}.errors.${err.code}`;
+  const text = RED._(key, err.params);
+  // Without a loaded catalog (e.g. under node-red-node-test-helper) i18next answers with the key itself.
+  const localized = new Error(text && !text.endsWith(`errors.${err.code}`) ? text : err.message);
+  Object.assign(localized, { code: err.code });
+  return localized;
+}
+
+export function newError(RED: NodeAPI, code: string, params: ErrorParams = {}): Error {
+  return localizeError(RED, new AliyunIotError(code, params));
+}
+
+/**
+ * The connection a user node names. Without one (no config node, or a misconfigured one) the node shows why in its
+ * status, logs it once, fails every input with it, and gets undefined.
+ */
+export function connectionOf(RED: NodeAPI, node: Node, configId: string | undefined): Connection | undefined {
+  const config = configId ? (RED.nodes.getNode(configId) as ConnectionConfigNode | null) : null;
+  if (config?.connection) return config.connection;
+  const error = config
+    ? newError(RED, 'CONFIG_ERROR', { reason: config.configError?.message ?? '' })
+    : newError(RED, 'NO_CONNECTION');
+  node.status(errorStatus(config ? 'config-error' : 'no-connection'));
+  node.error(error.message);
+  node.on('input', (_msg, _send, done) => done(error));
+  return undefined;
+}

@@ -1,0 +1,51 @@
+#!/usr/bin/env node
+// aliyun-iot-sim --config FILE [--port N] [--host 127.0.0.1] [--ws-port N]
+import { parseArgs } from 'node:util';
+import { loadConfigFile } from './config';
+import { startSimulator } from './index';
+
+const USAGE = 'usage: aliyun-iot-sim --config FILE [--port N] [--host 127.0.0.1] [--ws-port N] [--quiet]';
+
+function portOption(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--${name} must be a port number (0 lets the OS choose)`);
+  return port;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      config: { type: 'string' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+      'ws-port': { type: 'string' },
+      quiet: { type: 'boolean' },
+      help: { type: 'boolean' },
+    },
+  });
+  if (values.help || !values.config) {
+    console.log(USAGE);
+    process.exitCode = values.help ? 0 : 2;
+    return;
+  }
+  const config = loadConfigFile(values.config);
+  const simulator = await startSimulator({
+    ...config,
+    port: portOption(values.port, 'port') ?? 1883,
+    host: values.host ?? '127.0.0.1',
+    wsPort: portOption(values['ws-port'], 'ws-port'),
+    log: values.quiet ? undefined : (line) => console.log(line),
+  });
+  console.log(`port ${simulator.port}`);
+  const stop = (): void => {
+    simulator.stop().then(() => process.exit(0), () => process.exit(1));
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+main().catch((err: Error) => {
+  console.error(`aliyun-iot-sim: ${err.message}`);
+  process.exit(1);
+});

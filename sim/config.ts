@@ -1,0 +1,150 @@
+// The simulator's registry file: products with their devices and topic permissions, ApsaraMQ instances.
+import * as fs from 'node:fs';
+import { isValidFilter } from '../nodes/lib/topics';
+
+export type TopicAccess = 'sub' | 'pub' | 'all';
+
+export interface SimTopic {
+  /** May hold ${productKey} and ${deviceName}, and + or # for subscriptions. */
+  topic: string;
+  access: TopicAccess;
+}
+
+export interface SimDevice {
+  deviceName: string;
+  deviceSecret: string;
+}
+
+export interface SimProduct {
+  productKey: string;
+  /** The product's custom topic classes; absent means the basic product's /user/get, /user/update, /user/update/error. */
+  topics?: SimTopic[];
+  devices: SimDevice[];
+}
+
+export interface SimAccessKey {
+  accessKeyId: string;
+  accessKeySecret: string;
+}
+
+export interface SimToken {
+  accessKeyId: string;
+  token: string;
+  /** R: subscribe, W: publish. */
+  actions: 'R' | 'W' | 'RW';
+  /** Topic filters the token grants, e.g. parent/#. */
+  resources: string[];
+  /** Milliseconds since the epoch. */
+  expireTime: number;
+}
+
+export interface SimDeviceCredential {
+  clientId: string;
+  deviceAccessKeyId: string;
+  deviceAccessKeySecret: string;
+}
+
+export interface SimMqInstance {
+  instanceId: string;
+  accessKeys?: SimAccessKey[];
+  /** Group IDs that exist; absent or empty accepts any well-formed Group ID. */
+  groups?: string[];
+  parentTopics: string[];
+  tokens?: SimToken[];
+  deviceCredentials?: SimDeviceCredential[];
+}
+
+export interface SimulatorConfig {
+  products?: SimProduct[];
+  mq?: SimMqInstance[];
+}
+
+export const BASIC_PRODUCT_TOPICS: readonly SimTopic[] = [
+  { topic: '/${productKey}/${deviceName}/user/get', access: 'sub' },
+  { topic: '/${productKey}/${deviceName}/user/update', access: 'pub' },
+  { topic: '/${productKey}/${deviceName}/user/update/error', access: 'pub' },
+];
+
+function fail(path: string, problem: string): never {
+  throw new Error(`simulator config: ${path} ${problem}`);
+}
+
+function requireString(value: unknown, path: string): string {
+  if (typeof value !== 'string' || value === '') fail(path, 'must be a non-empty string');
+  return value;
+}
+
+function requireArray(value: unknown, path: string): unknown[] {
+  if (!Array.isArray(value)) fail(path, 'must be an array');
+  return value;
+}
+
+function optionalArray(value: unknown, path: string): unknown[] {
+  return value === undefined ? [] : requireArray(value, path);
+}
+
+/** Checks the shape and returns the same object typed; throws an Error naming the first bad field. */
+export function validateConfig(raw: unknown): SimulatorConfig {
+  if (!raw || typeof raw !== 'object') fail('', 'must be a JSON object');
+  const config = raw as Record<string, unknown>;
+  optionalArray(config.products, 'products').forEach((product, p) => {
+    const at = `products[${p}]`;
+    if (!product || typeof product !== 'object') fail(at, 'must be an object');
+    const record = product as Record<string, unknown>;
+    requireString(record.productKey, `${at}.productKey`);
+    optionalArray(record.topics, `${at}.topics`).forEach((topic, t) => {
+      const entry = topic as Record<string, unknown>;
+      const topicText = requireString(entry?.topic, `${at}.topics[${t}].topic`);
+      if (!isValidFilter(topicText)) fail(`${at}.topics[${t}].topic`, 'is not a valid MQTT topic filter');
+      if (!['sub', 'pub', 'all'].includes(entry.access as string)) fail(`${at}.topics[${t}].access`, 'must be sub, pub or all');
+    });
+    requireArray(record.devices, `${at}.devices`).forEach((device, d) => {
+      const entry = device as Record<string, unknown>;
+      requireString(entry?.deviceName, `${at}.devices[${d}].deviceName`);
+      requireString(entry?.deviceSecret, `${at}.devices[${d}].deviceSecret`);
+    });
+  });
+  optionalArray(config.mq, 'mq').forEach((instance, i) => {
+    const at = `mq[${i}]`;
+    const record = instance as Record<string, unknown>;
+    requireString(record?.instanceId, `${at}.instanceId`);
+    requireArray(record.parentTopics, `${at}.parentTopics`).forEach((parent, t) => {
+      const text = requireString(parent, `${at}.parentTopics[${t}]`);
+      if (/[/+#]/.test(text)) fail(`${at}.parentTopics[${t}]`, 'must be a single topic level');
+    });
+    optionalArray(record.accessKeys, `${at}.accessKeys`).forEach((key, k) => {
+      const entry = key as Record<string, unknown>;
+      requireString(entry?.accessKeyId, `${at}.accessKeys[${k}].accessKeyId`);
+      requireString(entry?.accessKeySecret, `${at}.accessKeys[${k}].accessKeySecret`);
+    });
+    optionalArray(record.tokens, `${at}.tokens`).forEach((token, k) => {
+      const entry = token as Record<string, unknown>;
+      requireString(entry?.accessKeyId, `${at}.tokens[${k}].accessKeyId`);
+      requireString(entry?.token, `${at}.tokens[${k}].token`);
+      if (!['R', 'W', 'RW'].includes(entry.actions as string)) fail(`${at}.tokens[${k}].actions`, 'must be R, W or RW');
+      requireArray(entry.resources, `${at}.tokens[${k}].resources`).forEach((resource, r) => {
+        if (!isValidFilter(requireString(resource, `${at}.tokens[${k}].resources[${r}]`))) {
+          fail(`${at}.tokens[${k}].resources[${r}]`, 'is not a valid MQTT topic filter');
+        }
+      });
+      if (typeof entry.expireTime !== 'number') fail(`${at}.tokens[${k}].expireTime`, 'must be a number (ms since the epoch)');
+    });
+    optionalArray(record.deviceCredentials, `${at}.deviceCredentials`).forEach((credential, k) => {
+      const entry = credential as Record<string, unknown>;
+      requireString(entry?.clientId, `${at}.deviceCredentials[${k}].clientId`);
+      requireString(entry?.deviceAccessKeyId, `${at}.deviceCredentials[${k}].deviceAccessKeyId`);
+      requireString(entry?.deviceAccessKeySecret, `${at}.deviceCredentials[${k}].deviceAccessKeySecret`);
+    });
+  });
+  return config as SimulatorConfig;
+}
+
+export function loadConfigFile(file: string): SimulatorConfig {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new Error(`simulator config: cannot read ${file}: ${(err as Error).message}`);
+  }
+  return validateConfig(parsed);
+}

@@ -1,0 +1,88 @@
+import { strict as assert } from 'node:assert';
+import { Connection, ConnectionLogger, ConnectionStatus } from '../nodes/lib/connection';
+import { resolveConnection } from '../nodes/lib/settings';
+import { Simulator } from '../sim';
+import { PK, deviceSecret, startTestSimulator, waitFor } from './helpers';
+
+const quiet: ConnectionLogger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+
+function deviceConnection(sim: Simulator, deviceName: string, log = quiet, clientId?: string): Connection {
+  return new Connection(resolveConnection({
+    mode: 'iot', productKey: PK, deviceName, clientId, protocol: 'mqtt', host: '127.0.0.1', port: sim.port,
+    credentials: { deviceSecret: deviceSecret(deviceName) },
+  }), log, { networkBaseMs: 50, kickedBaseMs: 300, shortSessionMs: 5000 });
+}
+
+function close(...connections: Connection[]): Promise<void[]> {
+  return Promise.all(connections.map((connection) => new Promise<void>((resolve) => connection.close(resolve))));
+}
+
+describe('connection core', function () {
+  let sim: Simulator;
+  beforeEach(async function () { sim = await startTestSimulator(); });
+  afterEach(async function () { await sim.stop(); });
+
+  it('recognises being knocked off by another login of the same device and says so', async function () {
+    const warnings: string[] = [];
+    const statuses: ConnectionStatus[] = [];
+    const first = deviceConnection(sim, 'dev01', { ...quiet, warn: (text) => warnings.push(text) }, 'program-a');
+    const second = deviceConnection(sim, 'dev01', quiet, 'program-b');
+    first.register({ onStatus: (status) => statuses.push(status) });
+    await waitFor(() => first.connected, 'the first connection');
+    second.register({ onStatus: () => undefined });
+    await waitFor(() => statuses.some((status) => status.state === 'kicked'), 'the kicked status', 8000);
+    assert.equal(statuses.find((status) => status.state === 'kicked')?.reason, 'kicked');
+    assert.match(warnings[0], /another client is probably using the same device credentials/);
+    await close(first, second);
+  });
+
+  it('ends the client when its last user is removed and reconnects for a new user', async function () {
+    const connection = deviceConnection(sim, 'dev01');
+    const user = { onStatus: () => undefined };
+    connection.register(user);
+    await waitFor(() => connection.connected, 'connected');
+    connection.deregister(user, false);
+    assert.ok(connection.connected, 'a redeployed (not removed) user keeps the connection');
+    connection.register(user);
+    connection.deregister(user, true);
+    await waitFor(() => connection.status.state === 'idle' && sim.connectedClients === 0, 'idle');
+    connection.register(user);
+    await waitFor(() => connection.connected, 'connected again');
+    await close(connection);
+    assert.equal(connection.status.state, 'closed');
+  });
+
+  it('a redeployed owner\'s filter stays subscribed for its successor; a removed one is unsubscribed', async function () {
+    const connection = deviceConnection(sim, 'dev01');
+    const traffic: string[] = [];
+    sim.on('subscribe', ({ topics }) => traffic.push(...topics.map((topic) => `SUBSCRIBE ${topic}`)));
+    sim.on('unsubscribe', ({ topics }) => traffic.push(...topics.map((topic) => `UNSUBSCRIBE ${topic}`)));
+    const receiver = (): { onMessage(): void; onSubscribeError(): void } => ({ onMessage: () => undefined, onSubscribeError: () => undefined });
+    const filter = '/${productKey}/${deviceName}/user/get';
+    const first = receiver();
+    connection.register({ onStatus: () => undefined });
+    connection.subscribe(first, filter, 1);
+    await waitFor(() => traffic.length === 1, 'the SUBSCRIBE');
+    connection.unsubscribe(first, filter, false);
+    const successor = receiver();
+    connection.subscribe(successor, filter, 1);
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    assert.deepEqual(traffic, [`SUBSCRIBE /${PK}/dev01/user/get`]);
+    connection.unsubscribe(successor, filter, true);
+    await waitFor(() => traffic.length === 2, 'the UNSUBSCRIBE');
+    assert.equal(traffic[1], `UNSUBSCRIBE /${PK}/dev01/user/get`);
+    await close(connection);
+  });
+
+  it('refuses more distinct subscriptions than the service allows', function () {
+    const connection = new Connection(resolveConnection({
+      mode: 'mq', instanceId: 'post-cn-test', groupId: 'GID_test', deviceId: 'limits', protocol: 'mqtt', host: '127.0.0.1',
+      port: sim.port, credentials: { accessKeyId: 'AK', accessKeySecret: 'SK' },
+    }), quiet);
+    const receiver = { onMessage: () => undefined, onSubscribeError: () => undefined };
+    for (let i = 0; i < 30; i++) connection.subscribe(receiver, `parent/${i}`, 0);
+    connection.subscribe(receiver, 'parent/p2p/${clientId}', 0);
+    assert.throws(() => connection.subscribe(receiver, 'parent/30', 0), /allows 30 subscriptions per client/);
+    connection.close();
+  });
+});

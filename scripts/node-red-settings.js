@@ -1,0 +1,10 @@
+// Node-RED settings for `npm start`: loopback only, a userDir inside the repository (.node-red, gitignored).
+'use strict';
+module.exports = {
+  uiHost: '127.0.0.1',
+  uiPort: Number(process.env.PORT) || 1880,
+  flowFile: 'flows.json',
+  credentialSecret: 'aliyun-iot-local-demo',
+  logging: { console: { level: 'info', metrics: false, audit: false } },
+  editorTheme: { tours: false, projects: { enabled: false } },
+};

@@ -1,6 +1,6 @@
 // Shared fixtures: the simulator's test registry, connection node definitions, polling.
 import * as path from 'node:path';
-import { SimulatorConfig, Simulator, startSimulator } from '../sim';
+import { Simulator, SimulatorConfig, SimulatorOptions, startSimulator } from '../sim';
 
 export const PK = 'a1B2c3D4e5F';
 export const MQ_INSTANCE = 'post-cn-test';
@@ -37,7 +37,7 @@ export const SIM_CONFIG: SimulatorConfig = {
   }],
 };
 
-export function startTestSimulator(extra: Partial<Parameters<typeof startSimulator>[0]> = {}): Promise<Simulator> {
+export function startTestSimulator(extra: Partial<SimulatorOptions> = {}): Promise<Simulator> {
   return startSimulator({ ...SIM_CONFIG, port: 0, ...extra });
 }
 

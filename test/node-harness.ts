@@ -2,7 +2,8 @@
 import type { Node, NodeMessage, NodeStatus } from 'node-red';
 import helper from 'node-red-node-test-helper';
 import { statusText } from '../nodes/shared';
-import { FlowNode, nodeModule, waitFor } from './helpers';
+import { Simulator, SimulatorOptions } from '../sim';
+import { FlowNode, nodeModule, startTestSimulator, waitFor } from './helpers';
 
 helper.init(require.resolve('node-red'));
 
@@ -53,6 +54,23 @@ export function onTab(flow: FlowNode[]): FlowNode[] {
     { id: TAB, type: 'tab', label: 'test' },
     ...flow.map((entry) => (entry.type === 'aliyun-iot-connection' || entry.z ? entry : { x: 100, y: 100, z: TAB, ...entry })),
   ];
+}
+
+/**
+ * Registers mocha hooks that give each test a fresh simulator and Node-RED runtime; `sim` may be replaced by a
+ * test (e.g. with a restarted simulator) and is stopped afterwards.
+ */
+export function simulatorAndRuntime(options: Partial<SimulatorOptions> = {}): { sim: Simulator } {
+  const context = {} as { sim: Simulator };
+  beforeEach(async function () {
+    context.sim = await startTestSimulator(options);
+    await startServer();
+  });
+  afterEach(async function () {
+    await stopServer();
+    await context.sim.stop();
+  });
+  return context;
 }
 
 export async function deploy(flow: FlowNode[], credentials: Credentials = {}): Promise<void> {

@@ -1,9 +1,8 @@
 import { strict as assert } from 'node:assert';
 import type { NodeMessage } from 'node-red';
-import { Simulator } from '../sim';
 import { ConnectionConfigNode } from '../nodes/shared';
 import {
-  CATCH_ALL, collect, deploy, errorsOf, helper, lastStatusText, node, redeploy, startServer, stopServer, waitForStatus,
+  CATCH_ALL, collect, deploy, errorsOf, helper, lastStatusText, node, redeploy, simulatorAndRuntime, waitForStatus,
 } from './node-harness';
 import {
   FlowNode, PK, delay, endSdkDevice, iotConnection, mqConnection, sdkDevice, startTestSimulator, waitFor,
@@ -20,15 +19,7 @@ function send(id: string, msg: Record<string, unknown>): void {
 }
 
 describe('nodes: a flow through the simulator for each auth mode', function () {
-  let sim: Simulator;
-  beforeEach(async function () {
-    sim = await startTestSimulator();
-    await startServer();
-  });
-  afterEach(async function () {
-    await stopServer();
-    await sim.stop();
-  });
+  const env = simulatorAndRuntime();
 
   async function roundTrip(connection: { node: FlowNode; credentials: Record<string, Record<string, string>> }, topic: string, expectedTopic: string): Promise<void> {
     await deploy([
@@ -49,27 +40,27 @@ describe('nodes: a flow through the simulator for each auth mode', function () {
 
   for (const signMethod of ['hmacsha256', 'hmacsha1', 'hmacmd5']) {
     it(`IoT Platform device, ${signMethod}`, async function () {
-      await roundTrip(iotConnection('conn', sim, 'dev01', { signMethod }), '/${productKey}/${deviceName}/user/echo', `/${PK}/dev01/user/echo`);
+      await roundTrip(iotConnection('conn', env.sim, 'dev01', { signMethod }), '/${productKey}/${deviceName}/user/echo', `/${PK}/dev01/user/echo`);
     });
   }
 
   it('ApsaraMQ, AccessKey signature', async function () {
-    await roundTrip(mqConnection('conn', sim, 'dev01', 'signature', { accessKeyId: 'AK', accessKeySecret: 'SK' }),
+    await roundTrip(mqConnection('conn', env.sim, 'dev01', 'signature', { accessKeyId: 'AK', accessKeySecret: 'SK' }),
       'parent/${groupId}/${deviceId}', 'parent/GID_test/dev01');
   });
 
   it('ApsaraMQ, token', async function () {
-    await roundTrip(mqConnection('conn', sim, 'dev01', 'token', { accessKeyId: 'AK', token: 'tok1' }), 'parent/echo', 'parent/echo');
+    await roundTrip(mqConnection('conn', env.sim, 'dev01', 'token', { accessKeyId: 'AK', token: 'tok1' }), 'parent/echo', 'parent/echo');
   });
 
   it('ApsaraMQ, device credential', async function () {
-    await roundTrip(mqConnection('conn', sim, 'dev02', 'device-credential', { accessKeyId: 'DC.1', accessKeySecret: 'dsk' }),
+    await roundTrip(mqConnection('conn', env.sim, 'dev02', 'device-credential', { accessKeyId: 'DC.1', accessKeySecret: 'dsk' }),
       'parent/${clientId}', 'parent/GID_test@@@dev02');
   });
 
   it('ApsaraMQ point-to-point: parent/p2p/${clientId} arrives without a SUBSCRIBE', async function () {
-    const receiver = mqConnection('rxConn', sim, 'receiver', 'signature', { accessKeyId: 'AK', accessKeySecret: 'SK' });
-    const sender = mqConnection('txConn', sim, 'sender', 'signature', { accessKeyId: 'AK', accessKeySecret: 'SK' });
+    const receiver = mqConnection('rxConn', env.sim, 'receiver', 'signature', { accessKeyId: 'AK', accessKeySecret: 'SK' });
+    const sender = mqConnection('txConn', env.sim, 'sender', 'signature', { accessKeyId: 'AK', accessKeySecret: 'SK' });
     await deploy([
       receiver.node, sender.node,
       { id: 'in', type: 'aliyun-iot-in', connection: 'rxConn', topic: 'parent/p2p/${clientId}', qos: '1', datatype: 'utf8', wires: [['received']] },
@@ -87,21 +78,13 @@ describe('nodes: a flow through the simulator for each auth mode', function () {
 });
 
 describe('nodes: refused logins and bad input', function () {
-  let sim: Simulator;
-  beforeEach(async function () {
-    sim = await startTestSimulator();
-    await startServer();
-  });
-  afterEach(async function () {
-    await stopServer();
-    await sim.stop();
-  });
+  const env = simulatorAndRuntime();
 
   it('wrong secret: the status names the reason and retries back off', async function () {
     this.timeout(20_000);
     let attempts = 0;
-    sim.on('refused', () => attempts++);
-    const connection = iotConnection('conn', sim, 'dev01');
+    env.sim.on('refused', () => attempts++);
+    const connection = iotConnection('conn', env.sim, 'dev01');
     connection.credentials.conn.deviceSecret = 'wrong-secret';
     await deploy([connection.node, { id: 'out', type: 'aliyun-iot-out', connection: 'conn', topic: '/${productKey}/${deviceName}/user/update', qos: '', retain: '' }], connection.credentials);
     await waitForStatus('out', 'refused-signature');
@@ -113,8 +96,8 @@ describe('nodes: refused logins and bad input', function () {
   });
 
   it('unknown device and unregistered GroupID: each status says which', async function () {
-    const unknown = iotConnection('iotConn', sim, 'nosuchdevice');
-    const badGroup = mqConnection('mqConn', sim, 'x', 'signature', { accessKeyId: 'AK', accessKeySecret: 'SK' }, { groupId: 'GID_unknown' });
+    const unknown = iotConnection('iotConn', env.sim, 'nosuchdevice');
+    const badGroup = mqConnection('mqConn', env.sim, 'x', 'signature', { accessKeyId: 'AK', accessKeySecret: 'SK' }, { groupId: 'GID_unknown' });
     await deploy([
       unknown.node, badGroup.node,
       { id: 'a', type: 'aliyun-iot-out', connection: 'iotConn', topic: '/x', qos: '', retain: '' },
@@ -125,9 +108,9 @@ describe('nodes: refused logins and bad input', function () {
   });
 
   it('malformed settings are a config error on every user node, and their input fails catchably', async function () {
-    const badKey = iotConnection('badKey', sim, 'dev01', { productKey: 'a1B2c3' });
-    const badGroup = mqConnection('badGroup', sim, 'x', 'signature', { accessKeyId: 'AK', accessKeySecret: 'SK' }, { groupId: 'group1' });
-    const badKeepalive = iotConnection('badKeepalive', sim, 'dev01', { keepalive: 10 });
+    const badKey = iotConnection('badKey', env.sim, 'dev01', { productKey: 'a1B2c3' });
+    const badGroup = mqConnection('badGroup', env.sim, 'x', 'signature', { accessKeyId: 'AK', accessKeySecret: 'SK' }, { groupId: 'group1' });
+    const badKeepalive = iotConnection('badKeepalive', env.sim, 'dev01', { keepalive: 10 });
     await deploy([
       badKey.node, badGroup.node, badKeepalive.node, ...CATCH_ALL,
       { id: 'a', type: 'aliyun-iot-out', connection: 'badKey', topic: '/x', qos: '', retain: '' },
@@ -142,11 +125,11 @@ describe('nodes: refused logins and bad input', function () {
     send('a', { payload: 'x' });
     await waitFor(() => caught.length === 1, 'the caught error');
     assert.match((caught[0] as NodeMessage & { error: { message: string } }).error.message, /ProductKey 'a1B2c3' is malformed/);
-    assert.equal(sim.connectedClients, 0);
+    assert.equal(env.sim.connectedClients, 0);
   });
 
   it('a subscription outside the product\'s topics is a catchable error and a status', async function () {
-    const connection = iotConnection('conn', sim, 'dev01');
+    const connection = iotConnection('conn', env.sim, 'dev01');
     await deploy([
       connection.node, ...CATCH_ALL,
       { id: 'in', type: 'aliyun-iot-in', connection: 'conn', topic: `/${PK}/dev02/user/get`, qos: '0', datatype: 'utf8', wires: [[]] },
@@ -160,7 +143,7 @@ describe('nodes: refused logins and bad input', function () {
   });
 
   it('bad publish input fails with done(err) and publishes nothing', async function () {
-    const connection = iotConnection('conn', sim, 'dev01');
+    const connection = iotConnection('conn', env.sim, 'dev01');
     await deploy([
       connection.node, ...CATCH_ALL,
       { id: 'in', type: 'aliyun-iot-in', connection: 'conn', topic: '/${productKey}/${deviceName}/user/data/#', qos: '1', datatype: 'buffer', wires: [['received']] },
@@ -196,7 +179,7 @@ describe('nodes: refused logins and bad input', function () {
   });
 
   it('ApsaraMQ limits: 64 KB payloads and 64-character topics', async function () {
-    const connection = mqConnection('conn', sim, 'dev01', 'signature', { accessKeyId: 'AK', accessKeySecret: 'SK' });
+    const connection = mqConnection('conn', env.sim, 'dev01', 'signature', { accessKeyId: 'AK', accessKeySecret: 'SK' });
     await deploy([
       connection.node, ...CATCH_ALL,
       { id: 'out', type: 'aliyun-iot-out', connection: 'conn', topic: '', qos: '1', retain: '' },
@@ -213,20 +196,12 @@ describe('nodes: refused logins and bad input', function () {
 });
 
 describe('nodes: subscriptions on one connection', function () {
-  let sim: Simulator;
-  beforeEach(async function () {
-    sim = await startTestSimulator();
-    await startServer();
-  });
-  afterEach(async function () {
-    await stopServer();
-    await sim.stop();
-  });
+  const env = simulatorAndRuntime();
 
   const data = `/${PK}/dev01/user/data`;
 
   it('overlapping filters of two nodes: one SUBSCRIBE each, one copy per node', async function () {
-    const connection = iotConnection('conn', sim, 'dev01');
+    const connection = iotConnection('conn', env.sim, 'dev01');
     await deploy([
       connection.node,
       { id: 'wide', type: 'aliyun-iot-in', connection: 'conn', topic: `${data}/#`, qos: '1', datatype: 'utf8', wires: [['wideOut']] },
@@ -237,7 +212,7 @@ describe('nodes: subscriptions on one connection', function () {
     ], connection.credentials);
     const [wide, narrow, same] = ['wideOut', 'narrowOut', 'sameOut'].map(collect);
     const subscribed: string[] = [];
-    sim.on('subscribe', ({ topics }) => subscribed.push(...topics));
+    env.sim.on('subscribe', ({ topics }) => subscribed.push(...topics));
     await waitForStatus('out', 'connected');
     await waitFor(() => subscribed.length === 2, 'the SUBSCRIBEs');
     assert.deepEqual(subscribed.sort(), [`${data}/#`, `${data}/+/temp`]);
@@ -250,7 +225,7 @@ describe('nodes: subscriptions on one connection', function () {
   });
 
   it('dynamic: subscribe, one copy for two matching filters, getSubscriptions, unsubscribe', async function () {
-    const connection = iotConnection('conn', sim, 'dev01');
+    const connection = iotConnection('conn', env.sim, 'dev01');
     await deploy([
       connection.node,
       { id: 'in', type: 'aliyun-iot-in', connection: 'conn', topic: '', qos: '1', datatype: 'utf8', dynamic: true, wires: [['received']] },
@@ -286,7 +261,7 @@ describe('nodes: subscriptions on one connection', function () {
   });
 
   it('dynamic: a bad entry leaves the subscriptions unchanged; unknown actions fail', async function () {
-    const connection = iotConnection('conn', sim, 'dev01');
+    const connection = iotConnection('conn', env.sim, 'dev01');
     await deploy([
       connection.node, ...CATCH_ALL,
       { id: 'in', type: 'aliyun-iot-in', connection: 'conn', topic: '', qos: '0', datatype: 'utf8', dynamic: true, wires: [[]] },
@@ -309,7 +284,7 @@ describe('nodes: subscriptions on one connection', function () {
   });
 
   it('decodes payloads per datatype; invalid JSON with datatype json is a catchable error', async function () {
-    const connection = iotConnection('conn', sim, 'dev01');
+    const connection = iotConnection('conn', env.sim, 'dev01');
     const inNode = (id: string, datatype: string): FlowNode => ({
       id, type: 'aliyun-iot-in', connection: 'conn', topic: `${data}/t`, qos: '0', datatype, wires: [[`${id}Out`]],
     });
@@ -336,19 +311,11 @@ describe('nodes: subscriptions on one connection', function () {
 });
 
 describe('nodes: lifecycle', function () {
-  let sim: Simulator;
-  beforeEach(async function () {
-    sim = await startTestSimulator();
-    await startServer();
-  });
-  afterEach(async function () {
-    await stopServer();
-    await sim.stop();
-  });
+  const env = simulatorAndRuntime();
 
   function flow(inName: string): FlowNode[] {
     return [
-      iotConnection('conn', sim, 'dev01').node,
+      iotConnection('conn', env.sim, 'dev01').node,
       { id: 'in', type: 'aliyun-iot-in', name: inName, connection: 'conn', topic: '/${productKey}/${deviceName}/user/echo', qos: '1', datatype: 'utf8', wires: [['received']] },
       { id: 'out', type: 'aliyun-iot-out', connection: 'conn', topic: '/${productKey}/${deviceName}/user/echo', qos: '1', retain: '' },
       { id: 'received', type: 'helper' },
@@ -356,15 +323,15 @@ describe('nodes: lifecycle', function () {
   }
 
   it('redeploys keep one connection per config node and deliver each message once', async function () {
-    const credentials = iotConnection('conn', sim, 'dev01').credentials;
+    const credentials = iotConnection('conn', env.sim, 'dev01').credentials;
     let logins = 0;
-    sim.on('login', () => logins++);
+    env.sim.on('login', () => logins++);
     await deploy(flow('v0'), credentials);
     await waitForStatus('in', 'connected');
     for (let i = 1; i <= 6; i++) {
       await redeploy(flow(`v${i}`), i % 2 === 0 ? 'full' : 'nodes', credentials);
       await waitForStatus('in', 'connected');
-      assert.equal(sim.connectedClients, 1, `one connection after redeploy ${i}`);
+      assert.equal(env.sim.connectedClients, 1, `one connection after redeploy ${i}`);
     }
     assert.equal(logins, 4, 'the modified-nodes deploys reuse the connection; full deploys reconnect');
     const received = collect('received');
@@ -376,23 +343,23 @@ describe('nodes: lifecycle', function () {
   });
 
   it('closes within 2 s, connected or still trying to connect', async function () {
-    const unreachable = iotConnection('dead', sim, 'dev01', { port: '1' });
+    const unreachable = iotConnection('dead', env.sim, 'dev01', { port: '1' });
     await deploy([...flow('x'), unreachable.node, { id: 'deadOut', type: 'aliyun-iot-out', connection: 'dead', topic: '/x', qos: '1', retain: '' }],
-      { ...iotConnection('conn', sim, 'dev01').credentials, ...unreachable.credentials });
+      { ...iotConnection('conn', env.sim, 'dev01').credentials, ...unreachable.credentials });
     await waitForStatus('in', 'connected');
     send('out', { payload: 'in flight at close', qos: 1 });
     const start = Date.now();
     await helper.unload();
     assert.ok(Date.now() - start < 2000, `closed in ${Date.now() - start} ms`);
-    await waitFor(() => sim.connectedClients === 0, 'the simulator to see the client go');
+    await waitFor(() => env.sim.connectedClients === 0, 'the simulator to see the client go');
   });
 
   it('queues publishes while offline, fails the excess, and delivers the queue in order after reconnect', async function () {
     this.timeout(20_000);
-    const port = sim.port;
+    const port = env.sim.port;
     const logins: string[] = [];
-    sim.on('login', (client) => logins.push(client.id));
-    const connection = iotConnection('conn', sim, 'dev01', { queueSize: 3 });
+    env.sim.on('login', (client) => logins.push(client.id));
+    const connection = iotConnection('conn', env.sim, 'dev01', { queueSize: 3 });
     await deploy([
       connection.node, ...CATCH_ALL,
       { id: 'in', type: 'aliyun-iot-in', connection: 'conn', topic: '/${productKey}/${deviceName}/user/echo', qos: '1', datatype: 'utf8', wires: [['received']] },
@@ -402,15 +369,15 @@ describe('nodes: lifecycle', function () {
     ], connection.credentials);
     const [received, completed, caught] = ['received', 'completed', 'caught'].map(collect);
     await waitForStatus('in', 'connected');
-    await sim.stop();
+    await env.sim.stop();
     await waitForStatus('in', 'disconnected');
     for (const payload of ['one', 'two', 'three', 'four']) send('out', { payload });
     await waitFor(() => caught.length === 1, 'the overflow error');
     assert.match((caught[0] as NodeMessage & { error: { message: string } }).error.message, /offline queue is full \(3 messages\)/);
     assert.equal(caught[0].payload, 'four');
     assert.equal(completed.length, 0, 'queued messages are not done before they are acknowledged');
-    sim = await startTestSimulator({ port });
-    sim.on('login', (client) => logins.push(client.id));
+    env.sim = await startTestSimulator({ port });
+    env.sim.on('login', (client) => logins.push(client.id));
     await waitFor(() => received.length === 3, 'the queued messages', 10_000);
     const timestamps = logins.map((clientId) => Number(/timestamp=(\d+)/.exec(clientId)?.[1]));
     assert.equal(timestamps.length, 2);
@@ -421,21 +388,13 @@ describe('nodes: lifecycle', function () {
 });
 
 describe('nodes: transports and peers', function () {
-  let sim: Simulator;
-  beforeEach(async function () {
-    sim = await startTestSimulator({ wsPort: 0 });
-    await startServer();
-  });
-  afterEach(async function () {
-    await stopServer();
-    await sim.stop();
-  });
+  const env = simulatorAndRuntime({ wsPort: 0 });
 
   for (const [mode, protocol] of [['iot', 'ws'], ['mq', 'ws']] as const) {
     it(`${mode} over WebSocket`, async function () {
       const connection = mode === 'iot'
-        ? iotConnection('conn', sim, 'dev01', { protocol, port: String(sim.wsPort) })
-        : mqConnection('conn', sim, 'dev01', 'signature', { accessKeyId: 'AK', accessKeySecret: 'SK' }, { protocol, port: String(sim.wsPort) });
+        ? iotConnection('conn', env.sim, 'dev01', { protocol, port: String(env.sim.wsPort) })
+        : mqConnection('conn', env.sim, 'dev01', 'signature', { accessKeyId: 'AK', accessKeySecret: 'SK' }, { protocol, port: String(env.sim.wsPort) });
       const topic = mode === 'iot' ? '/${productKey}/${deviceName}/user/echo' : 'parent/ws';
       await deploy([
         connection.node,
@@ -452,7 +411,7 @@ describe('nodes: transports and peers', function () {
   }
 
   it('the official device SDK (as dev01) and our nodes (as dev02) exchange messages', async function () {
-    const connection = iotConnection('conn', sim, 'dev02');
+    const connection = iotConnection('conn', env.sim, 'dev02');
     await deploy([
       connection.node,
       { id: 'in', type: 'aliyun-iot-in', connection: 'conn', topic: '/${productKey}/dev01/user/fanout', qos: '1', datatype: 'utf8', wires: [['received']] },
@@ -460,7 +419,7 @@ describe('nodes: transports and peers', function () {
       { id: 'received', type: 'helper' },
     ], connection.credentials);
     const received = collect('received');
-    const device = sdkDevice(sim, 'dev01');
+    const device = sdkDevice(env.sim, 'dev01');
     const heard: Array<[string, string]> = [];
     device.on('message', (topic, payload) => heard.push([String(topic), String(payload)]));
     await new Promise<void>((resolve) => device.on('connect', () => resolve()));

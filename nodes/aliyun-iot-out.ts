@@ -1,6 +1,5 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
-import { ConnectionStatus } from './lib/connection';
-import { connectionOf, localizeError, newError, nodeStatus } from './shared';
+import { connectionOf, localizeError, newError, statusUser } from './shared';
 
 interface OutNodeDef extends NodeDef {
   connection: string;
@@ -24,7 +23,7 @@ export = function (RED: NodeAPI): void {
     const fixedTopic = config.topic || undefined;
     const fixedQos = config.qos === '' || config.qos === undefined ? undefined : Number(config.qos);
     const fixedRetain = config.retain === '' || config.retain === undefined ? undefined : config.retain === true || config.retain === 'true';
-    const user = { onStatus: (status: ConnectionStatus) => node.status(nodeStatus(status)) };
+    const user = statusUser(node);
     connection.register(user);
 
     node.on('input', (msg: OutMessage, _send, done) => {

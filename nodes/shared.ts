@@ -53,16 +53,24 @@ export function newError(RED: NodeAPI, code: string, params: ErrorParams = {}): 
 
 /**
  * The connection a user node names. Without one (no config node, or a misconfigured one) the node shows why in its
- * status, logs it once, fails every input with it, and gets undefined.
+ * status, logs it once, fails every input with it, and gets undefined. `iotOnly`: thing-model nodes need an IoT
+ * Platform device connection.
  */
-export function connectionOf(RED: NodeAPI, node: Node, configId: string | undefined): Connection | undefined {
+export function connectionOf(RED: NodeAPI, node: Node, configId: string | undefined, iotOnly = false): Connection | undefined {
   const config = configId ? (RED.nodes.getNode(configId) as ConnectionConfigNode | null) : null;
-  if (config?.connection) return config.connection;
-  const error = config
-    ? newError(RED, 'CONFIG_ERROR', { reason: config.configError?.message ?? '' })
-    : newError(RED, 'NO_CONNECTION');
+  const connection = config?.connection;
+  if (connection && (!iotOnly || connection.profile.mode === 'iot')) return connection;
+  let error: Error;
+  if (connection) error = newError(RED, 'THING_MODEL_NEEDS_IOT');
+  else if (config) error = newError(RED, 'CONFIG_ERROR', { reason: config.configError?.message ?? '' });
+  else error = newError(RED, 'NO_CONNECTION');
   node.status(errorStatus(config ? 'config-error' : 'no-connection'));
   node.error(error.message);
   node.on('input', (_msg, _send, done) => done(error));
   return undefined;
+}
+
+/** A user of the connection that mirrors its state in the node's status. */
+export function statusUser(node: Node): { onStatus(status: ConnectionStatus): void } {
+  return { onStatus: (status) => node.status(nodeStatus(status)) };
 }

@@ -121,7 +121,8 @@ export function parseQos(value: unknown, fallback: Qos = 0): Qos {
  */
 export class Connection {
   readonly profile: ConnectionProfile;
-  private readonly log: ConnectionLogger;
+  /** The config node's log: for what concerns the connection as a whole. */
+  readonly log: ConnectionLogger;
   private readonly policy: ReconnectPolicy;
   private readonly users = new Set<ConnectionUser>();
   private readonly filters = new Map<string, FilterEntry>();

@@ -30,7 +30,7 @@ export interface ConnectionSettings {
   host?: string;
   port?: number;
   keepalive?: number;
-  cleanSession?: boolean;
+  cleanSession?: boolean | string;
   queueSize?: number;
   ca?: string;
   credentials: ConnectionSecrets;
@@ -92,7 +92,7 @@ export function resolveConnection(settings: ConnectionSettings): ConnectionProfi
   const port = optionalNumber(settings.port);
   const common = {
     keepalive: checkKeepalive(settings.mode, settings.keepalive),
-    cleanSession: settings.cleanSession !== false,
+    cleanSession: settings.cleanSession !== false && settings.cleanSession !== 'false',
     queueSize: checkQueueSize(settings.queueSize),
     ca: trimmed(settings.ca),
   };

@@ -1,0 +1,88 @@
+import type { Node, NodeAPI, NodeDef, NodeMessage } from 'node-red';
+import { Device, IDENTIFIER_PATTERN, buildAnswer, readCommand, thingTopics } from './lib/alink';
+import { MessageReceiver } from './lib/connection';
+import { AliyunIotError } from './lib/errors';
+import { connectionOf, errorStatus, localizeError, statusUser } from './shared';
+
+interface CommandNodeDef extends NodeDef {
+  connection: string;
+  services: string;
+  autoReplySet: boolean | string;
+  rrpcTopic: string;
+}
+
+/** The filters a command node subscribes: property sets, services (all or the listed ones), RRPC. */
+function commandFilters(device: Device, services: string[], rrpcTopic: string | undefined): string[] {
+  const serviceIds = services.length > 0 ? services : ['+'];
+  const filters = [
+    thingTopics.propertySet(device),
+    ...serviceIds.map((serviceId) => thingTopics.service(device, serviceId)),
+    thingTopics.rrpcRequest(device, '+'),
+    ...serviceIds.map((serviceId) => thingTopics.extRrpc(device, '+', serviceId)),
+  ];
+  if (rrpcTopic) filters.push(thingTopics.customRrpc('+', rrpcTopic));
+  return filters;
+}
+
+export = function (RED: NodeAPI): void {
+  function AliyunIotCommandNode(this: Node, config: CommandNodeDef): void {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const connection = connectionOf(RED, node, config.connection, true);
+    if (!connection) return;
+    const { productKey, deviceName } = connection.profile.variables;
+    const device = { productKey, deviceName };
+    const autoReplySet = config.autoReplySet === true || config.autoReplySet === 'true';
+    const services = (config.services ?? '').split(',').map((service) => service.trim()).filter((service) => service !== '');
+    const user = statusUser(node);
+    connection.register(user);
+
+    const receiver: MessageReceiver = {
+      onMessage(topic: string, payload: Buffer) {
+        let command;
+        try {
+          command = readCommand(device, topic, payload);
+        } catch (err) {
+          node.error(localizeError(RED, err).message, { topic, payload } as NodeMessage);
+          return;
+        }
+        // Services are narrowed by their topic; a classic RRPC says which service only inside its Alink body.
+        if (!command || (services.length > 0 && command.service && command.alink.kind === 'rrpc' && !services.includes(command.service))) return;
+        const alink: Record<string, unknown> = { ...command.alink };
+        if (autoReplySet && command.alink.kind === 'set') {
+          const answer = buildAnswer(command.alink, 200, {});
+          connection.publish(answer.topic, answer.payload, { qos: 0 }, (error) => {
+            if (error) node.error(localizeError(RED, error).message, { topic: answer.topic } as NodeMessage);
+          });
+          alink.autoReplied = true;
+        }
+        node.send({ topic, payload: command.payload, method: command.method, service: command.service, alink } as NodeMessage);
+      },
+      onSubscribeError(filter: string, error: AliyunIotError) {
+        node.status(errorStatus('subscribe-denied'));
+        node.error(localizeError(RED, error).message, { topic: filter } as NodeMessage);
+      },
+    };
+
+    try {
+      const invalid = services.find((service) => !IDENTIFIER_PATTERN.test(service));
+      if (invalid !== undefined) throw new AliyunIotError('SERVICES_INVALID', { value: invalid });
+      const rrpcTopic = config.rrpcTopic ? connection.expandTopic(config.rrpcTopic) : undefined;
+      if (rrpcTopic !== undefined && !rrpcTopic.startsWith(`/${productKey}/${deviceName}/user/`)) {
+        throw new AliyunIotError('RRPC_TOPIC_INVALID', { topic: rrpcTopic });
+      }
+      for (const filter of commandFilters(device, services, rrpcTopic)) connection.subscribe(receiver, filter, 0);
+    } catch (err) {
+      node.status(errorStatus('config-error'));
+      node.error(localizeError(RED, err).message);
+    }
+
+    node.on('close', (removed: boolean, done: () => void) => {
+      connection.unsubscribeAll(receiver, removed);
+      connection.deregister(user, removed);
+      done();
+    });
+  }
+
+  RED.nodes.registerType('aliyun-iot-command', AliyunIotCommandNode);
+};

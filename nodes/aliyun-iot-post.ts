@@ -1,0 +1,70 @@
+import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
+import { thingClientOf } from './lib/thing-client';
+import { connectionOf, localizeError, newError, statusUser } from './shared';
+
+interface PostNodeDef extends NodeDef {
+  connection: string;
+  kind: 'property' | 'event';
+  event: string;
+  ack: boolean | string;
+  timeout: string | number;
+}
+
+interface PostMessage extends NodeMessageInFlow {
+  event?: unknown;
+  code?: number;
+  alink?: { id: string; method: string; code?: number; message?: string };
+}
+
+const DEFAULT_TIMEOUT_MS = 5000;
+
+export = function (RED: NodeAPI): void {
+  function AliyunIotPostNode(this: Node, config: PostNodeDef): void {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const connection = connectionOf(RED, node, config.connection, true);
+    if (!connection) return;
+    const kind = config.kind === 'event' ? 'event' : 'property';
+    const ack = config.ack !== false && config.ack !== 'false';
+    const timeout = Number(config.timeout) > 0 ? Number(config.timeout) : DEFAULT_TIMEOUT_MS;
+    const client = thingClientOf(connection);
+    const user = statusUser(node);
+    connection.register(user);
+    client.attach();
+
+    node.on('input', (msg: PostMessage, send, done) => {
+      const eventId = config.event || (typeof msg.event === 'string' ? msg.event : undefined);
+      try {
+        const request = client.post({ kind, eventId, params: msg.payload, ack }, timeout, (error, result) => {
+          if (error) {
+            done(localizeError(RED, error));
+            return;
+          }
+          const reply = result?.reply;
+          if (reply) {
+            msg.alink = { id: reply.id, method: request.method, code: reply.code, message: reply.message };
+            msg.code = reply.code;
+            if (reply.code !== 200) {
+              done(newError(RED, 'POST_REFUSED', { method: request.method, id: reply.id, code: reply.code, message: reply.message ?? '' }));
+              return;
+            }
+            msg.payload = reply.data;
+          }
+          send(msg);
+          done();
+        });
+        msg.alink = { id: request.id, method: request.method };
+      } catch (err) {
+        done(localizeError(RED, err));
+      }
+    });
+
+    node.on('close', (removed: boolean, done: () => void) => {
+      client.detach(removed);
+      connection.deregister(user, removed);
+      done();
+    });
+  }
+
+  RED.nodes.registerType('aliyun-iot-post', AliyunIotPostNode);
+};

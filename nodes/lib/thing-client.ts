@@ -1,0 +1,83 @@
+// The device side of thing-model posts on one connection: ids, one subscription for all post replies, and
+// matching each reply to its request.
+import { AlinkIds, AlinkReply, Device, PendingRequests, PostRequest, buildPost, readReply, thingTopics } from './alink';
+import { Connection, MessageReceiver } from './connection';
+import { AliyunIotError } from './errors';
+
+export interface PostResult {
+  id: string;
+  method: string;
+  /** Absent when the post asked for no reply (sys.ack 0). */
+  reply?: AlinkReply;
+}
+
+export class ThingClient implements MessageReceiver {
+  private readonly ids = new AlinkIds();
+  private readonly pending = new PendingRequests<AlinkReply>();
+  private readonly device: Device;
+  private readonly replyFilter: string;
+  private users = 0;
+
+  constructor(private readonly connection: Connection) {
+    const { productKey, deviceName } = connection.profile.variables;
+    this.device = { productKey, deviceName };
+    this.replyFilter = thingTopics.postReplies(this.device);
+  }
+
+  /** A post node starts: the first one subscribes the reply topics. */
+  attach(): void {
+    if (this.users++ === 0) this.connection.subscribe(this, this.replyFilter, 1);
+  }
+
+  detach(removed: boolean): void {
+    if (--this.users === 0) {
+      this.connection.unsubscribe(this, this.replyFilter, removed);
+      this.pending.rejectAll(() => new AliyunIotError('CONNECTION_CLOSED'));
+    }
+  }
+
+  /**
+   * Publishes a post and returns its id and method (throwing on bad input). The callback gets the reply (or, without
+   * ack, runs once the broker took the message), or the error: publishing failed, or no reply within timeoutMs.
+   */
+  post(request: PostRequest, timeoutMs: number, callback: (error: Error | undefined, result?: PostResult) => void): { id: string; method: string } {
+    const id = this.ids.take();
+    const { topic, method, payload } = buildPost(this.device, id, request);
+    if (request.ack) {
+      this.pending.add(id, timeoutMs, (error, reply) => callback(error, { id, method, reply }),
+        () => new AliyunIotError('POST_TIMEOUT', { method, id, timeout: timeoutMs }));
+    }
+    this.connection.publish(topic, payload, { qos: 1 }, (error) => {
+      if (error) {
+        if (request.ack) this.pending.reject(id, error);
+        else callback(error);
+      } else if (!request.ack) {
+        callback(undefined, { id, method });
+      }
+    });
+    return { id, method };
+  }
+
+  onMessage(topic: string, payload: Buffer): void {
+    const reply = readReply(payload);
+    if (!reply) {
+      this.connection.log.warn(new AliyunIotError('ALINK_MALFORMED', { topic }).message);
+    } else if (!this.pending.resolve(reply.id, reply)) {
+      this.connection.log.debug(`dropped a reply nobody waits for (late or not ours): id ${reply.id} on ${topic}`);
+    }
+  }
+
+  onSubscribeError(_filter: string, error: AliyunIotError): void {
+    this.connection.log.error(error.message);
+    this.pending.rejectAll(() => error);
+  }
+}
+
+const clients = new WeakMap<Connection, ThingClient>();
+
+/** The thing client of a connection, made on first use and shared by every post node on it. */
+export function thingClientOf(connection: Connection): ThingClient {
+  let client = clients.get(connection);
+  if (!client) clients.set(connection, (client = new ThingClient(connection)));
+  return client;
+}

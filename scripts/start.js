@@ -10,6 +10,7 @@ const { startSimulator, loadConfigFile } = require('../dist/sim');
 const root = path.join(__dirname, '..');
 const userDir = path.join(root, '.node-red');
 const preferredSimulatorPort = Number(process.env.ALIYUN_IOT_SIM_PORT) || 1883;
+const preferredAdminPort = Number(process.env.ALIYUN_IOT_SIM_ADMIN_PORT) || 1884;
 
 function portIsFree(port) {
   return new Promise((resolve) => {
@@ -32,21 +33,24 @@ function installIntoUserDir() {
 
 async function main() {
   const port = (await portIsFree(preferredSimulatorPort)) ? preferredSimulatorPort : 0;
+  const adminPort = (await portIsFree(preferredAdminPort)) ? preferredAdminPort : 0;
   const simulator = await startSimulator({
     ...loadConfigFile(path.join(root, 'sim', 'demo-registry.json')),
     port,
+    adminPort,
     host: '127.0.0.1',
     log: (line) => console.log(`[simulator] ${line}`),
   });
   installIntoUserDir();
   const nodeRed = spawn(process.execPath, [
     require.resolve('node-red/red.js'), '--userDir', userDir, '--settings', path.join(__dirname, 'node-red-settings.js'),
-  ], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ALIYUN_IOT_SIM_PORT: String(simulator.port) } });
+  ], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ALIYUN_IOT_SIM_PORT: String(simulator.port), ALIYUN_IOT_SIM_ADMIN_PORT: String(simulator.adminPort) } });
   nodeRed.stdout.on('data', (chunk) => {
     process.stdout.write(chunk);
     if (/Server now running at/.test(chunk.toString())) {
       console.log(`\nNode-RED:  http://127.0.0.1:${Number(process.env.PORT) || 1880}/`);
       console.log(`Simulator: mqtt://127.0.0.1:${simulator.port} (demo registry: sim/demo-registry.json)`);
+      console.log(`Simulator admin API: http://127.0.0.1:${simulator.adminPort}/devices`);
       console.log('Ctrl-C stops both.\n');
     }
   });

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { loadConfigFile } from './config';
 import { startSimulator } from './index';
 
-const USAGE = 'usage: aliyun-iot-sim --config FILE [--port N] [--host 127.0.0.1] [--ws-port N] [--quiet]';
+const USAGE = 'usage: aliyun-iot-sim --config FILE [--port N] [--host 127.0.0.1] [--ws-port N] [--admin-port N] [--quiet]';
 
 function portOption(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
@@ -20,6 +20,7 @@ async function main(): Promise<void> {
       port: { type: 'string' },
       host: { type: 'string' },
       'ws-port': { type: 'string' },
+      'admin-port': { type: 'string' },
       quiet: { type: 'boolean' },
       help: { type: 'boolean' },
     },
@@ -35,9 +36,11 @@ async function main(): Promise<void> {
     port: portOption(values.port, 'port') ?? 1883,
     host: values.host ?? '127.0.0.1',
     wsPort: portOption(values['ws-port'], 'ws-port'),
+    adminPort: portOption(values['admin-port'], 'admin-port') ?? 0,
     log: values.quiet ? undefined : (line) => console.log(line),
   });
   console.log(`port ${simulator.port}`);
+  console.log(`admin port ${simulator.adminPort}`);
   const stop = (): void => {
     simulator.stop().then(() => process.exit(0), () => process.exit(1));
   };

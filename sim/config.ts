@@ -1,6 +1,7 @@
 // The simulator's registry file: products with their devices and topic permissions, ApsaraMQ instances.
 import * as fs from 'node:fs';
 import { isValidFilter } from '../nodes/lib/topics';
+import { compileCondition } from './condition';
 
 export type TopicAccess = 'sub' | 'pub' | 'all';
 
@@ -54,9 +55,40 @@ export interface SimMqInstance {
   deviceCredentials?: SimDeviceCredential[];
 }
 
+/**
+ * Makes the cloud answer thing-model posts otherwise than with 200: for a device or product, and for posts that carry
+ * a property or are a given event (neither: every post). `drop` sends no reply; `delayMs` delays it.
+ */
+export interface SimFailure {
+  productKey?: string;
+  deviceName?: string;
+  property?: string;
+  event?: string;
+  code?: number;
+  message?: string;
+  delayMs?: number;
+  drop?: boolean;
+}
+
+/** A forwarding rule, playing the rule engine: see sim/rules.ts. */
+export interface SimRule {
+  name?: string;
+  /** Topic filter of device messages; its + and # captures are ${1}, ${2}, ... in `to`. */
+  from: string;
+  /** Target topic; ${productKey}, ${deviceName} (of the sending device) and ${1}... expand. */
+  to: string;
+  /** JSON fields to keep: `path` or `path as name`; absent keeps the whole payload. */
+  select?: string[];
+  /** A condition on the JSON payload, e.g. `temp > 30 and status == 'on'`. */
+  where?: string;
+  qos?: 0 | 1;
+}
+
 export interface SimulatorConfig {
   products?: SimProduct[];
   mq?: SimMqInstance[];
+  failures?: SimFailure[];
+  rules?: SimRule[];
 }
 
 export const BASIC_PRODUCT_TOPICS: readonly SimTopic[] = [
@@ -136,7 +168,32 @@ export function validateConfig(raw: unknown): SimulatorConfig {
       requireString(entry?.deviceAccessKeySecret, `${at}.deviceCredentials[${k}].deviceAccessKeySecret`);
     });
   });
+  optionalArray(config.failures, 'failures').forEach((failure, f) => {
+    const entry = failure as Record<string, unknown>;
+    if (!entry || typeof entry !== 'object') fail(`failures[${f}]`, 'must be an object');
+    if (entry.code !== undefined && !Number.isInteger(entry.code)) fail(`failures[${f}].code`, 'must be a whole number');
+    if (entry.delayMs !== undefined && !(typeof entry.delayMs === 'number' && entry.delayMs >= 0)) fail(`failures[${f}].delayMs`, 'must be a number of milliseconds');
+  });
+  optionalArray(config.rules, 'rules').forEach((rule, r) => validateRule(rule, `rules[${r}]`));
   return config as SimulatorConfig;
+}
+
+/** Checks one forwarding rule, including that its condition parses; throws an Error naming the bad field. */
+export function validateRule(raw: unknown, at: string): SimRule {
+  if (!raw || typeof raw !== 'object') fail(at, 'must be an object');
+  const rule = raw as Record<string, unknown>;
+  if (!isValidFilter(requireString(rule.from, `${at}.from`))) fail(`${at}.from`, 'is not a valid MQTT topic filter');
+  if (/[+#]/.test(requireString(rule.to, `${at}.to`))) fail(`${at}.to`, 'must be a topic without wildcards');
+  optionalArray(rule.select, `${at}.select`).forEach((field, i) => requireString(field, `${at}.select[${i}]`));
+  if (rule.where !== undefined) {
+    try {
+      compileCondition(requireString(rule.where, `${at}.where`));
+    } catch (err) {
+      fail(`${at}.where`, (err as Error).message);
+    }
+  }
+  if (rule.qos !== undefined && rule.qos !== 0 && rule.qos !== 1) fail(`${at}.qos`, 'must be 0 or 1');
+  return rule as unknown as SimRule;
 }
 
 export function loadConfigFile(file: string): SimulatorConfig {

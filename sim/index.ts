@@ -5,8 +5,11 @@ import * as net from 'node:net';
 import { AddressInfo } from 'node:net';
 import type { Aedes, AuthenticateError, Client } from 'aedes';
 import { WebSocketServer, createWebSocketStream } from 'ws';
+import { Device } from '../nodes/lib/alink';
+import { createAdminServer } from './admin';
+import { Cloud, CloudEvents } from './cloud';
 import { SimulatorConfig, validateConfig } from './config';
-import { Registry, Session } from './registry';
+import { IotSession, Registry, Session } from './registry';
 
 export * from './config';
 export type { IotSession, MqSession, Session } from './registry';
@@ -17,6 +20,8 @@ export interface SimulatorOptions extends SimulatorConfig {
   host?: string;
   /** MQTT over WebSocket (paths / and /mqtt); undefined for none, 0 to let the OS choose. */
   wsPort?: number;
+  /** The admin HTTP API on `host`; 0 (the default) lets the OS choose. */
+  adminPort?: number;
   /** Receives one line per notable event (logins, refusals, denials); silent when absent. */
   log?: (line: string) => void;
 }
@@ -32,6 +37,9 @@ export interface SimulatorEvents {
   'subscribe-denied': [info: { clientId: string; topic: string }];
   subscribe: [info: { clientId: string; topics: string[] }];
   unsubscribe: [info: { clientId: string; topics: string[] }];
+  post: Parameters<CloudEvents['post']>;
+  forward: Parameters<CloudEvents['forward']>;
+  unmatched: Parameters<CloudEvents['unmatched']>;
 }
 
 export class Simulator extends EventEmitter<SimulatorEvents> {
@@ -39,6 +47,9 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
   port = 0;
   host: string;
   wsPort?: number;
+  adminPort = 0;
+  /** The cloud side: thing-model answers, requests to devices, forwarding rules. */
+  readonly cloud: Cloud;
   private broker?: Aedes;
   private readonly sessions = new WeakMap<Client, Session>();
   /** The live connection of each IoT device: a newer login knocks the older one off. */
@@ -46,13 +57,39 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
   private tcpServer?: net.Server;
   private httpServer?: http.Server;
   private wsServer?: WebSocketServer;
+  private adminServer?: http.Server;
   private readonly options: SimulatorOptions;
 
   constructor(options: SimulatorOptions) {
     super();
     this.options = options;
-    this.registry = new Registry(validateConfig(options));
+    const config = validateConfig(options);
+    this.registry = new Registry(config);
     this.host = options.host ?? '127.0.0.1';
+    this.cloud = new Cloud(
+      (topic, payload, qos) => this.publishFromCloud(topic, payload, qos),
+      (device) => this.onlineSession(device),
+      config.failures ?? [],
+      config.rules ?? [],
+      {
+        post: (info) => this.emit('post', info),
+        forward: (info) => this.emit('forward', info),
+        unmatched: (info) => this.emit('unmatched', info),
+      },
+      (line) => this.log(line),
+    );
+  }
+
+  private publishFromCloud(topic: string, payload: Buffer | string, qos: 0 | 1): void {
+    this.broker?.publish({ cmd: 'publish', topic, payload, qos, retain: false, dup: false }, (err) => {
+      if (err) this.log(`cloud publish to ${topic} failed: ${err.message}`);
+    });
+  }
+
+  private onlineSession(device: Device): IotSession | undefined {
+    const client = this.deviceClients.get(`${device.productKey}/${device.deviceName}`);
+    const session = client ? this.sessions.get(client) : undefined;
+    return session?.kind === 'iot' ? session : undefined;
   }
 
   private log(line: string): void {
@@ -104,6 +141,10 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
           this.log(`No authorization: ${client.id} may not publish to ${packet.topic}`);
           this.emit('publish-denied', { clientId: client.id, topic: packet.topic });
           packet.topic = DROPPED_TOPIC;
+        } else if (session?.kind === 'iot') {
+          const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+          // Thing-model messages up to the cloud are the cloud's: answered there, seen by no other client.
+          if (this.cloud.onDevicePublish(session, packet.topic, payload, packet.qos as 0 | 1)) packet.topic = DROPPED_TOPIC;
         }
         callback(null);
       },
@@ -130,7 +171,15 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
       this.wsServer.on('connection', (socket, request) => broker.handle(createWebSocketStream(socket), request));
       this.wsPort = await listen(this.httpServer, this.options.wsPort, this.host);
     }
-    this.log(`aliyun-iot-sim listening: mqtt://${this.host}:${this.port}${this.wsPort ? ` ws://${this.host}:${this.wsPort}/mqtt` : ''}`);
+    this.adminServer = createAdminServer({
+      cloud: this.cloud,
+      registry: this.registry,
+      online: (device) => this.onlineSession(device),
+      onlineClientId: (device) => this.deviceClients.get(`${device.productKey}/${device.deviceName}`)?.id,
+    });
+    this.adminPort = await listen(this.adminServer, this.options.adminPort ?? 0, this.host);
+    this.log(`aliyun-iot-sim listening: mqtt://${this.host}:${this.port}${this.wsPort ? ` ws://${this.host}:${this.wsPort}/mqtt` : ''}`
+      + ` admin http://${this.host}:${this.adminPort}`);
     return this;
   }
 
@@ -173,9 +222,10 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
   async stop(): Promise<void> {
     const broker = this.broker;
     this.broker = undefined;
+    this.cloud.stop();
     this.wsServer?.close();
     if (broker) await new Promise<void>((resolve) => broker.close(() => resolve()));
-    await Promise.all([this.tcpServer, this.httpServer].map((server) => new Promise<void>((resolve) => {
+    await Promise.all([this.tcpServer, this.httpServer, this.adminServer].map((server) => new Promise<void>((resolve) => {
       if (!server?.listening) return resolve();
       if (server instanceof http.Server) server.closeAllConnections();
       server.close(() => resolve());

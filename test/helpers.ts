@@ -109,3 +109,13 @@ export function sdkDevice(sim: Simulator, deviceName: string, secret = deviceSec
 export function endSdkDevice(device: SdkDevice): Promise<void> {
   return new Promise((resolve) => device.end(true, () => resolve()));
 }
+
+/** A call to the simulator's admin API; resolves with the JSON body, rejects on a status other than 200. */
+export async function admin<T = Record<string, unknown>>(sim: Simulator, method: string, path: string, body?: unknown): Promise<T> {
+  const response = await fetch(`http://127.0.0.1:${sim.adminPort}${path}`, {
+    method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const json = (await response.json()) as T;
+  if (response.status !== 200) throw new Error(`admin ${method} ${path}: ${response.status} ${JSON.stringify(json)}`);
+  return json;
+}

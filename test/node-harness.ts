@@ -9,7 +9,9 @@ helper.init(require.resolve('node-red'));
 
 export { helper };
 
-export const PACKAGE_NODES = ['aliyun-iot-connection', 'aliyun-iot-in', 'aliyun-iot-out'].map(nodeModule);
+export const PACKAGE_NODES = [
+  'aliyun-iot-connection', 'aliyun-iot-in', 'aliyun-iot-out', 'aliyun-iot-post', 'aliyun-iot-command', 'aliyun-iot-reply',
+].map(nodeModule);
 
 export type Credentials = Record<string, Record<string, string>>;
 

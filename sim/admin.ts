@@ -1,0 +1,134 @@
+// The simulator's admin HTTP API (JSON, loopback only): what a backend would do with the OpenAPI, without signing.
+import * as http from 'node:http';
+import { Device } from '../nodes/lib/alink';
+import { Cloud, MAX_SYNC_TIMEOUT_MS, RrpcResult } from './cloud';
+import type { Registry } from './registry';
+
+export interface AdminContext {
+  cloud: Cloud;
+  registry: Registry;
+  onlineClientId(device: Device): string | undefined;
+  online(device: Device): { ext: number } | undefined;
+}
+
+class BadRequest extends Error {}
+
+type Body = Record<string, unknown>;
+
+function text(body: Body, name: string, required = true): string | undefined {
+  const value = body[name];
+  if (value === undefined && !required) return undefined;
+  if (typeof value !== 'string' || value === '') throw new BadRequest(`${name} must be a non-empty string`);
+  return value;
+}
+
+function device(body: Body): Device {
+  return { productKey: text(body, 'productKey') as string, deviceName: text(body, 'deviceName') as string };
+}
+
+function timeout(body: Body, fallback?: number): number | undefined {
+  const value = body.timeout ?? fallback;
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !(value > 0)) throw new BadRequest('timeout must be a positive number of milliseconds');
+  return value;
+}
+
+/** `payload` as UTF-8 text, or `payloadBase64`. */
+function payloadOf(body: Body): Buffer {
+  if (typeof body.payloadBase64 === 'string') return Buffer.from(body.payloadBase64, 'base64');
+  if (typeof body.payload === 'string') return Buffer.from(body.payload, 'utf8');
+  if (body.payload !== undefined) return Buffer.from(JSON.stringify(body.payload), 'utf8');
+  throw new BadRequest('payload or payloadBase64 is required');
+}
+
+function qos(body: Body): 0 | 1 {
+  const value = body.qos ?? 0;
+  if (value !== 0 && value !== 1) throw new BadRequest('qos must be 0 or 1');
+  return value;
+}
+
+function rrpcResponse(result: RrpcResult): Body {
+  const response: Body = { rrpcCode: result.rrpcCode, messageId: result.messageId };
+  if (result.payload) {
+    response.payload = result.payload.toString('utf8');
+    response.payloadBase64 = result.payload.toString('base64');
+  }
+  return response;
+}
+
+async function route(context: AdminContext, method: string, path: string, body: Body): Promise<unknown> {
+  const { cloud, registry } = context;
+  if (method === 'GET' && path === '/devices') {
+    return {
+      devices: registry.allDevices().map((entry) => ({
+        ...entry, online: context.online(entry) !== undefined, clientId: context.onlineClientId(entry) ?? null,
+      })),
+    };
+  }
+  const properties = /^\/devices\/([^/]+)\/([^/]+)\/properties$/.exec(path);
+  if (method === 'GET' && properties) {
+    return { properties: cloud.propertiesOf({ productKey: decodeURIComponent(properties[1]), deviceName: decodeURIComponent(properties[2]) }) };
+  }
+  if (method === 'POST' && path === '/pub') {
+    const topic = text(body, 'topic') as string;
+    if (/[+#]/.test(topic)) throw new BadRequest('topic must not hold wildcards');
+    cloud.pub(topic, payloadOf(body), qos(body));
+    return { success: true };
+  }
+  if (method === 'POST' && path === '/properties/set') {
+    if (!body.items || typeof body.items !== 'object') throw new BadRequest('items must be an object of property values');
+    return cloud.setProperties(device(body), body.items as Record<string, unknown>, timeout(body));
+  }
+  if (method === 'POST' && path === '/services/invoke') {
+    const serviceId = text(body, 'identifier') as string;
+    const sync = body.sync === true;
+    return cloud.invokeService(device(body), serviceId, body.args ?? {}, sync, timeout(body, sync ? 5000 : undefined));
+  }
+  if (method === 'POST' && path === '/rrpc') {
+    const limit = timeout(body, 5000) as number;
+    if (limit < 1000 || limit > MAX_SYNC_TIMEOUT_MS) throw new BadRequest('timeout must be 1000-8000 ms, as RRpc allows');
+    return rrpcResponse(await cloud.rrpc(device(body), payloadOf(body), limit, text(body, 'topic', false)));
+  }
+  if (path === '/rules' && method === 'GET') return { rules: cloud.rules.list() };
+  if (path === '/rules' && method === 'PUT') {
+    try {
+      cloud.rules.replace(body.rules);
+    } catch (err) {
+      throw new BadRequest((err as Error).message);
+    }
+    return { rules: cloud.rules.list() };
+  }
+  return undefined;
+}
+
+function readBody(request: http.IncomingMessage): Promise<Body> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('error', reject);
+    request.on('end', () => {
+      if (chunks.length === 0) return resolve({});
+      try {
+        const parsed: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new BadRequest('the body must be a JSON object');
+        resolve(parsed as Body);
+      } catch (err) {
+        reject(err instanceof BadRequest ? err : new BadRequest('the body is not valid JSON'));
+      }
+    });
+  });
+}
+
+export function createAdminServer(context: AdminContext): http.Server {
+  return http.createServer((request, response) => {
+    const send = (status: number, value: unknown): void => {
+      response.writeHead(status, { 'content-type': 'application/json' });
+      response.end(JSON.stringify(value));
+    };
+    const path = new URL(request.url ?? '/', 'http://localhost').pathname;
+    readBody(request)
+      .then((body) => route(context, request.method ?? 'GET', path, body))
+      .then((result) => (result === undefined ? send(404, { error: `no such endpoint: ${request.method} ${path}` }) : send(200, result)))
+      .catch((err: Error) => send(err instanceof BadRequest ? 400 : 500, { error: err.message }));
+  });
+}

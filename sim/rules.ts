@@ -1,0 +1,89 @@
+// Forwarding rules, playing the rule engine: a device message on a `from` filter is republished (by the cloud) on
+// `to`, with fields selected and a condition applied, so device-to-device (M2M) flows can be tried locally.
+import { parseAlink } from '../nodes/lib/alink';
+import { Condition, compileCondition, field } from './condition';
+import { SimRule, validateRule } from './config';
+
+interface CompiledRule {
+  rule: SimRule;
+  condition?: Condition;
+  select?: Array<{ name: string; read: (payload: unknown) => unknown }>;
+}
+
+export interface ForwardedMessage {
+  rule: SimRule;
+  topic: string;
+  payload: Buffer | string;
+  qos: 0 | 1;
+}
+
+/** The levels `+` and `#` matched, in order; undefined when the topic does not match the filter. */
+export function wildcardCaptures(filter: string, topic: string): string[] | undefined {
+  const pattern = filter.split('/');
+  const levels = topic.split('/');
+  const captures: string[] = [];
+  for (let i = 0; i < pattern.length; i++) {
+    if (pattern[i] === '#') {
+      captures.push(levels.slice(i).join('/'));
+      return captures;
+    }
+    if (i >= levels.length) return undefined;
+    if (pattern[i] === '+') captures.push(levels[i]);
+    else if (pattern[i] !== levels[i]) return undefined;
+  }
+  return pattern.length === levels.length ? captures : undefined;
+}
+
+function compile(rule: SimRule): CompiledRule {
+  return {
+    rule,
+    condition: rule.where ? compileCondition(rule.where) : undefined,
+    select: rule.select?.map((entry) => {
+      const [path, alias] = entry.split(/\s+as\s+/i).map((part) => part.trim());
+      return { name: alias || path.split('.').at(-1) as string, read: field(path) };
+    }),
+  };
+}
+
+export class RuleEngine {
+  private compiled: CompiledRule[] = [];
+
+  constructor(rules: SimRule[] = []) {
+    this.replace(rules);
+  }
+
+  list(): SimRule[] {
+    return this.compiled.map((entry) => entry.rule);
+  }
+
+  /** Replaces every rule; throws (changing nothing) when one is malformed. */
+  replace(rules: unknown): void {
+    if (!Array.isArray(rules)) throw new Error('rules must be an array');
+    this.compiled = rules.map((rule, i) => compile(validateRule(rule, `rules[${i}]`)));
+  }
+
+  apply(source: { productKey: string; deviceName: string }, topic: string, payload: Buffer, qos: 0 | 1): ForwardedMessage[] {
+    const forwarded: ForwardedMessage[] = [];
+    let json: Record<string, unknown> | undefined;
+    let parsed = false;
+    for (const { rule, condition, select } of this.compiled) {
+      const captures = wildcardCaptures(rule.from, topic);
+      if (!captures) continue;
+      if (condition || select) {
+        if (!parsed) {
+          json = parseAlink(payload);
+          parsed = true;
+        }
+        if (!json || (condition && !condition(json))) continue;
+      }
+      const target = rule.to.replace(/\$\{([A-Za-z0-9]+)\}/g, (whole, name: string) => {
+        if (name === 'productKey') return source.productKey;
+        if (name === 'deviceName') return source.deviceName;
+        return /^[0-9]+$/.test(name) ? captures[Number(name) - 1] ?? whole : whole;
+      });
+      const body = select && json ? JSON.stringify(Object.fromEntries(select.map(({ name, read }) => [name, read(json)]))) : payload;
+      forwarded.push({ rule, topic: target, payload: body, qos: rule.qos ?? qos });
+    }
+    return forwarded;
+  }
+}

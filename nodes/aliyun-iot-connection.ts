@@ -1,33 +1,37 @@
 import type { NodeAPI, NodeDef } from 'node-red';
+import { endpointUrl } from './lib/auth';
 import { Connection, ConnectionLogger } from './lib/connection';
 import { ConnectionSecrets, ConnectionSettings, resolveConnection } from './lib/settings';
-import { ConnectionConfigNode, localizeError } from './shared';
+import { ConnectionConfigNode, localizeError, localizeLog } from './shared';
 
-interface ConnectionNodeDef extends NodeDef, Omit<ConnectionSettings, 'credentials' | 'port' | 'keepalive' | 'queueSize'> {
-  port?: string | number;
-  keepalive?: string | number;
-  queueSize?: string | number;
-}
+type ConnectionNodeDef = NodeDef & Omit<ConnectionSettings, 'credentials'>;
 
 export = function (RED: NodeAPI): void {
+  // The editor previews what a connection will send while the user types: endpoint, client id and username, never
+  // a password (placeholders stand in for the secrets, which the editor does not send).
+  RED.httpAdmin.post('/aliyun-iot/preview', RED.auth.needsPermission('aliyun-iot-connection.read'), (req, res) => {
+    const form = (req.body ?? {}) as Partial<ConnectionNodeDef> & { accessKeyId?: unknown };
+    try {
+      const accessKeyId = typeof form.accessKeyId === 'string' && form.accessKeyId !== '' ? form.accessKeyId : 'AccessKeyId';
+      const profile = resolveConnection({ ...(form as ConnectionNodeDef), credentials: { deviceSecret: '-', accessKeyId, accessKeySecret: '-', token: '-' } });
+      const login = profile.sign();
+      res.json({ endpoint: endpointUrl(profile.endpoint), clientId: login.clientId, username: login.username });
+    } catch (err) {
+      res.json({ error: localizeError(RED, err).message });
+    }
+  });
+
   function AliyunIotConnectionNode(this: ConnectionConfigNode, config: ConnectionNodeDef): void {
     RED.nodes.createNode(this, config);
     const node = this;
     const log: ConnectionLogger = {
-      debug: (text) => node.debug(text),
-      info: (text) => node.log(text),
-      warn: (text) => node.warn(text),
-      error: (text) => node.error(text),
+      debug: (message) => node.debug(localizeLog(RED, message)),
+      info: (message) => node.log(localizeLog(RED, message)),
+      warn: (message) => node.warn(localizeLog(RED, message)),
+      error: (message) => node.error(localizeLog(RED, message)),
     };
     try {
-      const profile = resolveConnection({
-        ...config,
-        port: config.port === '' || config.port === undefined ? undefined : Number(config.port),
-        keepalive: config.keepalive === '' || config.keepalive === undefined ? undefined : Number(config.keepalive),
-        queueSize: config.queueSize === '' || config.queueSize === undefined ? undefined : Number(config.queueSize),
-        credentials: node.credentials ?? {},
-      });
-      node.connection = new Connection(profile, log);
+      node.connection = new Connection(resolveConnection({ ...config, credentials: node.credentials ?? {} }), log);
     } catch (err) {
       node.configError = localizeError(RED, err);
       node.error(node.configError.message);

@@ -106,10 +106,10 @@ export = function (RED: NodeAPI): void {
           return;
         }
         default: {
-          const wanted = requests(msg.topic);
-          // Validate all before subscribing any, so a bad entry leaves the subscriptions as they were.
-          for (const request of wanted) conn.expandTopic(request.topic);
-          for (const request of wanted) conn.subscribe(receiver, request.topic, request.qos ?? defaultQos);
+          const wanted = requests(msg.topic).map((request) => ({ topic: request.topic, qos: request.qos ?? defaultQos }));
+          // Check all before subscribing any, so a bad entry leaves the subscriptions as they were.
+          conn.checkSubscriptions(wanted);
+          for (const request of wanted) conn.subscribe(receiver, request.topic, request.qos);
           msg.subscriptions = conn.subscriptionsOf(receiver);
         }
       }

@@ -1,7 +1,7 @@
 // What every node adapter needs: the connection of its config node, status texts and localized errors.
 import type { Node, NodeAPI, NodeStatus } from 'node-red';
 import { Connection, ConnectionStatus } from './lib/connection';
-import { AliyunIotError, ErrorParams } from './lib/errors';
+import { AliyunIotError, ErrorParams, LogMessage } from './lib/errors';
 import type { ConnectionSecrets } from './lib/settings';
 
 /** Common texts live in the connection node's catalog; keys with a namespace are found from any node. */
@@ -36,15 +36,24 @@ export function errorStatus(reason: string): NodeStatus {
   return { fill: 'red', shape: 'dot', text: statusText(reason) };
 }
 
+/** A catalog text in the runtime's language, or `english` when the catalog is not loaded. */
+function translate(RED: NodeAPI, section: 'errors' | 'log', code: string, params: ErrorParams, english: string): string {
+  const text = RED._(`${CONNECTION_MESSAGES}.${section}.${code}`, params);
+  // Without a loaded catalog (e.g. under node-red-node-test-helper) i18next answers with the key itself.
+  return text && !text.endsWith(`${section}.${code}`) ? text : english;
+}
+
 /** The runtime's language for an error of nodes/lib; its code stays on the returned Error. */
 export function localizeError(RED: NodeAPI, err: unknown): Error {
   if (!(err instanceof AliyunIotError)) return err instanceof Error ? err : new Error(String(err));
-  const key = `${CONNECTION_MESSAGES}.errors.${err.code}`;
-  const text = RED._(key, err.params);
-  // Without a loaded catalog (e.g. under node-red-node-test-helper) i18next answers with the key itself.
-  const localized = new Error(text && !text.endsWith(`errors.${err.code}`) ? text : err.message);
+  const localized = new Error(translate(RED, 'errors', err.code, err.params, err.message));
   Object.assign(localized, { code: err.code });
   return localized;
+}
+
+/** A log line of nodes/lib in the runtime's language. */
+export function localizeLog(RED: NodeAPI, message: LogMessage): string {
+  return translate(RED, 'log', message.code, message.params, message.text);
 }
 
 export function newError(RED: NodeAPI, code: string, params: ErrorParams = {}): Error {

@@ -97,7 +97,7 @@ describe('auth: IoT Platform device signing', function () {
 describe('auth: endpoints', function () {
   it('derives the old public instance host from the region', function () {
     const endpoint = iotEndpoint({ productKey: 'a1B2c3D4e5F', region: 'cn-beijing', protocol: 'mqtts' });
-    assert.equal(endpointUrl(endpoint), 'mqtts://a1B2c3D4e5F.iot-as-mqtt.cn-beijing.aliyuncs.com:8883');
+    assert.equal(endpointUrl(endpoint), 'mqtts://a1B2c3D4e5F.iot-as-mqtt.cn-beijing.aliyuncs.com:1883');
     assert.equal(iotEndpoint({ productKey: 'a1B2c3D4e5F', protocol: 'mqtt' }).host, 'a1B2c3D4e5F.iot-as-mqtt.cn-shanghai.aliyuncs.com');
   });
 
@@ -108,7 +108,7 @@ describe('auth: endpoints', function () {
 
   it('uses each protocol\'s default port and honours host and port overrides', function () {
     const ports = (['mqtts', 'mqtt', 'wss', 'ws'] as const).map((protocol) => iotEndpoint({ productKey: 'a1B2c3D4e5F', protocol }).port);
-    assert.deepEqual(ports, [8883, 1883, 443, 443]);
+    assert.deepEqual(ports, [1883, 1883, 443, 443]);
     const local = iotEndpoint({ productKey: 'a1B2c3D4e5F', protocol: 'mqtt', host: '127.0.0.1', port: 1884 });
     assert.equal(endpointUrl(local), 'mqtt://127.0.0.1:1884');
     rejectsWith('PORT_INVALID', () => iotEndpoint({ productKey: 'a1B2c3D4e5F', protocol: 'mqtt', port: 70000 }));

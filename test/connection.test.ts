@@ -25,7 +25,7 @@ describe('connection core', function () {
   it('recognises being knocked off by another login of the same device and says so', async function () {
     const warnings: string[] = [];
     const statuses: ConnectionStatus[] = [];
-    const first = deviceConnection(sim, 'dev01', { ...quiet, warn: (text) => warnings.push(text) }, 'program-a');
+    const first = deviceConnection(sim, 'dev01', { ...quiet, warn: (message) => warnings.push(message.text) }, 'program-a');
     const second = deviceConnection(sim, 'dev01', quiet, 'program-b');
     first.register({ onStatus: (status) => statuses.push(status) });
     await waitFor(() => first.connected, 'the first connection');

@@ -164,7 +164,9 @@ export function securemodeFor(protocol: Protocol): 2 | 3 {
   return isTlsProtocol(protocol) ? 2 : 3;
 }
 
-const IOT_DEFAULT_PORTS: Record<Protocol, number> = { mqtts: 8883, mqtt: 1883, wss: 443, ws: 443 };
+// TLS on 1883 presents a GlobalSign R1 chain, which Node trusts; 8883 presents Alibaba Cloud's own IoT root, which
+// must be given as an extra CA (Alibaba Cloud's MQTT-TLS connection page, DOC-73742).
+const IOT_DEFAULT_PORTS: Record<Protocol, number> = { mqtts: 1883, mqtt: 1883, wss: 443, ws: 443 };
 const MQ_DEFAULT_PORTS: Record<Protocol, number> = { mqtts: 8883, mqtt: 1883, wss: 443, ws: 80 };
 
 function endpointFor(protocol: Protocol, host: string, port: number | undefined, defaults: Record<Protocol, number>): Endpoint {

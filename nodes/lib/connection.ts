@@ -1,6 +1,7 @@
+import { rootCertificates } from 'node:tls';
 import mqtt, { IClientOptions, IPublishPacket, MqttClient } from 'mqtt';
 import { QlobberDedup } from 'qlobber';
-import { AliyunIotError } from './errors';
+import { AliyunIotError, LogMessage } from './errors';
 import { encodePayload, exceedsBytes } from './payload';
 import { ConnectionProfile } from './settings';
 import { expandPlaceholders, validateFilter, validatePublishTopic } from './topics';
@@ -26,11 +27,12 @@ export interface MessageReceiver {
   onSubscribeError(filter: string, error: AliyunIotError): void;
 }
 
+/** Where a connection logs: lines are catalog messages, so the node layer can give them in the user's language. */
 export interface ConnectionLogger {
-  debug(text: string): void;
-  info(text: string): void;
-  warn(text: string): void;
-  error(text: string): void;
+  debug(message: LogMessage): void;
+  info(message: LogMessage): void;
+  warn(message: LogMessage): void;
+  error(message: LogMessage): void;
 }
 
 export type Qos = 0 | 1;
@@ -202,18 +204,31 @@ export class Connection {
   // -------------------------------------------------------------------------------------------------------------
   // Subscriptions
 
+  /**
+   * Checks subscriptions without making them: placeholders, filter syntax and length, QoS, and the service's limit on
+   * distinct filters. Returns the expanded filters; throws the first problem.
+   */
+  checkSubscriptions(requests: Array<{ topic: string; qos?: unknown }>): string[] {
+    if (this.closed) throw new AliyunIotError('CONNECTION_CLOSED');
+    const filters = requests.map((request) => {
+      parseQos(request.qos);
+      return validateFilter(this.expandTopic(request.topic), this.profile.limits);
+    });
+    const added = new Set(filters.filter((filter) => !this.filters.has(filter) && !this.isLocalFilter(filter)));
+    const max = this.profile.limits.maxSubscriptions;
+    if (added.size > 0 && this.brokerSubscriptions.length + added.size > max) {
+      throw new AliyunIotError('SUBSCRIBE_LIMIT', { topic: [...added][0], max });
+    }
+    return filters;
+  }
+
   /** Expands and validates `filter`, records `receiver` as an owner and subscribes on the wire when needed. */
   subscribe(receiver: MessageReceiver, filterTemplate: string, qosValue: unknown = 0): string {
-    const filter = validateFilter(this.expandTopic(filterTemplate), this.profile.limits);
+    const [filter] = this.checkSubscriptions([{ topic: filterTemplate, qos: qosValue }]);
     const qos = parseQos(qosValue);
-    if (this.closed) throw new AliyunIotError('CONNECTION_CLOSED');
     let entry = this.filters.get(filter);
     if (!entry) {
-      const local = this.isLocalFilter(filter);
-      if (!local && this.brokerSubscriptions.length >= this.profile.limits.maxSubscriptions) {
-        throw new AliyunIotError('SUBSCRIBE_LIMIT', { topic: filter, max: this.profile.limits.maxSubscriptions });
-      }
-      entry = { qos, owners: new Map(), local, denied: false };
+      entry = { qos, owners: new Map(), local: this.isLocalFilter(filter), denied: false };
       this.filters.set(filter, entry);
     }
     if (entry.unsubscribeTimer) {
@@ -279,7 +294,7 @@ export class Connection {
     this.filters.delete(filter);
     if (this.client && this.connected && entry.sentQos !== undefined) {
       this.client.unsubscribe(filter, (err) => {
-        if (err) this.log.debug(`UNSUBSCRIBE ${filter} failed: ${err.message}`);
+        if (err) this.log.debug(new LogMessage('UNSUBSCRIBE_FAILED', { topic: filter, reason: err.message }));
       });
     }
   }
@@ -306,8 +321,9 @@ export class Connection {
       }
       entry.denied = true;
       entry.sentQos = undefined;
-      const error = new AliyunIotError(this.profile.mode === 'iot' ? 'SUBSCRIBE_DENIED' : 'SUBSCRIBE_DENIED_MQ', { topic: filter });
-      this.log.warn(error.message);
+      const code = this.profile.mode === 'iot' ? 'SUBSCRIBE_DENIED' : 'SUBSCRIBE_DENIED_MQ';
+      const error = new AliyunIotError(code, { topic: filter });
+      this.log.warn(new LogMessage(code, { topic: filter }));
       for (const owner of [...entry.owners.keys()]) owner.onSubscribeError(filter, error);
     });
   }
@@ -317,7 +333,7 @@ export class Connection {
       try {
         receiver.onMessage(topic, payload, packet);
       } catch (err) {
-        this.log.error(`a receiver of ${topic} failed: ${(err as Error).message}`);
+        this.log.error(new LogMessage('RECEIVER_FAILED', { topic, reason: (err as Error).message }));
       }
     }
   }
@@ -454,7 +470,8 @@ export class Connection {
       manualConnect: true,
       rejectUnauthorized: true,
     };
-    if (this.profile.ca) options.ca = this.profile.ca;
+    // Extra CAs are trusted besides Node's own roots, not instead of them.
+    if (this.profile.ca) options.ca = [...rootCertificates, this.profile.ca];
     const created = mqtt.connect(options);
     this.client = created;
     created.on('connect', () => this.onConnect(created));
@@ -470,7 +487,7 @@ export class Connection {
     this.networkFailures = 0;
     this.refusals = 0;
     this.lastLoggedProblem = '';
-    this.log.info(`connected: ${this.profile.label}`);
+    this.log.info(new LogMessage('CONNECTED', { target: this.profile.label }));
     this.setStatus({ state: 'connected', reason: 'connected' });
     for (const [filter, entry] of this.filters) {
       entry.sentQos = undefined;
@@ -484,7 +501,7 @@ export class Connection {
       this.refusalCode = err.code;
       return;
     }
-    this.logProblem(`connection error (${this.profile.label}): ${err.message}`, 'debug');
+    this.logProblem(new LogMessage('CONNECTION_ERROR', { target: this.profile.label, reason: err.message }), 'debug');
   }
 
   private onClose(client: MqttClient): void {
@@ -497,19 +514,17 @@ export class Connection {
       const reason = REFUSAL_REASONS[this.profile.mode][returnCode] ?? 'refused';
       delay = this.backoff(this.refusals++, this.policy.refusedBaseMs, this.policy.refusedMaxMs);
       this.setStatus({ state: 'refused', reason, returnCode });
-      this.logProblem(new AliyunIotError('LOGIN_REFUSED', {
-        target: this.profile.label, returnCode, explanation: new AliyunIotError(`REFUSED_${returnCode}_${this.profile.mode.toUpperCase()}`).message,
-      }).message, 'error');
+      this.logProblem(new LogMessage(`REFUSED_${returnCode}_${this.profile.mode.toUpperCase()}`, { target: this.profile.label }), 'error');
     } else if (wasConnected) {
       this.shortSessions = lived < this.policy.shortSessionMs ? this.shortSessions + 1 : 0;
       if (this.shortSessions >= this.policy.kickedAfter) {
         delay = this.backoff(this.shortSessions - this.policy.kickedAfter, this.policy.kickedBaseMs, this.policy.kickedMaxMs);
         this.setStatus({ state: 'kicked', reason: 'kicked' });
-        this.logProblem(new AliyunIotError('KICKED', { target: this.profile.label, count: this.shortSessions }).message, 'warn');
+        this.logProblem(new LogMessage('KICKED', { target: this.profile.label, count: this.shortSessions }), 'warn');
       } else {
         delay = this.backoff(0, this.policy.networkBaseMs, this.policy.networkMaxMs);
         this.setStatus({ state: 'disconnected', reason: 'disconnected' });
-        this.log.info(`connection lost: ${this.profile.label}`);
+        this.log.info(new LogMessage('CONNECTION_LOST', { target: this.profile.label }));
       }
     } else {
       delay = this.backoff(this.networkFailures++, this.policy.networkBaseMs, this.policy.networkMaxMs);
@@ -531,10 +546,11 @@ export class Connection {
   }
 
   /** Logs a problem once per streak rather than at every retry. */
-  private logProblem(text: string, level: 'debug' | 'warn' | 'error'): void {
+  private logProblem(message: LogMessage, level: 'debug' | 'warn' | 'error'): void {
+    const text = message.text;
     if (text === this.lastLoggedProblem) return;
     this.lastLoggedProblem = text;
-    this.log[level](text);
+    this.log[level](message);
   }
 
   private stopClient(done: () => void): void {
@@ -564,7 +580,7 @@ export class Connection {
       try {
         user.onStatus(status);
       } catch (err) {
-        this.log.error(`status update failed: ${(err as Error).message}`);
+        this.log.error(new LogMessage('STATUS_FAILED', { reason: (err as Error).message }));
       }
     }
   }

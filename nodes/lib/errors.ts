@@ -4,6 +4,15 @@ import * as path from 'node:path';
 /** Values interpolated into a message template (`__name__` in the catalog, as Node-RED's i18next does). */
 export type ErrorParams = Record<string, string | number>;
 
+/** A line for the log: `code` names an entry under `log` in the connection node's catalog. */
+export class LogMessage {
+  constructor(readonly code: string, readonly params: ErrorParams = {}) {}
+
+  get text(): string {
+    return formatMessage(englishCatalog().log[this.code] ?? this.code, this.params);
+  }
+}
+
 /**
  * An error a flow can act on. `code` names the entry under `errors` in the connection node's message catalog
  * (nodes/locales/<lang>/aliyun-iot-connection.json); `params` fill its placeholders. The English text built
@@ -15,7 +24,7 @@ export class AliyunIotError extends Error {
   readonly params: ErrorParams;
 
   constructor(code: string, params: ErrorParams = {}) {
-    super(formatMessage(englishErrors()[code] ?? code, params));
+    super(formatMessage(englishCatalog().errors[code] ?? code, params));
     this.name = 'AliyunIotError';
     this.code = code;
     this.params = params;
@@ -27,13 +36,17 @@ export function formatMessage(template: string, params: ErrorParams): string {
     Object.prototype.hasOwnProperty.call(params, name) ? String(params[name]) : whole);
 }
 
-let englishErrorTexts: Record<string, string> | undefined;
+interface EnglishCatalog {
+  errors: Record<string, string>;
+  log: Record<string, string>;
+}
 
-function englishErrors(): Record<string, string> {
-  if (!englishErrorTexts) {
+let english: EnglishCatalog | undefined;
+
+function englishCatalog(): EnglishCatalog {
+  if (!english) {
     const file = path.join(__dirname, '..', 'locales', 'en-US', 'aliyun-iot-connection.json');
-    const catalog = JSON.parse(fs.readFileSync(file, 'utf8')) as { 'aliyun-iot-connection': { errors: Record<string, string> } };
-    englishErrorTexts = catalog['aliyun-iot-connection'].errors;
+    english = (JSON.parse(fs.readFileSync(file, 'utf8')) as { 'aliyun-iot-connection': EnglishCatalog })['aliyun-iot-connection'];
   }
-  return englishErrorTexts;
+  return english;
 }

@@ -14,7 +14,10 @@ export interface ConnectionSecrets {
   token?: string;
 }
 
-/** A connection as the config node describes it (DESIGN.md, `aliyun-iot-connection` properties). */
+/**
+ * A connection as the config node describes it (DESIGN.md, `aliyun-iot-connection` properties). Numbers may come
+ * as text, as the editor stores them; empty text means the default.
+ */
 export interface ConnectionSettings {
   mode: ServiceMode;
   productKey?: string;
@@ -28,10 +31,10 @@ export interface ConnectionSettings {
   authMode?: MqAuthMode;
   protocol?: Protocol;
   host?: string;
-  port?: number;
-  keepalive?: number;
+  port?: number | string;
+  keepalive?: number | string;
   cleanSession?: boolean | string;
-  queueSize?: number;
+  queueSize?: number | string;
   ca?: string;
   credentials: ConnectionSecrets;
 }

@@ -2,7 +2,7 @@
 // matching each reply to its request.
 import { AlinkIds, AlinkReply, Device, PendingRequests, PostRequest, buildPost, readReply, thingTopics } from './alink';
 import { Connection, MessageReceiver } from './connection';
-import { AliyunIotError } from './errors';
+import { AliyunIotError, LogMessage } from './errors';
 
 export interface PostResult {
   id: string;
@@ -61,14 +61,14 @@ export class ThingClient implements MessageReceiver {
   onMessage(topic: string, payload: Buffer): void {
     const reply = readReply(payload);
     if (!reply) {
-      this.connection.log.warn(new AliyunIotError('ALINK_MALFORMED', { topic }).message);
+      this.connection.log.warn(new LogMessage('ALINK_MALFORMED', { topic }));
     } else if (!this.pending.resolve(reply.id, reply)) {
-      this.connection.log.debug(`dropped a reply nobody waits for (late or not ours): id ${reply.id} on ${topic}`);
+      this.connection.log.debug(new LogMessage('REPLY_DROPPED', { id: reply.id, topic }));
     }
   }
 
   onSubscribeError(_filter: string, error: AliyunIotError): void {
-    this.connection.log.error(error.message);
+    this.connection.log.error(new LogMessage(error.code, error.params));
     this.pending.rejectAll(() => error);
   }
 }

@@ -7,4 +7,6 @@ module.exports = {
   credentialSecret: 'aliyun-iot-local-demo',
   logging: { console: { level: 'info', metrics: false, audit: false } },
   editorTheme: { tours: false, projects: { enabled: false } },
+  // No consent dialog over the demo; nothing leaves the machine.
+  telemetry: { enabled: false },
 };

@@ -8,6 +8,7 @@ const { spawn } = require('node:child_process');
 const { startSimulator, loadConfigFile } = require('../dist/sim');
 
 const root = path.join(__dirname, '..');
+const demoFlowFile = path.join(root, 'examples', '00 Demo with the simulator.json');
 const userDir = path.join(root, '.node-red');
 const preferredSimulatorPort = Number(process.env.ALIYUN_IOT_SIM_PORT) || 1883;
 const preferredAdminPort = Number(process.env.ALIYUN_IOT_SIM_ADMIN_PORT) || 1884;
@@ -31,11 +32,28 @@ function installIntoUserDir() {
   }
 }
 
+/** Deploys the demo flow, with the demo registry's secrets, unless the user already has flows of their own. */
+async function deployDemo(editorUrl, registry) {
+  const current = await fetch(`${editorUrl}flows`, { headers: { 'Node-RED-API-Version': 'v1' } }).then((res) => res.json());
+  if (current.some((node) => node.type !== 'tab' || current.length > 1)) return false;
+  const secrets = new Map(registry.products.flatMap((product) => product.devices.map((device) => [device.deviceName, device.deviceSecret])));
+  const flow = JSON.parse(fs.readFileSync(demoFlowFile, 'utf8')).map((node) =>
+    (node.type === 'aliyun-iot-connection' ? { ...node, credentials: { deviceSecret: secrets.get(node.deviceName) } } : node));
+  const response = await fetch(`${editorUrl}flows`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', 'Node-RED-API-Version': 'v1', 'Node-RED-Deployment-Type': 'full' },
+    body: JSON.stringify(flow),
+  });
+  if (!response.ok) throw new Error(`deploying the demo flow failed: ${response.status} ${await response.text()}`);
+  return true;
+}
+
 async function main() {
   const port = (await portIsFree(preferredSimulatorPort)) ? preferredSimulatorPort : 0;
   const adminPort = (await portIsFree(preferredAdminPort)) ? preferredAdminPort : 0;
+  const registry = loadConfigFile(path.join(root, 'sim', 'demo-registry.json'));
   const simulator = await startSimulator({
-    ...loadConfigFile(path.join(root, 'sim', 'demo-registry.json')),
+    ...registry,
     port,
     adminPort,
     host: '127.0.0.1',
@@ -45,13 +63,16 @@ async function main() {
   const nodeRed = spawn(process.execPath, [
     require.resolve('node-red/red.js'), '--userDir', userDir, '--settings', path.join(__dirname, 'node-red-settings.js'),
   ], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ALIYUN_IOT_SIM_PORT: String(simulator.port), ALIYUN_IOT_SIM_ADMIN_PORT: String(simulator.adminPort) } });
+  const editorUrl = `http://127.0.0.1:${Number(process.env.PORT) || 1880}/`;
   nodeRed.stdout.on('data', (chunk) => {
     process.stdout.write(chunk);
     if (/Server now running at/.test(chunk.toString())) {
-      console.log(`\nNode-RED:  http://127.0.0.1:${Number(process.env.PORT) || 1880}/`);
-      console.log(`Simulator: mqtt://127.0.0.1:${simulator.port} (demo registry: sim/demo-registry.json)`);
-      console.log(`Simulator admin API: http://127.0.0.1:${simulator.adminPort}/devices`);
-      console.log('Ctrl-C stops both.\n');
+      deployDemo(editorUrl, registry).then((deployed) => {
+        console.log(`\nNode-RED:  ${editorUrl}${deployed ? ' (with the demo flow)' : ''}`);
+        console.log(`Simulator: mqtt://127.0.0.1:${simulator.port} (demo registry: sim/demo-registry.json)`);
+        console.log(`Simulator admin API: http://127.0.0.1:${simulator.adminPort}/devices`);
+        console.log('Ctrl-C stops both.\n');
+      }, (err) => console.error(err.message));
     }
   });
   let stopping = false;

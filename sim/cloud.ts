@@ -25,6 +25,8 @@ export interface RequestResult {
 }
 
 export interface CloudEvents {
+  /** Every message a device published and was allowed to. */
+  message(info: { productKey: string; deviceName: string; topic: string; payload: Buffer }): void;
   post(info: { productKey: string; deviceName: string; topic: string; id?: string; method?: string; params?: unknown; ack: boolean }): void;
   forward(info: { rule: SimRule; from: string; to: string }): void;
   /** An answer from a device that no request waits for (late, repeated, or never asked for). */
@@ -67,6 +69,7 @@ export class Cloud {
    * returns true for it, so that it reaches no other client. Every message also passes the forwarding rules.
    */
   onDevicePublish(session: IotSession, topic: string, payload: Buffer, qos: 0 | 1): boolean {
+    this.events.message?.({ productKey: session.productKey, deviceName: session.deviceName, topic, payload });
     for (const message of this.rules.apply(session, topic, payload, qos)) {
       this.events.forward?.({ rule: message.rule, from: topic, to: message.topic });
       this.log(`rule ${message.rule.name ?? message.rule.from}: ${topic} -> ${message.topic}`);

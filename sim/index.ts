@@ -37,6 +37,7 @@ export interface SimulatorEvents {
   'subscribe-denied': [info: { clientId: string; topic: string }];
   subscribe: [info: { clientId: string; topics: string[] }];
   unsubscribe: [info: { clientId: string; topics: string[] }];
+  message: Parameters<CloudEvents['message']>;
   post: Parameters<CloudEvents['post']>;
   forward: Parameters<CloudEvents['forward']>;
   unmatched: Parameters<CloudEvents['unmatched']>;
@@ -72,6 +73,7 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
       config.failures ?? [],
       config.rules ?? [],
       {
+        message: (info) => this.emit('message', info),
         post: (info) => this.emit('post', info),
         forward: (info) => this.emit('forward', info),
         unmatched: (info) => this.emit('unmatched', info),

@@ -2,9 +2,11 @@ import { strict as assert } from 'node:assert';
 import CryptoJS from 'crypto-js';
 import {
   SignMethod, endpointUrl, hmacHex, iotEndpoint, iotSignedText, mqClientId, mqEndpoint, parseIotClientId,
-  parseMqClientId, parseMqTokenPassword, parseMqUsername, signIotLogin, signMqLogin, verifyIotLogin, verifyMqSignature,
+  parseAmqpUsername, parseMqClientId, parseMqTokenPassword, parseMqUsername, signAmqpLogin, signIotLogin, signMqLogin,
+  verifyAmqpPassword, verifyIotLogin, verifyMqSignature,
 } from '../nodes/lib/auth';
 import { AliyunIotError } from '../nodes/lib/errors';
+import { percentEncode, signatureV1, signedParams, verifySignatureV1 } from '../nodes/lib/openapi';
 
 const device = { productKey: 'a1B2c3D4e5F', deviceName: 'dev01', deviceSecret: 'secret123' };
 
@@ -219,5 +221,50 @@ describe('auth: the simulator\'s parser and verifier', function () {
         assert.ok(verifyIotLogin(login, lookup).ok, `${signMethod} ${timestamp}`);
       }
     }
+  });
+});
+
+describe('auth: cloud application (AMQP aksign, OpenAPI signature v1)', function () {
+  it('matches the §7 AMQP vector and reads back its own username', function () {
+    const login = signAmqpLogin({ clientId: 'nodered-1', accessKeyId: 'AKID', accessKeySecret: 'AKSECRET', consumerGroupId: 'DEFAULT_GROUP', iotInstanceId: 'iot-06z00x', timestamp: 1700000000000 });
+    assert.equal(login.password, 'bhj26H54jhQI9/bmzhWKbRAck70=');
+    assert.equal(login.username, 'nodered-1|authMode=aksign,signMethod=hmacsha1,timestamp=1700000000000,authId=AKID,iotInstanceId=iot-06z00x,consumerGroupId=DEFAULT_GROUP|');
+    const parsed = parseAmqpUsername(login.username);
+    assert.deepEqual(parsed, {
+      clientId: 'nodered-1', timestamp: '1700000000000', accessKeyId: 'AKID', iotInstanceId: 'iot-06z00x',
+      consumerGroupId: 'DEFAULT_GROUP', signMethod: 'hmacsha1', authMode: 'aksign',
+    });
+    assert.ok(parsed && verifyAmqpPassword(parsed, 'AKSECRET', login.password));
+    assert.ok(parsed && !verifyAmqpPassword(parsed, 'OTHER', login.password));
+    assert.equal(CryptoJS.HmacSHA1('authId=AKID&timestamp=1700000000000', 'AKSECRET').toString(CryptoJS.enc.Base64), login.password);
+    assert.equal(parseAmqpUsername('plain-user'), undefined);
+  });
+
+  const vectorParams = {
+    AccessKeyId: 'testid', SignatureNonce: '3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf', Timestamp: '2023-11-14T22:13:20Z',
+    RegionId: 'cn-shanghai', Action: 'Pub', ProductKey: 'a1B2c3D4e5F', TopicFullName: '/a1B2c3D4e5F/dev01/user/get',
+    MessageContent: 'aGVsbG8=', Qos: '0', Format: 'JSON', Version: '2018-01-20', SignatureMethod: 'HMAC-SHA1', SignatureVersion: '1.0',
+  };
+
+  it('matches the §7 OpenAPI signature v1 vector, and signedParams builds the same request', function () {
+    assert.equal(signatureV1('GET', vectorParams, 'testsecret'), 'hvWJKpanmbCemd86tuzYYNKm5SQ=');
+    const built = signedParams({
+      accessKeyId: 'testid', accessKeySecret: 'testsecret', action: 'Pub', regionId: 'cn-shanghai', method: 'GET',
+      nonce: vectorParams.SignatureNonce, timestamp: vectorParams.Timestamp,
+      params: { ProductKey: 'a1B2c3D4e5F', TopicFullName: '/a1B2c3D4e5F/dev01/user/get', MessageContent: 'aGVsbG8=', Qos: 0 },
+    });
+    assert.equal(built.Signature, 'hvWJKpanmbCemd86tuzYYNKm5SQ=');
+    assert.ok(verifySignatureV1('GET', built, 'testsecret'));
+    assert.ok(!verifySignatureV1('POST', built, 'testsecret'));
+  });
+
+  it('agrees with an independent crypto-js implementation of the signing steps', function () {
+    const encode = (text: string): string => encodeURIComponent(text).replace(/!/g, '%21').replace(/'/g, '%27')
+      .replace(/\(/g, '%28').replace(/\)/g, '%29').replace(/\*/g, '%2A');
+    const params = { ...vectorParams, TopicFullName: "/a1B2c3D4e5F/dev01/user/it's (a) *test*! ~", MessageContent: '5L2g5aW9' };
+    const canonical = Object.keys(params).sort().map((key) => `${encode(key)}=${encode(params[key as keyof typeof params])}`).join('&');
+    const expected = CryptoJS.HmacSHA1(`POST&${encode('/')}&${encode(canonical)}`, 'testsecret&').toString(CryptoJS.enc.Base64);
+    assert.equal(signatureV1('POST', params, 'testsecret'), expected);
+    assert.equal(percentEncode("a b!'()*~"), 'a%20b%21%27%28%29%2A~');
   });
 });

@@ -2,7 +2,7 @@ import type { Node, NodeAPI, NodeDef, NodeMessage } from 'node-red';
 import { Device, IDENTIFIER_PATTERN, buildAnswer, readCommand, thingTopics } from './lib/alink';
 import { MessageReceiver } from './lib/connection';
 import { AliyunIotError } from './lib/errors';
-import { connectionOf, errorStatus, localizeError, statusUser } from './shared';
+import { deviceConnectionOf, errorStatus, localizeError, statusUser } from './shared';
 
 interface CommandNodeDef extends NodeDef {
   connection: string;
@@ -28,7 +28,7 @@ export = function (RED: NodeAPI): void {
   function AliyunIotCommandNode(this: Node, config: CommandNodeDef): void {
     RED.nodes.createNode(this, config);
     const node = this;
-    const connection = connectionOf(RED, node, config.connection, true);
+    const connection = deviceConnectionOf(RED, node, config.connection);
     if (!connection) return;
     const { productKey, deviceName } = connection.profile.variables;
     const device = { productKey, deviceName };

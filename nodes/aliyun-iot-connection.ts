@@ -1,7 +1,8 @@
 import type { NodeAPI, NodeDef } from 'node-red';
 import { endpointUrl } from './lib/auth';
-import { Connection, ConnectionLogger } from './lib/connection';
-import { ConnectionSecrets, ConnectionSettings, resolveConnection } from './lib/settings';
+import { CloudConnection } from './lib/cloud';
+import { Connection, ConnectionLogger, SharedConnection } from './lib/connection';
+import { ConnectionSecrets, ConnectionSettings, resolveCloud, resolveConnection } from './lib/settings';
 import { ConnectionConfigNode, localizeError, localizeLog } from './shared';
 
 type ConnectionNodeDef = NodeDef & Omit<ConnectionSettings, 'credentials'>;
@@ -13,7 +14,17 @@ export = function (RED: NodeAPI): void {
     const form = (req.body ?? {}) as Partial<ConnectionNodeDef> & { accessKeyId?: unknown };
     try {
       const accessKeyId = typeof form.accessKeyId === 'string' && form.accessKeyId !== '' ? form.accessKeyId : 'AccessKeyId';
-      const profile = resolveConnection({ ...(form as ConnectionNodeDef), credentials: { deviceSecret: '-', accessKeyId, accessKeySecret: '-', token: '-' } });
+      const settings = { ...(form as ConnectionNodeDef), credentials: { deviceSecret: '-', accessKeyId, accessKeySecret: '-', token: '-' } };
+      if (settings.mode === 'cloud') {
+        const cloud = resolveCloud(settings);
+        const { amqp } = cloud;
+        res.json({
+          endpoint: `${amqp.tls ? 'amqps' : 'amqp'}://${amqp.host}:${amqp.port}`, apiEndpoint: cloud.apiEndpoint,
+          clientId: cloud.clientId, username: cloud.amqpLogin().username,
+        });
+        return;
+      }
+      const profile = resolveConnection(settings);
       const login = profile.sign();
       res.json({ endpoint: endpointUrl(profile.endpoint), clientId: login.clientId, username: login.username });
     } catch (err) {
@@ -31,7 +42,11 @@ export = function (RED: NodeAPI): void {
       error: (message) => node.error(localizeLog(RED, message)),
     };
     try {
-      node.connection = new Connection(resolveConnection({ ...config, credentials: node.credentials ?? {} }), log);
+      const settings: ConnectionSettings = { ...config, credentials: node.credentials ?? {} };
+      const connection: SharedConnection = settings.mode === 'cloud'
+        ? new CloudConnection(resolveCloud(settings), log)
+        : new Connection(resolveConnection(settings), log);
+      node.connection = connection;
     } catch (err) {
       node.configError = localizeError(RED, err);
       node.error(node.configError.message);

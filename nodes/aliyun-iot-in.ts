@@ -1,6 +1,5 @@
-import type { IPublishPacket } from 'mqtt';
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from 'node-red';
-import { Connection, ConnectionStatus, MessageReceiver } from './lib/connection';
+import { ConnectionStatus, MessageMeta, MessageReceiver, SharedConnection } from './lib/connection';
 import { AliyunIotError } from './lib/errors';
 import { Datatype, decodePayload, isDatatype } from './lib/payload';
 import { connectionOf, errorStatus, localizeError, newError, nodeStatus } from './shared';
@@ -34,15 +33,20 @@ export = function (RED: NodeAPI): void {
     const deniedFilters = new Set<string>();
 
     const receiver: MessageReceiver = {
-      onMessage(topic: string, payload: Buffer, packet: IPublishPacket) {
-        let value: unknown;
+      onMessage(topic: string, payload: Buffer, meta: MessageMeta) {
+        const msg: Record<string, unknown> = { topic, payload, qos: meta.qos, retain: meta.retain };
+        if (meta.device) {
+          msg.productKey = meta.device.productKey;
+          msg.deviceName = meta.device.deviceName;
+          msg.messageId = meta.device.messageId;
+        }
         try {
-          value = decodePayload(payload, datatype);
+          msg.payload = decodePayload(payload, datatype);
         } catch (err) {
-          node.error(localizeError(RED, err).message, { topic, payload, qos: packet.qos, retain: packet.retain } as NodeMessage);
+          node.error(localizeError(RED, err).message, msg as NodeMessage);
           return;
         }
-        node.send({ topic, payload: value, qos: packet.qos, retain: packet.retain } as NodeMessage);
+        node.send(msg as NodeMessage);
       },
       onSubscribeError(filter: string, error: AliyunIotError) {
         deniedFilters.add(filter);
@@ -81,7 +85,7 @@ export = function (RED: NodeAPI): void {
       }
     });
 
-    function handleAction(conn: Connection, action: string, msg: ActionMessage, send: (msg: NodeMessage) => void): void {
+    function handleAction(conn: SharedConnection, action: string, msg: ActionMessage, send: (msg: NodeMessage) => void): void {
       switch (action) {
         case 'connect':
           conn.connect();

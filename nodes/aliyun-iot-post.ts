@@ -1,6 +1,6 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 import { thingClientOf } from './lib/thing-client';
-import { connectionOf, localizeError, newError, statusUser } from './shared';
+import { deviceConnectionOf, localizeError, newError, statusUser } from './shared';
 
 interface PostNodeDef extends NodeDef {
   connection: string;
@@ -22,7 +22,7 @@ export = function (RED: NodeAPI): void {
   function AliyunIotPostNode(this: Node, config: PostNodeDef): void {
     RED.nodes.createNode(this, config);
     const node = this;
-    const connection = connectionOf(RED, node, config.connection, true);
+    const connection = deviceConnectionOf(RED, node, config.connection);
     if (!connection) return;
     const kind = config.kind === 'event' ? 'event' : 'property';
     const ack = config.ack !== false && config.ack !== 'false';

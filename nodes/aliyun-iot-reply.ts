@@ -1,6 +1,6 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 import { buildAnswer, isCommandContext, parseThingTopic } from './lib/alink';
-import { connectionOf, localizeError, newError, statusUser } from './shared';
+import { deviceConnectionOf, localizeError, newError, statusUser } from './shared';
 
 interface ReplyNodeDef extends NodeDef {
   connection: string;
@@ -17,7 +17,7 @@ export = function (RED: NodeAPI): void {
   function AliyunIotReplyNode(this: Node, config: ReplyNodeDef): void {
     RED.nodes.createNode(this, config);
     const node = this;
-    const connection = connectionOf(RED, node, config.connection, true);
+    const connection = deviceConnectionOf(RED, node, config.connection);
     if (!connection) return;
     const { productKey, deviceName } = connection.profile.variables;
     const defaultCode = config.code === '' || config.code === undefined ? 200 : Number(config.code);

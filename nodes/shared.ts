@@ -1,6 +1,6 @@
 // What every node adapter needs: the connection of its config node, status texts and localized errors.
 import type { Node, NodeAPI, NodeStatus } from 'node-red';
-import { Connection, ConnectionStatus } from './lib/connection';
+import { Connection, ConnectionStatus, SharedConnection } from './lib/connection';
 import { AliyunIotError, ErrorParams, LogMessage } from './lib/errors';
 import type { ConnectionSecrets } from './lib/settings';
 
@@ -9,7 +9,7 @@ export const CONNECTION_MESSAGES = 'node-red-contrib-aliyun-iot/aliyun-iot-conne
 
 /** The config node as user nodes see it. */
 export interface ConnectionConfigNode extends Node<ConnectionSecrets> {
-  connection?: Connection;
+  connection?: SharedConnection;
   configError?: Error;
 }
 
@@ -61,22 +61,26 @@ export function newError(RED: NodeAPI, code: string, params: ErrorParams = {}): 
 }
 
 /**
- * The connection a user node names. Without one (no config node, or a misconfigured one) the node shows why in its
- * status, logs it once, fails every input with it, and gets undefined. `iotOnly`: thing-model nodes need an IoT
- * Platform device connection.
+ * The connection a user node names. Without one (no config node, or a misconfigured one, or one of a service the node
+ * cannot use) the node shows why in its status, logs it once, fails every input with it, and gets undefined.
  */
-export function connectionOf(RED: NodeAPI, node: Node, configId: string | undefined, iotOnly = false): Connection | undefined {
+export function connectionOf(RED: NodeAPI, node: Node, configId: string | undefined, service?: 'iot' | 'cloud'): SharedConnection | undefined {
   const config = configId ? (RED.nodes.getNode(configId) as ConnectionConfigNode | null) : null;
   const connection = config?.connection;
-  if (connection && (!iotOnly || connection.profile.mode === 'iot')) return connection;
+  if (connection && (!service || connection.mode === service)) return connection;
   let error: Error;
-  if (connection) error = newError(RED, 'THING_MODEL_NEEDS_IOT');
+  if (connection) error = newError(RED, service === 'iot' ? 'THING_MODEL_NEEDS_IOT' : 'INVOKE_NEEDS_CLOUD');
   else if (config) error = newError(RED, 'CONFIG_ERROR', { reason: config.configError?.message ?? '' });
   else error = newError(RED, 'NO_CONNECTION');
   node.status(errorStatus(config ? 'config-error' : 'no-connection'));
   node.error(error.message);
   node.on('input', (_msg, _send, done) => done(error));
   return undefined;
+}
+
+/** The IoT Platform device connection the thing-model nodes need. */
+export function deviceConnectionOf(RED: NodeAPI, node: Node, configId: string | undefined): Connection | undefined {
+  return connectionOf(RED, node, configId, 'iot') as Connection | undefined;
 }
 
 /** A user of the connection that mirrors its state in the node's status. */

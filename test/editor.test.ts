@@ -12,7 +12,7 @@ import { waitFor } from './helpers';
 const ROOT = path.join(__dirname, '..', '..');
 const ARTIFACTS = path.join(ROOT, 'test-artifacts');
 const CHROMIUM = '/usr/bin/chromium';
-const NODE_TYPES = ['aliyun-iot-in', 'aliyun-iot-out', 'aliyun-iot-post', 'aliyun-iot-command', 'aliyun-iot-reply'];
+const NODE_TYPES = ['aliyun-iot-in', 'aliyun-iot-out', 'aliyun-iot-post', 'aliyun-iot-command', 'aliyun-iot-reply', 'aliyun-iot-invoke'];
 const DEMO_REGISTRY = loadConfigFile(path.join(ROOT, 'sim', 'demo-registry.json'));
 
 // The editor's globals, as far as these tests use them.

@@ -1,5 +1,5 @@
 import { rootCertificates } from 'node:tls';
-import mqtt, { IClientOptions, IPublishPacket, MqttClient } from 'mqtt';
+import mqtt, { IClientOptions, MqttClient } from 'mqtt';
 import { QlobberDedup } from 'qlobber';
 import { AliyunIotError, LogMessage } from './errors';
 import { encodePayload, exceedsBytes } from './payload';
@@ -22,8 +22,15 @@ export interface ConnectionUser {
   onStatus(status: ConnectionStatus): void;
 }
 
+/** What comes with a message besides topic and payload; a cloud application also learns the device and message id. */
+export interface MessageMeta {
+  qos: number;
+  retain: boolean;
+  device?: { productKey?: string; deviceName?: string; messageId: string };
+}
+
 export interface MessageReceiver {
-  onMessage(topic: string, payload: Buffer, packet: IPublishPacket): void;
+  onMessage(topic: string, payload: Buffer, meta: MessageMeta): void;
   onSubscribeError(filter: string, error: AliyunIotError): void;
 }
 
@@ -117,11 +124,30 @@ export function parseQos(value: unknown, fallback: Qos = 0): Qos {
   return qos;
 }
 
+/** What the in and out nodes need of a config node's connection, device (MQTT) or cloud application alike. */
+export interface SharedConnection {
+  readonly mode: 'iot' | 'mq' | 'cloud';
+  readonly status: ConnectionStatus;
+  readonly log: ConnectionLogger;
+  register(user: ConnectionUser): void;
+  deregister(user: ConnectionUser, removed: boolean): void;
+  expandTopic(topic: string): string;
+  checkSubscriptions(requests: Array<{ topic: string; qos?: unknown }>): string[];
+  subscribe(receiver: MessageReceiver, filterTemplate: string, qos?: unknown): string;
+  unsubscribe(receiver: MessageReceiver, filterTemplate: string, removed?: boolean): void;
+  unsubscribeAll(receiver: MessageReceiver, removed?: boolean): void;
+  subscriptionsOf(receiver: MessageReceiver): Array<{ topic: string; qos: Qos }>;
+  publish(topicTemplate: unknown, value: unknown, options: PublishOptions, callback: PublishCallback): void;
+  connect(): void;
+  disconnect(callback?: () => void): void;
+  close(callback?: () => void): void;
+}
+
 /**
  * One MQTT connection shared by every node of a config node: counted subscriptions, a single message listener that
  * dispatches through a topic index, a bounded offline queue, and reconnects with freshly signed credentials.
  */
-export class Connection {
+export class Connection implements SharedConnection {
   readonly profile: ConnectionProfile;
   /** The config node's log: for what concerns the connection as a whole. */
   readonly log: ConnectionLogger;
@@ -156,6 +182,10 @@ export class Connection {
     this.profile = profile;
     this.log = log;
     this.policy = { ...DEFAULT_RECONNECT_POLICY, ...policy };
+  }
+
+  get mode(): 'iot' | 'mq' {
+    return this.profile.mode;
   }
 
   get status(): ConnectionStatus {
@@ -328,7 +358,7 @@ export class Connection {
     });
   }
 
-  private dispatch(topic: string, payload: Buffer, packet: IPublishPacket): void {
+  private dispatch(topic: string, payload: Buffer, packet: MessageMeta): void {
     for (const receiver of this.index.match(topic)) {
       try {
         receiver.onMessage(topic, payload, packet);

@@ -1,8 +1,10 @@
+import { hostname } from 'node:os';
 import {
-  Endpoint, MqAuthMode, MqttLogin, Protocol, SignMethod,
+  Endpoint, INSTANCE_ID_PATTERN, MqAuthMode, MqttLogin, Protocol, REGION_PATTERN, SignMethod,
   defaultIotClientId, endpointUrl, iotEndpoint, isMqAuthMode, isProtocol, isSignMethod, mqClientId, mqEndpoint,
-  securemodeFor, signIotLogin, signMqLogin, validateDeviceName, validateIotClientId, validateProductKey,
+  securemodeFor, signAmqpLogin, signIotLogin, signMqLogin, validateDeviceName, validateIotClientId, validateProductKey,
 } from './auth';
+import { OpenApiClient } from './openapi';
 import { AliyunIotError } from './errors';
 import { SERVICE_LIMITS, ServiceLimits, ServiceMode, TopicVariables } from './topics';
 
@@ -19,7 +21,7 @@ export interface ConnectionSecrets {
  * as text, as the editor stores them; empty text means the default.
  */
 export interface ConnectionSettings {
-  mode: ServiceMode;
+  mode: ServiceMode | 'cloud';
   productKey?: string;
   deviceName?: string;
   region?: string;
@@ -36,6 +38,14 @@ export interface ConnectionSettings {
   cleanSession?: boolean | string;
   queueSize?: number | string;
   ca?: string;
+  /** cloud: the consumer group of the server-side subscription. */
+  consumerGroupId?: string;
+  /** cloud, old public instance: the Alibaba Cloud account id in the AMQP host name. */
+  uid?: string;
+  /** cloud: `amqps://host:port` or `amqp://host:port` instead of the derived AMQP endpoint. */
+  amqpEndpoint?: string;
+  /** cloud: the OpenAPI endpoint instead of https://iot.${region}.aliyuncs.com. */
+  apiEndpoint?: string;
   credentials: ConnectionSecrets;
 }
 
@@ -89,19 +99,21 @@ function trimmed(value: string | undefined): string | undefined {
 
 /** Validates the settings and derives endpoint, client id and signing; throws AliyunIotError on the first problem. */
 export function resolveConnection(settings: ConnectionSettings): ConnectionProfile {
+  const mode = settings.mode;
+  if (mode !== 'iot' && mode !== 'mq') throw new AliyunIotError('MODE_INVALID', { value: String(mode) });
   const protocol = settings.protocol ?? 'mqtts';
   if (!isProtocol(protocol)) throw new AliyunIotError('PROTOCOL_INVALID', { value: String(protocol) });
   const host = trimmed(settings.host);
   const port = optionalNumber(settings.port);
   const common = {
-    keepalive: checkKeepalive(settings.mode, settings.keepalive),
+    keepalive: checkKeepalive(mode, settings.keepalive),
     cleanSession: settings.cleanSession !== false && settings.cleanSession !== 'false',
     queueSize: checkQueueSize(settings.queueSize),
     ca: trimmed(settings.ca),
   };
   const secrets = settings.credentials ?? {};
 
-  if (settings.mode === 'iot') {
+  if (mode === 'iot') {
     const productKey = validateProductKey(trimmed(settings.productKey));
     const deviceName = validateDeviceName(trimmed(settings.deviceName));
     const clientId = validateIotClientId(trimmed(settings.clientId) ?? defaultIotClientId(productKey, deviceName));
@@ -126,32 +138,116 @@ export function resolveConnection(settings: ConnectionSettings): ConnectionProfi
     };
   }
 
-  if (settings.mode === 'mq') {
-    const authMode = settings.authMode || 'signature';
-    if (!isMqAuthMode(authMode)) throw new AliyunIotError('AUTH_MODE_INVALID', { value: String(authMode) });
-    const instanceId = trimmed(settings.instanceId);
-    if (!instanceId) throw new AliyunIotError('CONFIG_MISSING', { field: 'instanceId' });
-    const groupId = trimmed(settings.groupId);
-    const deviceId = trimmed(settings.deviceId);
-    const clientId = mqClientId(groupId, deviceId);
-    if (!secrets.accessKeyId) throw new AliyunIotError('CREDENTIAL_MISSING', { field: 'accessKeyId' });
-    if (authMode === 'token' && !secrets.token) throw new AliyunIotError('CREDENTIAL_MISSING', { field: 'token' });
-    if (authMode !== 'token' && !secrets.accessKeySecret) {
-      throw new AliyunIotError('CREDENTIAL_MISSING', { field: 'accessKeySecret' });
-    }
-    const endpoint = mqEndpoint({ instanceId, protocol, host, port });
-    const credentials = { authMode, instanceId, clientId, ...secrets };
-    return {
-      ...common,
-      mode: 'mq',
-      endpoint,
-      clientId,
-      variables: { clientId, groupId: groupId as string, deviceId: deviceId as string, instanceId },
-      limits: SERVICE_LIMITS.mq,
-      label: `${clientId} at ${endpointUrl(endpoint)}`,
-      sign: () => signMqLogin(credentials),
-    };
+  const authMode = settings.authMode || 'signature';
+  if (!isMqAuthMode(authMode)) throw new AliyunIotError('AUTH_MODE_INVALID', { value: String(authMode) });
+  const instanceId = trimmed(settings.instanceId);
+  if (!instanceId) throw new AliyunIotError('CONFIG_MISSING', { field: 'instanceId' });
+  const groupId = trimmed(settings.groupId);
+  const deviceId = trimmed(settings.deviceId);
+  const clientId = mqClientId(groupId, deviceId);
+  if (!secrets.accessKeyId) throw new AliyunIotError('CREDENTIAL_MISSING', { field: 'accessKeyId' });
+  if (authMode === 'token' && !secrets.token) throw new AliyunIotError('CREDENTIAL_MISSING', { field: 'token' });
+  if (authMode !== 'token' && !secrets.accessKeySecret) {
+    throw new AliyunIotError('CREDENTIAL_MISSING', { field: 'accessKeySecret' });
   }
+  const endpoint = mqEndpoint({ instanceId, protocol, host, port });
+  const credentials = { authMode, instanceId, clientId, ...secrets };
+  return {
+    ...common,
+    mode: 'mq',
+    endpoint,
+    clientId,
+    variables: { clientId, groupId: groupId as string, deviceId: deviceId as string, instanceId },
+    limits: SERVICE_LIMITS.mq,
+    label: `${clientId} at ${endpointUrl(endpoint)}`,
+    sign: () => signMqLogin(credentials),
+  };
+}
 
-  throw new AliyunIotError('MODE_INVALID', { value: String(settings.mode) });
+/** A cloud application: server-side subscription over AMQP 1.0 and the OpenAPI (aliyun-protocol.md §5). */
+export interface CloudProfile {
+  mode: 'cloud';
+  regionId: string;
+  iotInstanceId?: string;
+  consumerGroupId?: string;
+  /** The AMQP client id; clients of one consumer group need distinct ids. */
+  clientId: string;
+  amqp: { tls: boolean; host: string; port: number };
+  apiEndpoint: string;
+  limits: ServiceLimits;
+  variables: TopicVariables;
+  ca?: string;
+  /** Who and where, for logs: never a secret. */
+  label: string;
+  /** A fresh AMQP login (new timestamp) on every call. */
+  amqpLogin(): { username: string; password: string };
+  api: OpenApiClient;
+}
+
+const AMQP_TLS_PORT = 5671;
+const AMQP_PORT = 5672;
+
+function parseEndpointUrl(text: string, field: string, protocols: Record<string, number>): { protocol: string; host: string; port: number } {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new AliyunIotError('ENDPOINT_INVALID', { field, value: text });
+  }
+  const protocol = url.protocol.replace(/:$/, '');
+  if (!(protocol in protocols) || url.hostname === '') throw new AliyunIotError('ENDPOINT_INVALID', { field, value: text });
+  return { protocol, host: url.hostname, port: url.port ? Number(url.port) : protocols[protocol] };
+}
+
+/** A default AMQP client id that differs between hosts and between processes of one host. */
+export function defaultCloudClientId(): string {
+  return `nodered-${hostname().replace(/[^A-Za-z0-9_.-]/g, '-')}-${process.pid}`;
+}
+
+export function resolveCloud(settings: ConnectionSettings): CloudProfile {
+  const secrets = settings.credentials ?? {};
+  if (!secrets.accessKeyId) throw new AliyunIotError('CREDENTIAL_MISSING', { field: 'accessKeyId' });
+  if (!secrets.accessKeySecret) throw new AliyunIotError('CREDENTIAL_MISSING', { field: 'accessKeySecret' });
+  const regionId = trimmed(settings.region) ?? 'cn-shanghai';
+  if (!REGION_PATTERN.test(regionId)) throw new AliyunIotError('REGION_INVALID', { value: regionId });
+  const iotInstanceId = trimmed(settings.instanceId);
+  if (iotInstanceId !== undefined && !INSTANCE_ID_PATTERN.test(iotInstanceId)) throw new AliyunIotError('INSTANCE_ID_INVALID', { value: iotInstanceId });
+  const consumerGroupId = trimmed(settings.consumerGroupId);
+  const clientId = trimmed(settings.clientId) ?? defaultCloudClientId();
+  if (!/^[A-Za-z0-9_.:@-]{1,64}$/.test(clientId)) throw new AliyunIotError('CLIENT_ID_INVALID', { value: clientId });
+
+  let amqp: CloudProfile['amqp'];
+  const amqpOverride = trimmed(settings.amqpEndpoint);
+  if (amqpOverride) {
+    const parsed = parseEndpointUrl(amqpOverride, 'amqpEndpoint', { amqps: AMQP_TLS_PORT, amqp: AMQP_PORT });
+    amqp = { tls: parsed.protocol === 'amqps', host: parsed.host, port: parsed.port };
+  } else if (iotInstanceId) {
+    amqp = { tls: true, host: `${iotInstanceId}.amqp.iothub.aliyuncs.com`, port: AMQP_TLS_PORT };
+  } else {
+    const uid = trimmed(settings.uid);
+    if (!uid) throw new AliyunIotError('CONFIG_MISSING', { field: 'uid' });
+    if (!/^[0-9]{1,32}$/.test(uid)) throw new AliyunIotError('UID_INVALID', { value: uid });
+    amqp = { tls: true, host: `${uid}.iot-amqp.${regionId}.aliyuncs.com`, port: AMQP_TLS_PORT };
+  }
+  const apiOverride = trimmed(settings.apiEndpoint);
+  if (apiOverride) parseEndpointUrl(apiOverride, 'apiEndpoint', { https: 443, http: 80 });
+  const apiEndpoint = apiOverride ?? `https://iot.${regionId}.aliyuncs.com`;
+  const { accessKeyId, accessKeySecret } = secrets;
+  return {
+    mode: 'cloud',
+    regionId,
+    iotInstanceId,
+    consumerGroupId,
+    clientId,
+    amqp,
+    apiEndpoint,
+    limits: SERVICE_LIMITS.iot,
+    variables: { clientId, ...(consumerGroupId ? { consumerGroupId } : {}), ...(iotInstanceId ? { instanceId: iotInstanceId } : {}) },
+    ca: trimmed(settings.ca),
+    label: `${clientId} (${consumerGroupId ?? 'no consumer group'}) at ${amqp.tls ? 'amqps' : 'amqp'}://${amqp.host}:${amqp.port} and ${apiEndpoint}`,
+    amqpLogin: () => signAmqpLogin({
+      clientId, accessKeyId, accessKeySecret, consumerGroupId: consumerGroupId ?? '', iotInstanceId,
+    }),
+    api: new OpenApiClient({ endpoint: apiEndpoint, regionId, iotInstanceId, accessKeyId, accessKeySecret }),
+  };
 }

@@ -1,0 +1,76 @@
+import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
+import { CloudConnection, InvokeAction } from './lib/cloud';
+import { connectionOf, localizeError, statusUser } from './shared';
+
+interface InvokeNodeDef extends NodeDef {
+  connection: string;
+  action: InvokeAction;
+  productKey: string;
+  deviceName: string;
+  identifier: string;
+  topic: string;
+  timeout: string | number;
+}
+
+interface InvokeMessage extends NodeMessageInFlow {
+  productKey?: unknown;
+  deviceName?: unknown;
+  identifier?: unknown;
+  messageId?: string;
+  rrpcCode?: string;
+  code?: string;
+}
+
+function text(value: unknown): string | undefined {
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+export = function (RED: NodeAPI): void {
+  function AliyunIotInvokeNode(this: Node, config: InvokeNodeDef): void {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const connection = connectionOf(RED, node, config.connection, 'cloud') as CloudConnection | undefined;
+    if (!connection) return;
+    const action: InvokeAction = ['set', 'service', 'rrpc'].includes(config.action) ? config.action : 'rrpc';
+    const timeout = config.timeout === '' || config.timeout === undefined ? undefined : Number(config.timeout);
+    const user = statusUser(node);
+    connection.register(user);
+
+    node.on('input', (msg: InvokeMessage, send, done) => {
+      let topic: string | undefined;
+      try {
+        topic = config.topic ? connection.expandTopic(config.topic) : undefined;
+      } catch (err) {
+        done(localizeError(RED, err));
+        return;
+      }
+      const request = {
+        action,
+        productKey: text(config.productKey) ?? text(msg.productKey) ?? '',
+        deviceName: text(config.deviceName) ?? text(msg.deviceName) ?? '',
+        identifier: text(config.identifier) ?? text(msg.identifier),
+        topic,
+        timeoutMs: timeout,
+        payload: msg.payload,
+      };
+      connection.invoke(request).then((result) => {
+        msg.payload = result.payload;
+        msg.messageId = result.messageId;
+        if (result.rrpcCode) msg.rrpcCode = result.rrpcCode;
+        send(msg);
+        done();
+      }, (err: Error & { rrpcCode?: string; apiCode?: string }) => {
+        if (err.rrpcCode) msg.rrpcCode = err.rrpcCode;
+        if (err.apiCode) msg.code = err.apiCode;
+        done(localizeError(RED, err));
+      });
+    });
+
+    node.on('close', (_removed: boolean, done: () => void) => {
+      connection.deregister(user);
+      done();
+    });
+  }
+
+  RED.nodes.registerType('aliyun-iot-invoke', AliyunIotInvokeNode);
+};

@@ -2,7 +2,7 @@ import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from 'nod
 import { ConnectionStatus, MessageMeta, MessageReceiver, SharedConnection } from './lib/connection';
 import { AliyunIotError } from './lib/errors';
 import { Datatype, decodePayload, isDatatype } from './lib/payload';
-import { connectionOf, errorStatus, localizeError, newError, nodeStatus } from './shared';
+import { connectionOf, errorStatus, localizeError, newError, nodeStatus, noticeReporter } from './shared';
 
 interface InNodeDef extends NodeDef {
   connection: string;
@@ -59,6 +59,7 @@ export = function (RED: NodeAPI): void {
         if (status.state === 'connected' && deniedFilters.size > 0) node.status(errorStatus('subscribe-denied'));
         else node.status(nodeStatus(status));
       },
+      onNotice: noticeReporter(RED, node),
     };
     connection.register(user);
 

@@ -1,4 +1,5 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
+import { Connection } from './lib/connection';
 import { connectionOf, localizeError, newError, statusUser } from './shared';
 
 interface OutNodeDef extends NodeDef {
@@ -23,14 +24,21 @@ export = function (RED: NodeAPI): void {
     const fixedTopic = config.topic || undefined;
     const fixedQos = config.qos === '' || config.qos === undefined ? undefined : Number(config.qos);
     const fixedRetain = config.retain === '' || config.retain === undefined ? undefined : config.retain === true || config.retain === 'true';
-    const user = statusUser(node);
+    const user = statusUser(node, RED);
     connection.register(user);
 
     node.on('input', (msg: OutMessage, _send, done) => {
       if (msg.action !== undefined) {
         if (msg.action === 'connect') connection.connect();
         else if (msg.action === 'disconnect') connection.disconnect();
-        else {
+        else if (msg.action === 'uploadToken') {
+          const body = msg.payload as { token?: unknown; type?: unknown } | string | undefined;
+          const token = typeof body === 'string' ? body : body?.token;
+          const type = typeof body === 'object' && body !== null ? body.type : undefined;
+          if (!(connection instanceof Connection)) done(newError(RED, 'TOKEN_MODE_ONLY'));
+          else connection.uploadToken(token, type, (error) => done(error ? localizeError(RED, error) : undefined));
+          return;
+        } else {
           done(newError(RED, 'ACTION_UNKNOWN', { action: String(msg.action) }));
           return;
         }

@@ -1,6 +1,6 @@
 // What every node adapter needs: the connection of its config node, status texts and localized errors.
-import type { Node, NodeAPI, NodeStatus } from 'node-red';
-import { Connection, ConnectionStatus, SharedConnection } from './lib/connection';
+import type { Node, NodeAPI, NodeMessage, NodeStatus } from 'node-red';
+import { Connection, ConnectionNotice, ConnectionStatus, ConnectionUser, SharedConnection } from './lib/connection';
 import { AliyunIotError, ErrorParams, LogMessage } from './lib/errors';
 import type { ConnectionSecrets } from './lib/settings';
 
@@ -83,7 +83,15 @@ export function deviceConnectionOf(RED: NodeAPI, node: Node, configId: string | 
   return connectionOf(RED, node, configId, 'iot') as Connection | undefined;
 }
 
-/** A user of the connection that mirrors its state in the node's status. */
-export function statusUser(node: Node): { onStatus(status: ConnectionStatus): void } {
-  return { onStatus: (status) => node.status(nodeStatus(status)) };
+/** Reports ApsaraMQ's token notices as errors of the node, so that Catch nodes can act on them. */
+export function noticeReporter(RED: NodeAPI, node: Node): (notice: ConnectionNotice) => void {
+  return (notice) => {
+    const code = notice.kind === 'token-expiring' ? 'TOKEN_EXPIRING_NOTICE' : 'TOKEN_INVALID_NOTICE';
+    node.error(newError(RED, code, { target: notice.target }).message, { topic: notice.topic, payload: notice.payload } as NodeMessage);
+  };
+}
+
+/** A user of the connection that mirrors its state in the node's status (and, with RED, reports token notices). */
+export function statusUser(node: Node, RED?: NodeAPI): ConnectionUser {
+  return { onStatus: (status) => node.status(nodeStatus(status)), ...(RED ? { onNotice: noticeReporter(RED, node) } : {}) };
 }

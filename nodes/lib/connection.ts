@@ -20,7 +20,24 @@ export interface ConnectionStatus {
 
 export interface ConnectionUser {
   onStatus(status: ConnectionStatus): void;
+  /** ApsaraMQ's notices about the connection's token ($SYS/tokenExpireNotice, $SYS/tokenInvalidNotice). */
+  onNotice?(notice: ConnectionNotice): void;
 }
+
+export interface ConnectionNotice {
+  kind: 'token-expiring' | 'token-invalid';
+  /** The connection, as in logs. */
+  target: string;
+  topic: string;
+  payload: unknown;
+}
+
+/** Topics of ApsaraMQ's token handling, which reach a client without a subscription (aliyun-protocol.md §4). */
+export const TOKEN_TOPICS = {
+  upload: '$SYS/uploadToken',
+  expireNotice: '$SYS/tokenExpireNotice',
+  invalidNotice: '$SYS/tokenInvalidNotice',
+} as const;
 
 /** What comes with a message besides topic and payload; a cloud application also learns the device and message id. */
 export interface MessageMeta {
@@ -368,6 +385,63 @@ export class Connection implements SharedConnection {
     }
   }
 
+  private onSystemMessage(topic: string, payload: Buffer): void {
+    const kind = topic === TOKEN_TOPICS.expireNotice ? 'token-expiring' : topic === TOKEN_TOPICS.invalidNotice ? 'token-invalid' : undefined;
+    if (!kind) {
+      this.log.debug(new LogMessage('SYSTEM_MESSAGE', { topic }));
+      return;
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse(payload.toString('utf8'));
+    } catch {
+      body = payload.toString('utf8');
+    }
+    this.log.warn(new LogMessage(kind === 'token-expiring' ? 'TOKEN_EXPIRING' : 'TOKEN_INVALID', { target: this.profile.label }));
+    this.setStatus({ state: kind === 'token-expiring' ? 'connected' : 'refused', reason: kind });
+    for (const user of [...this.users]) user.onNotice?.({ kind, target: this.profile.label, topic, payload: body });
+  }
+
+  /**
+   * ApsaraMQ token mode: gives the server a new token on the live connection (`$SYS/uploadToken`, done at its PUBACK)
+   * and signs later logins with it.
+   */
+  uploadToken(token: unknown, type: unknown, callback: PublishCallback): void {
+    if (this.profile.mode !== 'mq' || !this.profile.replaceToken) {
+      callback(new AliyunIotError('TOKEN_MODE_ONLY'));
+      return;
+    }
+    if (typeof token !== 'string' || token === '' || token.includes('|')) {
+      callback(new AliyunIotError('TOKEN_INVALID_INPUT'));
+      return;
+    }
+    const tokenType = type === undefined || type === '' ? 'RW' : type;
+    if (tokenType !== 'R' && tokenType !== 'W' && tokenType !== 'RW') {
+      callback(new AliyunIotError('TOKEN_TYPE_INVALID', { value: String(tokenType) }));
+      return;
+    }
+    const replace = this.profile.replaceToken;
+    const message: QueuedPublish = {
+      topic: TOKEN_TOPICS.upload, payload: JSON.stringify({ token, type: tokenType }), qos: 1, retain: false,
+      callback: (error) => {
+        if (!error) {
+          replace(token);
+          if (this.current.reason === 'token-expiring' || this.current.reason === 'token-invalid') {
+            this.setStatus({ state: 'connected', reason: 'connected' });
+          }
+        }
+        callback(error);
+      },
+    };
+    if (this.connected) this.send(message);
+    else {
+      // Not connected: the next login signs with the new token itself, now rather than after a back-off.
+      replace(token);
+      callback();
+      if (!this.halted) this.connect();
+    }
+  }
+
   // -------------------------------------------------------------------------------------------------------------
   // Publishing
 
@@ -505,7 +579,10 @@ export class Connection implements SharedConnection {
     const created = mqtt.connect(options);
     this.client = created;
     created.on('connect', () => this.onConnect(created));
-    created.on('message', (topic, payload, packet) => this.dispatch(topic, payload, packet));
+    created.on('message', (topic, payload, packet) => {
+      if (topic.startsWith('$SYS/')) this.onSystemMessage(topic, payload);
+      else this.dispatch(topic, payload, packet);
+    });
     created.on('error', (err) => this.onError(err));
     created.on('close', () => this.onClose(created));
     created.connect();

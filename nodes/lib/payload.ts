@@ -16,7 +16,7 @@ export function encodePayload(value: unknown): Buffer | string {
   try {
     json = JSON.stringify(value);
   } catch (err) {
-    throw new AliyunIotError('PAYLOAD_UNSERIALIZABLE', { reason: (err as Error).message });
+    throw new AliyunIotError('PAYLOAD_UNSERIALIZABLE', { reason: (err as Error).message.split('\n')[0] });
   }
   if (json === undefined) throw new AliyunIotError('PAYLOAD_UNSERIALIZABLE', { reason: typeof value });
   return json;

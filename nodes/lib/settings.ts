@@ -64,6 +64,8 @@ export interface ConnectionProfile {
   /** Who and where, for logs: never a secret. */
   label: string;
   sign(): MqttLogin;
+  /** ApsaraMQ token mode: later logins use this token (after it was uploaded on the live connection). */
+  replaceToken?(token: string): void;
 }
 
 export const DEFAULT_KEEPALIVE = 60;
@@ -161,6 +163,7 @@ export function resolveConnection(settings: ConnectionSettings): ConnectionProfi
     limits: SERVICE_LIMITS.mq,
     label: `${clientId} at ${endpointUrl(endpoint)}`,
     sign: () => signMqLogin(credentials),
+    ...(authMode === 'token' ? { replaceToken: (token: string) => { credentials.token = token; } } : {}),
   };
 }
 

@@ -1,0 +1,183 @@
+import { strict as assert } from 'node:assert';
+import type { NodeMessage } from 'node-red';
+import { Connection } from '../nodes/lib/connection';
+import { ConnectionConfigNode } from '../nodes/shared';
+import {
+  CATCH_ALL, collect, deploy, errorsOf, lastStatusText, node, redeploy, simulatorAndRuntime, statusesOf, waitForStatus,
+} from './node-harness';
+import { FlowNode, PK, admin, delay, endSdkDevice, iotConnection, mqConnection, sdkDevice, waitFor } from './helpers';
+
+type CaughtMsg = NodeMessage & { error: { message: string; source?: { id: string } } };
+
+function send(id: string, msg: Record<string, unknown>): void {
+  node(id).receive(msg as NodeMessage);
+}
+
+function deviceConnection(id: string): Connection {
+  const connection = (node(id) as ConnectionConfigNode).connection;
+  assert.ok(connection instanceof Connection);
+  return connection;
+}
+
+describe('reliability: bad input', function () {
+  const env = simulatorAndRuntime();
+
+  it('every kind of bad input is a clear, catchable error, with nothing published and nothing crashing', async function () {
+    const good = iotConnection('conn', env.sim, 'dev01');
+    const configs: Array<[string, FlowNode, Record<string, Record<string, string>>]> = [
+      ['no DeviceSecret', { ...iotConnection('noSecret', env.sim, 'dev02').node }, { noSecret: {} }],
+      ['malformed ProductKey', iotConnection('badKey', env.sim, 'dev02', { productKey: 'a1B2c3-D4e' }).node, {}],
+      ['malformed client id', iotConnection('badClient', env.sim, 'dev02', { clientId: 'has|bar' }).node, {}],
+      ['keepalive out of range', iotConnection('badKeepalive', env.sim, 'dev02', { keepalive: 1201 }).node, {}],
+      ['malformed GroupID', mqConnection('badGroup', env.sim, 'x', 'signature', {}, { groupId: 'GROUP_1' }).node, {}],
+      ['token mode without token', mqConnection('noToken', env.sim, 'x', 'token', { accessKeyId: 'AK' }).node, {}],
+    ];
+    const flow: FlowNode[] = [
+      good.node, ...CATCH_ALL, ...configs.map(([, config]) => config),
+      { id: 'out', type: 'aliyun-iot-out', connection: 'conn', topic: '', qos: '', retain: '' },
+      { id: 'in', type: 'aliyun-iot-in', connection: 'conn', topic: '/${productKey}/${deviceName}/user/data/#', qos: '1', datatype: 'json', wires: [['received']] },
+      { id: 'command', type: 'aliyun-iot-command', connection: 'conn', services: '', autoReplySet: false, rrpcTopic: '', wires: [[]] },
+      { id: 'reply', type: 'aliyun-iot-reply', connection: 'conn', code: '' },
+      { id: 'received', type: 'helper' },
+      ...configs.map(([, config]) => ({ id: `out-${config.id}`, type: 'aliyun-iot-out', connection: config.id, topic: '/x', qos: '', retain: '' })),
+    ];
+    const credentials = Object.assign({}, good.credentials, ...configs.map(([, , creds]) => creds)) as Record<string, Record<string, string>>;
+    for (const [, config] of configs) credentials[config.id] ??= { deviceSecret: 'configured', accessKeyId: 'AK', accessKeySecret: 'SK' };
+    credentials.noSecret = {};
+    await deploy(flow, credentials);
+    const caught = collect('caught') as CaughtMsg[];
+    const received = collect('received');
+    await waitForStatus('out', 'connected');
+    const data = `/${PK}/dev01/user/data`;
+    const circular: Record<string, unknown> = {};
+    circular.self = circular;
+    const matrix: Array<[string, () => Promise<unknown> | void, RegExp]> = [
+      ['wildcard publish topic', () => send('out', { topic: `${data}/+`, payload: 1 }), /only allowed in subscriptions/],
+      ['empty publish topic', () => send('out', { topic: '', payload: 1 }), /No topic/],
+      ['topic over 128 characters', () => send('out', { topic: `${data}/${'t'.repeat(128)}`, payload: 1 }), /longer than 128 characters/],
+      ['payload over 256 KB', () => send('out', { topic: `${data}/x`, payload: Buffer.alloc(262145) }), /more than the service's limit of 262144 bytes/],
+      ['circular object payload', () => send('out', { topic: `${data}/x`, payload: circular }), /cannot be sent as JSON/],
+      ['QoS 2', () => send('out', { topic: `${data}/x`, payload: 1, qos: 2 }), /QoS 2 is not supported/],
+      ['unknown msg.action', () => send('out', { action: 'explode' }), /Unknown msg.action 'explode'/],
+      ['reply without context', () => send('reply', { payload: {} }), /msg.alink is missing or incomplete/],
+      ['invalid JSON with datatype json', () => admin(env.sim, 'POST', '/pub', { topic: `${data}/bad`, payload: '{not json' }), /not valid JSON/],
+      ['non-JSON Alink request from the broker', () => admin(env.sim, 'POST', '/pub', { topic: `/sys/${PK}/dev01/thing/service/property/set`, payload: 'garbage' }), /not a valid Alink request/],
+      ...configs.map(([name, config]): [string, () => void, RegExp] => [name, () => send(`out-${config.id}`, { payload: 1 }), /misconfigured/]),
+    ];
+    const rows: string[] = [];
+    for (const [name, act, expected] of matrix) {
+      const before = caught.length;
+      await act();
+      await waitFor(() => caught.length === before + 1, `the error for ${name}`);
+      const message = caught[before].error.message;
+      assert.match(message, expected, name);
+      rows.push(`${name.padEnd(40)} ${message}`);
+    }
+    console.log(`\n      bad-input matrix (${rows.length} cases):\n${rows.map((row) => `        ${row}`).join('\n')}\n`);
+    await delay(200);
+    assert.equal(received.length, 0, 'nothing bad reached the broker and came back');
+    assert.equal(deviceConnection('conn').status.state, 'connected', 'the connection is still up');
+  });
+});
+
+describe('reliability: redeploys', function () {
+  const env = simulatorAndRuntime();
+
+  it('100 redeploys, full and modified-nodes: one connection, no growth, no duplicate deliveries', async function () {
+    this.timeout(120_000);
+    const credentials = iotConnection('conn', env.sim, 'dev01').credentials;
+    const flow = (version: number): FlowNode[] => [
+      iotConnection('conn', env.sim, 'dev01').node,
+      { id: 'in', type: 'aliyun-iot-in', name: `v${version}`, connection: 'conn', topic: '/${productKey}/${deviceName}/user/echo', qos: '1', datatype: 'utf8', wires: [['received']] },
+      { id: 'dyn', type: 'aliyun-iot-in', name: `v${version}`, connection: 'conn', topic: '', qos: '1', datatype: 'utf8', dynamic: true, wires: [['received']] },
+      { id: 'out', type: 'aliyun-iot-out', name: `v${version}`, connection: 'conn', topic: '/${productKey}/${deviceName}/user/echo', qos: '1', retain: '' },
+      { id: 'post', type: 'aliyun-iot-post', name: `v${version}`, connection: 'conn', kind: 'property', event: '', ack: true, timeout: 2000, wires: [[]] },
+      { id: 'received', type: 'helper' },
+    ];
+    const gc = (globalThis as { gc?: () => void }).gc;
+    assert.ok(gc, 'tests run with --expose-gc');
+    await deploy(flow(0), credentials);
+    await waitForStatus('in', 'connected');
+    let heapAtTen = 0;
+    for (let i = 1; i <= 100; i++) {
+      await redeploy(flow(i), i % 2 === 0 ? 'full' : 'nodes', credentials);
+      await waitForStatus('in', 'connected', 10_000);
+      send('dyn', { action: 'subscribe', topic: '/${productKey}/${deviceName}/user/data/#' });
+      if (i === 10) {
+        gc();
+        heapAtTen = process.memoryUsage().heapUsed;
+      }
+    }
+    await waitFor(() => env.sim.connectedClients === 1, 'a single connection');
+    const connection = deviceConnection('conn');
+    await waitFor(() => connection.brokerSubscriptions.length === 3, 'three subscriptions');
+    assert.deepEqual(connection.brokerSubscriptions.sort(), [
+      `/${PK}/dev01/user/data/#`, `/${PK}/dev01/user/echo`, `/sys/${PK}/dev01/thing/event/+/post_reply`,
+    ]);
+    const client = (connection as unknown as { client: { listenerCount(event: string): number } }).client;
+    assert.deepEqual(['message', 'connect', 'close', 'error'].map((event) => client.listenerCount(event) <= 2), [true, true, true, true]);
+    const received = collect('received');
+    send('out', { payload: 'once' });
+    await waitFor(() => received.length === 1, 'the message');
+    await delay(200);
+    assert.equal(received.length, 1, 'delivered once');
+    gc();
+    const growth = process.memoryUsage().heapUsed - heapAtTen;
+    assert.ok(growth < 15 * 1024 * 1024, `heap grew by ${Math.round(growth / 1024 / 1024)} MB over 90 redeploys`);
+  });
+});
+
+describe('reliability: logins', function () {
+  const env = simulatorAndRuntime();
+
+  it('a refused login backs off, says why, and a corrected deploy connects at once', async function () {
+    this.timeout(30_000);
+    const attempts: number[] = [];
+    env.sim.on('refused', () => attempts.push(Date.now()));
+    const wrong = iotConnection('conn', env.sim, 'dev01');
+    const flow = [wrong.node, { id: 'out', type: 'aliyun-iot-out', connection: 'conn', topic: '/x', qos: '', retain: '' }];
+    await deploy(flow, { conn: { deviceSecret: 'wrong' } });
+    await waitForStatus('out', 'refused-signature');
+    await waitFor(() => attempts.length >= 4, 'four attempts', 25_000);
+    const gaps = attempts.slice(1).map((time, i) => time - attempts[i]);
+    assert.ok(gaps[0] >= 1500 && gaps[1] >= gaps[0] * 1.4 && gaps[2] >= gaps[1] * 1.4, `gaps grow: ${gaps.join(', ')} ms`);
+    const start = Date.now();
+    await redeploy(flow, 'full', wrong.credentials);
+    await waitForStatus('out', 'connected');
+    assert.ok(Date.now() - start < 2000, `connected ${Date.now() - start} ms after the corrected deploy`);
+  });
+
+  it('expired, revoked and unknown tokens are refused with a status that says so', async function () {
+    const expired = mqConnection('expired', env.sim, 'a', 'token', { accessKeyId: 'AK', token: 'tokExpired' });
+    const unknown = mqConnection('unknown', env.sim, 'b', 'token', { accessKeyId: 'AK', token: 'never-issued' });
+    await deploy([
+      expired.node, unknown.node,
+      { id: 'a', type: 'aliyun-iot-out', connection: 'expired', topic: 'parent/x', qos: '', retain: '' },
+      { id: 'b', type: 'aliyun-iot-out', connection: 'unknown', topic: 'parent/x', qos: '', retain: '' },
+    ], { ...expired.credentials, ...unknown.credentials });
+    await waitForStatus('a', 'refused-not-authorized');
+    await waitForStatus('b', 'refused-not-authorized');
+    assert.match(errorsOf(node('expired')).join('\n'), /the token has expired or been revoked/);
+  });
+
+  it('two programs with one device: status "in use elsewhere" within 3 knock-offs, then they flap only every few seconds', async function () {
+    this.timeout(40_000);
+    const kicks: number[] = [];
+    env.sim.on('kicked', () => kicks.push(Date.now()));
+    const connection = iotConnection('conn', env.sim, 'dev01');
+    await deploy([connection.node, { id: 'out', type: 'aliyun-iot-out', connection: 'conn', topic: '/x', qos: '', retain: '' }], connection.credentials);
+    await waitForStatus('out', 'connected');
+    const device = sdkDevice(env.sim, 'dev01');
+    device.on('error', () => undefined);
+    await waitFor(() => statusesOf(node('out')).some((status) => String(status.text).endsWith('status.kicked')), 'the kicked status', 15_000);
+    assert.ok(kicks.length <= 3, `the status came after ${kicks.length} knock-offs`);
+    assert.match(errorsOf(node('conn')).join('\n') + (node('conn') as unknown as { warn: { getCalls(): Array<{ args: unknown[] }> } }).warn.getCalls().map((call) => String(call.args[0])).join('\n'),
+      /another client is probably using the same device credentials/);
+    const settled = kicks.length;
+    await delay(20_000);
+    const later = kicks.length - settled;
+    assert.ok(later <= 4, `${later} knock-offs in 20 s after the status`);
+    assert.match(lastStatusText(node('out')), /status\.(kicked|connected)$/);
+    await endSdkDevice(device);
+  });
+});

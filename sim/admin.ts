@@ -9,6 +9,8 @@ export interface AdminContext {
   registry: Registry;
   onlineClientId(device: Device): string | undefined;
   online(device: Device): { ext: number } | undefined;
+  /** Revokes a token and tells the clients that hold it; returns whether the token existed. */
+  revokeToken(token: string): boolean;
 }
 
 class BadRequest extends Error {}
@@ -88,6 +90,26 @@ async function route(context: AdminContext, method: string, path: string, body: 
     const limit = timeout(body, 5000) as number;
     if (limit < 1000 || limit > MAX_SYNC_TIMEOUT_MS) throw new BadRequest('timeout must be 1000-8000 ms, as RRpc allows');
     return rrpcResponse(await cloud.rrpc(device(body), payloadOf(body), limit, text(body, 'topic', false)));
+  }
+  if (method === 'POST' && path === '/mq/tokens') {
+    const actions = body.actions ?? 'RW';
+    if (actions !== 'R' && actions !== 'W' && actions !== 'RW') throw new BadRequest('actions must be R, W or RW');
+    if (!Array.isArray(body.resources) || !body.resources.every((resource) => typeof resource === 'string')) {
+      throw new BadRequest('resources must be an array of topic filters');
+    }
+    const expireTime = body.expireTime ?? Date.now() + 3_600_000;
+    if (typeof expireTime !== 'number') throw new BadRequest('expireTime must be milliseconds since the epoch');
+    try {
+      return registry.applyToken(text(body, 'instanceId') as string, {
+        accessKeyId: text(body, 'accessKeyId') as string, actions, resources: body.resources as string[], expireTime,
+      });
+    } catch (err) {
+      throw new BadRequest((err as Error).message);
+    }
+  }
+  if (method === 'POST' && path === '/mq/tokens/revoke') {
+    if (!context.revokeToken(text(body, 'token') as string)) throw new BadRequest('no such token');
+    return { success: true };
   }
   if (path === '/rules' && method === 'GET') return { rules: cloud.rules.list() };
   if (path === '/rules' && method === 'PUT') {

@@ -4,12 +4,13 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import { AddressInfo } from 'node:net';
 import type { Aedes, AuthenticateError, Client } from 'aedes';
+import createMemoryPersistence, { AedesMemoryPersistence } from 'aedes-persistence';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { Device } from '../nodes/lib/alink';
 import { createAdminServer } from './admin';
 import { Cloud, CloudEvents } from './cloud';
 import { SimulatorConfig, validateConfig } from './config';
-import { IotSession, Registry, Session } from './registry';
+import { IotSession, MqSession, Registry, Session, tokensExpireAt } from './registry';
 
 export * from './config';
 export type { IotSession, MqSession, Session } from './registry';
@@ -22,12 +23,18 @@ export interface SimulatorOptions extends SimulatorConfig {
   wsPort?: number;
   /** The admin HTTP API on `host`; 0 (the default) lets the OS choose. */
   adminPort?: number;
+  /** How long before a token expires its holders get `$SYS/tokenExpireNotice`; 5 minutes by default. */
+  tokenNoticeMs?: number;
   /** Receives one line per notable event (logins, refusals, denials); silent when absent. */
   log?: (line: string) => void;
 }
 
 /** Publishes a device may not make are renamed to this topic, which no subscription can match: dropped. */
 const DROPPED_TOPIC = '$SIM/dropped';
+
+const TOKEN_TOPICS = { upload: '$SYS/uploadToken', expire: '$SYS/tokenExpireNotice', invalid: '$SYS/tokenInvalidNotice' };
+/** setTimeout's longest delay; expiries further away are not scheduled. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface SimulatorEvents {
   login: [client: Client, session: Session];
@@ -60,6 +67,12 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
   private wsServer?: WebSocketServer;
   private adminServer?: http.Server;
   private readonly options: SimulatorOptions;
+  /** Subscriptions and queued QoS 1 messages of persistent sessions; kept when the simulator stops and starts again. */
+  private readonly persistence: AedesMemoryPersistence = createMemoryPersistence();
+  /** The client id each client sent, where the broker knows it by its session key instead (see sessionKey). */
+  private readonly sentClientIds = new WeakMap<Client, string>();
+  /** Connected token-mode clients and the timers of their next token notice. */
+  private readonly tokenClients = new Map<Client, NodeJS.Timeout | undefined>();
 
   constructor(options: SimulatorOptions) {
     super();
@@ -98,6 +111,11 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
     this.options.log?.(line);
   }
 
+  /** The client id as the client sent it. */
+  clientIdOf(client: Client): string {
+    return this.sentClientIds.get(client) ?? client.id;
+  }
+
   sessionOf(client: Client): Session | undefined {
     return this.sessions.get(client);
   }
@@ -112,13 +130,20 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
     return [...this.deviceClients.keys()];
   }
 
+  /** Starts listening; after stop(), starts again on the same ports with the persistent sessions kept. */
   async start(): Promise<this> {
     const { Aedes: AedesBroker } = await import('aedes');
     const broker = await AedesBroker.createBroker({
       maxClientsIdLength: 1024,
-      preConnect: (_client, packet, callback) => {
+      persistence: this.persistence,
+      preConnect: (client, packet, callback) => {
         // Neither service supports will messages under MQTT 3.1.1.
         delete packet.will;
+        const key = packet.clean ? undefined : persistentSessionKey(packet.username);
+        if (key) {
+          this.sentClientIds.set(client, packet.clientId);
+          packet.clientId = key;
+        }
         callback(null, true);
       },
       authenticate: (client, username, password, callback) => this.authenticate(client, username, password, callback),
@@ -126,8 +151,8 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
         const session = this.sessions.get(client);
         const own = session?.kind === 'mq' && session.p2pTopics.includes(subscription.topic);
         if (!session || (!own && !session.permissions.canSubscribe(subscription.topic))) {
-          this.log(`SUBACK 0x80 ${client.id}: ${subscription.topic}`);
-          this.emit('subscribe-denied', { clientId: client.id, topic: subscription.topic });
+          this.log(`SUBACK 0x80 ${this.clientIdOf(client)}: ${subscription.topic}`);
+          this.emit('subscribe-denied', { clientId: this.clientIdOf(client), topic: subscription.topic });
           callback(null, null);
           return;
         }
@@ -139,9 +164,12 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
         if (packet.qos > 1) packet.qos = 1;
         packet.retain = false;
         const session = client ? this.sessions.get(client) : undefined;
-        if (client && (!session || !session.permissions.canPublish(packet.topic))) {
-          this.log(`No authorization: ${client.id} may not publish to ${packet.topic}`);
-          this.emit('publish-denied', { clientId: client.id, topic: packet.topic });
+        if (client && session?.kind === 'mq' && packet.topic === TOKEN_TOPICS.upload) {
+          this.onUploadToken(client, session, packet.payload);
+          packet.topic = DROPPED_TOPIC;
+        } else if (client && (!session || !session.permissions.canPublish(packet.topic))) {
+          this.log(`No authorization: ${this.clientIdOf(client)} may not publish to ${packet.topic}`);
+          this.emit('publish-denied', { clientId: this.clientIdOf(client), topic: packet.topic });
           packet.topic = DROPPED_TOPIC;
         } else if (session?.kind === 'iot') {
           const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
@@ -154,10 +182,12 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
     this.broker = broker;
     broker.on('clientReady', (client) => this.onClientReady(client));
     broker.on('subscribe', (subscriptions, client) => {
-      this.emit('subscribe', { clientId: client.id, topics: subscriptions.filter((sub) => (sub.qos as number) !== 128).map((sub) => sub.topic) });
+      this.emit('subscribe', { clientId: this.clientIdOf(client), topics: subscriptions.filter((sub) => (sub.qos as number) !== 128).map((sub) => sub.topic) });
     });
-    broker.on('unsubscribe', (topics, client) => this.emit('unsubscribe', { clientId: client.id, topics }));
+    broker.on('unsubscribe', (topics, client) => this.emit('unsubscribe', { clientId: this.clientIdOf(client), topics }));
     broker.on('clientDisconnect', (client) => {
+      clearTimeout(this.tokenClients.get(client));
+      this.tokenClients.delete(client);
       const session = this.sessions.get(client);
       if (session?.kind === 'iot') {
         const key = `${session.productKey}/${session.deviceName}`;
@@ -166,20 +196,24 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
     });
 
     this.tcpServer = net.createServer((socket) => broker.handle(socket));
-    this.port = await listen(this.tcpServer, this.options.port ?? 0, this.host);
+    this.port = await listen(this.tcpServer, this.port || (this.options.port ?? 0), this.host);
     if (this.options.wsPort !== undefined) {
       this.httpServer = http.createServer();
       this.wsServer = new WebSocketServer({ server: this.httpServer });
       this.wsServer.on('connection', (socket, request) => broker.handle(createWebSocketStream(socket), request));
-      this.wsPort = await listen(this.httpServer, this.options.wsPort, this.host);
+      this.wsPort = await listen(this.httpServer, this.wsPort || this.options.wsPort, this.host);
     }
     this.adminServer = createAdminServer({
       cloud: this.cloud,
       registry: this.registry,
       online: (device) => this.onlineSession(device),
-      onlineClientId: (device) => this.deviceClients.get(`${device.productKey}/${device.deviceName}`)?.id,
+      revokeToken: (token) => this.revokeToken(token),
+      onlineClientId: (device) => {
+        const client = this.deviceClients.get(`${device.productKey}/${device.deviceName}`);
+        return client && this.clientIdOf(client);
+      },
     });
-    this.adminPort = await listen(this.adminServer, this.options.adminPort ?? 0, this.host);
+    this.adminPort = await listen(this.adminServer, this.adminPort || (this.options.adminPort ?? 0), this.host);
     this.log(`aliyun-iot-sim listening: mqtt://${this.host}:${this.port}${this.wsPort ? ` ws://${this.host}:${this.wsPort}/mqtt` : ''}`
       + ` admin http://${this.host}:${this.adminPort}`);
     return this;
@@ -191,14 +225,26 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
     password: Buffer | undefined,
     callback: (error: AuthenticateError | null, success: boolean | null) => void,
   ): void {
-    const result = this.registry.login(client.id, username, password?.toString('utf8'));
+    const clientId = this.clientIdOf(client);
+    const result = this.registry.login(clientId, username, password?.toString('utf8'));
     if (!result.ok) {
-      this.log(`CONNACK ${result.returnCode} (${result.reason}) for ${client.id}`);
-      this.emit('refused', { clientId: client.id, username, returnCode: result.returnCode, reason: result.reason });
+      this.log(`CONNACK ${result.returnCode} (${result.reason}) for ${clientId}`);
+      this.emit('refused', { clientId, username, returnCode: result.returnCode, reason: result.reason });
       callback(Object.assign(new Error(`login refused: ${result.reason}`), { returnCode: result.returnCode }) as AuthenticateError, false);
       return;
     }
     this.sessions.set(client, result.session);
+    if (result.session.kind === 'iot') {
+      // One connection per device: a new login knocks the older one off (before the broker takes over its session).
+      const key = `${result.session.productKey}/${result.session.deviceName}`;
+      const previous = this.deviceClients.get(key);
+      if (previous && previous !== client && !previous.closed) {
+        this.log(`${key}: a new login (${clientId}) knocks off ${this.clientIdOf(previous)}`);
+        this.emit('kicked', { clientId: this.clientIdOf(previous), by: clientId });
+        this.deviceClients.delete(key);
+        previous.close();
+      }
+    }
     callback(null, true);
   }
 
@@ -206,19 +252,64 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
     const session = this.sessions.get(client);
     if (!session) return;
     if (session.kind === 'iot') {
-      const key = `${session.productKey}/${session.deviceName}`;
-      const previous = this.deviceClients.get(key);
-      this.deviceClients.set(key, client);
-      if (previous && previous !== client && !previous.closed) {
-        this.log(`${key}: a new login (${client.id}) knocks off ${previous.id}`);
-        this.emit('kicked', { clientId: previous.id, by: client.id });
-        previous.close();
-      }
+      this.deviceClients.set(`${session.productKey}/${session.deviceName}`, client);
     } else {
       client.subscribe(session.p2pTopics.map((topic) => ({ topic, qos: 1 as const })), () => undefined);
+      if (session.authMode === 'token') this.scheduleTokenNotice(client, session);
     }
-    this.log(`login ${client.id}`);
+    this.log(`login ${this.clientIdOf(client)}`);
     this.emit('login', client, session);
+  }
+
+  private notify(client: Client, topic: string, body: Record<string, unknown>): void {
+    client.publish({ cmd: 'publish', topic, payload: Buffer.from(JSON.stringify(body)), qos: 1, retain: false, dup: false }, () => undefined);
+  }
+
+  /** The next notice for a token-mode client: expiry ahead, or its tokens invalid now (and the connection closed). */
+  private scheduleTokenNotice(client: Client, session: MqSession): void {
+    clearTimeout(this.tokenClients.get(client));
+    this.tokenClients.set(client, undefined);
+    if (!this.registry.tokensValid(session)) {
+      this.log(`${session.clientId}: token expired or revoked, disconnecting`);
+      this.notify(client, TOKEN_TOPICS.invalid, { clientId: session.clientId, reason: 'token-expired' });
+      setTimeout(() => client.close(), 100);
+      return;
+    }
+    const expireAt = tokensExpireAt(session) as number;
+    const noticeAt = expireAt - (this.options.tokenNoticeMs ?? 300_000);
+    const now = Date.now();
+    if (noticeAt <= now) {
+      this.notify(client, TOKEN_TOPICS.expire, { clientId: session.clientId, expireTime: expireAt });
+    }
+    const next = noticeAt > now ? noticeAt : expireAt;
+    if (next - now > MAX_TIMER_MS) return;
+    this.tokenClients.set(client, setTimeout(() => this.scheduleTokenNotice(client, session), Math.max(0, next - now)));
+  }
+
+  private onUploadToken(client: Client, session: MqSession, payload: Buffer | string): void {
+    let request: { token?: unknown; type?: unknown } = {};
+    try {
+      request = JSON.parse(payload.toString()) as typeof request;
+    } catch {
+      // an unreadable upload is refused below like any bad request
+    }
+    const refusal = this.registry.uploadToken(session, request.token, request.type ?? 'RW');
+    if (refusal) {
+      this.log(`${session.clientId}: uploaded token refused (${refusal})`);
+      this.notify(client, TOKEN_TOPICS.invalid, { clientId: session.clientId, reason: refusal });
+      return;
+    }
+    this.log(`${session.clientId}: token uploaded`);
+    this.scheduleTokenNotice(client, session);
+  }
+
+  private revokeToken(token: string): boolean {
+    if (!this.registry.revokeToken(token)) return false;
+    for (const client of this.tokenClients.keys()) {
+      const session = this.sessions.get(client);
+      if (session?.kind === 'mq' && session.tokens.some((held) => held.token === token)) this.scheduleTokenNotice(client, session);
+    }
+    return true;
   }
 
   async stop(): Promise<void> {
@@ -233,7 +324,17 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
       server.close(() => resolve());
     })));
     this.deviceClients.clear();
+    for (const timer of this.tokenClients.values()) clearTimeout(timer);
+    this.tokenClients.clear();
   }
+}
+
+/**
+ * The platform keeps one session per device, whatever timestamp its signed client id carries: a persistent IoT
+ * session is known to the broker by its username, `${deviceName}&${productKey}`.
+ */
+function persistentSessionKey(username: string | undefined): string | undefined {
+  return username && /^[^&|]+&[^&|]+$/.test(username) ? `iot-session:${username}` : undefined;
 }
 
 function listen(server: net.Server, port: number, host: string): Promise<number> {

@@ -1,5 +1,6 @@
 // Who may log in and what each login may do: the platform's device registry, topic permissions and ApsaraMQ
 // credentials, verified with the same functions the nodes sign with.
+import { randomBytes } from 'node:crypto';
 import {
   CONNACK, RefusalCode, parseMqClientId, parseMqTokenPassword, parseMqUsername, verifyIotLogin, verifyMqSignature,
 } from '../nodes/lib/auth';
@@ -45,12 +46,27 @@ export interface MqSession {
   groupId: string;
   deviceId: string;
   authMode: 'signature' | 'token' | 'device-credential';
+  accessKeyId: string;
+  /** Token mode: the tokens the client holds now, each with the actions granted to this client. */
+  tokens: SimToken[];
   /** Topics that reach this client without a subscription: ${parent}/p2p/${clientId}. */
   p2pTopics: string[];
   permissions: TopicPermissions;
 }
 
 export type Session = IotSession | MqSession;
+
+/** When a token-mode client's tokens stop being valid: the earliest expiry among them. */
+export function tokensExpireAt(session: MqSession): number | undefined {
+  return session.tokens.length ? Math.min(...session.tokens.map((token) => token.expireTime)) : undefined;
+}
+
+function tokenPermissions(tokens: readonly SimToken[]): TopicPermissions {
+  return new TopicPermissions(
+    tokens.filter((token) => token.actions.includes('R')).flatMap((token) => token.resources),
+    tokens.filter((token) => token.actions.includes('W')).flatMap((token) => token.resources),
+  );
+}
 
 export type LoginResult =
   | { ok: true; session: Session }
@@ -76,10 +92,60 @@ function refuse(returnCode: RefusalCode, reason: string): LoginResult {
 export class Registry {
   private readonly products = new Map<string, SimProduct>();
   private readonly instances = new Map<string, SimMqInstance>();
+  private readonly revokedTokens = new Set<string>();
 
   constructor(config: SimulatorConfig) {
     for (const product of config.products ?? []) this.products.set(product.productKey, product);
-    for (const instance of config.mq ?? []) this.instances.set(instance.instanceId, instance);
+    for (const instance of config.mq ?? []) this.instances.set(instance.instanceId, { ...instance, tokens: [...instance.tokens ?? []] });
+  }
+
+  /** Like ApplyToken: a new token of an instance's AccessKey. */
+  applyToken(instanceId: string, grant: Omit<SimToken, 'token'>): SimToken {
+    const instance = this.instances.get(instanceId);
+    if (!instance) throw new Error(`no ApsaraMQ instance ${instanceId}`);
+    if (!instance.accessKeys?.some((key) => key.accessKeyId === grant.accessKeyId)) throw new Error(`no AccessKey ${grant.accessKeyId}`);
+    const token: SimToken = { ...grant, token: `tok-${randomBytes(12).toString('hex')}` };
+    instance.tokens?.push(token);
+    return token;
+  }
+
+  /** Like RevokeToken; returns whether the token existed. */
+  revokeToken(token: string): boolean {
+    const known = [...this.instances.values()].some((instance) => instance.tokens?.some((entry) => entry.token === token));
+    if (known) this.revokedTokens.add(token);
+    return known;
+  }
+
+  /** A token as it stands now, or why it cannot be used. */
+  private validToken(instance: SimMqInstance, accessKeyId: string, token: string): SimToken | 'unknown-token' | 'token-expired' {
+    const found = instance.tokens?.find((entry) => entry.token === token && entry.accessKeyId === accessKeyId);
+    if (!found) return 'unknown-token';
+    if (found.expireTime <= Date.now() || this.revokedTokens.has(token)) return 'token-expired';
+    return found;
+  }
+
+  /**
+   * `$SYS/uploadToken` on a live token-mode connection: the new token replaces the client's tokens of its type
+   * (R, W or both) and the client's permissions follow. Returns why it was not taken, or undefined.
+   */
+  uploadToken(session: MqSession, token: unknown, type: unknown): string | undefined {
+    const instance = this.instances.get(session.instanceId);
+    if (session.authMode !== 'token' || !instance) return 'not-token-mode';
+    if (typeof token !== 'string' || (type !== 'R' && type !== 'W' && type !== 'RW')) return 'bad-request';
+    const found = this.validToken(instance, session.accessKeyId, token);
+    if (typeof found === 'string') return found;
+    const granted: SimToken = { ...found, actions: type.split('').filter((action) => found.actions.includes(action)).join('') as SimToken['actions'] };
+    const kept = session.tokens
+      .map((held) => ({ ...held, actions: held.actions.split('').filter((action) => !type.includes(action)).join('') as SimToken['actions'] }))
+      .filter((held) => held.actions !== ('' as SimToken['actions']));
+    session.tokens = [...kept, granted];
+    session.permissions = tokenPermissions(session.tokens);
+    return undefined;
+  }
+
+  /** Whether a client's tokens are all still valid (not expired, not revoked). */
+  tokensValid(session: MqSession): boolean {
+    return session.tokens.every((token) => token.expireTime > Date.now() && !this.revokedTokens.has(token.token));
   }
 
   deviceSecret(productKey: string, deviceName: string): string | undefined {
@@ -133,6 +199,7 @@ export class Registry {
     }
     const everything = instance.parentTopics.map((parent) => `${parent}/#`);
     let permissions = new TopicPermissions(everything, everything);
+    const tokens: SimToken[] = [];
 
     if (authMode === 'signature') {
       const key = instance.accessKeys?.find((entry) => entry.accessKeyId === accessKeyId);
@@ -148,22 +215,17 @@ export class Registry {
     } else {
       const grants = parseMqTokenPassword(password);
       if (!grants) return refuse(CONNACK.BAD_USERNAME_OR_PASSWORD, 'token-format');
-      const tokens: SimToken[] = [];
       for (const grant of grants) {
-        const token = instance.tokens?.find((entry) => entry.token === grant.token && entry.accessKeyId === accessKeyId);
-        if (!token) return refuse(CONNACK.NOT_AUTHORIZED, 'unknown-token');
-        if (token.expireTime <= Date.now()) return refuse(CONNACK.NOT_AUTHORIZED, 'token-expired');
+        const token = this.validToken(instance, accessKeyId, grant.token);
+        if (typeof token === 'string') return refuse(CONNACK.NOT_AUTHORIZED, token);
         tokens.push({ ...token, actions: grant.actions.split('').filter((action) => token.actions.includes(action)).join('') as SimToken['actions'] });
       }
-      permissions = new TopicPermissions(
-        tokens.filter((token) => token.actions.includes('R')).flatMap((token) => token.resources),
-        tokens.filter((token) => token.actions.includes('W')).flatMap((token) => token.resources),
-      );
+      permissions = tokenPermissions(tokens);
     }
     return {
       ok: true,
       session: {
-        kind: 'mq', instanceId, clientId, ...ids, authMode,
+        kind: 'mq', instanceId, clientId, ...ids, authMode, accessKeyId, tokens,
         p2pTopics: instance.parentTopics.map((parent) => `${parent}/p2p/${clientId}`),
         permissions,
       },

@@ -5,7 +5,7 @@ import { ConnectionConfigNode } from '../nodes/shared';
 import {
   CATCH_ALL, collect, deploy, errorsOf, lastStatusText, node, redeploy, simulatorAndRuntime, statusesOf, waitForStatus,
 } from './node-harness';
-import { FlowNode, PK, admin, delay, endSdkDevice, iotConnection, mqConnection, sdkDevice, waitFor } from './helpers';
+import { FlowNode, MQ_INSTANCE, PK, admin, delay, endSdkDevice, iotConnection, mqConnection, sdkDevice, waitFor } from './helpers';
 
 type CaughtMsg = NodeMessage & { error: { message: string; source?: { id: string } } };
 
@@ -179,5 +179,107 @@ describe('reliability: logins', function () {
     assert.ok(later <= 4, `${later} knock-offs in 20 s after the status`);
     assert.match(lastStatusText(node('out')), /status\.(kicked|connected)$/);
     await endSdkDevice(device);
+  });
+});
+
+describe('reliability: broker outage', function () {
+  const env = simulatorAndRuntime();
+
+  it('5,000 QoS 1 messages sent through a 2 s outage all arrive; messages for an offline device arrive when it is back', async function () {
+    this.timeout(60_000);
+    const up = iotConnection('up', env.sim, 'dev01', { cleanSession: false, queueSize: 5000 });
+    const down = iotConnection('down', env.sim, 'dev03', { cleanSession: false });
+    await deploy([
+      up.node, down.node, ...CATCH_ALL,
+      { id: 'out', type: 'aliyun-iot-out', connection: 'up', topic: `/${PK}/dev01/user/update`, qos: '1', retain: '' },
+      { id: 'in', type: 'aliyun-iot-in', connection: 'down', topic: '/${productKey}/${deviceName}/user/get', qos: '1', datatype: 'utf8', wires: [['received']] },
+      { id: 'received', type: 'helper' },
+    ], { ...up.credentials, ...down.credentials });
+    const caught = collect('caught') as CaughtMsg[];
+    const received = collect('received');
+    await waitForStatus('out', 'connected');
+    await waitForStatus('in', 'connected');
+
+    const arrivals = new Map<number, number>();
+    env.sim.on('message', ({ topic, payload }) => {
+      if (topic !== `/${PK}/dev01/user/update`) return;
+      const seq = Number(payload.toString());
+      arrivals.set(seq, (arrivals.get(seq) ?? 0) + 1);
+    });
+    const total = 5000;
+    let sent = 0;
+    // 1,000 messages a second, so the outage falls in the middle of the stream.
+    const sender = setInterval(() => {
+      for (let i = 0; i < 10 && sent < total; i++) send('out', { payload: String(sent++) });
+      if (sent === total) clearInterval(sender);
+    }, 10);
+
+    await delay(1500);
+    send('in', { action: 'disconnect' });
+    await waitFor(() => !env.sim.onlineDevices().includes(`${PK}/dev03`), 'dev03 offline');
+    await env.sim.stop();
+    const outageAt = sent;
+    await delay(2000);
+    await env.sim.start();
+    const offline = Array.from({ length: 20 }, (_, i) => `while offline ${i}`);
+    for (const payload of offline) await admin(env.sim, 'POST', '/pub', { topic: `/${PK}/dev03/user/get`, payload, qos: 1 });
+    send('in', { action: 'connect' });
+
+    await waitFor(() => sent === total && arrivals.size === total, `all ${total} messages (${arrivals.size} so far)`, 40_000);
+    await waitFor(() => received.length === offline.length, 'the messages kept for the offline device');
+    const duplicates = [...arrivals.values()].reduce((sum, count) => sum + count - 1, 0);
+    console.log(`      outage after message ${outageAt}: ${arrivals.size}/${total} arrived, ${duplicates} duplicates`);
+    assert.deepEqual(received.map((msg) => msg.payload), offline, 'kept in order');
+    assert.deepEqual(caught.map((msg) => msg.error.message), [], 'no publish failed');
+  });
+});
+
+describe('reliability: ApsaraMQ token lifecycle', function () {
+  const env = simulatorAndRuntime({ tokenNoticeMs: 2000 });
+
+  async function applyToken(lifetimeMs: number): Promise<string> {
+    const issued = await admin<{ token: string }>(env.sim, 'POST', '/mq/tokens', {
+      instanceId: MQ_INSTANCE, accessKeyId: 'AK', actions: 'RW', resources: ['parent/#'], expireTime: Date.now() + lifetimeMs,
+    });
+    return issued.token;
+  }
+
+  it('warns before expiry, takes an uploaded token on the live connection, and reports revoked and expired tokens', async function () {
+    this.timeout(30_000);
+    const renewed = mqConnection('renewed', env.sim, 'tokenDevice1', 'token', { accessKeyId: 'AK', token: await applyToken(3000) });
+    const lapsing = mqConnection('lapsing', env.sim, 'tokenDevice2', 'token', { accessKeyId: 'AK', token: await applyToken(3000) });
+    await deploy([
+      renewed.node, lapsing.node, ...CATCH_ALL,
+      { id: 'out', type: 'aliyun-iot-out', connection: 'renewed', topic: 'parent/token', qos: '1', retain: '' },
+      { id: 'in', type: 'aliyun-iot-in', connection: 'renewed', topic: 'parent/token', qos: '1', datatype: 'utf8', wires: [['received']] },
+      { id: 'lapsingOut', type: 'aliyun-iot-out', connection: 'lapsing', topic: 'parent/token', qos: '1', retain: '' },
+      { id: 'received', type: 'helper' },
+      { id: 'complete', type: 'complete', scope: ['out'], uncaught: false, wires: [['completed']] },
+      { id: 'completed', type: 'helper' },
+    ], { ...renewed.credentials, ...lapsing.credentials });
+    const caught = collect('caught') as CaughtMsg[];
+    const received = collect('received');
+    const completed = collect('completed');
+
+    await waitForStatus('out', 'token-expiring');
+    await waitForStatus('lapsingOut', 'token-expiring');
+    await waitFor(() => caught.some((msg) => msg.topic === '$SYS/tokenExpireNotice' && /expires soon/.test(msg.error.message)), 'a catchable expiry notice');
+
+    const fresh = await applyToken(3_600_000);
+    send('out', { action: 'uploadToken', payload: fresh });
+    await waitFor(() => completed.length === 1, 'the upload done at its PUBACK');
+    await waitForStatus('out', 'connected');
+
+    // Past the first token's expiry: the renewed connection stays up, the other one is told and refused.
+    await waitForStatus('lapsingOut', 'refused-not-authorized', 8000);
+    assert.ok(caught.some((msg) => msg.topic === '$SYS/tokenInvalidNotice' && msg.error.source?.id === 'lapsingOut'), 'a catchable invalid-token notice');
+    assert.equal(lastStatusText(node('out')), lastStatusText(node('in')));
+    send('out', { payload: 'still allowed' });
+    await waitFor(() => received.some((msg) => msg.payload === 'still allowed'), 'a round trip on the uploaded token');
+    assert.equal(lastStatusText(node('out')).endsWith('status.connected'), true);
+
+    await admin(env.sim, 'POST', '/mq/tokens/revoke', { token: fresh });
+    await waitFor(() => caught.some((msg) => msg.topic === '$SYS/tokenInvalidNotice' && msg.error.source?.id === 'out'), 'the revocation notice');
+    await waitForStatus('out', 'refused-not-authorized', 8000);
   });
 });

@@ -9,14 +9,10 @@ import type { NodeMessage } from 'node-red';
 import { statusText } from '../nodes/shared';
 import { Simulator } from '../sim';
 import { collect, deploy, errorsOf, node, simulatorAndRuntime, statusesOf, waitForStatus } from './node-harness';
-import { FlowNode, PK, SIM_CONFIG, delay, iotConnection, mqConnection, waitFor } from './helpers';
+import {
+  FlowNode, PK, SERVER_TLS, SIM_CONFIG, TEST_CA, TLS_DIR, delay, iotConnection, mqConnection, waitFor,
+} from './helpers';
 
-const TLS_DIR = path.join(__dirname, '..', '..', 'test', 'fixtures', 'tls');
-export const TEST_CA = fs.readFileSync(path.join(TLS_DIR, 'ca.pem'), 'utf8');
-export const SERVER_TLS = {
-  key: fs.readFileSync(path.join(TLS_DIR, 'server.key')),
-  cert: fs.readFileSync(path.join(TLS_DIR, 'server.pem')),
-};
 
 type Connection = { node: FlowNode; credentials: Record<string, Record<string, string>> };
 

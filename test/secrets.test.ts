@@ -30,6 +30,10 @@ const SECRET = {
   wrongToken: 'wrongTq9wE2rT5yU8iOp',
   deviceAccessKeySecret: 'dcsecPl0oK9iJ8uH7yGt',
   cloudAccessKeySecret: 'cloudsecMn4bV7cX2zLk',
+  /** Tokens a flow uploads on a live connection (msg.action 'uploadToken'), with a bad type, malformed, and good. */
+  uploadedBadType: 'upltokAa1Ss2Dd3Ff4Gg5',
+  uploadedMalformed: 'upltokHh6Jj7Kk8Ll9Zz0',
+  uploadedToWrongMode: 'upltokQq1Ww2Ee3Rr4Tt5',
 };
 const SECRET_VALUES = Object.values(SECRET);
 
@@ -214,6 +218,9 @@ describe('secrets: never in logs, statuses, messages or errors', function () {
     send('out-iotWrong', { topic: `/${PK}/otherdev/user/echo`, payload: 'queued while refused' });
     send('out-iotBadConfig', { topic: 'a', payload: 'misconfigured' });
     send('post', { payload: { temperature: 1 } });
+    send('out-mqToken', { action: 'uploadToken', payload: { token: SECRET.uploadedBadType, type: 'X' } });
+    send('out-mqToken', { action: 'uploadToken', payload: `${SECRET.uploadedMalformed}|` });
+    send('out-mqSig', { action: 'uploadToken', payload: SECRET.uploadedToWrongMode });
     send('invoke-cloudRefused', { payload: { a: 1 } });
     send('invoke-cloudDown', { payload: { a: 1 } });
     await waitFor(() => seen.filter((msg) => (msg as { payload?: unknown }).payload === 'hello').length === 4, 'the four echoes', 10_000);
@@ -237,6 +244,7 @@ describe('secrets: never in logs, statuses, messages or errors', function () {
     // The failures really happened, so the checks above looked at them.
     const caughtText = inspect(seen, { depth: 8 });
     assert.match(caughtText, /\+ and # are only allowed in subscriptions/);
+    assert.match(caughtText, /Token type 'X' is invalid/);
     assert.match(caughtText, /SignatureDoesNotMatch|signature is not matched/);
     assert.match(logLines.join('\n'), /CONNACK 5/);
     assert.match(logLines.join('\n'), /certificate/);

@@ -15,6 +15,9 @@ interface OutMessage extends NodeMessageInFlow {
   retain?: unknown;
 }
 
+/** Stands in for a token in a msg that reports a failed upload. */
+const REDACTED = '<redacted>';
+
 export = function (RED: NodeAPI): void {
   function AliyunIotOutNode(this: Node, config: OutNodeDef): void {
     RED.nodes.createNode(this, config);
@@ -35,8 +38,13 @@ export = function (RED: NodeAPI): void {
           const body = msg.payload as { token?: unknown; type?: unknown } | string | undefined;
           const token = typeof body === 'string' ? body : body?.token;
           const type = typeof body === 'object' && body !== null ? body.type : undefined;
-          if (!(connection instanceof Connection)) done(newError(RED, 'TOKEN_MODE_ONLY'));
-          else connection.uploadToken(token, type, (error) => done(error ? localizeError(RED, error) : undefined));
+          // A failed upload reaches Catch nodes with its msg: the token in it is a secret, so it goes first.
+          const fail = (error: Error): void => {
+            msg.payload = typeof body === 'object' && body !== null ? { ...body, token: REDACTED } : REDACTED;
+            done(error);
+          };
+          if (!(connection instanceof Connection)) fail(newError(RED, 'TOKEN_MODE_ONLY'));
+          else connection.uploadToken(token, type, (error) => (error ? fail(localizeError(RED, error)) : done()));
           return;
         } else {
           done(newError(RED, 'ACTION_UNKNOWN', { action: String(msg.action) }));

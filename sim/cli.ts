@@ -1,10 +1,12 @@
 #!/usr/bin/env node
-// aliyun-iot-sim --config FILE [--port N] [--host 127.0.0.1] [--ws-port N]
+// aliyun-iot-sim --config FILE [--port N] [--host 127.0.0.1] [--ws-port N] [--tls-port N --tls-key FILE --tls-cert FILE]
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfigFile } from './config';
 import { startSimulator } from './index';
 
-const USAGE = 'usage: aliyun-iot-sim --config FILE [--port N] [--host 127.0.0.1] [--ws-port N] [--admin-port N] [--quiet]';
+const USAGE = 'usage: aliyun-iot-sim --config FILE [--port N] [--host 127.0.0.1] [--ws-port N] [--admin-port N]'
+  + ' [--tls-port N --tls-key FILE --tls-cert FILE] [--quiet]';
 
 function portOption(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
@@ -21,6 +23,9 @@ async function main(): Promise<void> {
       host: { type: 'string' },
       'ws-port': { type: 'string' },
       'admin-port': { type: 'string' },
+      'tls-port': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'tls-cert': { type: 'string' },
       quiet: { type: 'boolean' },
       help: { type: 'boolean' },
     },
@@ -31,15 +36,20 @@ async function main(): Promise<void> {
     return;
   }
   const config = loadConfigFile(values.config);
+  const tlsPort = portOption(values['tls-port'], 'tls-port');
+  if (tlsPort !== undefined && (!values['tls-key'] || !values['tls-cert'])) throw new Error('--tls-port needs --tls-key FILE and --tls-cert FILE');
   const simulator = await startSimulator({
     ...config,
     port: portOption(values.port, 'port') ?? 1883,
     host: values.host ?? '127.0.0.1',
     wsPort: portOption(values['ws-port'], 'ws-port'),
     adminPort: portOption(values['admin-port'], 'admin-port') ?? 0,
+    tlsPort,
+    tls: tlsPort === undefined ? undefined : { key: readFileSync(values['tls-key'] as string), cert: readFileSync(values['tls-cert'] as string) },
     log: values.quiet ? undefined : (line) => console.log(line),
   });
   console.log(`port ${simulator.port}`);
+  if (simulator.tlsPort !== undefined) console.log(`tls port ${simulator.tlsPort}`);
   console.log(`admin port ${simulator.adminPort}`);
   const stop = (): void => {
     simulator.stop().then(() => process.exit(0), () => process.exit(1));

@@ -2,6 +2,7 @@
 import { EventEmitter } from 'node:events';
 import * as http from 'node:http';
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import { AddressInfo } from 'node:net';
 import type { Aedes, AuthenticateError, Client } from 'aedes';
 import createMemoryPersistence, { AedesMemoryPersistence } from 'aedes-persistence';
@@ -25,6 +26,9 @@ export interface SimulatorOptions extends SimulatorConfig {
   adminPort?: number;
   /** How long before a token expires its holders get `$SYS/tokenExpireNotice`; 5 minutes by default. */
   tokenNoticeMs?: number;
+  /** MQTT over TLS with `tls` as the server's key and certificate; undefined for none, 0 to let the OS choose. */
+  tlsPort?: number;
+  tls?: { key: string | Buffer; cert: string | Buffer };
   /** Receives one line per notable event (logins, refusals, denials); silent when absent. */
   log?: (line: string) => void;
 }
@@ -55,6 +59,7 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
   port = 0;
   host: string;
   wsPort?: number;
+  tlsPort?: number;
   adminPort = 0;
   /** The cloud side: thing-model answers, requests to devices, forwarding rules. */
   readonly cloud: Cloud;
@@ -63,6 +68,7 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
   /** The live connection of each IoT device: a newer login knocks the older one off. */
   private readonly deviceClients = new Map<string, Client>();
   private tcpServer?: net.Server;
+  private tlsServer?: tls.Server;
   private httpServer?: http.Server;
   private wsServer?: WebSocketServer;
   private adminServer?: http.Server;
@@ -78,6 +84,7 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
     super();
     this.options = options;
     const config = validateConfig(options);
+    if (options.tlsPort !== undefined && !options.tls) throw new Error('tlsPort needs tls: {key, cert}');
     this.registry = new Registry(config);
     this.host = options.host ?? '127.0.0.1';
     this.cloud = new Cloud(
@@ -203,6 +210,13 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
       this.wsServer.on('connection', (socket, request) => broker.handle(createWebSocketStream(socket), request));
       this.wsPort = await listen(this.httpServer, this.wsPort || this.options.wsPort, this.host);
     }
+    if (this.options.tlsPort !== undefined) {
+      const { key, cert } = this.options.tls ?? {};
+      this.tlsServer = tls.createServer({ key, cert }, (socket) => broker.handle(socket));
+      // A client that refuses our certificate ends the handshake: nothing for the broker to know.
+      this.tlsServer.on('tlsClientError', () => undefined);
+      this.tlsPort = await listen(this.tlsServer, this.tlsPort || this.options.tlsPort, this.host);
+    }
     this.adminServer = createAdminServer({
       cloud: this.cloud,
       registry: this.registry,
@@ -215,6 +229,7 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
     });
     this.adminPort = await listen(this.adminServer, this.adminPort || (this.options.adminPort ?? 0), this.host);
     this.log(`aliyun-iot-sim listening: mqtt://${this.host}:${this.port}${this.wsPort ? ` ws://${this.host}:${this.wsPort}/mqtt` : ''}`
+      + `${this.tlsPort ? ` mqtts://${this.host}:${this.tlsPort}` : ''}`
       + ` admin http://${this.host}:${this.adminPort}`);
     return this;
   }
@@ -318,7 +333,7 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
     this.cloud.stop();
     this.wsServer?.close();
     if (broker) await new Promise<void>((resolve) => broker.close(() => resolve()));
-    await Promise.all([this.tcpServer, this.httpServer, this.adminServer].map((server) => new Promise<void>((resolve) => {
+    await Promise.all([this.tcpServer, this.tlsServer, this.httpServer, this.adminServer].map((server) => new Promise<void>((resolve) => {
       if (!server?.listening) return resolve();
       if (server instanceof http.Server) server.closeAllConnections();
       server.close(() => resolve());

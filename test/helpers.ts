@@ -1,4 +1,5 @@
 // Shared fixtures: the simulator's test registry, connection node definitions, polling.
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Simulator, SimulatorConfig, SimulatorOptions, startSimulator } from '../sim';
 
@@ -35,6 +36,14 @@ export const SIM_CONFIG: SimulatorConfig = {
     ],
     deviceCredentials: [{ clientId: 'GID_test@@@dev02', deviceAccessKeyId: 'DC.1', deviceAccessKeySecret: 'dsk' }],
   }],
+};
+
+/** A throwaway CA and a server certificate it signed for 127.0.0.1 and localhost (test/fixtures/tls). */
+export const TLS_DIR = path.join(__dirname, '..', '..', 'test', 'fixtures', 'tls');
+export const TEST_CA = fs.readFileSync(path.join(TLS_DIR, 'ca.pem'), 'utf8');
+export const SERVER_TLS = {
+  key: fs.readFileSync(path.join(TLS_DIR, 'server.key')),
+  cert: fs.readFileSync(path.join(TLS_DIR, 'server.pem')),
 };
 
 export function startTestSimulator(extra: Partial<SimulatorOptions> = {}): Promise<Simulator> {

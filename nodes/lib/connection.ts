@@ -107,6 +107,9 @@ const REFUSAL_REASONS: Record<'iot' | 'mq', Record<number, string>> = {
   mq: { 1: 'refused-protocol', 2: 'refused-client-id', 3: 'refused-unavailable', 4: 'refused-username', 5: 'refused-not-authorized' },
 };
 
+/** Node's codes for a server certificate that failed verification (untrusted, self-signed, expired, wrong name). */
+const TLS_CERTIFICATE_ERROR = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|HOSTNAME_MISMATCH/;
+
 /** mqtt.js never reconnects by itself: this period only keeps it from flushing in-flight QoS 1 callbacks on close. */
 const MQTT_JS_RECONNECT_PERIOD = 0x7fffffff;
 
@@ -190,6 +193,8 @@ export class Connection implements SharedConnection {
   private ending = false;
   private connectedAt = 0;
   private refusalCode?: number;
+  /** Why the last TLS handshake failed: the server certificate was not accepted (Node's error code). */
+  private tlsFailure?: string;
   private networkFailures = 0;
   private refusals = 0;
   private shortSessions = 0;
@@ -546,6 +551,7 @@ export class Connection implements SharedConnection {
     const login = this.profile.sign();
     const client = this.client;
     this.refusalCode = undefined;
+    this.tlsFailure = undefined;
     if (this.current.state !== 'refused' && this.current.state !== 'kicked') {
       this.setStatus({ state: 'connecting', reason: 'connecting' });
     }
@@ -608,6 +614,10 @@ export class Connection implements SharedConnection {
       this.refusalCode = err.code;
       return;
     }
+    if (typeof err.code === 'string' && TLS_CERTIFICATE_ERROR.test(err.code)) {
+      this.tlsFailure = `${err.code}: ${err.message}`;
+      return;
+    }
     this.logProblem(new LogMessage('CONNECTION_ERROR', { target: this.profile.label, reason: err.message }), 'debug');
   }
 
@@ -622,6 +632,11 @@ export class Connection implements SharedConnection {
       delay = this.backoff(this.refusals++, this.policy.refusedBaseMs, this.policy.refusedMaxMs);
       this.setStatus({ state: 'refused', reason, returnCode });
       this.logProblem(new LogMessage(`REFUSED_${returnCode}_${this.profile.mode.toUpperCase()}`, { target: this.profile.label }), 'error');
+    } else if (this.tlsFailure !== undefined) {
+      // Retrying at once cannot help: the certificate stays the same until someone changes the config or the server.
+      delay = this.backoff(this.refusals++, this.policy.refusedBaseMs, this.policy.refusedMaxMs);
+      this.setStatus({ state: 'refused', reason: 'tls-error' });
+      this.logProblem(new LogMessage('TLS_CERTIFICATE', { target: this.profile.label, reason: this.tlsFailure }), 'error');
     } else if (wasConnected) {
       this.shortSessions = lived < this.policy.shortSessionMs ? this.shortSessions + 1 : 0;
       if (this.shortSessions >= this.policy.kickedAfter) {

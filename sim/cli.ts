@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-// aliyun-iot-sim --config FILE [--port N] [--host 127.0.0.1] [--ws-port N]
+// aliyun-iot-sim --config FILE [--port N] [--host 127.0.0.1] [--ws-port N] [--admin-port N] [--amqp-port N] [--api-port N]
 import { parseArgs } from 'node:util';
 import { loadConfigFile } from './config';
 import { startSimulator } from './index';
 
-const USAGE = 'usage: aliyun-iot-sim --config FILE [--port N] [--host 127.0.0.1] [--ws-port N] [--admin-port N] [--quiet]';
+const USAGE = 'usage: aliyun-iot-sim --config FILE [--port N] [--host 127.0.0.1] [--ws-port N] [--admin-port N]'
+  + ' [--amqp-port N] [--api-port N] [--quiet]';
 
 function portOption(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
@@ -21,6 +22,8 @@ async function main(): Promise<void> {
       host: { type: 'string' },
       'ws-port': { type: 'string' },
       'admin-port': { type: 'string' },
+      'amqp-port': { type: 'string' },
+      'api-port': { type: 'string' },
       quiet: { type: 'boolean' },
       help: { type: 'boolean' },
     },
@@ -37,10 +40,16 @@ async function main(): Promise<void> {
     host: values.host ?? '127.0.0.1',
     wsPort: portOption(values['ws-port'], 'ws-port'),
     adminPort: portOption(values['admin-port'], 'admin-port') ?? 0,
+    amqpPort: portOption(values['amqp-port'], 'amqp-port') ?? 0,
+    apiPort: portOption(values['api-port'], 'api-port') ?? 0,
     log: values.quiet ? undefined : (line) => console.log(line),
   });
   console.log(`port ${simulator.port}`);
   console.log(`admin port ${simulator.adminPort}`);
+  if (simulator.amqp) {
+    console.log(`amqp port ${simulator.amqpPort}`);
+    console.log(`api port ${simulator.apiPort}`);
+  }
   const stop = (): void => {
     simulator.stop().then(() => process.exit(0), () => process.exit(1));
   };

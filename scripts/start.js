@@ -62,7 +62,8 @@ async function main() {
   installIntoUserDir();
   const nodeRed = spawn(process.execPath, [
     require.resolve('node-red/red.js'), '--userDir', userDir, '--settings', path.join(__dirname, 'node-red-settings.js'),
-  ], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ALIYUN_IOT_SIM_PORT: String(simulator.port), ALIYUN_IOT_SIM_ADMIN_PORT: String(simulator.adminPort) } });
+  ], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ALIYUN_IOT_SIM_PORT: String(simulator.port), ALIYUN_IOT_SIM_ADMIN_PORT: String(simulator.adminPort),
+    ALIYUN_IOT_SIM_AMQP_PORT: String(simulator.amqpPort), ALIYUN_IOT_SIM_API_PORT: String(simulator.apiPort) } });
   const editorUrl = `http://127.0.0.1:${Number(process.env.PORT) || 1880}/`;
   nodeRed.stdout.on('data', (chunk) => {
     process.stdout.write(chunk);
@@ -71,6 +72,9 @@ async function main() {
         console.log(`\nNode-RED:  ${editorUrl}${deployed ? ' (with the demo flow)' : ''}`);
         console.log(`Simulator: mqtt://127.0.0.1:${simulator.port} (demo registry: sim/demo-registry.json)`);
         console.log(`Simulator admin API: http://127.0.0.1:${simulator.adminPort}/devices`);
+        if (simulator.amqp) {
+          console.log(`Simulator cloud side: AMQP amqp://127.0.0.1:${simulator.amqpPort}, OpenAPI http://127.0.0.1:${simulator.apiPort}`);
+        }
         console.log('Ctrl-C stops both.\n');
       }, (err) => console.error(err.message));
     }

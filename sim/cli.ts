@@ -1,12 +1,13 @@
 #!/usr/bin/env node
-// aliyun-iot-sim --config FILE [--port N] [--host 127.0.0.1] [--ws-port N] [--tls-port N --tls-key FILE --tls-cert FILE]
+// aliyun-iot-sim --config FILE [--port N] [--host 127.0.0.1] [--ws-port N] [--admin-port N]
+//   [--tls-port N --tls-key FILE --tls-cert FILE] [--amqp-port N] [--api-port N]
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfigFile } from './config';
 import { startSimulator } from './index';
 
 const USAGE = 'usage: aliyun-iot-sim --config FILE [--port N] [--host 127.0.0.1] [--ws-port N] [--admin-port N]'
-  + ' [--tls-port N --tls-key FILE --tls-cert FILE] [--quiet]';
+  + ' [--tls-port N --tls-key FILE --tls-cert FILE] [--amqp-port N] [--api-port N] [--quiet]';
 
 function portOption(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
@@ -26,6 +27,8 @@ async function main(): Promise<void> {
       'tls-port': { type: 'string' },
       'tls-key': { type: 'string' },
       'tls-cert': { type: 'string' },
+      'amqp-port': { type: 'string' },
+      'api-port': { type: 'string' },
       quiet: { type: 'boolean' },
       help: { type: 'boolean' },
     },
@@ -46,11 +49,17 @@ async function main(): Promise<void> {
     adminPort: portOption(values['admin-port'], 'admin-port') ?? 0,
     tlsPort,
     tls: tlsPort === undefined ? undefined : { key: readFileSync(values['tls-key'] as string), cert: readFileSync(values['tls-cert'] as string) },
+    amqpPort: portOption(values['amqp-port'], 'amqp-port') ?? 0,
+    apiPort: portOption(values['api-port'], 'api-port') ?? 0,
     log: values.quiet ? undefined : (line) => console.log(line),
   });
   console.log(`port ${simulator.port}`);
   if (simulator.tlsPort !== undefined) console.log(`tls port ${simulator.tlsPort}`);
   console.log(`admin port ${simulator.adminPort}`);
+  if (simulator.amqp) {
+    console.log(`amqp port ${simulator.amqpPort}`);
+    console.log(`api port ${simulator.apiPort}`);
+  }
   const stop = (): void => {
     simulator.stop().then(() => process.exit(0), () => process.exit(1));
   };

@@ -21,6 +21,8 @@ export interface SimProduct {
   /** The product's custom topic classes; absent means the basic product's /user/get, /user/update, /user/update/error. */
   topics?: SimTopic[];
   devices: SimDevice[];
+  /** Services the cloud calls synchronously (by RRPC, answer in InvokeThingService's Data); others are asynchronous. */
+  syncServices?: string[];
 }
 
 export interface SimAccessKey {
@@ -84,11 +86,28 @@ export interface SimRule {
   qos?: 0 | 1;
 }
 
+/**
+ * The cloud-application side (aliyun-protocol.md §5): who may call the OpenAPI and log in to the server-side
+ * subscription over AMQP. Present: the simulator also serves the OpenAPI and AMQP listeners.
+ */
+export interface SimCloudConfig {
+  /** The account id of the old public instance (only shown; any host name works locally). */
+  uid?: string;
+  /** The instance of new/Enterprise instances: an IotInstanceId or AMQP iotInstanceId other than this is refused. */
+  instanceId?: string;
+  accessKeys: SimAccessKey[];
+  /** Consumer groups that exist (and keep messages while no client is connected); absent accepts any group id. */
+  consumerGroups?: string[];
+  /** How long InvokeThingService waits for a synchronous service (default 8000 ms, the platform's limit). */
+  syncTimeoutMs?: number;
+}
+
 export interface SimulatorConfig {
   products?: SimProduct[];
   mq?: SimMqInstance[];
   failures?: SimFailure[];
   rules?: SimRule[];
+  cloud?: SimCloudConfig;
 }
 
 export const BASIC_PRODUCT_TOPICS: readonly SimTopic[] = [
@@ -135,6 +154,11 @@ export function validateConfig(raw: unknown): SimulatorConfig {
       requireString(entry?.deviceName, `${at}.devices[${d}].deviceName`);
       requireString(entry?.deviceSecret, `${at}.devices[${d}].deviceSecret`);
     });
+    optionalArray(record.syncServices, `${at}.syncServices`).forEach((service, s) => {
+      if (!/^[A-Za-z0-9_]{1,50}$/.test(requireString(service, `${at}.syncServices[${s}]`))) {
+        fail(`${at}.syncServices[${s}]`, 'must be a service identifier (letters, digits, _)');
+      }
+    });
   });
   optionalArray(config.mq, 'mq').forEach((instance, i) => {
     const at = `mq[${i}]`;
@@ -175,7 +199,30 @@ export function validateConfig(raw: unknown): SimulatorConfig {
     if (entry.delayMs !== undefined && !(typeof entry.delayMs === 'number' && entry.delayMs >= 0)) fail(`failures[${f}].delayMs`, 'must be a number of milliseconds');
   });
   optionalArray(config.rules, 'rules').forEach((rule, r) => validateRule(rule, `rules[${r}]`));
+  if (config.cloud !== undefined) validateCloud(config.cloud);
   return config as SimulatorConfig;
+}
+
+function validateCloud(raw: unknown): void {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) fail('cloud', 'must be an object');
+  const cloud = raw as Record<string, unknown>;
+  if (cloud.uid !== undefined && !/^[0-9]{1,32}$/.test(requireString(cloud.uid, 'cloud.uid'))) fail('cloud.uid', 'must be digits');
+  if (cloud.instanceId !== undefined) requireString(cloud.instanceId, 'cloud.instanceId');
+  const keys = requireArray(cloud.accessKeys, 'cloud.accessKeys');
+  if (keys.length === 0) fail('cloud.accessKeys', 'must hold at least one AccessKey');
+  keys.forEach((key, k) => {
+    const entry = key as Record<string, unknown>;
+    requireString(entry?.accessKeyId, `cloud.accessKeys[${k}].accessKeyId`);
+    requireString(entry?.accessKeySecret, `cloud.accessKeys[${k}].accessKeySecret`);
+  });
+  optionalArray(cloud.consumerGroups, 'cloud.consumerGroups').forEach((group, g) => {
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(requireString(group, `cloud.consumerGroups[${g}]`))) {
+      fail(`cloud.consumerGroups[${g}]`, 'must be a consumer group id (letters, digits, _ . -)');
+    }
+  });
+  if (cloud.syncTimeoutMs !== undefined && !(Number.isInteger(cloud.syncTimeoutMs) && (cloud.syncTimeoutMs as number) > 0)) {
+    fail('cloud.syncTimeoutMs', 'must be a positive whole number of milliseconds');
+  }
 }
 
 /** Checks one forwarding rule, including that its condition parses; throws an Error naming the bad field. */

@@ -9,8 +9,12 @@ import createMemoryPersistence, { AedesMemoryPersistence } from 'aedes-persisten
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { Device } from '../nodes/lib/alink';
 import { createAdminServer } from './admin';
+import { AmqpServer } from './amqp';
 import { Cloud, CloudEvents } from './cloud';
-import { SimulatorConfig, validateConfig } from './config';
+import { SimCloudConfig, SimulatorConfig, validateConfig } from './config';
+import { ConsumerGroups } from './consumer-groups';
+import { createOpenApiServer } from './openapi';
+import { createActions } from './openapi-actions';
 import { IotSession, MqSession, Registry, Session, tokensExpireAt } from './registry';
 
 export * from './config';
@@ -29,6 +33,10 @@ export interface SimulatorOptions extends SimulatorConfig {
   /** MQTT over TLS with `tls` as the server's key and certificate; undefined for none, 0 to let the OS choose. */
   tlsPort?: number;
   tls?: { key: string | Buffer; cert: string | Buffer };
+  /** With a `cloud` section: the AMQP listener of the server-side subscription; 0 (the default) lets the OS choose. */
+  amqpPort?: number;
+  /** With a `cloud` section: the OpenAPI endpoint (http://host:apiPort/); 0 (the default) lets the OS choose. */
+  apiPort?: number;
   /** Receives one line per notable event (logins, refusals, denials); silent when absent. */
   log?: (line: string) => void;
 }
@@ -61,6 +69,13 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
   wsPort?: number;
   tlsPort?: number;
   adminPort = 0;
+  /** Bound only when the config has a `cloud` section. */
+  amqpPort = 0;
+  apiPort = 0;
+  /** The server-side subscription (with a `cloud` section, once started). */
+  amqp?: AmqpServer;
+  private apiServer?: http.Server;
+  private readonly cloudConfig?: SimCloudConfig;
   /** The cloud side: thing-model answers, requests to devices, forwarding rules. */
   readonly cloud: Cloud;
   private broker?: Aedes;
@@ -86,6 +101,7 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
     const config = validateConfig(options);
     if (options.tlsPort !== undefined && !options.tls) throw new Error('tlsPort needs tls: {key, cert}');
     this.registry = new Registry(config);
+    this.cloudConfig = config.cloud;
     this.host = options.host ?? '127.0.0.1';
     this.cloud = new Cloud(
       (topic, payload, qos) => this.publishFromCloud(topic, payload, qos),
@@ -93,7 +109,10 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
       config.failures ?? [],
       config.rules ?? [],
       {
-        message: (info) => this.emit('message', info),
+        message: (info) => {
+          this.emit('message', info);
+          this.amqp?.publish(info);
+        },
         post: (info) => this.emit('post', info),
         forward: (info) => this.emit('forward', info),
         unmatched: (info) => this.emit('unmatched', info),
@@ -228,10 +247,21 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
       },
     });
     this.adminPort = await listen(this.adminServer, this.adminPort || (this.options.adminPort ?? 0), this.host);
+    if (this.cloudConfig) await this.startCloudApplication(this.cloudConfig);
     this.log(`aliyun-iot-sim listening: mqtt://${this.host}:${this.port}${this.wsPort ? ` ws://${this.host}:${this.wsPort}/mqtt` : ''}`
       + `${this.tlsPort ? ` mqtts://${this.host}:${this.tlsPort}` : ''}`
-      + ` admin http://${this.host}:${this.adminPort}`);
+      + ` admin http://${this.host}:${this.adminPort}`
+      + (this.amqp ? ` amqp://${this.host}:${this.amqpPort} api http://${this.host}:${this.apiPort}` : ''));
     return this;
+  }
+
+  /** The cloud-application side: server-side subscription over AMQP and the OpenAPI. */
+  private async startCloudApplication(config: SimCloudConfig): Promise<void> {
+    const log = (line: string): void => this.log(line);
+    this.amqp = new AmqpServer(config, new ConsumerGroups({ known: config.consumerGroups, log }), log);
+    this.amqpPort = await this.amqp.start(this.amqpPort || (this.options.amqpPort ?? 0), this.host);
+    this.apiServer = createOpenApiServer({ cloud: config, actions: createActions({ cloud: this.cloud, registry: this.registry, config }), log });
+    this.apiPort = await listen(this.apiServer, this.apiPort || (this.options.apiPort ?? 0), this.host);
   }
 
   private authenticate(
@@ -333,7 +363,8 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
     this.cloud.stop();
     this.wsServer?.close();
     if (broker) await new Promise<void>((resolve) => broker.close(() => resolve()));
-    await Promise.all([this.tcpServer, this.tlsServer, this.httpServer, this.adminServer].map((server) => new Promise<void>((resolve) => {
+    await this.amqp?.stop();
+    await Promise.all([this.tcpServer, this.tlsServer, this.httpServer, this.adminServer, this.apiServer].map((server) => new Promise<void>((resolve) => {
       if (!server?.listening) return resolve();
       if (server instanceof http.Server) server.closeAllConnections();
       server.close(() => resolve());

@@ -152,6 +152,10 @@ export class Registry {
     return this.products.get(productKey)?.devices.find((device) => device.deviceName === deviceName)?.deviceSecret;
   }
 
+  product(productKey: string): SimProduct | undefined {
+    return this.products.get(productKey);
+  }
+
   allDevices(): Array<{ productKey: string; deviceName: string }> {
     return [...this.products.values()].flatMap((product) =>
       product.devices.map((device) => ({ productKey: product.productKey, deviceName: device.deviceName })));

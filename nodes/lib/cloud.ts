@@ -302,8 +302,9 @@ export class CloudConnection implements SharedConnection {
     });
     connection.on('message', (context: EventContext) => this.onAmqpMessage(context));
     connection.on('connection_error', (context: EventContext) => {
-      // rhea puts the error on the context (a refused SASL login is amqp:unauthorized-access), not on the connection.
-      const condition = (context.error as { condition?: string } | undefined)?.condition ?? '';
+      // A refused SASL login is only in context.error; a close with an error also in connection.error.
+      const condition = (context.error as { condition?: string } | undefined)?.condition
+        ?? (context.connection.error as { condition?: string } | undefined)?.condition ?? '';
       if (/unauthorized|auth/i.test(condition)) this.refused = true;
     });
     connection.on('disconnected', (context: EventContext) => this.onDisconnected(connection, context));

@@ -1,0 +1,190 @@
+// The server-side subscription (aliyun-protocol.md §5) as an AMQP 1.0 listener on loopback: a SASL PLAIN login
+// signed with aksign, one receiver link per connection, and the device messages of the consumer group on it.
+// Plain TCP only: the real service wants TLS on 5671; point the client at `amqp://127.0.0.1:PORT`.
+import { EventEmitter } from 'node:events';
+import * as net from 'node:net';
+import { AddressInfo } from 'node:net';
+import rhea, { Connection, Container, Delivery, EventContext, Sender } from 'rhea';
+import { ParsedAmqpUsername, parseAmqpUsername, verifyAmqpPassword } from '../nodes/lib/auth';
+import { SimCloudConfig } from './config';
+import { ConsumerGroups, GroupMember, GroupMessage, Outcome } from './consumer-groups';
+
+export interface AmqpServerEvents {
+  login: [info: { clientId: string; consumerGroupId: string }];
+  refused: [info: { clientId: string; reason: string }];
+}
+
+/** The part of rhea's server mechanisms this file uses (rhea types it as `any`). */
+interface PlainServerMechanisms {
+  enable_plain(verify: (username: string, password: string) => boolean): void;
+}
+
+/** Why an aksign login is refused, or undefined when it is good. */
+export function checkAmqpLogin(cloud: SimCloudConfig, groups: ConsumerGroups, username: string, password: string):
+{ login?: ParsedAmqpUsername; reason?: string } {
+  const login = parseAmqpUsername(username);
+  if (!login) return { reason: 'the username is not ${clientId}|authMode=aksign,...,authId=...,consumerGroupId=...|' };
+  if (login.authMode !== 'aksign') return { login, reason: `authMode ${login.authMode || '(none)'} is not aksign` };
+  if (login.signMethod !== 'hmacsha1') return { login, reason: `signMethod ${login.signMethod || '(none)'} is not hmacsha1` };
+  const key = cloud.accessKeys.find((entry) => entry.accessKeyId === login.accessKeyId);
+  if (!key) return { login, reason: `no AccessKey ${login.accessKeyId}` };
+  if (login.iotInstanceId !== '' && login.iotInstanceId !== (cloud.instanceId ?? '')) return { login, reason: `no instance ${login.iotInstanceId}` };
+  if (!groups.exists(login.consumerGroupId)) return { login, reason: `no consumer group ${login.consumerGroupId || '(empty)'}` };
+  if (!verifyAmqpPassword(login, key.accessKeySecret, password)) return { login, reason: 'the signature does not match' };
+  return { login };
+}
+
+export class AmqpServer extends EventEmitter<AmqpServerEvents> {
+  port = 0;
+  private readonly container: Container;
+  private server?: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+  /** Accepted logins by username, until their connection opens. */
+  private readonly logins = new Map<string, ParsedAmqpUsername>();
+  private readonly connectionLogins = new WeakMap<Connection, ParsedAmqpUsername>();
+  private readonly members = new Map<Connection, { sender: Sender; member: GroupMember }>();
+  private readonly deliveries = new WeakMap<Delivery, string>();
+  private sequence = BigInt(Date.now()) * 1000n;
+
+  constructor(
+    private readonly cloud: SimCloudConfig,
+    readonly groups: ConsumerGroups,
+    private readonly log: (line: string) => void,
+  ) {
+    super();
+    this.container = rhea.create_container({ id: 'aliyun-iot-sim' });
+    (this.container.sasl_server_mechanisms as PlainServerMechanisms).enable_plain((username, password) => this.verify(username, password));
+    this.container.on('connection_open', (context: EventContext) => this.onOpen(context));
+    this.container.on('sender_open', (context: EventContext) => this.onSenderOpen(context));
+    this.container.on('receiver_open', (context: EventContext) => {
+      context.receiver?.close({ condition: 'amqp:not-allowed', description: 'the server-side subscription only sends: open a receiver link' });
+    });
+    this.container.on('sendable', (context: EventContext) => this.memberOf(context)?.pump());
+    for (const outcome of ['accepted', 'released', 'rejected', 'modified'] as const) {
+      this.container.on(outcome, (context: EventContext) => this.onOutcome(context, outcome));
+    }
+    this.container.on('sender_close', (context: EventContext) => this.leave(context.connection));
+    this.container.on('connection_close', (context: EventContext) => this.leave(context.connection));
+    this.container.on('disconnected', (context: EventContext) => this.leave(context.connection));
+    this.container.on('error', (err: Error) => this.log(`amqp: ${err.message}`));
+  }
+
+  private verify(username: string, password: string): boolean {
+    const { login, reason } = checkAmqpLogin(this.cloud, this.groups, username, password);
+    const clientId = login?.clientId ?? username.split('|')[0];
+    if (reason || !login) {
+      this.log(`AMQP login refused for ${clientId}: ${reason}`);
+      this.emit('refused', { clientId, reason: reason ?? 'refused' });
+      return false;
+    }
+    this.logins.set(username, login);
+    return true;
+  }
+
+  private onOpen(context: EventContext): void {
+    const login = this.loginOf(context.connection);
+    if (!login) {
+      context.connection.close({ condition: 'amqp:unauthorized-access', description: 'log in with SASL PLAIN and an aksign username' });
+      return;
+    }
+    this.log(`AMQP login ${login.clientId} (consumer group ${login.consumerGroupId})`);
+    this.emit('login', { clientId: login.clientId, consumerGroupId: login.consumerGroupId });
+  }
+
+  /** The login rhea's PLAIN mechanism accepted for this connection. */
+  private loginOf(connection: Connection): ParsedAmqpUsername | undefined {
+    const known = this.connectionLogins.get(connection);
+    if (known) return known;
+    const transport = (connection as unknown as { sasl_transport?: { mechanism?: { username?: string } } }).sasl_transport;
+    const username = transport?.mechanism?.username;
+    const login = username === undefined ? undefined : this.logins.get(username);
+    if (username !== undefined && login) {
+      this.logins.delete(username);
+      this.connectionLogins.set(connection, login);
+    }
+    return login;
+  }
+
+  private onSenderOpen(context: EventContext): void {
+    const sender = context.sender;
+    const login = this.loginOf(context.connection);
+    if (!sender) return;
+    if (!login) {
+      sender.close({ condition: 'amqp:unauthorized-access', description: 'not logged in' });
+      return;
+    }
+    if (this.members.has(context.connection)) {
+      sender.close({ condition: 'amqp:resource-limit-exceeded', description: 'one receiver link per connection' });
+      return;
+    }
+    const member = this.groups.join(login.consumerGroupId, {
+      name: login.clientId,
+      capacity: () => (sender.is_open() && sender.sendable() ? 1 : 0),
+      deliver: (message) => this.send(sender, message),
+    });
+    this.members.set(context.connection, { sender, member });
+  }
+
+  private send(sender: Sender, message: GroupMessage): void {
+    const delivery = sender.send({
+      message_id: message.messageId,
+      application_properties: { topic: message.topic, messageId: message.messageId, generateTime: message.generateTime },
+      body: rhea.message.data_section(message.payload),
+    });
+    this.deliveries.set(delivery, message.messageId);
+  }
+
+  private memberOf(context: EventContext): GroupMember | undefined {
+    const entry = this.members.get(context.connection);
+    return entry && entry.sender === context.sender ? entry.member : undefined;
+  }
+
+  private onOutcome(context: EventContext, outcome: Outcome): void {
+    const messageId = context.delivery ? this.deliveries.get(context.delivery) : undefined;
+    if (messageId !== undefined) this.memberOf(context)?.settle(messageId, outcome);
+  }
+
+  private leave(connection: Connection): void {
+    const entry = this.members.get(connection);
+    if (!entry) return;
+    this.members.delete(connection);
+    entry.member.leave();
+  }
+
+  /** A device message for every consumer group; RRPC answers and NTP requests are the platform's own, not forwarded. */
+  publish(info: { productKey: string; deviceName: string; topic: string; payload: Buffer }): void {
+    if (/^\/ext\/|^\/sys\/[^/]+\/[^/]+\/rrpc\/response\//.test(info.topic)) return;
+    this.sequence += 1n;
+    this.groups.publish({ ...info, messageId: String(this.sequence), generateTime: Date.now() });
+  }
+
+  async start(port: number, host: string): Promise<number> {
+    const server = this.container.listen({ port, host });
+    this.server = server;
+    server.on('connection', (socket: net.Socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+    });
+    this.port = await new Promise<number>((resolve, reject) => {
+      const ready = (): void => {
+        server.off('error', reject);
+        resolve((server.address() as AddressInfo).port);
+      };
+      if (server.listening) ready();
+      else {
+        server.once('error', reject);
+        server.once('listening', ready);
+      }
+    });
+    return this.port;
+  }
+
+  async stop(): Promise<void> {
+    this.groups.stop();
+    for (const connection of [...this.members.keys()]) this.leave(connection);
+    for (const socket of this.sockets) socket.destroy();
+    const server = this.server;
+    this.server = undefined;
+    if (server?.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}

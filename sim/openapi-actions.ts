@@ -1,0 +1,143 @@
+// The IoT Platform actions the simulator's OpenAPI serves: Pub, RRpc, SetDeviceProperty, InvokeThingService. They
+// use the same cloud machinery (sim/cloud.ts) as the admin API; failures are shaped like the platform's.
+import { Device } from '../nodes/lib/alink';
+import { SERVICE_LIMITS, validatePublishTopic } from '../nodes/lib/topics';
+import { Cloud, MAX_SYNC_TIMEOUT_MS } from './cloud';
+import { SimCloudConfig } from './config';
+import { ActionHandler, ApiParams, business, missing } from './openapi';
+import type { Registry } from './registry';
+
+export interface ActionContext {
+  cloud: Cloud;
+  registry: Registry;
+  config: SimCloudConfig;
+}
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+function required(params: ApiParams, name: string): string {
+  const value = params[name];
+  if (value === undefined || value === '') throw missing(name);
+  return value;
+}
+
+function invalid(name: string, why: string): never {
+  throw business('iot.common.InvalidFormattedParameter', `The parameter ${name} is invalid: ${why}.`);
+}
+
+function base64(params: ApiParams, name: string): Buffer {
+  const text = required(params, name);
+  if (!BASE64.test(text)) invalid(name, 'not Base64');
+  return Buffer.from(text, 'base64');
+}
+
+function jsonObject(params: ApiParams, name: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(required(params, name));
+  } catch {
+    invalid(name, 'not JSON');
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) invalid(name, 'not a JSON object');
+  return value as Record<string, unknown>;
+}
+
+function messageIds(): () => string {
+  let next = BigInt(Date.now()) * 1000n;
+  return () => String((next += 1n));
+}
+
+export function createActions(context: ActionContext): Record<string, ActionHandler> {
+  const { cloud, registry, config } = context;
+  const nextMessageId = messageIds();
+
+  /** The instance named by IotInstanceId must be the simulator's; absent means the default one. */
+  const checkInstance = (params: ApiParams): void => {
+    const instance = params.IotInstanceId;
+    if (instance && instance !== config.instanceId) throw business('iot.system.InstanceNotFound', `The instance ${instance} does not exist.`);
+  };
+
+  const product = (params: ApiParams): string => {
+    checkInstance(params);
+    const productKey = required(params, 'ProductKey');
+    if (!registry.product(productKey)) throw business('iot.prod.NotExistedProduct', `The product ${productKey} does not exist.`);
+    return productKey;
+  };
+
+  const device = (params: ApiParams): Device => {
+    const productKey = product(params);
+    const deviceName = required(params, 'DeviceName');
+    if (registry.deviceSecret(productKey, deviceName) === undefined) {
+      throw business('iot.device.NotExistedDevice', `The device ${productKey}/${deviceName} does not exist.`);
+    }
+    return { productKey, deviceName };
+  };
+
+  const offline = (target: Device): never => {
+    throw business('iot.device.DeviceOffline', `The device ${target.productKey}/${target.deviceName} is offline.`);
+  };
+
+  return {
+    async Pub(params) {
+      const productKey = product(params);
+      const topic = required(params, 'TopicFullName');
+      const payload = base64(params, 'MessageContent');
+      const qos = params.Qos ?? '0';
+      if (qos !== '0' && qos !== '1') invalid('Qos', 'must be 0 or 1');
+      let valid = false;
+      try {
+        validatePublishTopic(topic, SERVICE_LIMITS.iot);
+        const levels = topic.split('/');
+        valid = (levels[1] === 'broadcast' ? levels[2] : levels[1]) === productKey && levels.length > 3;
+      } catch {
+        valid = false;
+      }
+      if (!valid) throw business('iot.messagebroker.InvalidFormattedTopicName', `The topic ${topic} is not a topic of product ${productKey}.`);
+      cloud.pub(topic, payload, qos === '1' ? 1 : 0);
+      return { MessageId: nextMessageId() };
+    },
+
+    async RRpc(params) {
+      const target = device(params);
+      const request = base64(params, 'RequestBase64Byte');
+      const timeout = Number(required(params, 'Timeout'));
+      if (!Number.isInteger(timeout) || timeout < 1000 || timeout > MAX_SYNC_TIMEOUT_MS) invalid('Timeout', `must be 1000-${MAX_SYNC_TIMEOUT_MS} ms`);
+      const topic = params.Topic || undefined;
+      if (topic !== undefined && !(topic.startsWith(`/${target.productKey}/${target.deviceName}/user/`) && !/[+#]/.test(topic))) {
+        throw business('iot.messagebroker.InvalidFormattedTopicName', `The RRPC topic ${topic} is not a custom topic of the device.`);
+      }
+      const result = await cloud.rrpc(target, request, timeout, topic);
+      return {
+        RrpcCode: result.rrpcCode,
+        MessageId: result.messageId,
+        ...(result.payload ? { PayloadBase64Byte: result.payload.toString('base64') } : {}),
+      };
+    },
+
+    async SetDeviceProperty(params) {
+      const target = device(params);
+      const items = jsonObject(params, 'Items');
+      const result = await cloud.setProperties(target, items);
+      if (result.status === 'OFFLINE') offline(target);
+      return { Data: { MessageId: result.id } };
+    },
+
+    async InvokeThingService(params) {
+      const target = device(params);
+      const identifier = required(params, 'Identifier');
+      if (!/^[A-Za-z0-9_]{1,50}$/.test(identifier)) invalid('Identifier', 'not a service identifier');
+      const args = jsonObject(params, 'Args');
+      const sync = registry.product(target.productKey)?.syncServices?.includes(identifier) ?? false;
+      const result = await cloud.invokeService(target, identifier, args, sync, sync ? config.syncTimeoutMs ?? MAX_SYNC_TIMEOUT_MS : undefined);
+      if (result.status === 'OFFLINE') offline(target);
+      if (result.status === 'TIMEOUT') throw business('iot.messagebroker.RrpcTimeout', `The device did not answer the synchronous service ${identifier} in time.`);
+      if (!sync) return { Data: { MessageId: result.id } };
+      const reply = result.reply;
+      if (!reply) throw business('iot.device.InvokeThingServiceFailed', `The device's answer to ${identifier} is not an Alink reply.`);
+      if (reply.code !== 200) {
+        throw business('iot.device.InvokeThingServiceFailed', `The device answered ${identifier} with code ${reply.code}${reply.message ? `: ${reply.message}` : ''}.`);
+      }
+      return { Data: { Result: JSON.stringify(reply.data ?? {}), MessageId: result.id } };
+    },
+  };
+}

@@ -12,6 +12,8 @@ const demoFlowFile = path.join(root, 'examples', '00 Demo with the simulator.jso
 const userDir = path.join(root, '.node-red');
 const preferredSimulatorPort = Number(process.env.ALIYUN_IOT_SIM_PORT) || 1883;
 const preferredAdminPort = Number(process.env.ALIYUN_IOT_SIM_ADMIN_PORT) || 1884;
+const preferredAmqpPort = 5672;
+const preferredApiPort = 1885;
 
 function portIsFree(port) {
   return new Promise((resolve) => {
@@ -51,19 +53,33 @@ async function deployDemo(editorUrl, registry) {
 async function main() {
   const port = (await portIsFree(preferredSimulatorPort)) ? preferredSimulatorPort : 0;
   const adminPort = (await portIsFree(preferredAdminPort)) ? preferredAdminPort : 0;
+  const amqpPort = (await portIsFree(preferredAmqpPort)) ? preferredAmqpPort : 0;
+  const apiPort = (await portIsFree(preferredApiPort)) ? preferredApiPort : 0;
   const registry = loadConfigFile(path.join(root, 'sim', 'demo-registry.json'));
   const simulator = await startSimulator({
     ...registry,
     port,
     adminPort,
+    amqpPort,
+    apiPort,
     host: '127.0.0.1',
     log: (line) => console.log(`[simulator] ${line}`),
   });
   installIntoUserDir();
   const nodeRed = spawn(process.execPath, [
     require.resolve('node-red/red.js'), '--userDir', userDir, '--settings', path.join(__dirname, 'node-red-settings.js'),
-  ], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ALIYUN_IOT_SIM_PORT: String(simulator.port), ALIYUN_IOT_SIM_ADMIN_PORT: String(simulator.adminPort),
-    ALIYUN_IOT_SIM_AMQP_PORT: String(simulator.amqpPort), ALIYUN_IOT_SIM_API_PORT: String(simulator.apiPort) } });
+  ], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: {
+      ...process.env,
+      ALIYUN_IOT_SIM_PORT: String(simulator.port),
+      ALIYUN_IOT_SIM_ADMIN_PORT: String(simulator.adminPort),
+      ALIYUN_IOT_SIM_AMQP_ENDPOINT: `amqp://127.0.0.1:${simulator.amqpPort}`,
+      ALIYUN_IOT_SIM_API_ENDPOINT: `http://127.0.0.1:${simulator.apiPort}`,
+      ALIYUN_IOT_SIM_AMQP_PORT: String(simulator.amqpPort),
+      ALIYUN_IOT_SIM_API_PORT: String(simulator.apiPort),
+    },
+  });
   const editorUrl = `http://127.0.0.1:${Number(process.env.PORT) || 1880}/`;
   nodeRed.stdout.on('data', (chunk) => {
     process.stdout.write(chunk);

@@ -12,7 +12,7 @@ const DEMO_REGISTRY = loadConfigFile(path.join(ROOT, 'sim', 'demo-registry.json'
 const CORE = path.join(path.dirname(require.resolve('@node-red/nodes/package.json')), 'core');
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const CORE_NODES = ['common/20-inject.js', 'common/90-comment.js', 'function/10-function.js', 'function/10-switch.js',
-  'network/21-httprequest.js'].map((file) => require(path.join(CORE, file)) as unknown);
+  'function/15-change.js', 'network/21-httprequest.js'].map((file) => require(path.join(CORE, file)) as unknown);
 
 type Msg = NodeMessage & Record<string, unknown>;
 
@@ -26,6 +26,10 @@ function credentialsFor(flow: FlowNode[], registry: SimulatorConfig): Credential
   for (const entry of flow.filter((item) => item.type === 'aliyun-iot-connection')) {
     if (entry.mode === 'mq') {
       credentials[entry.id] = { accessKeyId: 'AK', accessKeySecret: 'SK' };
+    } else if (entry.mode === 'cloud') {
+      const key = registry.cloud?.accessKeys[0];
+      assert.ok(key, 'the demo registry has a cloud AccessKey');
+      credentials[entry.id] = { accessKeyId: key.accessKeyId, accessKeySecret: key.accessKeySecret };
     } else {
       const device = registry.products?.[0].devices.find((candidate) => candidate.deviceName === entry.deviceName);
       assert.ok(device, `${String(entry.deviceName)} is in the demo registry`);
@@ -60,9 +64,11 @@ describe('examples', function () {
   let sim: Simulator;
   const messages: Array<{ deviceName: string; topic: string; payload: string }> = [];
   beforeEach(async function () {
-    sim = await startSimulator({ ...DEMO_REGISTRY, port: 0, adminPort: 0 });
+    sim = await startSimulator({ ...DEMO_REGISTRY, port: 0, adminPort: 0, amqpPort: 0, apiPort: 0 });
     process.env.ALIYUN_IOT_SIM_PORT = String(sim.port);
     process.env.ALIYUN_IOT_SIM_ADMIN_PORT = String(sim.adminPort);
+    process.env.ALIYUN_IOT_SIM_AMQP_ENDPOINT = `amqp://127.0.0.1:${sim.amqpPort}`;
+    process.env.ALIYUN_IOT_SIM_API_ENDPOINT = `http://127.0.0.1:${sim.apiPort}`;
     messages.length = 0;
     sim.on('message', (info) => messages.push({ deviceName: info.deviceName, topic: info.topic, payload: info.payload.toString() }));
     await startServer();
@@ -84,7 +90,7 @@ describe('examples', function () {
       assert.match(String(comment.info), /npm start/, `${file} says how to run it`);
       assert.ok(flow.every((entry) => !JSON.stringify(entry).includes('"credentials"')), `${file} carries no secrets`);
     }
-    for (const type of ['aliyun-iot-in', 'aliyun-iot-out', 'aliyun-iot-post', 'aliyun-iot-command', 'aliyun-iot-reply', 'aliyun-iot-connection']) {
+    for (const type of ['aliyun-iot-in', 'aliyun-iot-out', 'aliyun-iot-post', 'aliyun-iot-command', 'aliyun-iot-reply', 'aliyun-iot-invoke', 'aliyun-iot-connection']) {
       assert.ok(types.has(type), `${type} appears in an example`);
     }
   });
@@ -231,5 +237,30 @@ describe('examples', function () {
     trigger('ex07-tick');
     await delay(200);
     assert.equal(heard.length, 2, 'nothing is heard after unsubscribing');
+  });
+
+  it('08 M2M the platform way: server-side subscription in, filter and transform, Pub out; an RRpc round trip', async function () {
+    await loadExample('08 M2M the platform way (cloud application).json');
+    const [heard, alerts, answers] = ['ex08-heard', 'ex08-alerts', 'ex08-answer'].map(collect) as Msg[][];
+    await waitForStatus('ex08-cloudIn', 'connected');
+    await waitForStatus('ex08-devBIn', 'connected');
+    await waitForStatus('ex08-devAOut', 'connected');
+    await delay(100);
+    send('ex08-devAOut', { payload: { temperature: 36.5, humidity: 50 } });
+    send('ex08-devAOut', { payload: { temperature: 21, humidity: 50 } });
+    await waitFor(() => heard.length === 2 && alerts.length === 1, 'both readings at the backend and the alert at dev11');
+    assert.deepEqual(heard.map((msg) => [msg.topic, msg.productKey, msg.deviceName]), [
+      [`/${PK}/dev10/user/update`, PK, 'dev10'], [`/${PK}/dev10/user/update`, PK, 'dev10'],
+    ]);
+    assert.ok(heard.every((msg) => typeof msg.messageId === 'string' && msg.messageId !== ''), 'msg.messageId');
+    assert.deepEqual(JSON.parse(JSON.stringify(alerts[0].payload)), { alert: 'too hot', from: 'dev10', temperature: 36.5 });
+    assert.equal(alerts[0].topic, `/${PK}/dev11/user/get`);
+    trigger('ex08-ask');
+    await waitFor(() => answers.length === 1, 'the RRpc answer');
+    assert.equal(answers[0].rrpcCode, 'SUCCESS');
+    const answer = JSON.parse(JSON.stringify(answers[0].payload)) as { ok: boolean; asked: unknown };
+    assert.deepEqual([answer.ok, answer.asked], [true, { op: 'status' }]);
+    await delay(200);
+    assert.equal(alerts.length, 1, 'the cool reading was not forwarded');
   });
 });

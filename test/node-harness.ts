@@ -11,6 +11,7 @@ export { helper };
 
 export const PACKAGE_NODES = [
   'aliyun-iot-connection', 'aliyun-iot-in', 'aliyun-iot-out', 'aliyun-iot-post', 'aliyun-iot-command', 'aliyun-iot-reply',
+  'aliyun-iot-invoke',
 ].map(nodeModule);
 
 export type Credentials = Record<string, Record<string, string>>;

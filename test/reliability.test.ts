@@ -259,6 +259,31 @@ describe('reliability: the offline queue', function () {
     assert.equal(seen.length, 4, 'each delivered once');
   });
 
+  it('QoS 1 written but not acknowledged when the network drops is sent again and done at the new PUBACK', async function () {
+    this.timeout(20_000);
+    proxy = await new MqttProxy({ host: '127.0.0.1', port: env.sim.port }).start();
+    const connection = iotConnection('conn', env.sim, 'dev01', { port: String(proxy.port) });
+    await deploy(queueFlow(connection.node), connection.credentials);
+    const received = collect('received');
+    const completed = collect('completed') as CompletedMsg[];
+    const caught = collect('caught') as CaughtWithCode[];
+    await waitForStatus('in', 'connected');
+    proxy.holdAcks();
+    const topic = `/${PK}/dev01/user/echo`;
+    for (const payload of ['p', 'q']) send('out', { topic, payload, qos: 1 });
+    await waitFor(() => proxy?.heldAcks === 2 && received.length === 2, 'both at the broker, their PUBACKs held');
+    proxy.cutNetwork();
+    await waitForStatus('in', 'disconnected');
+    assert.equal(completed.length, 0, 'not done: never acknowledged');
+    proxy.releaseAcks();
+    proxy.restoreNetwork();
+    await waitFor(() => completed.length === 2, 'done() after the PUBACKs of the new connection', 10_000);
+    assert.deepEqual(completed.map((msg) => msg.payload), ['p', 'q']);
+    const resent = proxy.published.filter((packet) => packet.topic === topic).map((packet) => packet.payload);
+    assert.deepEqual(resent, ['p', 'q', 'p', 'q'], 'written again on the new connection (at least once)');
+    assert.equal(caught.length, 0);
+  });
+
   it('msg.action disconnect and connect: publishes wait (no reconnect meanwhile) and leave in order after connect', async function () {
     this.timeout(20_000);
     const connection = iotConnection('conn', env.sim, 'dev01', { queueSize: 3 });

@@ -74,6 +74,25 @@ describe('connection core', function () {
     await close(connection);
   });
 
+  it('an unsubscribe right before a subscribe of the same filter leaves it subscribed (the SUBSCRIBE waits for the UNSUBACK)', async function () {
+    const connection = deviceConnection(sim, 'dev01');
+    const received: string[] = [];
+    const receiver = { onMessage: (topic: string) => received.push(topic), onSubscribeError: () => undefined };
+    const filter = '/${productKey}/${deviceName}/user/data/#';
+    let subscribes = 0;
+    sim.on('subscribe', () => subscribes++);
+    connection.register({ onStatus: () => undefined });
+    await waitFor(() => connection.connected, 'connected');
+    connection.subscribe(receiver, filter, 1);
+    await waitFor(() => subscribes === 1, 'the first SUBSCRIBE');
+    connection.unsubscribe(receiver, filter, true);
+    connection.subscribe(receiver, filter, 1);
+    await waitFor(() => subscribes === 2, 'the second SUBSCRIBE');
+    await new Promise<void>((resolve, reject) => connection.publish(`/${PK}/dev01/user/data/x`, 'x', { qos: 1 }, (err) => (err ? reject(err) : resolve())));
+    await waitFor(() => received.length === 1, 'the message on the renewed subscription');
+    await close(connection);
+  });
+
   it('refuses more distinct subscriptions than the service allows', function () {
     const connection = new Connection(resolveConnection({
       mode: 'mq', instanceId: 'post-cn-test', groupId: 'GID_test', deviceId: 'limits', protocol: 'mqtt', host: '127.0.0.1',

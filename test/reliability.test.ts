@@ -1,11 +1,16 @@
 import { strict as assert } from 'node:assert';
 import type { NodeMessage } from 'node-red';
+import mqtt, { MqttClient } from 'mqtt';
+import { signIotLogin } from '../nodes/lib/auth';
 import { Connection } from '../nodes/lib/connection';
 import { ConnectionConfigNode } from '../nodes/shared';
 import {
   CATCH_ALL, collect, deploy, errorsOf, lastStatusText, node, redeploy, simulatorAndRuntime, statusesOf, waitForStatus,
 } from './node-harness';
-import { FlowNode, MQ_INSTANCE, PK, admin, delay, endSdkDevice, iotConnection, mqConnection, sdkDevice, waitFor } from './helpers';
+import {
+  FlowNode, MQ_INSTANCE, PK, admin, delay, deviceSecret, endSdkDevice, iotConnection, mqConnection, sdkDevice, waitFor,
+} from './helpers';
+import { MqttProxy } from './proxy';
 
 type CaughtMsg = NodeMessage & { error: { message: string; source?: { id: string } } };
 
@@ -281,5 +286,126 @@ describe('reliability: ApsaraMQ token lifecycle', function () {
     await admin(env.sim, 'POST', '/mq/tokens/revoke', { token: fresh });
     await waitFor(() => caught.some((msg) => msg.topic === '$SYS/tokenInvalidNotice' && msg.error.source?.id === 'out'), 'the revocation notice');
     await waitForStatus('out', 'refused-not-authorized', 8000);
+describe('reliability: the offline queue', function () {
+  const env = simulatorAndRuntime();
+  let proxy: MqttProxy | undefined;
+  let subscriber: MqttClient | undefined;
+
+  afterEach(async function () {
+    await subscriber?.endAsync(true);
+    subscriber = undefined;
+    await proxy?.stop();
+    proxy = undefined;
+  });
+
+  type CompletedMsg = NodeMessage & { payload?: unknown };
+  type CaughtWithCode = CaughtMsg & { error: { code?: string } };
+
+  function queueFlow(connection: FlowNode): FlowNode[] {
+    return [
+      connection, ...CATCH_ALL,
+      { id: 'in', type: 'aliyun-iot-in', connection: 'conn', topic: '/${productKey}/${deviceName}/user/echo', qos: '1', datatype: 'utf8', wires: [['received']] },
+      { id: 'out', type: 'aliyun-iot-out', connection: 'conn', topic: '', qos: '', retain: '' },
+      { id: 'complete', type: 'complete', scope: ['out'], uncaught: false, wires: [['completed']] },
+      { id: 'received', type: 'helper' }, { id: 'completed', type: 'helper' },
+    ];
+  }
+
+  it('a network outage: the excess fails with QUEUE_FULL, the queue leaves in order, QoS 1 is done at its PUBACK', async function () {
+    this.timeout(20_000);
+    proxy = await new MqttProxy({ host: '127.0.0.1', port: env.sim.port }).start();
+    const login = signIotLogin({ productKey: PK, deviceName: 'dev02', deviceSecret: deviceSecret('dev02') }, { securemode: 3 });
+    subscriber = await mqtt.connectAsync({ host: '127.0.0.1', port: env.sim.port, reconnectPeriod: 0, ...login });
+    await subscriber.subscribeAsync(`/${PK}/+/user/fanout`, { qos: 1 });
+    const seen: string[] = [];
+    subscriber.on('message', (_topic, payload) => seen.push(payload.toString()));
+
+    const connection = iotConnection('conn', env.sim, 'dev01', { port: String(proxy.port), queueSize: 4 });
+    await deploy(queueFlow(connection.node), connection.credentials);
+    const completed = collect('completed') as CompletedMsg[];
+    const caught = collect('caught') as CaughtWithCode[];
+    await waitForStatus('out', 'connected');
+
+    proxy.cutNetwork();
+    await waitForStatus('out', 'disconnected');
+    const topic = `/${PK}/dev01/user/fanout`;
+    const messages: Array<[string, 0 | 1]> = [['one', 1], ['two', 0], ['three', 1], ['four', 1], ['five', 1]];
+    for (const [payload, qos] of messages) send('out', { topic, payload, qos });
+    await waitFor(() => caught.length === 1, 'the overflow error');
+    assert.equal(caught[0].payload, 'five');
+    assert.equal(caught[0].error.code, 'QUEUE_FULL');
+    assert.match(caught[0].error.message, /offline queue is full \(4 messages\)/);
+    assert.equal(deviceConnection('conn').queuedCount, 4);
+    await delay(300);
+    assert.equal(completed.length, 0, 'nothing queued is done while offline');
+
+    proxy.holdAcks();
+    proxy.restoreNetwork();
+    await waitFor(() => seen.length === 4, 'the queued messages at the subscriber', 10_000);
+    const wire = proxy.published.filter((packet) => packet.topic === topic);
+    assert.deepEqual(wire.map((packet) => [packet.payload, packet.qos]), messages.slice(0, 4), 'written in the order sent, each once');
+    assert.deepEqual(seen.filter((payload) => payload !== 'two'), ['one', 'three', 'four'], 'QoS 1 delivered in order');
+    assert.deepEqual([...seen].sort(), ['four', 'one', 'three', 'two']);
+    await waitFor(() => proxy?.heldAcks === 3, 'three PUBACKs held back');
+    await delay(200);
+    assert.deepEqual(completed.map((msg) => msg.payload), ['two'], 'QoS 0 is done when written; QoS 1 waits for its PUBACK');
+
+    proxy.releaseAcks();
+    await waitFor(() => completed.length === 4, 'done() for each queued message');
+    assert.deepEqual(completed.map((msg) => msg.payload), ['two', 'one', 'three', 'four']);
+    await delay(200);
+    assert.equal(caught.length, 1, 'only the excess failed');
+    assert.equal(seen.length, 4, 'each delivered once');
+  });
+
+  it('QoS 1 written but not acknowledged when the network drops is sent again and done at the new PUBACK', async function () {
+    this.timeout(20_000);
+    proxy = await new MqttProxy({ host: '127.0.0.1', port: env.sim.port }).start();
+    const connection = iotConnection('conn', env.sim, 'dev01', { port: String(proxy.port) });
+    await deploy(queueFlow(connection.node), connection.credentials);
+    const received = collect('received');
+    const completed = collect('completed') as CompletedMsg[];
+    const caught = collect('caught') as CaughtWithCode[];
+    await waitForStatus('in', 'connected');
+    proxy.holdAcks();
+    const topic = `/${PK}/dev01/user/echo`;
+    for (const payload of ['p', 'q']) send('out', { topic, payload, qos: 1 });
+    await waitFor(() => proxy?.heldAcks === 2 && received.length === 2, 'both at the broker, their PUBACKs held');
+    proxy.cutNetwork();
+    await waitForStatus('in', 'disconnected');
+    assert.equal(completed.length, 0, 'not done: never acknowledged');
+    proxy.releaseAcks();
+    proxy.restoreNetwork();
+    await waitFor(() => completed.length === 2, 'done() after the PUBACKs of the new connection', 10_000);
+    assert.deepEqual(completed.map((msg) => msg.payload), ['p', 'q']);
+    const resent = proxy.published.filter((packet) => packet.topic === topic).map((packet) => packet.payload);
+    assert.deepEqual(resent, ['p', 'q', 'p', 'q'], 'written again on the new connection (at least once)');
+    assert.equal(caught.length, 0);
+  });
+
+  it('msg.action disconnect and connect: publishes wait (no reconnect meanwhile) and leave in order after connect', async function () {
+    this.timeout(20_000);
+    const connection = iotConnection('conn', env.sim, 'dev01', { queueSize: 3 });
+    await deploy(queueFlow(connection.node), connection.credentials);
+    const received = collect('received');
+    const completed = collect('completed') as CompletedMsg[];
+    const caught = collect('caught') as CaughtWithCode[];
+    await waitForStatus('in', 'connected');
+    send('out', { action: 'disconnect' });
+    await waitForStatus('in', 'disconnected');
+    await waitFor(() => env.sim.connectedClients === 0, 'the client to leave');
+    const topic = `/${PK}/dev01/user/echo`;
+    for (const payload of ['a', 'b', 'c', 'd']) send('out', { topic, payload, qos: 1 });
+    await waitFor(() => caught.length === 1, 'the overflow error');
+    assert.deepEqual([caught[0].payload, caught[0].error.code], ['d', 'QUEUE_FULL']);
+    await delay(1500);
+    assert.equal(env.sim.connectedClients, 0, 'a disconnect action is not undone by a reconnect');
+    assert.equal(completed.filter((msg) => msg.payload !== undefined).length, 0, 'nothing done before connect');
+    send('out', { action: 'connect' });
+    await waitFor(() => received.length === 3, 'the queued messages', 10_000);
+    assert.deepEqual(received.map((msg) => msg.payload), ['a', 'b', 'c']);
+    await waitFor(() => completed.filter((msg) => msg.payload !== undefined).length === 3, 'done() for each');
+    assert.deepEqual(completed.filter((msg) => msg.payload !== undefined).map((msg) => msg.payload), ['a', 'b', 'c']);
+    assert.equal(caught.length, 1);
   });
 });

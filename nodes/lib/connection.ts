@@ -179,6 +179,11 @@ export class Connection implements SharedConnection {
     separator: '/', wildcard_one: '+', wildcard_some: '#', match_empty_levels: true,
   });
   private readonly queue: QueuedPublish[] = [];
+  /**
+   * Filters with an UNSUBSCRIBE on the wire and no UNSUBACK yet. A new SUBSCRIBE of one waits for the UNSUBACK:
+   * a broker may finish the UNSUBSCRIBE after a SUBSCRIBE sent right behind it (aedes does), leaving no subscription.
+   */
+  private readonly unsubscribing = new Set<string>();
   private readonly inFlight = new Set<PublishCallback>();
   private client?: MqttClient;
   private current: ConnectionStatus = { state: 'idle', reason: 'idle' };
@@ -345,8 +350,15 @@ export class Connection implements SharedConnection {
     if (this.filters.get(filter) !== entry || entry.owners.size > 0) return;
     this.filters.delete(filter);
     if (this.client && this.connected && entry.sentQos !== undefined) {
+      this.unsubscribing.add(filter);
       this.client.unsubscribe(filter, (err) => {
+        this.unsubscribing.delete(filter);
         if (err) this.log.debug(new LogMessage('UNSUBSCRIBE_FAILED', { topic: filter, reason: err.message }));
+        // Subscribed again meanwhile: its SUBSCRIBE waited for this UNSUBACK.
+        const next = this.filters.get(filter);
+        if (next && this.connected && !next.local && !next.denied && next.owners.size > 0 && next.sentQos === undefined) {
+          this.sendSubscribe(filter, next);
+        }
       });
     }
   }
@@ -360,7 +372,7 @@ export class Connection implements SharedConnection {
 
   private sendSubscribe(filter: string, entry: FilterEntry): void {
     const client = this.client;
-    if (!client) return;
+    if (!client || this.unsubscribing.has(filter)) return;
     const qos = entry.qos;
     entry.sentQos = qos;
     client.subscribe(filter, { qos }, (err, _granted, suback) => {
@@ -602,6 +614,8 @@ export class Connection implements SharedConnection {
     this.lastLoggedProblem = '';
     this.log.info(new LogMessage('CONNECTED', { target: this.profile.label }));
     this.setStatus({ state: 'connected', reason: 'connected' });
+    // UNSUBSCRIBEs of the previous connection are moot: nothing waits for their UNSUBACK any more.
+    this.unsubscribing.clear();
     for (const [filter, entry] of this.filters) {
       entry.sentQos = undefined;
       if (!entry.local && !entry.denied && entry.owners.size > 0) this.sendSubscribe(filter, entry);

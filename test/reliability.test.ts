@@ -286,6 +286,9 @@ describe('reliability: ApsaraMQ token lifecycle', function () {
     await admin(env.sim, 'POST', '/mq/tokens/revoke', { token: fresh });
     await waitFor(() => caught.some((msg) => msg.topic === '$SYS/tokenInvalidNotice' && msg.error.source?.id === 'out'), 'the revocation notice');
     await waitForStatus('out', 'refused-not-authorized', 8000);
+  });
+});
+
 describe('reliability: the offline queue', function () {
   const env = simulatorAndRuntime();
   let proxy: MqttProxy | undefined;

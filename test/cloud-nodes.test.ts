@@ -2,7 +2,7 @@
 import { strict as assert } from 'node:assert';
 import type { NodeMessage } from 'node-red';
 import { Simulator } from '../sim';
-import { AK_ID, AK_SECRET, GROUP, startCloudSimulator } from './cloud-fixtures';
+import { AK_ID, AK_SECRET, GROUP, connectDevice, endClients, startCloudSimulator } from './cloud-fixtures';
 import { FlowNode, PK, iotConnection, waitFor } from './helpers';
 import { CATCH_ALL, collect, deploy, node, startServer, stopServer, waitForStatus } from './node-harness';
 
@@ -99,5 +99,26 @@ describe('nodes on a cloud-application connection', function () {
     node('pub').receive({ topic: `/${PK}/+/user/get`, payload: 1 } as NodeMessage);
     await waitFor(() => caught.length === 1, 'the error');
     assert.match(caught[0].error.message, /only allowed in subscriptions/);
+  });
+
+  it('a dropped AMQP link reconnects, signing again, and the flow hears the devices again', async function () {
+    this.timeout(30_000);
+    const backend = cloudConnection('backend', sim);
+    await deploy([
+      backend.node,
+      { id: 'heard', type: 'aliyun-iot-in', connection: 'backend', topic: '/+/+/user/update', qos: '1', datatype: 'utf8', wires: [['backendHeard']] },
+      { id: 'backendHeard', type: 'helper' },
+    ], backend.credentials);
+    const heard = collect('backendHeard') as Msg[];
+    await waitForStatus('heard', 'connected');
+    await sim.stop();
+    await waitForStatus('heard', 'disconnected');
+    await sim.start();
+    await waitForStatus('heard', 'connected', 15_000);
+    const device = await connectDevice(sim, 'dev02');
+    await device.publishAsync(`/${PK}/dev02/user/update`, 'after the outage', { qos: 1 });
+    await waitFor(() => heard.length === 1, 'the message after the reconnect');
+    assert.equal(heard[0].payload, 'after the outage');
+    await endClients(device);
   });
 });

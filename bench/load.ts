@@ -33,7 +33,7 @@ export interface LoadResult {
 }
 
 export const PAYLOAD_BYTES = 100;
-const STALL_MS = 5000;
+const STALL_MS = 10_000;
 const PROBE_TIMEOUT_MS = 15_000;
 
 function connect(port: number, deviceName: string): Promise<MqttClient> {
@@ -68,9 +68,12 @@ export async function runLoad(request: LoadRequest): Promise<LoadResult> {
 async function probe(gen: MqttClient, sink: MqttClient, request: LoadRequest): Promise<void> {
   const seen = new Set<number>();
   const prefix = `p${request.id}:`;
+  let lastSeenAt = 0;
   const listener = (_topic: string, message: Buffer): void => {
     const text = message.toString();
-    if (text.startsWith(prefix)) seen.add(Number(text.slice(prefix.length).split(':')[0]));
+    if (!text.startsWith(prefix)) return;
+    seen.add(Number(text.slice(prefix.length).split(':')[0]));
+    lastSeenAt = Date.now();
   };
   sink.on('message', listener);
   const start = Date.now();
@@ -80,10 +83,14 @@ async function probe(gen: MqttClient, sink: MqttClient, request: LoadRequest): P
       request.topics.forEach((topic, i) => {
         if (!seen.has(i)) gen.publish(topic, payload(`${prefix}${i}:`), { qos: 0 });
       });
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await new Promise((resolve) => setTimeout(resolve, 250));
     }
-    // Let late probes drain before counting.
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Let late probes drain before counting: until none came for a moment.
+    let last = -1;
+    while (last !== lastSeenAt) {
+      last = lastSeenAt;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
   } finally {
     sink.off('message', listener);
   }

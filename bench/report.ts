@@ -59,5 +59,6 @@ export function formatReport(result: BenchResult): string {
   if (eRows.length) lines.push('(e) broker capacity, publisher → subscriber, msg/s', ...markdown(['QoS', 'simulator (auth, ACL)', 'bare aedes', 'sim/aedes'], eRows), '');
   const lost = result.measures.reduce((sum, m) => sum + m.lost, 0);
   lines.push(`messages lost: ${lost}`);
+  for (const m of result.measures) for (const error of m.errors) lines.push(`${m.label}: ${error}`);
   return lines.join('\n');
 }

@@ -2,6 +2,7 @@
 // node-red-node-test-helper, as the tests do), and a raw mqtt.js client.
 import * as path from 'node:path';
 import mqtt, { MqttClient } from 'mqtt';
+import { SERVICE_LIMITS } from '../nodes/lib/topics';
 import { FlowNode } from '../test/helpers';
 import { PACKAGE_NODES, helper, onTab, startServer, stopServer } from '../test/node-harness';
 import { BENCH_PK, DEVICES, Qos, benchSecret, deviceLogin, rawClientOptions } from './setup';
@@ -109,4 +110,17 @@ export async function startForwarder(variant: Variant, spec: ForwardSpec): Promi
   const { flow, credentials } = variant === 'ours' ? oursFlow(spec) : coreFlow(spec);
   await deployFlow(flow, credentials);
   return { stop: undeploy };
+}
+
+/**
+ * IoT Platform allows 100 subscriptions per device and our connection refuses more before any traffic. The 1000-filter
+ * row of (c) measures dispatch, not the platform, so it lifts that client-side check for its run; returns the undo.
+ */
+export function liftSubscriptionLimit(max: number): () => void {
+  const limits = SERVICE_LIMITS.iot;
+  const previous = limits.maxSubscriptions;
+  limits.maxSubscriptions = Math.max(previous, max);
+  return () => {
+    limits.maxSubscriptions = previous;
+  };
 }

@@ -1,20 +1,22 @@
 // Child process: a broker for the benchmark, the simulator (auth, ACL, cloud) or a bare aedes, on a free port.
-// argv[2]: sim | aedes. Tells the parent {port}; answers {cmd:'clients'} with {clients}; exits on {cmd:'stop'}.
+// argv[2]: sim | aedes. Tells the parent {port}; exits on {cmd:'stop'}.
 import * as net from 'node:net';
 import { AddressInfo } from 'node:net';
 import { startSimulator } from '../sim';
 import { BrokerKind, benchRegistry } from './setup';
 
 export interface BrokerRequest {
-  cmd: 'clients' | 'stop';
+  cmd: 'stop';
 }
 
-export type BrokerReply = { port: number } | { clients: number };
+export interface BrokerReply {
+  port: number;
+}
 
-async function start(kind: BrokerKind): Promise<{ port: number; clients(): number; stop(): Promise<void> }> {
+async function start(kind: BrokerKind): Promise<{ port: number; stop(): Promise<void> }> {
   if (kind === 'sim') {
     const sim = await startSimulator({ ...benchRegistry(), port: 0 });
-    return { port: sim.port, clients: () => sim.connectedClients, stop: () => sim.stop() };
+    return { port: sim.port, stop: () => sim.stop() };
   }
   const { Aedes } = await import('aedes');
   const broker = await Aedes.createBroker({ maxClientsIdLength: 1024 });
@@ -23,7 +25,6 @@ async function start(kind: BrokerKind): Promise<{ port: number; clients(): numbe
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as AddressInfo).port,
-    clients: () => broker.connectedClients,
     stop: () => new Promise<void>((resolve) => broker.close(() => server.close(() => resolve()))),
   };
 }
@@ -34,8 +35,7 @@ if (require.main === module) {
     const send = (reply: BrokerReply): void => { process.send?.(reply); };
     send({ port: broker.port });
     process.on('message', (request: BrokerRequest) => {
-      if (request.cmd === 'clients') send({ clients: broker.clients() });
-      else void broker.stop().finally(() => process.exit(0));
+      if (request.cmd === 'stop') void broker.stop().finally(() => process.exit(0));
     });
     process.on('disconnect', () => process.exit(0));
   }).catch((err: Error) => {

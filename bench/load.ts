@@ -78,18 +78,23 @@ async function probe(gen: MqttClient, sink: MqttClient, request: LoadRequest): P
   sink.on('message', listener);
   const start = Date.now();
   try {
+    let sentAt = 0;
     while (seen.size < request.topics.length) {
       if (Date.now() - start > PROBE_TIMEOUT_MS) throw new Error(`forwarder not ready: ${seen.size}/${request.topics.length} probes`);
-      request.topics.forEach((topic, i) => {
-        if (!seen.has(i)) gen.publish(topic, payload(`${prefix}${i}:`), { qos: 0 });
-      });
-      await new Promise((resolve) => setTimeout(resolve, 250));
+      // Probes again every half second for the topics not seen yet, checking often in between.
+      if (Date.now() - sentAt >= 500) {
+        sentAt = Date.now();
+        request.topics.forEach((topic, i) => {
+          if (!seen.has(i)) gen.publish(topic, payload(`${prefix}${i}:`), { qos: 0 });
+        });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
     }
     // Let late probes drain before counting: until none came for a moment.
     let last = -1;
     while (last !== lastSeenAt) {
       last = lastSeenAt;
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await new Promise((resolve) => setTimeout(resolve, 150));
     }
   } finally {
     sink.off('message', listener);

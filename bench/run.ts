@@ -2,12 +2,11 @@
 // variants interleaved round by round, medians reported.
 import { ChildProcess, fork } from 'node:child_process';
 import * as path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import type { BrokerReply, BrokerRequest } from './broker';
 import type { LoadRequest, LoadResult } from './load';
-import { Variant, deployFlow, liftSubscriptionLimit, oursConnection, startForwarder, stopRuntime, undeploy } from './runtime';
-import { BrokerKind, DIRECT_TOPIC, IN_TOPIC, OUT_TOPIC, Qos, SCALE_DEVICES, dispatchFilters, median, scaleDevice } from './setup';
-import { FlowNode } from '../test/helpers';
+import type { ScaleRequest, ScaleResult } from './scale';
+import { Variant, liftSubscriptionLimit, startForwarder, stopRuntime } from './runtime';
+import { BrokerKind, DIRECT_TOPIC, IN_TOPIC, OUT_TOPIC, Qos, SCALE_DEVICES, dispatchFilters, median } from './setup';
 
 export type Size = 'smoke' | 'small' | 'full';
 export type Section = 'a' | 'b' | 'c' | 'd' | 'e';
@@ -41,12 +40,6 @@ export interface Measure {
   errors: string[];
 }
 
-export interface ScaleResult {
-  devices: number;
-  connectMs: number;
-  rssKiBPerConnection: number;
-}
-
 export interface BenchResult {
   size: Size;
   measures: Measure[];
@@ -66,15 +59,8 @@ class Broker {
   static start(kind: BrokerKind): Promise<Broker> {
     const child = fork(path.join(__dirname, 'broker.js'), [kind], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     return new Promise((resolve, reject) => {
-      child.once('message', (reply: BrokerReply) => resolve(new Broker(kind, (reply as { port: number }).port, child)));
+      child.once('message', (reply: BrokerReply) => resolve(new Broker(kind, reply.port, child)));
       child.once('exit', (code) => reject(new Error(`${kind} broker exited with ${code}`)));
-    });
-  }
-
-  clients(): Promise<number> {
-    return new Promise((resolve) => {
-      this.child.once('message', (reply: BrokerReply) => resolve((reply as { clients: number }).clients));
-      this.child.send({ cmd: 'clients' } satisfies BrokerRequest);
     });
   }
 
@@ -205,7 +191,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       }
     }
     if (wanted.has('d')) {
-      result.scale = await connectionScale(await broker('sim'), params.devices);
+      result.scale = await connectionScale((await broker('sim')).port, params.devices);
       progress(`d ${result.scale.devices} devices: ${Math.round(result.scale.connectMs)} ms, ${Math.round(result.scale.rssKiBPerConnection)} KiB RSS each`);
     }
   } finally {
@@ -217,34 +203,12 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   return result;
 }
 
-function collectGarbage(): void {
-  (globalThis as { gc?: () => void }).gc?.();
-}
-
-/** (d): `devices` config nodes, each with an out node so that it connects; time to all connected and RSS each. */
-async function connectionScale(broker: Broker, devices: number): Promise<ScaleResult> {
-  const flow: FlowNode[] = [];
-  let credentials: Record<string, Record<string, string>> = {};
-  for (let i = 0; i < devices; i++) {
-    const connection = oursConnection(`conn${i}`, broker.port, scaleDevice(i));
-    flow.push(connection.node, { id: `out${i}`, type: 'aliyun-iot-out', connection: `conn${i}`, topic: OUT_TOPIC, qos: '0', retain: '' });
-    credentials = { ...credentials, ...connection.credentials };
-  }
-  // A deploy of the same shape without connections first, so that the runtime's own first-deploy costs are not counted.
-  await deployFlow([], {});
-  await undeploy();
-  collectGarbage();
-  const before = process.memoryUsage().rss;
-  const start = performance.now();
-  await deployFlow(flow, credentials);
-  const deadline = Date.now() + 60_000;
-  while ((await broker.clients()) < devices) {
-    if (Date.now() > deadline) throw new Error(`only ${await broker.clients()} of ${devices} devices connected`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  const connectMs = performance.now() - start;
-  collectGarbage();
-  const after = process.memoryUsage().rss;
-  await undeploy();
-  return { devices, connectMs, rssKiBPerConnection: (after - before) / 1024 / devices };
+/** (d) in a child process of its own (see scale.ts). */
+function connectionScale(port: number, devices: number): Promise<ScaleResult> {
+  const child = fork(path.join(__dirname, 'scale.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return new Promise((resolve, reject) => {
+    child.once('message', (result: ScaleResult) => (result.error ? reject(new Error(`connection scale: ${result.error}`)) : resolve(result)));
+    child.once('exit', (code) => reject(new Error(`connection scale exited with ${code}`)));
+    child.send({ port, devices } satisfies ScaleRequest);
+  });
 }

@@ -1,5 +1,6 @@
 // The bench's table: absolute figures and ratios against the references measured in the same run.
 import { BenchResult, Measure } from './run';
+import { median } from './setup';
 
 function find(result: BenchResult, label: string): Measure | undefined {
   return result.measures.find((m) => m.label === label);
@@ -8,8 +9,11 @@ function find(result: BenchResult, label: string): Measure | undefined {
 const rate = (m?: Measure): string => (m ? String(Math.round(m.perSecond)) : '-');
 const ms = (v?: number): string => (v === undefined ? '-' : v.toFixed(2));
 
-function ratio(a?: Measure, b?: Measure): string {
-  return a && b && b.perSecond > 0 ? `${(a.perSecond / b.perSecond).toFixed(2)}×` : '-';
+/** The median of the round-by-round ratios: runs of one round are neighbours in time, so they share the machine's mood. */
+export function ratio(a?: Measure, b?: Measure): string {
+  if (!a || !b) return '-';
+  const ratios = a.samples.flatMap((value, i) => (b.samples[i] > 0 ? [value / b.samples[i]] : []));
+  return ratios.length ? `${median(ratios).toFixed(2)}×` : '-';
 }
 
 function markdown(header: string[], rows: string[][]): string[] {

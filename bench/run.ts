@@ -32,6 +32,8 @@ export const SIZES: Record<Size, SizeParams> = {
 export interface Measure {
   label: string;
   perSecond: number;
+  /** msg/s of each round, in round order: ratios are taken round by round, between neighbouring runs. */
+  samples: number[];
   p50?: number;
   p99?: number;
   lost: number;
@@ -109,7 +111,7 @@ class Table {
       const p50 = results.map((r) => r.p50).filter((v): v is number => v !== undefined);
       const p99 = results.map((r) => r.p99).filter((v): v is number => v !== undefined);
       return {
-        label, perSecond: median(results.map((r) => r.perSecond)), lost: results.reduce((sum, r) => sum + r.lost, 0), rounds: results.length,
+        label, perSecond: median(results.map((r) => r.perSecond)), samples: results.map((r) => r.perSecond), lost: results.reduce((sum, r) => sum + r.lost, 0), rounds: results.length,
         errors: results.flatMap((r) => (r.error ? [r.error] : [])),
         ...(p50.length ? { p50: median(p50), p99: median(p99) } : {}),
       };

@@ -6,13 +6,13 @@ function find(result: BenchResult, label: string): Measure | undefined {
   return result.measures.find((m) => m.label === label);
 }
 
-const rate = (m?: Measure): string => (m ? String(Math.round(m.perSecond)) : '-');
+const rate = (m?: Measure): string => (m && Number.isFinite(m.perSecond) ? String(Math.round(m.perSecond)) : '-');
 const ms = (v?: number): string => (v === undefined ? '-' : v.toFixed(2));
 
 /** The median of the round-by-round ratios: runs of one round are neighbours in time, so they share the machine's mood. */
 export function ratio(a?: Measure, b?: Measure): string {
   if (!a || !b) return '-';
-  const ratios = a.samples.flatMap((value, i) => (b.samples[i] > 0 ? [value / b.samples[i]] : []));
+  const ratios = a.samples.flatMap((value, i) => (b.samples[i] > 0 && Number.isFinite(value) ? [value / b.samples[i]] : []));
   return ratios.length ? `${median(ratios).toFixed(2)}×` : '-';
 }
 
@@ -63,6 +63,8 @@ export function formatReport(result: BenchResult): string {
   if (eRows.length) lines.push('(e) broker capacity, publisher → subscriber, msg/s', ...markdown(['QoS', 'simulator (auth, ACL)', 'bare aedes', 'sim/aedes'], eRows), '');
   const lost = result.measures.reduce((sum, m) => sum + m.lost, 0);
   lines.push(`messages lost: ${lost}`);
-  for (const m of result.measures) for (const error of m.errors) lines.push(`${m.label}: ${error}`);
+  for (const m of result.measures) {
+    if (m.errors.length) lines.push(`${m.label}: ${m.errors.length} of ${m.rounds} rounds ended early (${[...new Set(m.errors)].join('; ')}); medians and ratios use the others`);
+  }
   return lines.join('\n');
 }

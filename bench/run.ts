@@ -111,7 +111,9 @@ class Table {
       const p50 = results.map((r) => r.p50).filter((v): v is number => v !== undefined);
       const p99 = results.map((r) => r.p99).filter((v): v is number => v !== undefined);
       return {
-        label, perSecond: median(results.map((r) => r.perSecond)), samples: results.map((r) => r.perSecond), lost: results.reduce((sum, r) => sum + r.lost, 0), rounds: results.length,
+        // A round that ended early (stalled) has no rate: NaN, left out of medians and ratios, listed under errors.
+        label, perSecond: median(results.filter((r) => !r.error).map((r) => r.perSecond)),
+        samples: results.map((r) => (r.error ? NaN : r.perSecond)), lost: results.reduce((sum, r) => sum + r.lost, 0), rounds: results.length,
         errors: results.flatMap((r) => (r.error ? [r.error] : [])),
         ...(p50.length ? { p50: median(p50), p99: median(p99) } : {}),
       };

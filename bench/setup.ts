@@ -79,9 +79,10 @@ export function rawClientOptions(port: number, deviceName: string): IClientOptio
   };
 }
 
+/** The median of the finite values; NaN when there are none. */
 export function median(values: number[]): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
+  const sorted = values.filter(Number.isFinite).sort((a, b) => a - b);
+  if (sorted.length === 0) return NaN;
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }

@@ -45,6 +45,11 @@ function failureFor(failures: SimFailure[], device: Device, eventId: string, par
       && Object.prototype.hasOwnProperty.call(params, failure.property))));
 }
 
+/** Topics of the platform itself (thing model, NTP, RRPC, shadow, OTA), as opposed to a product's custom topics. */
+export function isPlatformTopic(topic: string): boolean {
+  return topic.startsWith('/sys/') || topic.startsWith('/ext/') || topic.startsWith('/shadow/') || topic.startsWith('/ota/');
+}
+
 export class Cloud {
   readonly rules: RuleEngine;
   private readonly ids = new AlinkIds();
@@ -65,6 +70,14 @@ export class Cloud {
   }
 
   /**
+   * Whether a device's publish to `topic` concerns the cloud: a platform topic, or one a forwarding rule takes. The
+   * hot path of plain custom-topic traffic skips onDevicePublish when nobody listens to `message` events either.
+   */
+  concerns(topic: string): boolean {
+    return isPlatformTopic(topic) || this.rules.matches(topic);
+  }
+
+  /**
    * A device published (and was allowed to). Thing-model traffic up to the cloud is consumed here and answered;
    * returns true for it, so that it reaches no other client. Every message also passes the forwarding rules.
    */
@@ -75,6 +88,7 @@ export class Cloud {
       this.log(`rule ${message.rule.name ?? message.rule.from}: ${topic} -> ${message.topic}`);
       this.publish(message.topic, message.payload, message.qos);
     }
+    if (!isPlatformTopic(topic)) return false;
     const parsed = parseThingTopic(topic);
     const own = parsed && parsed.productKey === session.productKey && parsed.deviceName === session.deviceName;
     if (!own) return topic.startsWith('/sys/') || topic.startsWith('/ext/') || /^\/(shadow\/update|ota\/device\/(inform|progress))\//.test(topic);

@@ -197,7 +197,7 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
           this.log(`No authorization: ${this.clientIdOf(client)} may not publish to ${packet.topic}`);
           this.emit('publish-denied', { clientId: this.clientIdOf(client), topic: packet.topic });
           packet.topic = DROPPED_TOPIC;
-        } else if (session?.kind === 'iot') {
+        } else if (session?.kind === 'iot' && (this.amqp || this.listenerCount('message') > 0 || this.cloud.concerns(packet.topic))) {
           const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
           // Thing-model messages up to the cloud are the cloud's: answered there, seen by no other client.
           if (this.cloud.onDevicePublish(session, packet.topic, payload, packet.qos as 0 | 1)) packet.topic = DROPPED_TOPIC;
@@ -221,7 +221,8 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
       }
     });
 
-    this.tcpServer = net.createServer((socket) => broker.handle(socket));
+    // No Nagle delay: a broker's small packets (PUBACKs, forwarded messages) should leave at once.
+    this.tcpServer = net.createServer({ noDelay: true }, (socket) => broker.handle(socket));
     this.port = await listen(this.tcpServer, this.port || (this.options.port ?? 0), this.host);
     if (this.options.wsPort !== undefined) {
       this.httpServer = http.createServer();

@@ -21,7 +21,7 @@ export class TopicPermissions {
     let verdict = this.publishVerdicts.get(topic);
     if (verdict === undefined) {
       verdict = this.publishable.some((pattern) => filterCovers(pattern, topic));
-      if (this.publishVerdicts.size >= 1000) this.publishVerdicts.clear();
+      if (this.publishVerdicts.size >= 10_000) this.publishVerdicts.clear();
       this.publishVerdicts.set(topic, verdict);
     }
     return verdict;

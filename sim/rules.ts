@@ -56,6 +56,11 @@ export class RuleEngine {
     return this.compiled.map((entry) => entry.rule);
   }
 
+  /** Whether some rule takes messages on `topic`. */
+  matches(topic: string): boolean {
+    return this.compiled.some(({ rule }) => wildcardCaptures(rule.from, topic) !== undefined);
+  }
+
   /** Replaces every rule; throws (changing nothing) when one is malformed. */
   replace(rules: unknown): void {
     if (!Array.isArray(rules)) throw new Error('rules must be an array');

@@ -1,3 +1,5 @@
+import type { Socket } from 'node:net';
+import type { Writable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 import mqtt, { IClientOptions, MqttClient } from 'mqtt';
 import { QlobberDedup } from 'qlobber';
@@ -110,6 +112,12 @@ const REFUSAL_REASONS: Record<'iot' | 'mq', Record<number, string>> = {
 /** Node's codes for a server certificate that failed verification (untrusted, self-signed, expired, wrong name). */
 const TLS_CERTIFICATE_ERROR = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|HOSTNAME_MISMATCH/;
 
+/** Most topics whose matching receivers the dispatch remembers; past it the memory starts over. */
+const DISPATCH_CACHE_SIZE = 10_000;
+
+/** mqtt.js traces every packet through its `log` option; unless DEBUG asks for that, a no-op spares the hot path. */
+const MQTT_JS_LOG = process.env.DEBUG ? undefined : (): void => undefined;
+
 /** mqtt.js never reconnects by itself: this period only keeps it from flushing in-flight QoS 1 callbacks on close. */
 const MQTT_JS_RECONNECT_PERIOD = 0x7fffffff;
 
@@ -178,6 +186,10 @@ export class Connection implements SharedConnection {
   private readonly index = new QlobberDedup<MessageReceiver>({
     separator: '/', wildcard_one: '+', wildcard_some: '#', match_empty_levels: true,
   });
+  /** Receivers matching each recently seen topic; cleared whenever the index changes. */
+  private readonly dispatchCache = new Map<string, MessageReceiver[]>();
+  /** The stream corked until the end of this event-loop turn, if any. */
+  private corked?: Writable;
   private readonly queue: QueuedPublish[] = [];
   /**
    * Filters with an UNSUBSCRIBE on the wire and no UNSUBACK yet. A new SUBSCRIBE of one waits for the UNSUBACK:
@@ -298,6 +310,7 @@ export class Connection implements SharedConnection {
     if (!owned) this.receivers.set(receiver, (owned = new Map()));
     owned.set(filter, qos);
     this.index.add(filter, receiver);
+    this.dispatchCache.clear();
     if (entry.denied) {
       receiver.onSubscribeError(filter, new AliyunIotError('SUBSCRIBE_DENIED', { topic: filter }));
     } else if (this.connected && !entry.local && entry.sentQos !== entry.qos) {
@@ -321,6 +334,7 @@ export class Connection implements SharedConnection {
     const entry = this.filters.get(filter);
     if (!entry || !entry.owners.delete(receiver)) return;
     this.index.remove(filter, receiver);
+    this.dispatchCache.clear();
     if (entry.owners.size > 0) {
       entry.qos = Math.max(0, ...entry.owners.values()) as Qos;
       return;
@@ -393,7 +407,13 @@ export class Connection implements SharedConnection {
   }
 
   private dispatch(topic: string, payload: Buffer, packet: MessageMeta): void {
-    for (const receiver of this.index.match(topic)) {
+    let receivers = this.dispatchCache.get(topic);
+    if (!receivers) {
+      receivers = [...this.index.match(topic)];
+      if (this.dispatchCache.size >= DISPATCH_CACHE_SIZE) this.dispatchCache.clear();
+      this.dispatchCache.set(topic, receivers);
+    }
+    for (const receiver of receivers) {
       try {
         receiver.onMessage(topic, payload, packet);
       } catch (err) {
@@ -496,9 +516,25 @@ export class Connection implements SharedConnection {
     const client = this.client as MqttClient;
     const { callback } = message;
     this.inFlight.add(callback);
+    this.corkUntilNextTurn(client);
     client.publish(message.topic, message.payload, { qos: message.qos, retain: message.retain }, (err) => {
       if (!this.inFlight.delete(callback)) return;
       callback(err ? new AliyunIotError('PUBLISH_FAILED', { reason: err.message }) : undefined);
+    });
+  }
+
+  /**
+   * Holds the socket's writes until the end of this event-loop turn, so that the packets of a burst (publishes and the
+   * PUBACKs of what arrived in the same turn) leave in one write rather than one each.
+   */
+  private corkUntilNextTurn(client: MqttClient): void {
+    const stream = client.stream as Writable | undefined;
+    if (!stream || this.corked === stream || typeof stream.cork !== 'function') return;
+    stream.cork();
+    this.corked = stream;
+    setImmediate(() => {
+      if (this.corked === stream) this.corked = undefined;
+      stream.uncork();
     });
   }
 
@@ -555,6 +591,7 @@ export class Connection implements SharedConnection {
       this.filters.clear();
       this.receivers.clear();
       this.index.clear();
+      this.dispatchCache.clear();
       callback();
     });
   }
@@ -591,6 +628,7 @@ export class Connection implements SharedConnection {
       queueQoSZero: false,
       manualConnect: true,
       rejectUnauthorized: true,
+      log: MQTT_JS_LOG,
     };
     // Extra CAs are trusted besides Node's own roots, not instead of them.
     if (this.profile.ca) options.ca = [...rootCertificates, this.profile.ca];
@@ -608,6 +646,9 @@ export class Connection implements SharedConnection {
 
   private onConnect(client: MqttClient): void {
     if (client !== this.client) return;
+    // Small packets should leave at once; Nagle's algorithm would hold them for the peer's delayed ACK.
+    const socket = client.stream as Partial<Socket> | undefined;
+    if (typeof socket?.setNoDelay === 'function') socket.setNoDelay(true);
     this.connectedAt = Date.now();
     this.networkFailures = 0;
     this.refusals = 0;

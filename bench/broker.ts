@@ -1,0 +1,45 @@
+// Child process: a broker for the benchmark, the simulator (auth, ACL, cloud) or a bare aedes, on a free port.
+// argv[2]: sim | aedes. Tells the parent {port}; exits on {cmd:'stop'}.
+import * as net from 'node:net';
+import { AddressInfo } from 'node:net';
+import { startSimulator } from '../sim';
+import { BrokerKind, benchRegistry } from './setup';
+
+export interface BrokerRequest {
+  cmd: 'stop';
+}
+
+export interface BrokerReply {
+  port: number;
+}
+
+async function start(kind: BrokerKind): Promise<{ port: number; stop(): Promise<void> }> {
+  if (kind === 'sim') {
+    const sim = await startSimulator({ ...benchRegistry(), port: 0 });
+    return { port: sim.port, stop: () => sim.stop() };
+  }
+  const { Aedes } = await import('aedes');
+  const broker = await Aedes.createBroker({ maxClientsIdLength: 1024 });
+  // The same socket treatment as the simulator's, so that (e) compares the brokers' work only.
+  const server = net.createServer({ noDelay: true }, (socket) => broker.handle(socket));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    stop: () => new Promise<void>((resolve) => broker.close(() => server.close(() => resolve()))),
+  };
+}
+
+if (require.main === module) {
+  const kind = process.argv[2] === 'aedes' ? 'aedes' : 'sim';
+  start(kind).then((broker) => {
+    const send = (reply: BrokerReply): void => { process.send?.(reply); };
+    send({ port: broker.port });
+    process.on('message', (request: BrokerRequest) => {
+      if (request.cmd === 'stop') void broker.stop().finally(() => process.exit(0));
+    });
+    process.on('disconnect', () => process.exit(0));
+  }).catch((err: Error) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,70 @@
+// The bench's table: absolute figures and ratios against the references measured in the same run.
+import { BenchResult, Measure } from './run';
+import { median } from './setup';
+
+function find(result: BenchResult, label: string): Measure | undefined {
+  return result.measures.find((m) => m.label === label);
+}
+
+const rate = (m?: Measure): string => (m && Number.isFinite(m.perSecond) ? String(Math.round(m.perSecond)) : '-');
+const ms = (v?: number): string => (v === undefined ? '-' : v.toFixed(2));
+
+/** The median of the round-by-round ratios: runs of one round are neighbours in time, so they share the machine's mood. */
+export function ratio(a?: Measure, b?: Measure): string {
+  if (!a || !b) return '-';
+  const ratios = a.samples.flatMap((value, i) => (b.samples[i] > 0 && Number.isFinite(value) ? [value / b.samples[i]] : []));
+  return ratios.length ? `${median(ratios).toFixed(2)}×` : '-';
+}
+
+function markdown(header: string[], rows: string[][]): string[] {
+  return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((row) => `| ${row.join(' | ')} |`)];
+}
+
+/** Markdown tables, one per section that ran. */
+export function formatReport(result: BenchResult): string {
+  const lines: string[] = [];
+  const aRows: string[][] = [];
+  for (const kind of ['sim', 'aedes']) {
+    for (const qos of [0, 1]) {
+      const [ours, core, raw] = ['ours', 'core', 'raw'].map((v) => find(result, `a ${kind} qos${qos} ${v}`));
+      if (ours || core || raw) aRows.push([kind, `QoS ${qos}`, rate(ours), rate(core), rate(raw), ratio(ours, core), ratio(ours, raw)]);
+    }
+  }
+  if (aRows.length) {
+    lines.push('(a) forwarding in → out, 100 B, msg/s', ...markdown(['broker', 'QoS', 'ours', 'core', 'raw mqtt.js', 'ours/core', 'ours/raw'], aRows), '');
+  }
+  const bRows: string[][] = [];
+  for (const qos of [0, 1]) {
+    const cells = ['ours', 'core', 'raw'].map((v) => find(result, `b sim qos${qos} ${v}`));
+    if (cells.some(Boolean)) bRows.push([`QoS ${qos}`, ...cells.map((m) => `${ms(m?.p50)} / ${ms(m?.p99)}`)]);
+  }
+  if (bRows.length) lines.push('(b) latency p50 / p99, ms (simulator, fixed rate)', ...markdown(['QoS', 'ours', 'core', 'raw mqtt.js'], bRows), '');
+  const cLabels = [...new Set(result.measures.filter((m) => m.label.startsWith('c ')).map((m) => Number(m.label.split(' ')[1])))];
+  if (cLabels.length) {
+    const oursAt1 = find(result, `c ${Math.min(...cLabels)} ours`);
+    lines.push('(c) dispatch: in nodes with distinct filters on one connection, msg/s (simulator, QoS 0)', ...markdown(
+      ['in nodes', 'ours', 'core', 'ours/core', `ours/ours@${Math.min(...cLabels)}`],
+      cLabels.map((count) => {
+        const [ours, core] = [find(result, `c ${count} ours`), find(result, `c ${count} core`)];
+        return [String(count), rate(ours), rate(core), ratio(ours, core), ratio(ours, oursAt1)];
+      }),
+    ), '');
+  }
+  if (result.scale) {
+    const s = result.scale;
+    lines.push('(d) connection scale (simulator)', ...markdown(['devices', 'all connected after', 'RSS per connection'],
+      [[String(s.devices), `${Math.round(s.connectMs)} ms`, `${Math.round(s.rssKiBPerConnection)} KiB`]]), '');
+  }
+  const eRows: string[][] = [];
+  for (const qos of [0, 1]) {
+    const [sim, aedes] = ['sim', 'aedes'].map((k) => find(result, `e ${k} qos${qos}`));
+    if (sim || aedes) eRows.push([`QoS ${qos}`, rate(sim), rate(aedes), ratio(sim, aedes)]);
+  }
+  if (eRows.length) lines.push('(e) broker capacity, publisher → subscriber, msg/s', ...markdown(['QoS', 'simulator (auth, ACL)', 'bare aedes', 'sim/aedes'], eRows), '');
+  const lost = result.measures.reduce((sum, m) => sum + m.lost, 0);
+  lines.push(`messages lost: ${lost}`);
+  for (const m of result.measures) {
+    if (m.errors.length) lines.push(`${m.label}: ${m.errors.length} of ${m.rounds} rounds ended early (${[...new Set(m.errors)].join('; ')}); medians and ratios use the others`);
+  }
+  return lines.join('\n');
+}

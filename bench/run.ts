@@ -1,0 +1,218 @@
+// The benchmark's sections (a)-(e): child processes for the brokers and the load, forwarders in this process,
+// variants interleaved round by round, medians reported.
+import { ChildProcess, fork } from 'node:child_process';
+import * as path from 'node:path';
+import type { BrokerReply, BrokerRequest } from './broker';
+import type { LoadRequest, LoadResult } from './load';
+import type { ScaleRequest, ScaleResult } from './scale';
+import { Variant, liftSubscriptionLimit, startForwarder, stopRuntime } from './runtime';
+import { BrokerKind, DIRECT_TOPIC, IN_TOPIC, OUT_TOPIC, Qos, SCALE_DEVICES, dispatchFilters, median } from './setup';
+
+export type Size = 'smoke' | 'small' | 'full';
+export type Section = 'a' | 'b' | 'c' | 'd' | 'e';
+export const SECTIONS: readonly Section[] = ['a', 'b', 'c', 'd', 'e'];
+
+export interface SizeParams {
+  messages: number;
+  rounds: number;
+  window: number;
+  latencyMessages: number;
+  latencyRate: number;
+  filterCounts: number[];
+  devices: number;
+}
+
+export const SIZES: Record<Size, SizeParams> = {
+  smoke: { messages: 300, rounds: 1, window: 200, latencyMessages: 100, latencyRate: 500, filterCounts: [1, 100], devices: 20 },
+  small: { messages: 5000, rounds: 3, window: 500, latencyMessages: 1000, latencyRate: 1000, filterCounts: [1, 100, 1000], devices: SCALE_DEVICES },
+  full: { messages: 20000, rounds: 5, window: 500, latencyMessages: 3000, latencyRate: 1000, filterCounts: [1, 100, 1000], devices: SCALE_DEVICES },
+};
+
+/** One measured cell: the median over rounds, and what every round lost (must be 0). */
+export interface Measure {
+  label: string;
+  perSecond: number;
+  /** msg/s of each round, in round order: ratios are taken round by round, between neighbouring runs. */
+  samples: number[];
+  p50?: number;
+  p99?: number;
+  lost: number;
+  rounds: number;
+  /** Why a round ended early (stalled, forwarder not ready); its messages count as lost. */
+  errors: string[];
+}
+
+export interface BenchResult {
+  size: Size;
+  measures: Measure[];
+  scale?: ScaleResult;
+}
+
+export interface BenchOptions {
+  size: Size;
+  only?: Section[];
+  /** One line per finished measurement. */
+  progress?: (line: string) => void;
+}
+
+class Broker {
+  private constructor(readonly kind: BrokerKind, readonly port: number, private readonly child: ChildProcess) {}
+
+  static start(kind: BrokerKind): Promise<Broker> {
+    const child = fork(path.join(__dirname, 'broker.js'), [kind], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    return new Promise((resolve, reject) => {
+      child.once('message', (reply: BrokerReply) => resolve(new Broker(kind, reply.port, child)));
+      child.once('exit', (code) => reject(new Error(`${kind} broker exited with ${code}`)));
+    });
+  }
+
+  stop(): Promise<void> {
+    return new Promise((resolve) => {
+      this.child.once('exit', () => resolve());
+      this.child.send({ cmd: 'stop' } satisfies BrokerRequest);
+    });
+  }
+}
+
+class Load {
+  private nextId = 1;
+  private readonly child = fork(path.join(__dirname, 'load.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+
+  run(request: Omit<LoadRequest, 'id'>): Promise<LoadResult> {
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      const listener = (result: LoadResult): void => {
+        if (result.id !== id) return;
+        this.child.off('message', listener);
+        resolve(result);
+      };
+      this.child.on('message', listener);
+      this.child.send({ ...request, id });
+    });
+  }
+
+  stop(): void {
+    this.child.disconnect();
+  }
+}
+
+/** Collects rounds per label and reduces them to medians. */
+class Table {
+  private readonly cells = new Map<string, LoadResult[]>();
+
+  add(label: string, result: LoadResult): void {
+    const list = this.cells.get(label) ?? [];
+    list.push(result);
+    this.cells.set(label, list);
+  }
+
+  measures(): Measure[] {
+    return [...this.cells].map(([label, results]) => {
+      const p50 = results.map((r) => r.p50).filter((v): v is number => v !== undefined);
+      const p99 = results.map((r) => r.p99).filter((v): v is number => v !== undefined);
+      return {
+        // A round that ended early (stalled) has no rate: NaN, left out of medians and ratios, listed under errors.
+        label, perSecond: median(results.filter((r) => !r.error).map((r) => r.perSecond)),
+        samples: results.map((r) => (r.error ? NaN : r.perSecond)), lost: results.reduce((sum, r) => sum + r.lost, 0), rounds: results.length,
+        errors: results.flatMap((r) => (r.error ? [r.error] : [])),
+        ...(p50.length ? { p50: median(p50), p99: median(p99) } : {}),
+      };
+    });
+  }
+}
+
+/** Variants in a different order every round, so that no one always runs first (warm-up) or last. */
+function interleaved<T>(variants: readonly T[], round: number): T[] {
+  const shift = round % variants.length;
+  return [...variants.slice(shift), ...variants.slice(0, shift)];
+}
+
+const FORWARDERS: readonly Variant[] = ['ours', 'core', 'raw'];
+
+export async function runBench(options: BenchOptions): Promise<BenchResult> {
+  const params = SIZES[options.size];
+  const wanted = new Set(options.only?.length ? options.only : SECTIONS);
+  const progress = options.progress ?? (() => undefined);
+  const table = new Table();
+  const brokers: Partial<Record<BrokerKind, Broker>> = {};
+  const load = new Load();
+  const result: BenchResult = { size: options.size, measures: [] };
+  const broker = async (kind: BrokerKind): Promise<Broker> => (brokers[kind] ??= await Broker.start(kind));
+
+  const forward = async (label: string, variant: Variant, kind: BrokerKind, qos: Qos, filters: Array<{ filter: string; topic: string }>,
+    rate?: number): Promise<void> => {
+    const { port } = await broker(kind);
+    const forwarder = await startForwarder(variant, { port, qos, filters: filters.map((f) => f.filter), outTopic: OUT_TOPIC });
+    try {
+      const measured = await load.run({
+        port, qos, topics: filters.map((f) => f.topic), sink: OUT_TOPIC, probe: true, window: params.window,
+        n: rate ? params.latencyMessages : params.messages, rate,
+      });
+      table.add(label, measured);
+      progress(`${label}: ${Math.round(measured.perSecond)} msg/s${measured.p50 !== undefined ? `, p50 ${measured.p50.toFixed(2)} ms, p99 ${measured.p99?.toFixed(2)} ms` : ''}, lost ${measured.lost}${measured.error ? ` (${measured.error})` : ''}`);
+    } finally {
+      await forwarder.stop();
+    }
+  };
+
+  try {
+    const single = [{ filter: IN_TOPIC, topic: IN_TOPIC }];
+    for (let round = 0; round < params.rounds; round++) {
+      if (wanted.has('a')) {
+        for (const kind of ['sim', 'aedes'] as const) {
+          for (const qos of [0, 1] as const) {
+            for (const variant of interleaved(FORWARDERS, round)) await forward(`a ${kind} qos${qos} ${variant}`, variant, kind, qos, single);
+          }
+        }
+      }
+      if (wanted.has('b')) {
+        for (const qos of [0, 1] as const) {
+          for (const variant of interleaved(FORWARDERS, round)) {
+            await forward(`b sim qos${qos} ${variant}`, variant, 'sim', qos, single, params.latencyRate);
+          }
+        }
+      }
+      if (wanted.has('c')) {
+        for (const count of params.filterCounts) {
+          const filters = dispatchFilters(count);
+          const restore = liftSubscriptionLimit(count);
+          try {
+            for (const variant of interleaved(['ours', 'core'] as const, round)) await forward(`c ${count} ${variant}`, variant, 'sim', 0, filters);
+          } finally {
+            restore();
+          }
+        }
+      }
+      if (wanted.has('e')) {
+        for (const qos of [0, 1] as const) {
+          for (const kind of interleaved(['sim', 'aedes'] as const, round)) {
+            const { port } = await broker(kind);
+            const measured = await load.run({ port, qos, topics: [DIRECT_TOPIC], sink: DIRECT_TOPIC, probe: false, window: params.window, n: params.messages });
+            table.add(`e ${kind} qos${qos}`, measured);
+            progress(`e ${kind} qos${qos}: ${Math.round(measured.perSecond)} msg/s, lost ${measured.lost}`);
+          }
+        }
+      }
+    }
+    if (wanted.has('d')) {
+      result.scale = await connectionScale((await broker('sim')).port, params.devices);
+      progress(`d ${result.scale.devices} devices: ${Math.round(result.scale.connectMs)} ms, ${Math.round(result.scale.rssKiBPerConnection)} KiB RSS each`);
+    }
+  } finally {
+    await stopRuntime();
+    load.stop();
+    await Promise.all(Object.values(brokers).map((b) => b.stop()));
+  }
+  result.measures = table.measures();
+  return result;
+}
+
+/** (d) in a child process of its own (see scale.ts). */
+function connectionScale(port: number, devices: number): Promise<ScaleResult> {
+  const child = fork(path.join(__dirname, 'scale.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return new Promise((resolve, reject) => {
+    child.once('message', (result: ScaleResult) => (result.error ? reject(new Error(`connection scale: ${result.error}`)) : resolve(result)));
+    child.once('exit', (code) => reject(new Error(`connection scale exited with ${code}`)));
+    child.send({ port, devices } satisfies ScaleRequest);
+  });
+}

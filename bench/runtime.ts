@@ -1,0 +1,126 @@
+// The forwarders under test, in this process: our nodes and the core MQTT nodes in a Node-RED runtime (started with
+// node-red-node-test-helper, as the tests do), and a raw mqtt.js client.
+import * as path from 'node:path';
+import mqtt, { MqttClient } from 'mqtt';
+import { SERVICE_LIMITS } from '../nodes/lib/topics';
+import { FlowNode } from '../test/helpers';
+import { PACKAGE_NODES, helper, onTab, startServer, stopServer } from '../test/node-harness';
+import { BENCH_PK, DEVICES, Qos, benchSecret, deviceLogin, rawClientOptions } from './setup';
+
+export type Variant = 'ours' | 'core' | 'raw';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const CORE_MQTT: unknown = require(path.join(path.dirname(require.resolve('@node-red/nodes/package.json')), 'core', 'network', '10-mqtt.js'));
+
+/** A running forwarder: every message on one of `filters` goes to `outTopic`. */
+export interface Forwarder {
+  stop(): Promise<void>;
+}
+
+export interface ForwardSpec {
+  port: number;
+  qos: Qos;
+  filters: string[];
+  outTopic: string;
+}
+
+/** The helper's private parts that record every send/status/log call; a benchmark must not pay for the recording. */
+interface HelperInternals {
+  _sandbox?: { restore(): void };
+  _logSpy?: { restore(): void };
+}
+
+let runtimeStarted = false;
+
+export async function startRuntime(): Promise<void> {
+  if (runtimeStarted) return;
+  await startServer();
+  runtimeStarted = true;
+}
+
+export async function stopRuntime(): Promise<void> {
+  if (!runtimeStarted) return;
+  runtimeStarted = false;
+  await stopServer();
+}
+
+/** Deploys `flow` with our nodes and the core MQTT nodes available, then removes the helper's call recording. */
+export async function deployFlow(flow: FlowNode[], credentials: Record<string, Record<string, string>>): Promise<void> {
+  await helper.load([...PACKAGE_NODES, CORE_MQTT] as never, onTab(flow) as never, credentials as never);
+  const internals = helper as unknown as HelperInternals;
+  internals._logSpy?.restore();
+  internals._logSpy = undefined;
+  internals._sandbox?.restore();
+}
+
+export async function undeploy(): Promise<void> {
+  await helper.unload();
+}
+
+/** An aliyun-iot-connection node for a bench device, and its credentials. */
+export function oursConnection(id: string, port: number, deviceName: string): { node: FlowNode; credentials: Record<string, Record<string, string>> } {
+  return {
+    node: {
+      id, type: 'aliyun-iot-connection', name: '', mode: 'iot', productKey: BENCH_PK, deviceName, protocol: 'mqtt', host: '127.0.0.1', port: String(port), keepalive: 60, cleanSession: true, queueSize: 1000,
+    },
+    credentials: { [id]: { deviceSecret: benchSecret(deviceName) } },
+  };
+}
+
+function oursFlow(spec: ForwardSpec): { flow: FlowNode[]; credentials: Record<string, Record<string, string>> } {
+  const connection = oursConnection('conn', spec.port, DEVICES.ours);
+  const flow: FlowNode[] = [connection.node, { id: 'out', type: 'aliyun-iot-out', connection: 'conn', topic: spec.outTopic, qos: String(spec.qos), retain: '' }];
+  spec.filters.forEach((filter, i) => {
+    flow.push({ id: `in${i}`, type: 'aliyun-iot-in', connection: 'conn', topic: filter, qos: String(spec.qos), datatype: 'auto-detect', wires: [['out']] });
+  });
+  return { flow, credentials: connection.credentials };
+}
+
+function coreFlow(spec: ForwardSpec): { flow: FlowNode[]; credentials: Record<string, Record<string, string>> } {
+  const login = deviceLogin(DEVICES.core);
+  const flow: FlowNode[] = [
+    {
+      id: 'broker', type: 'mqtt-broker', name: '', broker: '127.0.0.1', port: String(spec.port), clientid: login.clientId,
+      usetls: false, protocolVersion: '4', keepalive: '60', cleansession: true, autoConnect: true, autoUnsubscribe: true,
+    },
+    { id: 'out', type: 'mqtt out', broker: 'broker', topic: spec.outTopic, qos: String(spec.qos), retain: '' },
+  ];
+  spec.filters.forEach((filter, i) => {
+    flow.push({
+      id: `in${i}`, type: 'mqtt in', broker: 'broker', topic: filter, qos: String(spec.qos), datatype: 'auto-detect',
+      nl: false, rap: true, rh: 0, inputs: 0, wires: [['out']],
+    });
+  });
+  return { flow, credentials: { broker: { user: login.username, password: login.password } } };
+}
+
+async function rawForwarder(spec: ForwardSpec): Promise<Forwarder> {
+  const client: MqttClient = await mqtt.connectAsync(rawClientOptions(spec.port, DEVICES.raw));
+  const options = { qos: spec.qos };
+  client.on('message', (_topic, payload) => {
+    client.publish(spec.outTopic, payload, options);
+  });
+  await client.subscribeAsync(spec.filters, { qos: spec.qos });
+  return { stop: () => client.endAsync(true) };
+}
+
+export async function startForwarder(variant: Variant, spec: ForwardSpec): Promise<Forwarder> {
+  if (variant === 'raw') return rawForwarder(spec);
+  await startRuntime();
+  const { flow, credentials } = variant === 'ours' ? oursFlow(spec) : coreFlow(spec);
+  await deployFlow(flow, credentials);
+  return { stop: undeploy };
+}
+
+/**
+ * IoT Platform allows 100 subscriptions per device and our connection refuses more before any traffic. The 1000-filter
+ * row of (c) measures dispatch, not the platform, so it lifts that client-side check for its run; returns the undo.
+ */
+export function liftSubscriptionLimit(max: number): () => void {
+  const limits = SERVICE_LIMITS.iot;
+  const previous = limits.maxSubscriptions;
+  limits.maxSubscriptions = Math.max(previous, max);
+  return () => {
+    limits.maxSubscriptions = previous;
+  };
+}

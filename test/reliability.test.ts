@@ -411,4 +411,37 @@ describe('reliability: the offline queue', function () {
     assert.deepEqual(completed.filter((msg) => msg.payload !== undefined).map((msg) => msg.payload), ['a', 'b', 'c']);
     assert.equal(caught.length, 1);
   });
+
+  it('a publish that outlives its time limit in the queue fails with QUEUE_EXPIRED and is never sent; so does a post past its timeout', async function () {
+    this.timeout(20_000);
+    const connection = iotConnection('conn', env.sim, 'dev01', { queueTimeout: 1 });
+    const posts: unknown[] = [];
+    env.sim.on('post', (info) => posts.push(info));
+    await deploy([
+      ...queueFlow(connection.node),
+      { id: 'post', type: 'aliyun-iot-post', connection: 'conn', kind: 'property', event: '', ack: true, timeout: 500, wires: [[]] },
+    ], connection.credentials);
+    const received = collect('received');
+    const caught = collect('caught') as CaughtWithCode[];
+    await waitForStatus('in', 'connected');
+    send('out', { action: 'disconnect' });
+    await waitFor(() => env.sim.connectedClients === 0, 'the client to leave');
+    const topic = `/${PK}/dev01/user/echo`;
+    const queuedAt = Date.now();
+    send('out', { topic, payload: 'late', qos: 1 });
+    send('post', { payload: { temperature: 20 } });
+    await waitFor(() => caught.length === 2, 'both errors', 5000);
+    const byNode = new Map(caught.map((msg) => [msg.error.source?.id, msg.error]));
+    assert.equal(byNode.get('out')?.code, 'QUEUE_EXPIRED');
+    assert.match(String(byNode.get('out')?.message), /waited 1 s in the offline queue/);
+    assert.equal(byNode.get('post')?.code, 'POST_TIMEOUT');
+    assert.ok(Date.now() - queuedAt >= 950, 'not before its limit');
+    send('out', { action: 'connect' });
+    await waitForStatus('in', 'connected');
+    send('out', { topic, payload: 'fresh', qos: 1 });
+    await waitFor(() => received.length === 1, 'a fresh message');
+    await delay(300);
+    assert.deepEqual(received.map((msg) => msg.payload), ['fresh'], 'the expired message was never sent');
+    assert.equal(posts.length, 0, 'the timed-out post was never sent');
+  });
 });

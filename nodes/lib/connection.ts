@@ -67,6 +67,8 @@ export type PublishCallback = (error?: Error) => void;
 export interface PublishOptions {
   qos?: unknown;
   retain?: boolean;
+  /** How long the message may wait in the offline queue; default the connection's queueTimeoutMs (0: no limit). */
+  queueTimeoutMs?: number;
 }
 
 /** Tunables of reconnecting and knock-off detection; tests shorten them. */
@@ -138,6 +140,8 @@ interface QueuedPublish {
   qos: Qos;
   retain: boolean;
   callback: PublishCallback;
+  /** Fails the message if it is still queued when its time limit is up. */
+  expiry?: NodeJS.Timeout;
 }
 
 function isQos(value: unknown): value is Qos {
@@ -509,6 +513,8 @@ export class Connection implements SharedConnection {
       callback(new AliyunIotError('QUEUE_FULL', { size: this.profile.queueSize }));
     } else {
       this.queue.push(message);
+      const limitMs = options.queueTimeoutMs ?? this.profile.queueTimeoutMs;
+      if (limitMs > 0) message.expiry = setTimeout(() => this.expire(message, limitMs), limitMs);
     }
   }
 
@@ -538,8 +544,19 @@ export class Connection implements SharedConnection {
     });
   }
 
+  private expire(message: QueuedPublish, limitMs: number): void {
+    const index = this.queue.indexOf(message);
+    if (index < 0) return;
+    this.queue.splice(index, 1);
+    message.callback(new AliyunIotError('QUEUE_EXPIRED', { seconds: limitMs / 1000 }));
+  }
+
   private flushQueue(): void {
-    while (this.queue.length > 0 && this.connected) this.send(this.queue.shift() as QueuedPublish);
+    while (this.queue.length > 0 && this.connected) {
+      const message = this.queue.shift() as QueuedPublish;
+      clearTimeout(message.expiry);
+      this.send(message);
+    }
   }
 
   /** Publishes written but not acknowledged when the client was ended: their fate is unknown, so they fail. */
@@ -584,7 +601,10 @@ export class Connection implements SharedConnection {
     this.closed = true;
     for (const entry of this.filters.values()) clearTimeout(entry.unsubscribeTimer);
     this.stopClient(() => {
-      for (const message of this.queue.splice(0)) message.callback(new AliyunIotError('CONNECTION_CLOSED'));
+      for (const message of this.queue.splice(0)) {
+        clearTimeout(message.expiry);
+        message.callback(new AliyunIotError('CONNECTION_CLOSED'));
+      }
       this.failInFlight('CONNECTION_CLOSED');
       this.setStatus({ state: 'closed', reason: 'closed' });
       this.users.clear();

@@ -37,6 +37,8 @@ export interface ConnectionSettings {
   keepalive?: number | string;
   cleanSession?: boolean | string;
   queueSize?: number | string;
+  /** Seconds a publish may wait in the offline queue; 0 or blank: no limit. */
+  queueTimeout?: number | string;
   ca?: string;
   /** cloud: the consumer group of the server-side subscription. */
   consumerGroupId?: string;
@@ -60,6 +62,8 @@ export interface ConnectionProfile {
   keepalive: number;
   cleanSession: boolean;
   queueSize: number;
+  /** How long a publish may wait in the offline queue before it fails; 0: no limit. */
+  queueTimeoutMs: number;
   ca?: string;
   /** Who and where, for logs: never a secret. */
   label: string;
@@ -94,6 +98,12 @@ function checkQueueSize(value: unknown): number {
   return size;
 }
 
+function checkQueueTimeout(value: unknown): number {
+  const seconds = optionalNumber(value) ?? 0;
+  if (!Number.isFinite(seconds) || seconds < 0) throw new AliyunIotError('QUEUE_TIMEOUT_INVALID', { value: String(value) });
+  return seconds;
+}
+
 function trimmed(value: string | undefined): string | undefined {
   const text = value?.trim();
   return text === '' ? undefined : text;
@@ -111,6 +121,7 @@ export function resolveConnection(settings: ConnectionSettings): ConnectionProfi
     keepalive: checkKeepalive(mode, settings.keepalive),
     cleanSession: settings.cleanSession !== false && settings.cleanSession !== 'false',
     queueSize: checkQueueSize(settings.queueSize),
+    queueTimeoutMs: checkQueueTimeout(settings.queueTimeout) * 1000,
     ca: trimmed(settings.ca),
   };
   const secrets = settings.credentials ?? {};

@@ -47,7 +47,8 @@ export class ThingClient implements MessageReceiver {
       this.pending.add(id, timeoutMs, (error, reply) => callback(error, { id, method, reply }),
         () => new AliyunIotError('POST_TIMEOUT', { method, id, timeout: timeoutMs }));
     }
-    this.connection.publish(topic, payload, { qos: 1 }, (error) => {
+    // A post waiting for its reply gives up after timeoutMs, in the offline queue too: never sent after that.
+    this.connection.publish(topic, payload, { qos: 1, ...(request.ack ? { queueTimeoutMs: timeoutMs } : {}) }, (error) => {
       if (error) {
         if (request.ack) this.pending.reject(id, error);
         else callback(error);

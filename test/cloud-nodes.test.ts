@@ -1,9 +1,11 @@
 // The nodes on a cloud-application connection, in a Node-RED runtime against the simulator's cloud side.
 import { strict as assert } from 'node:assert';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
 import type { NodeMessage } from 'node-red';
 import { Simulator } from '../sim';
 import { AK_ID, AK_SECRET, GROUP, connectDevice, endClients, startCloudSimulator } from './cloud-fixtures';
-import { FlowNode, PK, iotConnection, waitFor } from './helpers';
+import { FlowNode, PK, SERVER_TLS, TEST_CA, iotConnection, waitFor } from './helpers';
 import { CATCH_ALL, collect, deploy, node, startServer, stopServer, waitForStatus } from './node-harness';
 
 type Msg = NodeMessage & Record<string, unknown>;
@@ -22,12 +24,15 @@ function cloudConnection(id: string, sim: Simulator, secret = AK_SECRET): { node
 
 describe('nodes on a cloud-application connection', function () {
   let sim: Simulator;
+  let tlsFront: tls.Server | undefined;
   beforeEach(async function () {
     sim = await startCloudSimulator();
     await startServer();
   });
   afterEach(async function () {
     await stopServer();
+    tlsFront?.close();
+    tlsFront = undefined;
     await sim.stop();
   });
 
@@ -120,5 +125,28 @@ describe('nodes on a cloud-application connection', function () {
     await waitFor(() => heard.length === 1, 'the message after the reconnect');
     assert.equal(heard[0].payload, 'after the outage');
     await endClients(device);
+  });
+
+  it('amqps verifies the server certificate: a private CA is a certificate error until the config node trusts it', async function () {
+    // TLS in front of the simulator's AMQP listener, with the test CA's server certificate.
+    const front = tls.createServer(SERVER_TLS, (socket) => {
+      const upstream = net.connect(sim.amqpPort, '127.0.0.1');
+      socket.pipe(upstream).pipe(socket);
+      socket.on('error', () => upstream.destroy());
+      upstream.on('error', () => socket.destroy());
+    });
+    tlsFront = front;
+    front.on('tlsClientError', () => undefined);
+    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+    const amqpEndpoint = `amqps://127.0.0.1:${(front.address() as net.AddressInfo).port}`;
+    const untrusting = cloudConnection('untrusting', sim);
+    const trusting = cloudConnection('trusting', sim);
+    await deploy([
+      { ...untrusting.node, amqpEndpoint }, { ...trusting.node, amqpEndpoint, ca: TEST_CA },
+      { id: 'refused', type: 'aliyun-iot-in', connection: 'untrusting', topic: '#', qos: '1', datatype: 'utf8', wires: [[]] },
+      { id: 'accepted', type: 'aliyun-iot-in', connection: 'trusting', topic: '#', qos: '1', datatype: 'utf8', wires: [[]] },
+    ], { ...untrusting.credentials, ...trusting.credentials });
+    await waitForStatus('refused', 'tls-error');
+    await waitForStatus('accepted', 'connected');
   });
 });

@@ -1,11 +1,12 @@
 // A cloud application's connection: every device message of a consumer group by server-side subscription (AMQP 1.0),
 // and the OpenAPI to publish to any device topic, set properties, invoke services and make RRPC calls.
+import { isIP } from 'node:net';
 import { rootCertificates } from 'node:tls';
 import { QlobberDedup } from 'qlobber';
 import rhea, { Connection as AmqpConnection, EventContext } from 'rhea';
 import {
   ConnectionLogger, ConnectionStatus, ConnectionUser, MessageMeta, MessageReceiver, PublishCallback,
-  PublishOptions, Qos, SharedConnection, parseQos,
+  PublishOptions, Qos, SharedConnection, TLS_CERTIFICATE_ERROR, parseQos,
 } from './connection';
 import { AliyunIotError, LogMessage } from './errors';
 import { decodePayload, encodePayload, exceedsBytes } from './payload';
@@ -288,7 +289,7 @@ export class CloudConnection implements SharedConnection {
       reconnect: false,
       idle_time_out: 60_000,
       ...(amqp.tls
-        ? { transport: 'tls' as const, servername: amqp.host, rejectUnauthorized: true, ...(this.profile.ca ? { ca: [...rootCertificates, this.profile.ca] } : {}) }
+        ? { transport: 'tls' as const, ...(isIP(amqp.host) ? {} : { servername: amqp.host }), rejectUnauthorized: true, ...(this.profile.ca ? { ca: [...rootCertificates, this.profile.ca] } : {}) }
         : { transport: 'tcp' as const }),
     };
     const connection = container.connect(options);
@@ -314,12 +315,19 @@ export class CloudConnection implements SharedConnection {
     if (connection !== this.amqp) return;
     this.amqp = undefined;
     if (this.closed || this.halted || this.receivers.size === 0) return;
-    const reason = (context.error as Error | undefined)?.message ?? '';
-    const refused = this.refused || /unauthori[sz]ed|authentication|sasl/i.test(reason);
+    const error = context.error as (Error & { code?: unknown }) | undefined;
+    const reason = error?.message ?? '';
+    const certificate = typeof error?.code === 'string' && TLS_CERTIFICATE_ERROR.test(error.code);
+    const refused = this.refused || certificate || /unauthori[sz]ed|authentication|sasl/i.test(reason);
     const base = refused ? RECONNECT.refusedBaseMs : RECONNECT.networkBaseMs;
     const max = refused ? RECONNECT.refusedMaxMs : RECONNECT.networkMaxMs;
     const delay = Math.round(Math.min(max, base * 2 ** Math.min(this.failures++, 20)) * (0.8 + Math.random() * 0.4));
-    if (refused) {
+    if (certificate) {
+      if (this.current.reason !== 'tls-error') {
+        this.log.error(new LogMessage('TLS_CERTIFICATE', { target: this.profile.label, reason: `${String(error?.code)}: ${reason}` }));
+      }
+      this.setStatus({ state: 'refused', reason: 'tls-error' });
+    } else if (refused) {
       if (this.current.state !== 'refused') this.log.error(new LogMessage('AMQP_REFUSED', { target: this.profile.label }));
       this.setStatus({ state: 'refused', reason: 'refused-not-authorized' });
     } else {

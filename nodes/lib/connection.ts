@@ -112,7 +112,7 @@ const REFUSAL_REASONS: Record<'iot' | 'mq', Record<number, string>> = {
 };
 
 /** Node's codes for a server certificate that failed verification (untrusted, self-signed, expired, wrong name). */
-const TLS_CERTIFICATE_ERROR = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|HOSTNAME_MISMATCH/;
+export const TLS_CERTIFICATE_ERROR = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|HOSTNAME_MISMATCH/;
 
 /** Most topics whose matching receivers the dispatch remembers; past it the memory starts over. */
 const DISPATCH_CACHE_SIZE = 10_000;

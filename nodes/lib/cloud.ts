@@ -1,6 +1,5 @@
 // A cloud application's connection: every device message of a consumer group by server-side subscription (AMQP 1.0),
 // and the OpenAPI to publish to any device topic, set properties, invoke services and make RRPC calls.
-import { isIP } from 'node:net';
 import { rootCertificates } from 'node:tls';
 import { QlobberDedup } from 'qlobber';
 import rhea, { Connection as AmqpConnection, EventContext } from 'rhea';
@@ -289,7 +288,7 @@ export class CloudConnection implements SharedConnection {
       reconnect: false,
       idle_time_out: 60_000,
       ...(amqp.tls
-        ? { transport: 'tls' as const, ...(isIP(amqp.host) ? {} : { servername: amqp.host }), rejectUnauthorized: true, ...(this.profile.ca ? { ca: [...rootCertificates, this.profile.ca] } : {}) }
+        ? { transport: 'tls' as const, servername: amqp.host, rejectUnauthorized: true, ...(this.profile.ca ? { ca: [...rootCertificates, this.profile.ca] } : {}) }
         : { transport: 'tcp' as const }),
     };
     const connection = container.connect(options);

@@ -90,7 +90,7 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
   private readonly options: SimulatorOptions;
   /** Subscriptions and queued QoS 1 messages of persistent sessions; kept when the simulator stops and starts again. */
   private readonly persistence: AedesMemoryPersistence = createMemoryPersistence();
-  /** The client id each client sent, where the broker knows it by its session key instead (see sessionKey). */
+  /** The client id each client sent, where the broker knows it by its session key instead (see persistentSessionKey). */
   private readonly sentClientIds = new WeakMap<Client, string>();
   /** Connected token-mode clients and the timers of their next token notice. */
   private readonly tokenClients = new Map<Client, NodeJS.Timeout | undefined>();

@@ -159,6 +159,18 @@ describe('editor (headless Chromium)', function () {
     await page.selectOption('#node-config-input-authMode', 'signature');
     await page.waitForFunction(() => document.querySelector('#aliyun-iot-preview')?.textContent?.includes('Signature|AK|post-cn-test'));
     await page.locator('.red-ui-tray').last().screenshot({ path: path.join(ARTIFACTS, 'config-dialog.png') });
+
+    await page.selectOption('#node-config-input-mode', 'cloud');
+    assert.deepEqual(await Promise.all(['consumerGroupId', 'uid', 'amqpEndpoint', 'apiEndpoint', 'accessKeyId', 'accessKeySecret', 'groupId', 'productKey', 'queueSize', 'queueTimeout'].map(visible)),
+      [true, true, true, true, true, true, false, false, false, false]);
+    await page.fill('#node-config-input-instanceId', '');
+    await page.fill('#node-config-input-uid', '1234567890');
+    await page.fill('#node-config-input-consumerGroupId', 'DEFAULT_GROUP');
+    await page.waitForFunction(() => document.querySelector('#aliyun-iot-preview')?.textContent?.includes('1234567890.iot-amqp.cn-shanghai.aliyuncs.com'));
+    await page.fill('#node-config-input-amqpEndpoint', '${ALIYUN_IOT_SIM_AMQP_ENDPOINT}');
+    await page.locator('#node-config-input-amqpEndpoint').press('Tab');
+    assert.equal(await page.locator('#node-config-input-amqpEndpoint').evaluate((input) => input.classList.contains('input-error')), false,
+      'an environment variable is a valid endpoint');
   });
 
   it('shows Chinese labels in the zh-CN locale', async function () {

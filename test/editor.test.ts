@@ -1,13 +1,12 @@
 // The editor in headless Chromium (Debian's chromium driven by playwright-core): palette, config dialog, locales,
 // importing and deploying examples. Screenshots go to test-artifacts/.
 import { strict as assert } from 'node:assert';
-import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { BrowserContext, Page, chromium } from 'playwright-core';
 import { Simulator, loadConfigFile, startSimulator } from '../sim';
-import { waitFor } from './helpers';
+import { NodeRedProcess } from './processes';
 
 const ROOT = path.join(__dirname, '..', '..');
 const ARTIFACTS = path.join(ROOT, 'test-artifacts');
@@ -34,40 +33,26 @@ function catalog(language: string, type: string): Record<string, Record<string, 
 describe('editor (headless Chromium)', function () {
   this.timeout(90_000);
   let sim: Simulator;
-  let nodeRed: ChildProcess;
+  let nodeRed: NodeRedProcess;
   let editorUrl: string;
-  let userDir: string;
   const contexts: BrowserContext[] = [];
 
   before(async function () {
     fs.mkdirSync(ARTIFACTS, { recursive: true });
     sim = await startSimulator({ ...DEMO_REGISTRY, port: 0, adminPort: 0 });
-    userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'aliyun-iot-editor-'));
-    nodeRed = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'node-red-server.js'), userDir], {
-      env: { ...process.env, ALIYUN_IOT_SIM_PORT: String(sim.port), ALIYUN_IOT_SIM_ADMIN_PORT: String(sim.adminPort) },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let output = '';
-    nodeRed.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString(); });
-    await waitFor(() => /listening \d+/.test(output), 'Node-RED to listen', 30_000);
-    editorUrl = `http://127.0.0.1:${/listening (\d+)/.exec(output)?.[1]}/`;
+    nodeRed = await NodeRedProcess.start({ ALIYUN_IOT_SIM_PORT: String(sim.port), ALIYUN_IOT_SIM_ADMIN_PORT: String(sim.adminPort) });
+    editorUrl = nodeRed.url;
   });
 
   after(async function () {
     await Promise.all(contexts.map((context) => context.close()));
-    nodeRed.kill('SIGTERM');
-    await new Promise((resolve) => nodeRed.once('exit', resolve));
+    await nodeRed.stop();
     await sim.stop();
-    fs.rmSync(userDir, { recursive: true, force: true });
   });
 
   afterEach(async function () {
     // Each test deploys what it needs; start the next one from an empty workspace.
-    await fetch(`${editorUrl}flows`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', 'Node-RED-Deployment-Type': 'full' },
-      body: '[]',
-    });
+    await nodeRed.deploy([]);
   });
 
   async function openEditor(locale = 'en-US'): Promise<Page> {
@@ -213,9 +198,7 @@ describe('editor (headless Chromium)', function () {
     const secrets = new Map((DEMO_REGISTRY.products ?? [])[0].devices.map((device) => [device.deviceName, device.deviceSecret]));
     const demo = (JSON.parse(fs.readFileSync(path.join(ROOT, 'examples', '00 Demo with the simulator.json'), 'utf8')) as Array<Record<string, unknown>>)
       .map((node) => (node.type === 'aliyun-iot-connection' ? { ...node, credentials: { deviceSecret: secrets.get(node.deviceName as string) } } : node));
-    const deployed = await fetch(`${editorUrl}flows`, {
-      method: 'POST', headers: { 'Content-Type': 'application/json', 'Node-RED-Deployment-Type': 'full' }, body: JSON.stringify(demo),
-    });
+    const deployed = await nodeRed.deploy(demo);
     assert.equal(deployed.status, 204);
     const page = await openEditor();
     await page.evaluate(() => (window as unknown as { RED: { sidebar: { show(id: string): void } } }).RED.sidebar.show('debug'));

@@ -1,70 +1,34 @@
 // Two Node-RED runtimes, each a cloud application on one consumer group: the platform's way to scale a backend out.
 import { strict as assert } from 'node:assert';
-import { ChildProcess, spawn } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as http from 'node:http';
 import { AddressInfo } from 'node:net';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { MqttClient } from 'mqtt';
 import { Simulator, startSimulator } from '../sim';
 import { AK_ID, AK_SECRET, CLOUD_CONFIG, GROUP, connectDevice, endClients } from './cloud-fixtures';
 import { PK, delay, waitFor } from './helpers';
+import { NodeRedProcess } from './processes';
 
 const DEVICES = ['dev01', 'dev02', 'dev03', 'dev04'];
 
 interface Delivery { runtime: string; deviceName: string; seq: number; messageId: string }
 
-/** A Node-RED runtime in its own process, with its own userDir. */
-class Runtime {
-  output = '';
-  private readonly userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'aliyun-iot-scale-'));
-  private readonly process: ChildProcess;
-  url = '';
-
-  constructor(readonly name: string) {
-    this.process = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'node-red-server.js'), this.userDir], { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.process.stdout?.on('data', (chunk: Buffer) => { this.output += chunk.toString(); });
-    this.process.stderr?.on('data', (chunk: Buffer) => { this.output += chunk.toString(); });
-  }
-
-  async started(): Promise<void> {
-    await waitFor(() => /listening \d+/.test(this.output), `Node-RED ${this.name} to listen`, 30_000);
-    this.url = `http://127.0.0.1:${/listening (\d+)/.exec(this.output)?.[1]}/`;
-  }
-
-  /** Deploys the backend flow: every /user/update of the consumer group goes to the collector. */
-  async deploy(sim: Simulator, collectorUrl: string): Promise<void> {
-    const flow = [
-      { id: 'tab', type: 'tab', label: 'backend' },
-      {
-        id: 'backendConnection', type: 'aliyun-iot-connection', name: `backend ${this.name}`, mode: 'cloud', region: 'cn-shanghai',
-        consumerGroupId: GROUP, clientId: `backend-${this.name}`,
-        amqpEndpoint: `amqp://127.0.0.1:${sim.amqpPort}`, apiEndpoint: `http://127.0.0.1:${sim.apiPort}`,
-        credentials: { accessKeyId: AK_ID, accessKeySecret: AK_SECRET },
-      },
-      { id: 'in', type: 'aliyun-iot-in', z: 'tab', x: 120, y: 80, connection: 'backendConnection', topic: '/+/+/user/update', qos: '1', datatype: 'json', wires: [['record']] },
-      {
-        id: 'record', type: 'change', z: 'tab', x: 320, y: 80, wires: [['post']],
-        rules: [{ t: 'set', p: 'payload', pt: 'msg', to: `{"runtime": "${this.name}", "deviceName": deviceName, "seq": payload.seq, "messageId": messageId}`, tot: 'jsonata' }],
-      },
-      { id: 'post', type: 'http request', z: 'tab', x: 520, y: 80, method: 'POST', ret: 'txt', paytoqs: 'ignore', url: collectorUrl, wires: [[]] },
-    ];
-    const response = await fetch(`${this.url}flows`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', 'Node-RED-API-Version': 'v1', 'Node-RED-Deployment-Type': 'full' },
-      body: JSON.stringify(flow),
-    });
-    assert.ok(response.ok, `deploy: ${response.status} ${await response.text()}`);
-  }
-
-  async stop(): Promise<void> {
-    if (this.process.exitCode === null) {
-      this.process.kill('SIGTERM');
-      await new Promise((resolve) => this.process.once('exit', resolve));
-    }
-    fs.rmSync(this.userDir, { recursive: true, force: true });
-  }
+/** The backend flow: every /user/update the consumer group gets goes to the collector, tagged with the runtime. */
+function backendFlow(sim: Simulator, name: string, collectorUrl: string): unknown[] {
+  return [
+    { id: 'tab', type: 'tab', label: 'backend' },
+    {
+      id: 'backendConnection', type: 'aliyun-iot-connection', name: `backend ${name}`, mode: 'cloud', region: 'cn-shanghai',
+      consumerGroupId: GROUP, clientId: `backend-${name}`,
+      amqpEndpoint: `amqp://127.0.0.1:${sim.amqpPort}`, apiEndpoint: `http://127.0.0.1:${sim.apiPort}`,
+      credentials: { accessKeyId: AK_ID, accessKeySecret: AK_SECRET },
+    },
+    { id: 'in', type: 'aliyun-iot-in', z: 'tab', x: 120, y: 80, connection: 'backendConnection', topic: '/+/+/user/update', qos: '1', datatype: 'json', wires: [['record']] },
+    {
+      id: 'record', type: 'change', z: 'tab', x: 320, y: 80, wires: [['post']],
+      rules: [{ t: 'set', p: 'payload', pt: 'msg', to: `{"runtime": "${name}", "deviceName": deviceName, "seq": payload.seq, "messageId": messageId}`, tot: 'jsonata' }],
+    },
+    { id: 'post', type: 'http request', z: 'tab', x: 520, y: 80, method: 'POST', ret: 'txt', paytoqs: 'ignore', url: collectorUrl, wires: [[]] },
+  ];
 }
 
 describe('cloud application: scale-out across two Node-RED runtimes on one consumer group', function () {
@@ -73,7 +37,8 @@ describe('cloud application: scale-out across two Node-RED runtimes on one consu
   let collector: http.Server;
   let collectorUrl = '';
   const deliveries: Delivery[] = [];
-  const runtimes = [new Runtime('A'), new Runtime('B')];
+  const names = ['A', 'B'];
+  let runtimes: NodeRedProcess[] = [];
   const devices: MqttClient[] = [];
   let sent = 0;
 
@@ -96,8 +61,9 @@ describe('cloud application: scale-out across two Node-RED runtimes on one consu
     });
     await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
     collectorUrl = `http://127.0.0.1:${(collector.address() as AddressInfo).port}/collect`;
-    await Promise.all(runtimes.map((runtime) => runtime.started()));
-    await Promise.all(runtimes.map((runtime) => runtime.deploy(sim, collectorUrl)));
+    runtimes = await Promise.all(names.map(() => NodeRedProcess.start()));
+    const deployed = await Promise.all(runtimes.map((runtime, i) => runtime.deploy(backendFlow(sim, names[i], collectorUrl))));
+    assert.ok(deployed.every((response) => response.ok), `deploys: ${deployed.map((response) => response.status).join(', ')}`);
     devices.push(...await Promise.all(DEVICES.map((deviceName) => connectDevice(sim, deviceName))));
   });
 
@@ -110,7 +76,7 @@ describe('cloud application: scale-out across two Node-RED runtimes on one consu
 
   it('splits the device traffic between the runtimes, nothing lost, nothing duplicated, and one takes over when the other stops', async function () {
     // Until both runtimes have attached, one of them may get everything: send until each has had a message.
-    while (!runtimes.every((runtime) => deliveries.some((delivery) => delivery.runtime === runtime.name))) {
+    while (!names.every((name) => deliveries.some((delivery) => delivery.runtime === name))) {
       assert.ok(sent < 300, `both runtimes attached (deliveries: ${deliveries.length}) ${runtimes.map((runtime) => runtime.output.slice(-2000)).join('\n')}`);
       await publishFromDevices(1);
       await delay(100);
@@ -119,7 +85,7 @@ describe('cloud application: scale-out across two Node-RED runtimes on one consu
     await publishFromDevices(400);
     await waitFor(() => deliveries.length >= sent, `${sent} deliveries (${deliveries.length} so far)`, 30_000);
     await delay(300);
-    const split = runtimes.map((runtime) => deliveries.slice(warmUp).filter((delivery) => delivery.runtime === runtime.name).length);
+    const split = names.map((name) => deliveries.slice(warmUp).filter((delivery) => delivery.runtime === name).length);
     console.log(`      400 messages from ${DEVICES.length} devices: runtime A ${split[0]}, runtime B ${split[1]}`);
     assert.ok(split.every((share) => share >= 120), `each runtime takes a fair share: ${split.join(' / ')}`);
 

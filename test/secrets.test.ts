@@ -2,11 +2,9 @@
 // log line, a status, a message a flow sees, an error, the preview the editor asks for, the exported flows, the
 // flows files on disk or the editor's node data. Neither does a password signed from them.
 import { strict as assert } from 'node:assert';
-import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import { AddressInfo } from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { inspect } from 'node:util';
 import type { NodeMessage } from 'node-red';
@@ -18,6 +16,7 @@ import {
 import {
   FAR_FUTURE, FlowNode, MQ_INSTANCE, PK, SERVER_TLS, SIM_CONFIG, delay, iotConnection, mqConnection, nodeModule, waitFor,
 } from './helpers';
+import { NodeRedProcess } from './processes';
 
 /** Distinctive values: any of them, found anywhere the test looks, is a leak. */
 const SECRET = {
@@ -272,24 +271,14 @@ describe('secrets: never in logs, statuses, messages or errors', function () {
 
 describe('secrets: stored as encrypted credentials, never exported', function () {
   this.timeout(60_000);
-  let userDir: string;
-  let nodeRed: ChildProcess;
-  let url: string;
-  let output = '';
+  let nodeRed: NodeRedProcess;
 
   before(async function () {
-    userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'aliyun-iot-secrets-'));
-    nodeRed = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'node-red-server.js'), userDir], { stdio: ['ignore', 'pipe', 'pipe'] });
-    nodeRed.stdout?.on('data', (chunk: Buffer) => { output += chunk.toString(); });
-    nodeRed.stderr?.on('data', (chunk: Buffer) => { output += chunk.toString(); });
-    await waitFor(() => /listening \d+/.test(output), 'Node-RED to listen', 30_000);
-    url = `http://127.0.0.1:${/listening (\d+)/.exec(output)?.[1]}/`;
+    nodeRed = await NodeRedProcess.start();
   });
 
   after(async function () {
-    nodeRed.kill('SIGTERM');
-    await new Promise((resolve) => nodeRed.once('exit', resolve));
-    fs.rmSync(userDir, { recursive: true, force: true });
+    await nodeRed.stop();
   });
 
   it('deployed secrets go to flows_cred.json encrypted; GET /flows, flows.json and the node data do not hold them', async function () {
@@ -310,9 +299,8 @@ describe('secrets: stored as encrypted credentials, never exported', function ()
       { id: 'in3', type: 'aliyun-iot-in', z: 'tab', x: 100, y: 220, connection: 'cTok', topic: 'parent/x', qos: '0', datatype: 'utf8', wires: [] },
       { id: 'in4', type: 'aliyun-iot-in', z: 'tab', x: 100, y: 280, connection: 'cCloud', topic: `/${PK}/+/user/#`, qos: '0', datatype: 'utf8', wires: [] },
     ];
-    const deployed = await fetch(`${url}flows`, {
-      method: 'POST', headers: { 'Content-Type': 'application/json', 'Node-RED-Deployment-Type': 'full' }, body: JSON.stringify(flows),
-    });
+    const deployed = await nodeRed.deploy(flows);
+    const { url, userDir } = nodeRed;
     assert.ok(deployed.status === 200 || deployed.status === 204, await deployed.text());
     await delay(1500);
 
@@ -335,7 +323,7 @@ describe('secrets: stored as encrypted credentials, never exported', function ()
       for (const field of has) assert.equal(data[`has_${field}`], true, `${id}: ${JSON.stringify(data)}`);
       for (const field of ['deviceSecret', 'accessKeySecret', 'token']) assert.equal(field in data, false, `${id} sends ${field}`);
     }
-    assertNoLeak('the runtime output', output);
+    assertNoLeak('the runtime output', nodeRed.output);
   });
 
   it('the editor declares every secret as a password credential', function () {

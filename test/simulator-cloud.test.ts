@@ -1,9 +1,9 @@
 import { strict as assert } from 'node:assert';
-import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { loadConfigFile, validateConfig } from '../sim';
 import { CLOUD_CONFIG } from './cloud-fixtures';
-import { SIM_CONFIG, waitFor } from './helpers';
+import { SIM_CONFIG } from './helpers';
+import { SimulatorCli } from './processes';
 
 const DEMO_REGISTRY = path.join(__dirname, '..', '..', 'sim', 'demo-registry.json');
 
@@ -45,20 +45,16 @@ describe('simulator: the cloud section of the config', function () {
   });
 
   it('the CLI prints the amqp and api ports and takes --amqp-port/--api-port', async function () {
-    const child = spawn(process.execPath, [path.join(__dirname, '..', 'sim', 'cli.js'), '--config', DEMO_REGISTRY, '--port', '0',
-      '--amqp-port', '0', '--api-port', '0', '--quiet']);
+    const cli = new SimulatorCli(DEMO_REGISTRY, ['--port', '0', '--amqp-port', '0', '--api-port', '0', '--quiet']);
     try {
-      let output = '';
-      child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString(); });
-      await waitFor(() => /^api port \d+$/m.test(output), 'the api port line', 10_000);
-      assert.match(output, /^port \d+$/m);
-      assert.match(output, /^amqp port [1-9]\d*$/m);
-      const apiPort = Number(/^api port (\d+)$/m.exec(output)?.[1]);
+      const apiPort = await cli.portLine('api port');
+      assert.match(cli.stdout, /^port \d+$/m);
+      assert.match(cli.stdout, /^amqp port [1-9]\d*$/m);
       const response = await fetch(`http://127.0.0.1:${apiPort}/?Action=Pub`);
       assert.equal(response.status, 400);
       assert.equal(((await response.json()) as { Code: string }).Code, 'MissingAccessKeyId');
     } finally {
-      child.kill('SIGINT');
+      await cli.stop();
     }
   });
 });

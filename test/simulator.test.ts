@@ -1,14 +1,11 @@
 import { strict as assert } from 'node:assert';
-import { spawn } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import mqtt, { MqttClient } from 'mqtt';
 import { MqttLogin, signIotLogin, signMqLogin } from '../nodes/lib/auth';
 import { Simulator, startSimulator } from '../sim';
 import {
   MQ_INSTANCE, PK, SIM_CONFIG, deviceSecret, delay, endSdkDevice, sdkDevice, startTestSimulator, waitFor,
 } from './helpers';
+import { SimulatorCli } from './processes';
 
 function iotLogin(deviceName: string, extra: Partial<Parameters<typeof signIotLogin>[1]> = {}): MqttLogin {
   return signIotLogin({ productKey: PK, deviceName, deviceSecret: deviceSecret(deviceName) }, { securemode: 3, ...extra });
@@ -235,33 +232,19 @@ describe('simulator: the official device SDK as a peer', function () {
 
 describe('simulator: command line', function () {
   it('starts from a config file and prints the port it listens on', async function () {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aliyun-iot-sim-'));
-    const file = path.join(dir, 'registry.json');
-    fs.writeFileSync(file, JSON.stringify(SIM_CONFIG));
-    const child = spawn(process.execPath, [path.join(__dirname, '..', 'sim', 'cli.js'), '--config', file, '--port', '0', '--host', '127.0.0.1']);
+    const cli = new SimulatorCli(SIM_CONFIG, ['--port', '0', '--host', '127.0.0.1']);
     try {
-      let output = '';
-      child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString(); });
-      await waitFor(() => /^port \d+$/m.test(output), 'the port line', 10_000);
-      const port = Number(/^port (\d+)$/m.exec(output)?.[1]);
+      const port = await cli.portLine('port');
       const client = await connect({ port } as Simulator, iotLogin('dev01'));
       await end(client);
     } finally {
-      child.kill('SIGINT');
-      fs.rmSync(dir, { recursive: true, force: true });
+      await cli.stop();
     }
   });
 
   it('names the bad field of a malformed config', async function () {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aliyun-iot-sim-'));
-    const file = path.join(dir, 'registry.json');
-    fs.writeFileSync(file, JSON.stringify({ products: [{ productKey: PK, devices: [{ deviceName: 'x' }] }] }));
-    const child = spawn(process.execPath, [path.join(__dirname, '..', 'sim', 'cli.js'), '--config', file]);
-    let errors = '';
-    child.stderr.on('data', (chunk: Buffer) => { errors += chunk.toString(); });
-    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-    fs.rmSync(dir, { recursive: true, force: true });
-    assert.equal(code, 1);
-    assert.match(errors, /products\[0\]\.devices\[0\]\.deviceSecret must be a non-empty string/);
+    const cli = new SimulatorCli({ products: [{ productKey: PK, devices: [{ deviceName: 'x' }] }] }, []);
+    assert.equal(await cli.exited, 1);
+    assert.match(cli.stderr, /products\[0\]\.devices\[0\]\.deviceSecret must be a non-empty string/);
   });
 });

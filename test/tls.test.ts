@@ -1,9 +1,6 @@
 // TLS verifies the server certificate by default: the simulator's TLS listener, whose certificate a private test CA
 // signed, is refused until that CA is given in the config node's CA field.
 import { strict as assert } from 'node:assert';
-import { spawn } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import type { NodeMessage } from 'node-red';
 import { statusText } from '../nodes/shared';
@@ -12,6 +9,7 @@ import { collect, deploy, errorsOf, node, simulatorAndRuntime, statusesOf, waitF
 import {
   FlowNode, PK, SERVER_TLS, SIM_CONFIG, TEST_CA, TLS_DIR, delay, iotConnection, mqConnection, waitFor,
 } from './helpers';
+import { SimulatorCli } from './processes';
 
 
 type Connection = { node: FlowNode; credentials: Record<string, Record<string, string>> };
@@ -86,32 +84,19 @@ describe('TLS: the server certificate is verified', function () {
 
 describe('simulator: TLS on the command line', function () {
   it('--tls-port with --tls-key and --tls-cert prints the TLS port', async function () {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aliyun-iot-sim-'));
-    const file = path.join(dir, 'registry.json');
-    fs.writeFileSync(file, JSON.stringify(SIM_CONFIG));
-    const child = spawn(process.execPath, [path.join(__dirname, '..', 'sim', 'cli.js'), '--config', file, '--port', '0',
-      '--tls-port', '0', '--tls-key', path.join(TLS_DIR, 'server.key'), '--tls-cert', path.join(TLS_DIR, 'server.pem'), '--quiet']);
+    const cli = new SimulatorCli(SIM_CONFIG, ['--port', '0', '--tls-port', '0',
+      '--tls-key', path.join(TLS_DIR, 'server.key'), '--tls-cert', path.join(TLS_DIR, 'server.pem'), '--quiet']);
     try {
-      let output = '';
-      child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString(); });
-      await waitFor(() => /^tls port \d+$/m.test(output), 'the tls port line', 10_000);
-      assert.match(output, /^port \d+$/m);
+      await cli.portLine('tls port');
+      assert.match(cli.stdout, /^port \d+$/m);
     } finally {
-      child.kill('SIGINT');
-      fs.rmSync(dir, { recursive: true, force: true });
+      await cli.stop();
     }
   });
 
   it('--tls-port without a key and certificate is an error', async function () {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aliyun-iot-sim-'));
-    const file = path.join(dir, 'registry.json');
-    fs.writeFileSync(file, JSON.stringify(SIM_CONFIG));
-    const child = spawn(process.execPath, [path.join(__dirname, '..', 'sim', 'cli.js'), '--config', file, '--port', '0', '--tls-port', '0']);
-    let errors = '';
-    child.stderr.on('data', (chunk: Buffer) => { errors += chunk.toString(); });
-    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-    fs.rmSync(dir, { recursive: true, force: true });
-    assert.equal(code, 1);
-    assert.match(errors, /--tls-key/);
+    const cli = new SimulatorCli(SIM_CONFIG, ['--port', '0', '--tls-port', '0']);
+    assert.equal(await cli.exited, 1);
+    assert.match(cli.stderr, /--tls-key/);
   });
 });

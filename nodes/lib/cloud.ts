@@ -5,7 +5,7 @@ import { QlobberDedup } from 'qlobber';
 import rhea, { Connection as AmqpConnection, EventContext } from 'rhea';
 import {
   ConnectionLogger, ConnectionStatus, ConnectionUser, MessageMeta, MessageReceiver, PublishCallback,
-  PublishOptions, Qos, SharedConnection, TLS_CERTIFICATE_ERROR, parseQos,
+  DEFAULT_RECONNECT_POLICY, PublishOptions, Qos, SharedConnection, TLS_CERTIFICATE_ERROR, backoffDelay, parseQos,
 } from './connection';
 import { AliyunIotError, LogMessage } from './errors';
 import { decodePayload, encodePayload, exceedsBytes } from './payload';
@@ -36,8 +36,6 @@ export interface InvokeResult {
 }
 
 export const RRPC_TIMEOUT_RANGE = { min: 1000, max: 8000 } as const;
-
-const RECONNECT = { networkBaseMs: 1000, networkMaxMs: 30_000, refusedBaseMs: 2000, refusedMaxMs: 300_000, closeTimeoutMs: 1500 };
 
 /** The device a message came from, read from its topic: /${pk}/${dn}/..., /sys/${pk}/${dn}/..., /ext/.../${pk}/${dn}/... */
 export function deviceOfTopic(topic: string): { productKey?: string; deviceName?: string } {
@@ -318,9 +316,9 @@ export class CloudConnection implements SharedConnection {
     const reason = error?.message ?? '';
     const certificate = typeof error?.code === 'string' && TLS_CERTIFICATE_ERROR.test(error.code);
     const refused = this.refused || certificate || /unauthori[sz]ed|authentication|sasl/i.test(reason);
-    const base = refused ? RECONNECT.refusedBaseMs : RECONNECT.networkBaseMs;
-    const max = refused ? RECONNECT.refusedMaxMs : RECONNECT.networkMaxMs;
-    const delay = Math.round(Math.min(max, base * 2 ** Math.min(this.failures++, 20)) * (0.8 + Math.random() * 0.4));
+    const delay = refused
+      ? backoffDelay(this.failures++, DEFAULT_RECONNECT_POLICY.refusedBaseMs, DEFAULT_RECONNECT_POLICY.refusedMaxMs)
+      : backoffDelay(this.failures++, DEFAULT_RECONNECT_POLICY.networkBaseMs, DEFAULT_RECONNECT_POLICY.networkMaxMs);
     if (certificate) {
       if (this.current.reason !== 'tls-error') {
         this.log.error(new LogMessage('TLS_CERTIFICATE', { target: this.profile.label, reason: `${String(error?.code)}: ${reason}` }));
@@ -361,7 +359,7 @@ export class CloudConnection implements SharedConnection {
     const timer = setTimeout(() => {
       (connection as unknown as { socket?: { destroy(): void } }).socket?.destroy();
       finish();
-    }, RECONNECT.closeTimeoutMs);
+    }, DEFAULT_RECONNECT_POLICY.closeTimeoutMs);
     connection.once('connection_close', finish);
     connection.once('disconnected', finish);
     connection.close();

@@ -120,6 +120,12 @@ const DISPATCH_CACHE_SIZE = 10_000;
 /** mqtt.js traces every packet through its `log` option; unless DEBUG asks for that, a no-op spares the hot path. */
 const MQTT_JS_LOG = process.env.DEBUG ? undefined : (): void => undefined;
 
+/** Exponential with ±20 % jitter, so that many clients do not come back in the same instant. */
+export function backoffDelay(attempt: number, base: number, max: number): number {
+  const delay = Math.min(max, base * 2 ** Math.min(attempt, 20));
+  return Math.round(delay * (0.8 + Math.random() * 0.4));
+}
+
 /** mqtt.js never reconnects by itself: this period only keeps it from flushing in-flight QoS 1 callbacks on close. */
 const MQTT_JS_RECONNECT_PERIOD = 0x7fffffff;
 
@@ -704,27 +710,27 @@ export class Connection implements SharedConnection {
     if (this.refusalCode !== undefined) {
       const returnCode = this.refusalCode;
       const reason = REFUSAL_REASONS[this.profile.mode][returnCode] ?? 'refused';
-      delay = this.backoff(this.refusals++, this.policy.refusedBaseMs, this.policy.refusedMaxMs);
+      delay = backoffDelay(this.refusals++, this.policy.refusedBaseMs, this.policy.refusedMaxMs);
       this.setStatus({ state: 'refused', reason, returnCode });
       this.logProblem(new LogMessage(`REFUSED_${returnCode}_${this.profile.mode.toUpperCase()}`, { target: this.profile.label }), 'error');
     } else if (this.tlsFailure !== undefined) {
       // Retrying at once cannot help: the certificate stays the same until someone changes the config or the server.
-      delay = this.backoff(this.refusals++, this.policy.refusedBaseMs, this.policy.refusedMaxMs);
+      delay = backoffDelay(this.refusals++, this.policy.refusedBaseMs, this.policy.refusedMaxMs);
       this.setStatus({ state: 'refused', reason: 'tls-error' });
       this.logProblem(new LogMessage('TLS_CERTIFICATE', { target: this.profile.label, reason: this.tlsFailure }), 'error');
     } else if (wasConnected) {
       this.shortSessions = lived < this.policy.shortSessionMs ? this.shortSessions + 1 : 0;
       if (this.shortSessions >= this.policy.kickedAfter) {
-        delay = this.backoff(this.shortSessions - this.policy.kickedAfter, this.policy.kickedBaseMs, this.policy.kickedMaxMs);
+        delay = backoffDelay(this.shortSessions - this.policy.kickedAfter, this.policy.kickedBaseMs, this.policy.kickedMaxMs);
         this.setStatus({ state: 'kicked', reason: 'kicked' });
         this.logProblem(new LogMessage('KICKED', { target: this.profile.label, count: this.shortSessions }), 'warn');
       } else {
-        delay = this.backoff(0, this.policy.networkBaseMs, this.policy.networkMaxMs);
+        delay = backoffDelay(0, this.policy.networkBaseMs, this.policy.networkMaxMs);
         this.setStatus({ state: 'disconnected', reason: 'disconnected' });
         this.log.info(new LogMessage('CONNECTION_LOST', { target: this.profile.label }));
       }
     } else {
-      delay = this.backoff(this.networkFailures++, this.policy.networkBaseMs, this.policy.networkMaxMs);
+      delay = backoffDelay(this.networkFailures++, this.policy.networkBaseMs, this.policy.networkMaxMs);
       if (this.current.state !== 'refused' && this.current.state !== 'kicked') {
         this.setStatus({ state: 'disconnected', reason: 'disconnected' });
       }
@@ -736,11 +742,6 @@ export class Connection implements SharedConnection {
     }, delay);
   }
 
-  /** Exponential with ±20 % jitter, so that many clients do not come back in the same instant. */
-  private backoff(attempt: number, base: number, max: number): number {
-    const delay = Math.min(max, base * 2 ** Math.min(attempt, 20));
-    return Math.round(delay * (0.8 + Math.random() * 0.4));
-  }
 
   /** Logs a problem once per streak rather than at every retry. */
   private logProblem(message: LogMessage, level: 'debug' | 'warn' | 'error'): void {

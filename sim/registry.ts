@@ -61,6 +61,11 @@ export function tokensExpireAt(session: MqSession): number | undefined {
   return session.tokens.length ? Math.min(...session.tokens.map((token) => token.expireTime)) : undefined;
 }
 
+/** The actions of `actions` that `allowed` has too ('' when none). */
+function commonActions(actions: string, allowed: string): SimToken['actions'] {
+  return actions.split('').filter((action) => allowed.includes(action)).join('') as SimToken['actions'];
+}
+
 function tokenPermissions(tokens: readonly SimToken[]): TopicPermissions {
   return new TopicPermissions(
     tokens.filter((token) => token.actions.includes('R')).flatMap((token) => token.resources),
@@ -120,8 +125,11 @@ export class Registry {
   private validToken(instance: SimMqInstance, accessKeyId: string, token: string): SimToken | 'unknown-token' | 'token-expired' {
     const found = instance.tokens?.find((entry) => entry.token === token && entry.accessKeyId === accessKeyId);
     if (!found) return 'unknown-token';
-    if (found.expireTime <= Date.now() || this.revokedTokens.has(token)) return 'token-expired';
-    return found;
+    return this.isLive(found) ? found : 'token-expired';
+  }
+
+  private isLive(token: SimToken): boolean {
+    return token.expireTime > Date.now() && !this.revokedTokens.has(token.token);
   }
 
   /**
@@ -134,18 +142,18 @@ export class Registry {
     if (typeof token !== 'string' || (type !== 'R' && type !== 'W' && type !== 'RW')) return 'bad-request';
     const found = this.validToken(instance, session.accessKeyId, token);
     if (typeof found === 'string') return found;
-    const granted: SimToken = { ...found, actions: type.split('').filter((action) => found.actions.includes(action)).join('') as SimToken['actions'] };
+    // What the client keeps of its tokens: the actions the new one does not take over.
     const kept = session.tokens
-      .map((held) => ({ ...held, actions: held.actions.split('').filter((action) => !type.includes(action)).join('') as SimToken['actions'] }))
+      .map((held) => ({ ...held, actions: commonActions(held.actions, 'RW'.replace(type, '')) }))
       .filter((held) => held.actions !== ('' as SimToken['actions']));
-    session.tokens = [...kept, granted];
+    session.tokens = [...kept, { ...found, actions: commonActions(type, found.actions) }];
     session.permissions = tokenPermissions(session.tokens);
     return undefined;
   }
 
   /** Whether a client's tokens are all still valid (not expired, not revoked). */
   tokensValid(session: MqSession): boolean {
-    return session.tokens.every((token) => token.expireTime > Date.now() && !this.revokedTokens.has(token.token));
+    return session.tokens.every((token) => this.isLive(token));
   }
 
   deviceSecret(productKey: string, deviceName: string): string | undefined {
@@ -222,7 +230,7 @@ export class Registry {
       for (const grant of grants) {
         const token = this.validToken(instance, accessKeyId, grant.token);
         if (typeof token === 'string') return refuse(CONNACK.NOT_AUTHORIZED, token);
-        tokens.push({ ...token, actions: grant.actions.split('').filter((action) => token.actions.includes(action)).join('') as SimToken['actions'] });
+        tokens.push({ ...token, actions: commonActions(grant.actions, token.actions) });
       }
       permissions = tokenPermissions(tokens);
     }

@@ -6,6 +6,7 @@ import * as net from 'node:net';
 import { AddressInfo } from 'node:net';
 import rhea, { Connection, Container, Delivery, EventContext, Sender } from 'rhea';
 import { ParsedAmqpUsername, parseAmqpUsername, verifyAmqpPassword } from '../nodes/lib/auth';
+import { messageIds } from './cloud';
 import { SimCloudConfig } from './config';
 import { ConsumerGroups, GroupMember, GroupMessage, Outcome } from './consumer-groups';
 
@@ -44,7 +45,7 @@ export class AmqpServer extends EventEmitter<AmqpServerEvents> {
   private readonly connectionLogins = new WeakMap<Connection, ParsedAmqpUsername>();
   private readonly members = new Map<Connection, { sender: Sender; member: GroupMember }>();
   private readonly deliveries = new WeakMap<Delivery, string>();
-  private sequence = BigInt(Date.now()) * 1000n;
+  private readonly nextMessageId = messageIds();
 
   constructor(
     private readonly cloud: SimCloudConfig,
@@ -154,8 +155,7 @@ export class AmqpServer extends EventEmitter<AmqpServerEvents> {
   /** A device message for every consumer group; RRPC answers and NTP requests are the platform's own, not forwarded. */
   publish(info: { productKey: string; deviceName: string; topic: string; payload: Buffer }): void {
     if (/^\/ext\/|^\/sys\/[^/]+\/[^/]+\/rrpc\/response\//.test(info.topic)) return;
-    this.sequence += 1n;
-    this.groups.publish({ ...info, messageId: String(this.sequence), generateTime: Date.now() });
+    this.groups.publish({ ...info, messageId: this.nextMessageId(), generateTime: Date.now() });
   }
 
   async start(port: number, host: string): Promise<number> {

@@ -50,6 +50,12 @@ export function isPlatformTopic(topic: string): boolean {
   return topic.startsWith('/sys/') || topic.startsWith('/ext/') || topic.startsWith('/shadow/') || topic.startsWith('/ota/');
 }
 
+/** Message ids as the platform gives them: long digit strings, increasing. */
+export function messageIds(): () => string {
+  let next = BigInt(Date.now()) * 1000n;
+  return () => String((next += 1n));
+}
+
 export class Cloud {
   readonly rules: RuleEngine;
   private readonly ids = new AlinkIds();

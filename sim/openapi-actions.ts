@@ -1,8 +1,9 @@
 // The IoT Platform actions the simulator's OpenAPI serves: Pub, RRpc, SetDeviceProperty, InvokeThingService. They
 // use the same cloud machinery (sim/cloud.ts) as the admin API; failures are shaped like the platform's.
 import { Device } from '../nodes/lib/alink';
+import { productOfTopic } from '../nodes/lib/cloud';
 import { SERVICE_LIMITS, validatePublishTopic } from '../nodes/lib/topics';
-import { Cloud, MAX_SYNC_TIMEOUT_MS } from './cloud';
+import { Cloud, MAX_SYNC_TIMEOUT_MS, messageIds } from './cloud';
 import { SimCloudConfig } from './config';
 import { ActionHandler, ApiParams, business, missing } from './openapi';
 import type { Registry } from './registry';
@@ -40,11 +41,6 @@ function jsonObject(params: ApiParams, name: string): Record<string, unknown> {
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) invalid(name, 'not a JSON object');
   return value as Record<string, unknown>;
-}
-
-function messageIds(): () => string {
-  let next = BigInt(Date.now()) * 1000n;
-  return () => String((next += 1n));
 }
 
 export function createActions(context: ActionContext): Record<string, ActionHandler> {
@@ -87,8 +83,7 @@ export function createActions(context: ActionContext): Record<string, ActionHand
       let valid = false;
       try {
         validatePublishTopic(topic, SERVICE_LIMITS.iot);
-        const levels = topic.split('/');
-        valid = (levels[1] === 'broadcast' ? levels[2] : levels[1]) === productKey && levels.length > 3;
+        valid = productOfTopic(topic) === productKey && topic.split('/').length > 3;
       } catch {
         valid = false;
       }

@@ -76,8 +76,6 @@ async function main() {
       ALIYUN_IOT_SIM_ADMIN_PORT: String(simulator.adminPort),
       ALIYUN_IOT_SIM_AMQP_ENDPOINT: `amqp://127.0.0.1:${simulator.amqpPort}`,
       ALIYUN_IOT_SIM_API_ENDPOINT: `http://127.0.0.1:${simulator.apiPort}`,
-      ALIYUN_IOT_SIM_AMQP_PORT: String(simulator.amqpPort),
-      ALIYUN_IOT_SIM_API_PORT: String(simulator.apiPort),
     },
   });
   const editorUrl = `http://127.0.0.1:${Number(process.env.PORT) || 1880}/`;

@@ -2,7 +2,6 @@
 // node-red-node-test-helper, as the tests do), and a raw mqtt.js client.
 import * as path from 'node:path';
 import mqtt, { MqttClient } from 'mqtt';
-import { SERVICE_LIMITS } from '../nodes/lib/topics';
 import { FlowNode } from '../test/helpers';
 import { PACKAGE_NODES, helper, onTab, startServer, stopServer } from '../test/node-harness';
 import { BENCH_PK, DEVICES, Qos, benchSecret, deviceLogin, rawClientOptions } from './setup';
@@ -114,13 +113,12 @@ export async function startForwarder(variant: Variant, spec: ForwardSpec): Promi
 
 /**
  * IoT Platform allows 100 subscriptions per device and our connection refuses more before any traffic. The 1000-filter
- * row of (c) measures dispatch, not the platform, so it lifts that client-side check for its run; returns the undo.
+ * row of (c) measures dispatch, not the platform, so its runs raise that client-side check through the runtime's
+ * settings (`aliyunIot.maxSubscriptions`); returns the undo.
  */
 export function liftSubscriptionLimit(max: number): () => void {
-  const limits = SERVICE_LIMITS.iot;
-  const previous = limits.maxSubscriptions;
-  limits.maxSubscriptions = Math.max(previous, max);
+  helper.settings({ aliyunIot: { maxSubscriptions: max } } as Parameters<typeof helper.settings>[0]);
   return () => {
-    limits.maxSubscriptions = previous;
+    helper.settings({});
   };
 }

@@ -1,6 +1,6 @@
 // What every part of the benchmark shares: the bench registry, the devices' logins and the topics.
 import type { IClientOptions } from 'mqtt';
-import { MqttLogin, signIotLogin } from '../nodes/lib/auth';
+import { MqttLogin, signIotLogin } from '../nodes/lib/protocol';
 import type { SimulatorConfig } from '../sim';
 
 export const BENCH_PK = 'b1E2n3C4h5K';

@@ -1,5 +1,5 @@
 import type { Node, NodeAPI, NodeDef, NodeMessage } from 'node-red';
-import { Device, IDENTIFIER_PATTERN, buildAnswer, readCommand, thingTopics } from './lib/alink';
+import { Device, IDENTIFIER_PATTERNS, buildAnswer, readCommand, thingTopics } from './lib/protocol';
 import { MessageReceiver } from './lib/connection';
 import { AliyunIotError } from './lib/errors';
 import { deviceConnectionOf, errorStatus, localizeError, statusUser } from './shared';
@@ -65,7 +65,7 @@ export = function (RED: NodeAPI): void {
     };
 
     try {
-      const invalid = services.find((service) => !IDENTIFIER_PATTERN.test(service));
+      const invalid = services.find((service) => !IDENTIFIER_PATTERNS.thingIdentifier.test(service));
       if (invalid !== undefined) throw new AliyunIotError('SERVICES_INVALID', { value: invalid });
       const rrpcTopic = config.rrpcTopic ? connection.expandTopic(config.rrpcTopic) : undefined;
       if (rrpcTopic !== undefined && !rrpcTopic.startsWith(`/${productKey}/${deviceName}/user/`)) {

@@ -1,8 +1,9 @@
 import type { NodeAPI, NodeDef } from 'node-red';
-import { endpointUrl } from './lib/auth';
-import { CloudConnection } from './lib/cloud';
-import { Connection, ConnectionLogger, SharedConnection } from './lib/connection';
-import { ConnectionSecrets, ConnectionSettings, resolveCloud, resolveConnection } from './lib/settings';
+import { endpointUrl } from './lib/protocol';
+import {
+  CloudApplicationConnection, ConnectionLogger, ConnectionSecrets, ConnectionSettings, DeviceConnection, SharedConnection,
+  resolveCloud, resolveConnection, runtimeOptions, withRuntimeLimits,
+} from './lib/connection';
 import { ConnectionConfigNode, localizeError, localizeLog } from './shared';
 
 type ConnectionNodeDef = NodeDef & Omit<ConnectionSettings, 'credentials'>;
@@ -43,9 +44,10 @@ export = function (RED: NodeAPI): void {
     };
     try {
       const settings: ConnectionSettings = { ...config, credentials: node.credentials ?? {} };
+      const runtime = runtimeOptions((RED.settings as { aliyunIot?: unknown }).aliyunIot);
       const connection: SharedConnection = settings.mode === 'cloud'
-        ? new CloudConnection(resolveCloud(settings), log)
-        : new Connection(resolveConnection(settings), log);
+        ? new CloudApplicationConnection(resolveCloud(settings), log, runtime.reconnect)
+        : new DeviceConnection(withRuntimeLimits(resolveConnection(settings), runtime), log, runtime.reconnect);
       node.connection = connection;
     } catch (err) {
       node.configError = localizeError(RED, err);

@@ -1,7 +1,7 @@
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from 'node-red';
 import { ConnectionStatus, MessageMeta, MessageReceiver, SharedConnection } from './lib/connection';
 import { AliyunIotError } from './lib/errors';
-import { Datatype, decodePayload, isDatatype } from './lib/payload';
+import { Datatype, decodePayload, isDatatype } from './lib/protocol';
 import { connectionOf, errorStatus, localizeError, newError, nodeStatus, noticeReporter } from './shared';
 
 interface InNodeDef extends NodeDef {

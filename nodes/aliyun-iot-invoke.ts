@@ -1,5 +1,5 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
-import { CloudConnection, InvokeAction } from './lib/cloud';
+import { CloudApplicationConnection, InvokeAction } from './lib/connection';
 import { connectionOf, localizeError, statusUser } from './shared';
 
 interface InvokeNodeDef extends NodeDef {
@@ -29,7 +29,7 @@ export = function (RED: NodeAPI): void {
   function AliyunIotInvokeNode(this: Node, config: InvokeNodeDef): void {
     RED.nodes.createNode(this, config);
     const node = this;
-    const connection = connectionOf(RED, node, config.connection, 'cloud') as CloudConnection | undefined;
+    const connection = connectionOf(RED, node, config.connection, 'cloud') as CloudApplicationConnection | undefined;
     if (!connection) return;
     const action: InvokeAction = ['set', 'service', 'rrpc'].includes(config.action) ? config.action : 'rrpc';
     const timeout = config.timeout === '' || config.timeout === undefined ? undefined : Number(config.timeout);

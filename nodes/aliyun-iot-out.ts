@@ -1,5 +1,5 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
-import { Connection } from './lib/connection';
+import { DeviceConnection } from './lib/connection';
 import { connectionOf, localizeError, newError, statusUser } from './shared';
 
 interface OutNodeDef extends NodeDef {
@@ -43,7 +43,7 @@ export = function (RED: NodeAPI): void {
             msg.payload = typeof body === 'object' && body !== null ? { ...body, token: REDACTED } : REDACTED;
             done(error);
           };
-          if (!(connection instanceof Connection)) fail(newError(RED, 'TOKEN_MODE_ONLY'));
+          if (!(connection instanceof DeviceConnection)) fail(newError(RED, 'TOKEN_MODE_ONLY'));
           else connection.uploadToken(token, type, (error) => (error ? fail(localizeError(RED, error)) : done()));
           return;
         } else {

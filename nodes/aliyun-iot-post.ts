@@ -1,5 +1,5 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
-import { thingClientOf } from './lib/thing-client';
+import { postClientOf } from './lib/connection';
 import { deviceConnectionOf, localizeError, newError, statusUser } from './shared';
 
 interface PostNodeDef extends NodeDef {
@@ -27,7 +27,7 @@ export = function (RED: NodeAPI): void {
     const kind = config.kind === 'event' ? 'event' : 'property';
     const ack = config.ack !== false && config.ack !== 'false';
     const timeout = Number(config.timeout) > 0 ? Number(config.timeout) : DEFAULT_TIMEOUT_MS;
-    const client = thingClientOf(connection);
+    const client = postClientOf(connection);
     const user = statusUser(node);
     connection.register(user);
     client.attach();

@@ -1,5 +1,5 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
-import { buildAnswer, isCommandContext, parseThingTopic } from './lib/alink';
+import { buildAnswer, isCommandContext, parseThingTopic } from './lib/protocol';
 import { deviceConnectionOf, localizeError, newError, statusUser } from './shared';
 
 interface ReplyNodeDef extends NodeDef {

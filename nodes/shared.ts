@@ -1,8 +1,7 @@
 // What every node adapter needs: the connection of its config node, status texts and localized errors.
 import type { Node, NodeAPI, NodeMessage, NodeStatus } from 'node-red';
-import { Connection, ConnectionNotice, ConnectionStatus, ConnectionUser, SharedConnection } from './lib/connection';
+import { ConnectionNotice, ConnectionSecrets, ConnectionStatus, ConnectionUser, DeviceConnection, SharedConnection } from './lib/connection';
 import { AliyunIotError, ErrorParams, LogMessage } from './lib/errors';
-import type { ConnectionSecrets } from './lib/settings';
 
 /** Common texts live in the connection node's catalog; keys with a namespace are found from any node. */
 export const CONNECTION_MESSAGES = 'node-red-contrib-aliyun-iot/aliyun-iot-connection:aliyun-iot-connection';
@@ -79,8 +78,8 @@ export function connectionOf(RED: NodeAPI, node: Node, configId: string | undefi
 }
 
 /** The IoT Platform device connection the thing-model nodes need. */
-export function deviceConnectionOf(RED: NodeAPI, node: Node, configId: string | undefined): Connection | undefined {
-  return connectionOf(RED, node, configId, 'iot') as Connection | undefined;
+export function deviceConnectionOf(RED: NodeAPI, node: Node, configId: string | undefined): DeviceConnection | undefined {
+  return connectionOf(RED, node, configId, 'iot') as DeviceConnection | undefined;
 }
 
 /** Reports ApsaraMQ's token notices as errors of the node, so that Catch nodes can act on them. */

@@ -1,6 +1,6 @@
 // The simulator's admin HTTP API (JSON, loopback only): what a backend would do with the OpenAPI, without signing.
 import * as http from 'node:http';
-import { Device } from '../nodes/lib/alink';
+import { Device } from '../nodes/lib/protocol';
 import { Cloud, MAX_SYNC_TIMEOUT_MS, RrpcResult } from './cloud';
 import type { Registry } from './registry';
 

@@ -5,7 +5,7 @@ import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import { AddressInfo } from 'node:net';
 import rhea, { Connection, Container, Delivery, EventContext, Sender } from 'rhea';
-import { ParsedAmqpUsername, parseAmqpUsername, verifyAmqpPassword } from '../nodes/lib/auth';
+import { ParsedAmqpUsername, parseAmqpUsername, verifyAmqpPassword } from '../nodes/lib/protocol';
 import { messageIds } from './cloud';
 import { SimCloudConfig } from './config';
 import { ConsumerGroups, GroupMember, GroupMessage, Outcome } from './consumer-groups';

@@ -1,8 +1,7 @@
 // The cloud side of the IoT Platform: answers thing-model posts and NTP, sends property sets, service calls and RRPC
 // to devices and waits for their answers, runs the forwarding rules.
-import {
-  AlinkIds, AlinkReply, Device, METHODS, PendingRequests, parseAlink, parseThingTopic, readReply, thingTopics,
-} from '../nodes/lib/alink';
+import { AlinkReply, Device, METHODS, parseAlink, parseThingTopic, readReply, thingTopics } from '../nodes/lib/protocol';
+import { AlinkIds, PendingRequests } from '../nodes/lib/connection';
 import { SimFailure, SimRule } from './config';
 import type { IotSession } from './registry';
 import { RuleEngine } from './rules';

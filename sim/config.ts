@@ -1,6 +1,6 @@
 // The simulator's registry file: products with their devices and topic permissions, ApsaraMQ instances.
 import * as fs from 'node:fs';
-import { isValidFilter } from '../nodes/lib/topics';
+import { isValidFilter } from '../nodes/lib/protocol';
 import { compileCondition } from './condition';
 
 export type TopicAccess = 'sub' | 'pub' | 'all';

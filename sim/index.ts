@@ -7,7 +7,7 @@ import { AddressInfo } from 'node:net';
 import type { Aedes, AuthenticateError, Client } from 'aedes';
 import createMemoryPersistence, { AedesMemoryPersistence } from 'aedes-persistence';
 import { WebSocketServer, createWebSocketStream } from 'ws';
-import { Device } from '../nodes/lib/alink';
+import { Device } from '../nodes/lib/protocol';
 import { createAdminServer } from './admin';
 import { AmqpServer } from './amqp';
 import { Cloud, CloudEvents } from './cloud';

@@ -1,8 +1,6 @@
 // The IoT Platform actions the simulator's OpenAPI serves: Pub, RRpc, SetDeviceProperty, InvokeThingService. They
 // use the same cloud machinery (sim/cloud.ts) as the admin API; failures are shaped like the platform's.
-import { Device } from '../nodes/lib/alink';
-import { productOfTopic } from '../nodes/lib/cloud';
-import { SERVICE_LIMITS, validatePublishTopic } from '../nodes/lib/topics';
+import { Device, SERVICE_LIMITS, productOfTopic, validatePublishTopic } from '../nodes/lib/protocol';
 import { Cloud, MAX_SYNC_TIMEOUT_MS, messageIds } from './cloud';
 import { SimCloudConfig } from './config';
 import { ActionHandler, ApiParams, business, missing } from './openapi';

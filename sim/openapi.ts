@@ -3,7 +3,7 @@
 // like the gateway's: {RequestId, Success: false, Code, ErrorMessage}. The actions live in sim/openapi-actions.ts.
 import { randomUUID } from 'node:crypto';
 import * as http from 'node:http';
-import { IOT_API_VERSION, canonicalQuery, percentEncode, verifySignatureV1 } from '../nodes/lib/openapi';
+import { IOT_API_VERSION, canonicalQuery, percentEncode, verifySignatureV1 } from '../nodes/lib/protocol';
 import { SimCloudConfig } from './config';
 
 /** How far a request's Timestamp may be from the server's clock, as on the real gateway. */

@@ -1,10 +1,7 @@
 // Who may log in and what each login may do: the platform's device registry, topic permissions and ApsaraMQ
 // credentials, verified with the same functions the nodes sign with.
 import { randomBytes } from 'node:crypto';
-import {
-  CONNACK, RefusalCode, parseMqClientId, parseMqTokenPassword, parseMqUsername, verifyIotLogin, verifyMqSignature,
-} from '../nodes/lib/auth';
-import { expandPlaceholders, filterCovers } from '../nodes/lib/topics';
+import { CONNACK, RefusalCode, expandPlaceholders, filterCovers, parseMqClientId, parseMqTokenPassword, parseMqUsername, verifyIotLogin, verifyMqSignature } from '../nodes/lib/protocol';
 import { BASIC_PRODUCT_TOPICS, SimMqInstance, SimProduct, SimToken, SimulatorConfig } from './config';
 
 /** Topic filters a login may subscribe within, and publish to. */

@@ -1,6 +1,6 @@
 // Forwarding rules, playing the rule engine: a device message on a `from` filter is republished (by the cloud) on
 // `to`, with fields selected and a condition applied, so device-to-device (M2M) flows can be tried locally.
-import { parseAlink } from '../nodes/lib/alink';
+import { parseAlink } from '../nodes/lib/protocol';
 import { Condition, compileCondition, field } from './condition';
 import { SimRule, validateRule } from './config';
 

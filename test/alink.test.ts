@@ -1,7 +1,6 @@
 import { strict as assert } from 'node:assert';
-import {
-  AlinkIds, PendingRequests, buildAnswer, buildPost, parseThingTopic, readCommand, readReply, thingTopics,
-} from '../nodes/lib/alink';
+import { buildAnswer, buildPost, parseThingTopic, readCommand, readReply, thingTopics } from '../nodes/lib/protocol';
+import { AlinkIds, PendingRequests } from '../nodes/lib/connection';
 import { AliyunIotError } from '../nodes/lib/errors';
 import { compileCondition } from '../sim/condition';
 import { RuleEngine, wildcardCaptures } from '../sim/rules';

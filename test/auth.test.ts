@@ -1,12 +1,7 @@
 import { strict as assert } from 'node:assert';
 import CryptoJS from 'crypto-js';
-import {
-  SignMethod, endpointUrl, hmacHex, iotEndpoint, iotSignedText, mqClientId, mqEndpoint, parseIotClientId,
-  parseAmqpUsername, parseMqClientId, parseMqTokenPassword, parseMqUsername, signAmqpLogin, signIotLogin, signMqLogin,
-  verifyAmqpPassword, verifyIotLogin, verifyMqSignature,
-} from '../nodes/lib/auth';
+import { SignMethod, endpointUrl, hmacHex, iotEndpoint, iotSignedText, mqClientId, mqEndpoint, parseAmqpUsername, parseIotClientId, parseMqClientId, parseMqTokenPassword, parseMqUsername, percentEncode, signAmqpLogin, signIotLogin, signMqLogin, signatureV1, signedParams, verifyAmqpPassword, verifyIotLogin, verifyMqSignature, verifySignatureV1 } from '../nodes/lib/protocol';
 import { AliyunIotError } from '../nodes/lib/errors';
-import { percentEncode, signatureV1, signedParams, verifySignatureV1 } from '../nodes/lib/openapi';
 
 const device = { productKey: 'a1B2c3D4e5F', deviceName: 'dev01', deviceSecret: 'secret123' };
 

@@ -1,17 +1,15 @@
 // The client of the cloud-application mode (nodes/lib/cloud.ts) end to end against the simulator.
 import { strict as assert } from 'node:assert';
 import { MqttClient } from 'mqtt';
-import { CloudConnection } from '../nodes/lib/cloud';
-import { ConnectionLogger, ConnectionStatus, MessageMeta, MessageReceiver } from '../nodes/lib/connection';
-import { resolveCloud } from '../nodes/lib/settings';
+import { CloudApplicationConnection, ConnectionLogger, ConnectionStatus, MessageMeta, MessageReceiver, resolveCloud } from '../nodes/lib/connection';
 import { Simulator } from '../sim';
 import { AK_ID, AK_SECRET, GROUP, connectDevice, endClients, startCloudSimulator, subscribe } from './cloud-fixtures';
 import { PK, waitFor } from './helpers';
 
 const quiet: ConnectionLogger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 
-function cloudConnection(sim: Simulator, secret = AK_SECRET): CloudConnection {
-  return new CloudConnection(resolveCloud({
+function cloudConnection(sim: Simulator, secret = AK_SECRET): CloudApplicationConnection {
+  return new CloudApplicationConnection(resolveCloud({
     mode: 'cloud', uid: '1234567890', consumerGroupId: GROUP, clientId: 'e2e-app',
     amqpEndpoint: `amqp://127.0.0.1:${sim.amqpPort}`, apiEndpoint: `http://127.0.0.1:${sim.apiPort}`,
     credentials: { accessKeyId: AK_ID, accessKeySecret: secret },
@@ -21,7 +19,7 @@ function cloudConnection(sim: Simulator, secret = AK_SECRET): CloudConnection {
 describe('cloud-application client against the simulator', function () {
   let sim: Simulator;
   let device: MqttClient;
-  let cloud: CloudConnection;
+  let cloud: CloudApplicationConnection;
   const statuses: ConnectionStatus[] = [];
   const received: Array<{ topic: string; payload: string; meta: MessageMeta }> = [];
   const receiver: MessageReceiver = {

@@ -2,9 +2,7 @@
 // AMQP consumers logging in with the aksign signature of nodes/lib/auth.ts.
 import mqtt, { MqttClient } from 'mqtt';
 import rhea, { Connection, EventContext } from 'rhea';
-import { bodyBytes } from '../nodes/lib/cloud';
-import { signAmqpLogin, signIotLogin } from '../nodes/lib/auth';
-import { signedParams } from '../nodes/lib/openapi';
+import { bodyBytes, signAmqpLogin, signIotLogin, signedParams } from '../nodes/lib/protocol';
 import { Simulator, SimulatorConfig, startSimulator } from '../sim';
 import { PK, SIM_CONFIG, deviceSecret, waitFor } from './helpers';
 

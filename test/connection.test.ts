@@ -1,19 +1,18 @@
 import { strict as assert } from 'node:assert';
-import { Connection, ConnectionLogger, ConnectionStatus } from '../nodes/lib/connection';
-import { resolveConnection } from '../nodes/lib/settings';
+import { ConnectionLogger, ConnectionStatus, DeviceConnection, resolveConnection } from '../nodes/lib/connection';
 import { Simulator } from '../sim';
 import { PK, deviceSecret, startTestSimulator, waitFor } from './helpers';
 
 const quiet: ConnectionLogger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 
-function deviceConnection(sim: Simulator, deviceName: string, log = quiet, clientId?: string): Connection {
-  return new Connection(resolveConnection({
+function deviceConnection(sim: Simulator, deviceName: string, log = quiet, clientId?: string): DeviceConnection {
+  return new DeviceConnection(resolveConnection({
     mode: 'iot', productKey: PK, deviceName, clientId, protocol: 'mqtt', host: '127.0.0.1', port: sim.port,
     credentials: { deviceSecret: deviceSecret(deviceName) },
   }), log, { networkBaseMs: 50, kickedBaseMs: 300, shortSessionMs: 5000 });
 }
 
-function close(...connections: Connection[]): Promise<void[]> {
+function close(...connections: DeviceConnection[]): Promise<void[]> {
   return Promise.all(connections.map((connection) => new Promise<void>((resolve) => connection.close(resolve))));
 }
 
@@ -94,7 +93,7 @@ describe('connection core', function () {
   });
 
   it('refuses more distinct subscriptions than the service allows', function () {
-    const connection = new Connection(resolveConnection({
+    const connection = new DeviceConnection(resolveConnection({
       mode: 'mq', instanceId: 'post-cn-test', groupId: 'GID_test', deviceId: 'limits', protocol: 'mqtt', host: '127.0.0.1',
       port: sim.port, credentials: { accessKeyId: 'AK', accessKeySecret: 'SK' },
     }), quiet);

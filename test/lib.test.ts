@@ -1,10 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { AliyunIotError } from '../nodes/lib/errors';
-import { decodePayload, encodePayload, exceedsBytes } from '../nodes/lib/payload';
-import { resolveConnection } from '../nodes/lib/settings';
-import {
-  SERVICE_LIMITS, expandPlaceholders, filterCovers, isValidFilter, validateFilter, validatePublishTopic,
-} from '../nodes/lib/topics';
+import { SERVICE_LIMITS, decodePayload, encodePayload, exceedsBytes, expandPlaceholders, filterCovers, isValidFilter, validateFilter, validatePublishTopic } from '../nodes/lib/protocol';
+import { resolveConnection } from '../nodes/lib/connection';
 
 function code(action: () => unknown): string {
   try {

@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import type { NodeMessage } from 'node-red';
-import { Connection } from '../nodes/lib/connection';
+import { DeviceConnection } from '../nodes/lib/connection';
 import { ConnectionConfigNode } from '../nodes/shared';
 import {
   CATCH_ALL, collect, deploy, errorsOf, helper, lastStatusText, node, redeploy, simulatorAndRuntime, waitForStatus,
@@ -9,9 +9,9 @@ import {
   FlowNode, PK, delay, endSdkDevice, iotConnection, mqConnection, sdkDevice, startTestSimulator, waitFor,
 } from './helpers';
 
-function connectionOfNode(id: string): Connection {
+function connectionOfNode(id: string): DeviceConnection {
   const connection = (node(id) as ConnectionConfigNode).connection;
-  assert.ok(connection instanceof Connection, `config node ${id} has a device connection`);
+  assert.ok(connection instanceof DeviceConnection, `config node ${id} has a device connection`);
   return connection;
 }
 

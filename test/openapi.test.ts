@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { MqttClient } from 'mqtt';
-import { apiTimestamp } from '../nodes/lib/openapi';
+import { apiTimestamp } from '../nodes/lib/protocol';
 import { Simulator } from '../sim';
 import { ApiAnswer, callApi, connectDevice, endClients, startCloudSimulator, subscribe } from './cloud-fixtures';
 import { PK } from './helpers';

@@ -1,8 +1,8 @@
 import { strict as assert } from 'node:assert';
 import type { NodeMessage } from 'node-red';
 import mqtt, { MqttClient } from 'mqtt';
-import { signIotLogin } from '../nodes/lib/auth';
-import { Connection } from '../nodes/lib/connection';
+import { signIotLogin } from '../nodes/lib/protocol';
+import { DeviceConnection } from '../nodes/lib/connection';
 import { ConnectionConfigNode } from '../nodes/shared';
 import {
   CATCH_ALL, collect, deploy, errorsOf, lastStatusText, node, redeploy, simulatorAndRuntime, statusesOf, waitForStatus,
@@ -18,9 +18,9 @@ function send(id: string, msg: Record<string, unknown>): void {
   node(id).receive(msg as NodeMessage);
 }
 
-function deviceConnection(id: string): Connection {
+function deviceConnection(id: string): DeviceConnection {
   const connection = (node(id) as ConnectionConfigNode).connection;
-  assert.ok(connection instanceof Connection);
+  assert.ok(connection instanceof DeviceConnection);
   return connection;
 }
 

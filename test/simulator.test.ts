@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import mqtt, { MqttClient } from 'mqtt';
-import { MqttLogin, signIotLogin, signMqLogin } from '../nodes/lib/auth';
+import { MqttLogin, signIotLogin, signMqLogin } from '../nodes/lib/protocol';
 import { Simulator, startSimulator } from '../sim';
 import {
   MQ_INSTANCE, PK, SIM_CONFIG, deviceSecret, delay, endSdkDevice, sdkDevice, startTestSimulator, waitFor,

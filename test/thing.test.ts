@@ -1,8 +1,7 @@
 import { strict as assert } from 'node:assert';
 import type { NodeMessage } from 'node-red';
 import mqtt from 'mqtt';
-import { signIotLogin } from '../nodes/lib/auth';
-import { thingTopics } from '../nodes/lib/alink';
+import { signIotLogin, thingTopics } from '../nodes/lib/protocol';
 import { CATCH_ALL, collect, deploy, node, simulatorAndRuntime, waitForStatus } from './node-harness';
 import {
   FlowNode, PK, admin, delay, deviceSecret, endSdkDevice, iotConnection, sdkDevice, waitFor,

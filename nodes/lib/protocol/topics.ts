@@ -1,18 +1,5 @@
-import { AliyunIotError } from './errors';
-
-export type ServiceMode = 'iot' | 'mq';
-
-export interface ServiceLimits {
-  maxTopicLength: number;
-  maxPayloadBytes: number;
-  maxSubscriptions: number;
-}
-
-/** Limits of aliyun-protocol.md §1 and §4 that the nodes enforce before anything reaches the wire. */
-export const SERVICE_LIMITS: Readonly<Record<ServiceMode, ServiceLimits>> = {
-  iot: { maxTopicLength: 128, maxPayloadBytes: 256 * 1024, maxSubscriptions: 100 },
-  mq: { maxTopicLength: 64, maxPayloadBytes: 64 * 1024, maxSubscriptions: 30 },
-};
+import { AliyunIotError } from '../errors';
+import { ServiceLimits } from './limits';
 
 /** The values `${name}` stands for in topics: productKey, deviceName, clientId, groupId, deviceId. */
 export type TopicVariables = Readonly<Record<string, string>>;
@@ -84,4 +71,40 @@ export function filterCovers(pattern: string, filter: string): boolean {
     if (level !== '+' && level !== wanted[i]) return false;
   }
   return granted.length === wanted.length;
+}
+
+/** Both services know QoS 0 and 1 only. */
+export type Qos = 0 | 1;
+
+function isQos(value: unknown): value is Qos {
+  return value === 0 || value === 1;
+}
+
+export function parseQos(value: unknown, fallback: Qos = 0): Qos {
+  if (value === undefined || value === null || value === '') return fallback;
+  const qos = typeof value === 'string' ? Number(value) : value;
+  if (qos === 2) throw new AliyunIotError('QOS_UNSUPPORTED');
+  if (!isQos(qos)) throw new AliyunIotError('QOS_INVALID', { value: String(value) });
+  return qos;
+}
+
+/** The device a message came from, read from its topic: /${pk}/${dn}/..., /sys/${pk}/${dn}/..., /ext/.../${pk}/${dn}/... */
+export function deviceOfTopic(topic: string): { productKey?: string; deviceName?: string } {
+  const levels = topic.split('/');
+  if (levels[1] === 'sys' || levels[1] === 'shadow') return { productKey: levels[2], deviceName: levels[3] };
+  if (levels[1] === 'ext' && levels[2] === 'ntp') return { productKey: levels[3], deviceName: levels[4] };
+  if (levels[1] === 'ota') return { productKey: levels[4], deviceName: levels[5] };
+  return { productKey: levels[1] || undefined, deviceName: levels[2] || undefined };
+}
+
+/** The product a Pub goes to: a custom topic /${pk}/..., or a broadcast /broadcast/${pk}/... */
+export function productOfTopic(topic: string): string | undefined {
+  const levels = topic.split('/');
+  return (levels[1] === 'broadcast' ? levels[2] : levels[1]) || undefined;
+}
+
+/** ApsaraMQ delivers `${parent}/p2p/${clientId}` to its client without a subscription (docs/protocol.md §4). */
+export function isPointToPointFilter(filter: string, clientId: string): boolean {
+  const levels = filter.split('/');
+  return levels.length === 3 && levels[1] === 'p2p' && levels[2] === clientId;
 }

@@ -1,8 +1,10 @@
 // The device side of thing-model posts on one connection: ids, one subscription for all post replies, and
 // matching each reply to its request.
-import { AlinkIds, AlinkReply, Device, PendingRequests, PostRequest, buildPost, readReply, thingTopics } from './alink';
-import { Connection, MessageReceiver } from './connection';
-import { AliyunIotError, LogMessage } from './errors';
+import { AliyunIotError, LogMessage } from '../errors';
+import { AlinkReply, Device, PostRequest, buildPost, readReply, thingTopics } from '../protocol/alink';
+import type { DeviceConnection } from './device-connection';
+import { AlinkIds, PendingRequests } from './pending-requests';
+import type { MessageReceiver } from './types';
 
 export interface PostResult {
   id: string;
@@ -11,14 +13,14 @@ export interface PostResult {
   reply?: AlinkReply;
 }
 
-export class ThingClient implements MessageReceiver {
+export class PostClient implements MessageReceiver {
   private readonly ids = new AlinkIds();
   private readonly pending = new PendingRequests<AlinkReply>();
   private readonly device: Device;
   private readonly replyFilter: string;
   private users = 0;
 
-  constructor(private readonly connection: Connection) {
+  constructor(private readonly connection: DeviceConnection) {
     const { productKey, deviceName } = connection.profile.variables;
     this.device = { productKey, deviceName };
     this.replyFilter = thingTopics.postReplies(this.device);
@@ -74,11 +76,11 @@ export class ThingClient implements MessageReceiver {
   }
 }
 
-const clients = new WeakMap<Connection, ThingClient>();
+const clients = new WeakMap<DeviceConnection, PostClient>();
 
 /** The thing client of a connection, made on first use and shared by every post node on it. */
-export function thingClientOf(connection: Connection): ThingClient {
+export function postClientOf(connection: DeviceConnection): PostClient {
   let client = clients.get(connection);
-  if (!client) clients.set(connection, (client = new ThingClient(connection)));
+  if (!client) clients.set(connection, (client = new PostClient(connection)));
   return client;
 }

@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer';
-import { AliyunIotError } from './errors';
+import { AliyunIotError } from '../errors';
 
 export type Datatype = 'auto-detect' | 'json' | 'utf8' | 'buffer' | 'base64';
 export const DATATYPES: readonly Datatype[] = ['auto-detect', 'json', 'utf8', 'buffer', 'base64'];
@@ -68,4 +68,12 @@ export function decodePayload(payload: Buffer, datatype: Datatype): unknown {
       }
     }
   }
+}
+
+/** The bytes of an AMQP body: a data section, a Buffer, text, or a value sent as JSON. */
+export function bodyBytes(body: unknown): Buffer {
+  if (Buffer.isBuffer(body)) return body;
+  if (body && typeof body === 'object' && Buffer.isBuffer((body as { content?: unknown }).content)) return (body as { content: Buffer }).content;
+  if (typeof body === 'string') return Buffer.from(body, 'utf8');
+  return Buffer.from(body === undefined ? '' : JSON.stringify(body), 'utf8');
 }

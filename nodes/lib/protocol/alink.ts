@@ -1,6 +1,7 @@
-// The thing model (Alink JSON): topics, request ids, waiting for replies, and reading and answering requests.
+// The thing model (Alink JSON): topics, reading and answering requests, building posts.
 // Used by the thing-model nodes on the device side and by the simulator on the cloud side.
-import { AliyunIotError } from './errors';
+import { AliyunIotError } from '../errors';
+import { IDENTIFIER_PATTERNS } from './identifiers';
 import { Datatype, decodePayload, encodePayload } from './payload';
 
 export interface Device {
@@ -10,7 +11,7 @@ export interface Device {
 
 const sys = (device: Device): string => `/sys/${device.productKey}/${device.deviceName}`;
 
-/** Topic of every row of the thing-model table (aliyun-protocol.md §2). `+` may stand for an id in filters. */
+/** Topic of every row of the thing-model table (docs/protocol.md §2). `+` may stand for an id in filters. */
 export const thingTopics = {
   propertyPost: (device: Device): string => `${sys(device)}/thing/event/property/post`,
   eventPost: (device: Device, eventId: string): string => `${sys(device)}/thing/event/${eventId}/post`,
@@ -42,8 +43,6 @@ export const METHODS = {
   service: (serviceId: string): string => `thing.service.${serviceId}`,
 };
 
-/** Identifiers of the thing model (properties, events, services): letters, digits and underscores. */
-export const IDENTIFIER_PATTERN = /^[A-Za-z0-9_]{1,64}$/;
 
 /** A thing-model topic taken apart; anything else is undefined. */
 export type ThingTopic = Device & (
@@ -105,68 +104,6 @@ export function parseThingTopic(topic: string): ThingTopic | undefined {
       : { ...device, type: 'service', serviceId: rest[2] };
   }
   return undefined;
-}
-
-/**
- * Alink ids: digit strings within 0..2^32-1, unique per connection. The counter starts from the time of day so that
- * a restarted connection does not reuse the ids of the one before it on the same day.
- */
-export class AlinkIds {
-  private next: number;
-
-  constructor(now = Date.now()) {
-    this.next = (now % 86_400_000) * 40;
-  }
-
-  take(): string {
-    const id = this.next;
-    this.next = (this.next + 1) % 4_294_967_296;
-    return String(id);
-  }
-}
-
-/** Requests waiting for their answer, keyed by the exact id string; each settles once, by answer or timeout. */
-export class PendingRequests<T> {
-  private readonly waiting = new Map<string, { timer: NodeJS.Timeout; settle: (error: Error | undefined, value?: T) => void }>();
-
-  get size(): number {
-    return this.waiting.size;
-  }
-
-  has(id: string): boolean {
-    return this.waiting.has(id);
-  }
-
-  add(id: string, timeoutMs: number, settle: (error: Error | undefined, value?: T) => void, timeoutError: () => Error): void {
-    if (this.waiting.has(id)) throw new Error(`request id ${id} is already waiting`);
-    const timer = setTimeout(() => {
-      this.waiting.delete(id);
-      settle(timeoutError());
-    }, timeoutMs);
-    this.waiting.set(id, { timer, settle });
-  }
-
-  /** False when nothing waits for this id (an answer after its timeout, or not ours). */
-  resolve(id: string, value: T): boolean {
-    return this.finish(id, undefined, value);
-  }
-
-  reject(id: string, error: Error): boolean {
-    return this.finish(id, error);
-  }
-
-  rejectAll(error: () => Error): void {
-    for (const id of [...this.waiting.keys()]) this.finish(id, error());
-  }
-
-  private finish(id: string, error: Error | undefined, value?: T): boolean {
-    const entry = this.waiting.get(id);
-    if (!entry) return false;
-    clearTimeout(entry.timer);
-    this.waiting.delete(id);
-    entry.settle(error, value);
-    return true;
-  }
 }
 
 export type AlinkObject = Record<string, unknown>;
@@ -318,7 +255,7 @@ export function buildPost(device: Device, id: string, request: PostRequest): { t
   let params = request.params as AlinkObject;
   if (request.kind === 'event') {
     const eventId = request.eventId ?? '';
-    if (!IDENTIFIER_PATTERN.test(eventId) || eventId === 'property') throw new AliyunIotError('EVENT_ID_INVALID', { value: eventId });
+    if (!IDENTIFIER_PATTERNS.thingIdentifier.test(eventId) || eventId === 'property') throw new AliyunIotError('EVENT_ID_INVALID', { value: eventId });
     topic = thingTopics.eventPost(device, eventId);
     method = METHODS.eventPost(eventId);
     if (!isEventParams(params)) params = { value: params, time: Date.now() };

@@ -1,12 +1,20 @@
 import { hostname } from 'node:os';
+import { AliyunIotError } from '../errors';
+import { signAmqpLogin } from '../protocol/amqp-login';
 import {
-  Endpoint, INSTANCE_ID_PATTERN, MqAuthMode, MqttLogin, Protocol, REGION_PATTERN, SignMethod,
-  defaultIotClientId, endpointUrl, iotEndpoint, isMqAuthMode, isProtocol, isSignMethod, mqClientId, mqEndpoint,
-  securemodeFor, signAmqpLogin, signIotLogin, signMqLogin, validateDeviceName, validateIotClientId, validateProductKey,
-} from './auth';
-import { OpenApiClient } from './openapi';
-import { AliyunIotError } from './errors';
-import { SERVICE_LIMITS, ServiceLimits, ServiceMode, TopicVariables } from './topics';
+  AmqpEndpoint, Endpoint, amqpEndpoint, amqpEndpointUrl, checkApiEndpoint, endpointUrl, iotEndpoint, mqEndpoint,
+  openApiEndpoint, parseAmqpEndpoint, securemodeFor,
+} from '../protocol/endpoints';
+import {
+  MqAuthMode, Protocol, SignMethod, isMqAuthMode, isProtocol, isSignMethod, matches, validateDeviceName,
+  validateInstanceId, validateIotClientId, validateProductKey, validateRegion,
+} from '../protocol/identifiers';
+import { MqttLogin, defaultIotClientId, signIotLogin } from '../protocol/iot-login';
+import { DEFAULTS, RANGES, SERVICE_LIMITS, ServiceLimits, ServiceMode } from '../protocol/limits';
+import { mqClientId, signMqLogin } from '../protocol/mq-login';
+import type { TopicVariables } from '../protocol/topics';
+import { OpenApiClient } from './openapi-client';
+import { ReconnectPolicy, reconnectPolicy } from './reconnect-policy';
 
 /** The secrets of a connection; they stay inside `sign()` and are never logged or reported. */
 export interface ConnectionSecrets {
@@ -17,7 +25,7 @@ export interface ConnectionSecrets {
 }
 
 /**
- * A connection as the config node describes it (DESIGN.md, `aliyun-iot-connection` properties). Numbers may come
+ * A connection as the config node describes it (the `aliyun-iot-connection` properties). Numbers may come
  * as text, as the editor stores them; empty text means the default.
  */
 export interface ConnectionSettings {
@@ -72,10 +80,6 @@ export interface ConnectionProfile {
   replaceToken?(token: string): void;
 }
 
-export const DEFAULT_KEEPALIVE = 60;
-export const DEFAULT_QUEUE_SIZE = 1000;
-export const IOT_KEEPALIVE_RANGE = { min: 30, max: 1200 } as const;
-const MQ_KEEPALIVE_RANGE = { min: 1, max: 65535 } as const;
 
 /** Optional numeric fields arrive from the editor as '' or strings. */
 function optionalNumber(value: unknown): number | undefined {
@@ -84,8 +88,8 @@ function optionalNumber(value: unknown): number | undefined {
 }
 
 function checkKeepalive(mode: ServiceMode, value: unknown): number {
-  const keepalive = optionalNumber(value) ?? DEFAULT_KEEPALIVE;
-  const range = mode === 'iot' ? IOT_KEEPALIVE_RANGE : MQ_KEEPALIVE_RANGE;
+  const keepalive = optionalNumber(value) ?? DEFAULTS.keepalive;
+  const range = mode === 'iot' ? RANGES.iotKeepalive : RANGES.mqKeepalive;
   if (!Number.isInteger(keepalive) || keepalive < range.min || keepalive > range.max) {
     throw new AliyunIotError('KEEPALIVE_RANGE', { value: String(value), min: range.min, max: range.max });
   }
@@ -93,7 +97,7 @@ function checkKeepalive(mode: ServiceMode, value: unknown): number {
 }
 
 function checkQueueSize(value: unknown): number {
-  const size = optionalNumber(value) ?? DEFAULT_QUEUE_SIZE;
+  const size = optionalNumber(value) ?? DEFAULTS.queueSize;
   if (!Number.isInteger(size) || size < 0) throw new AliyunIotError('QUEUE_SIZE_INVALID', { value: String(value) });
   return size;
 }
@@ -146,7 +150,7 @@ export function resolveConnection(settings: ConnectionSettings): ConnectionProfi
       variables: { productKey, deviceName, clientId },
       limits: SERVICE_LIMITS.iot,
       label: `${productKey}/${deviceName} at ${endpointUrl(endpoint)}`,
-      // ext=1: this client takes synchronous service calls on /ext/rrpc/... (aliyun-protocol.md §1, §2).
+      // ext=1: this client takes synchronous service calls on /ext/rrpc/... (docs/protocol.md §1, §2).
       sign: () => signIotLogin(device, { clientId, signMethod, securemode, extra: { ext: '1' } }),
     };
   }
@@ -178,7 +182,7 @@ export function resolveConnection(settings: ConnectionSettings): ConnectionProfi
   };
 }
 
-/** A cloud application: server-side subscription over AMQP 1.0 and the OpenAPI (aliyun-protocol.md §5). */
+/** A cloud application: server-side subscription over AMQP 1.0 and the OpenAPI (docs/protocol.md §5). */
 export interface CloudProfile {
   mode: 'cloud';
   regionId: string;
@@ -186,7 +190,7 @@ export interface CloudProfile {
   consumerGroupId?: string;
   /** The AMQP client id; clients of one consumer group need distinct ids. */
   clientId: string;
-  amqp: { tls: boolean; host: string; port: number };
+  amqp: AmqpEndpoint;
   apiEndpoint: string;
   limits: ServiceLimits;
   variables: TopicVariables;
@@ -198,21 +202,6 @@ export interface CloudProfile {
   api: OpenApiClient;
 }
 
-const AMQP_TLS_PORT = 5671;
-const AMQP_PORT = 5672;
-
-function parseEndpointUrl(text: string, field: string, protocols: Record<string, number>): { protocol: string; host: string; port: number } {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    throw new AliyunIotError('ENDPOINT_INVALID', { field, value: text });
-  }
-  const protocol = url.protocol.replace(/:$/, '');
-  if (!(protocol in protocols) || url.hostname === '') throw new AliyunIotError('ENDPOINT_INVALID', { field, value: text });
-  return { protocol, host: url.hostname, port: url.port ? Number(url.port) : protocols[protocol] };
-}
-
 /** A default AMQP client id that differs between hosts and between processes of one host. */
 export function defaultCloudClientId(): string {
   return `nodered-${hostname().replace(/[^A-Za-z0-9_.-]/g, '-')}-${process.pid}`;
@@ -222,30 +211,18 @@ export function resolveCloud(settings: ConnectionSettings): CloudProfile {
   const secrets = settings.credentials ?? {};
   if (!secrets.accessKeyId) throw new AliyunIotError('CREDENTIAL_MISSING', { field: 'accessKeyId' });
   if (!secrets.accessKeySecret) throw new AliyunIotError('CREDENTIAL_MISSING', { field: 'accessKeySecret' });
-  const regionId = trimmed(settings.region) ?? 'cn-shanghai';
-  if (!REGION_PATTERN.test(regionId)) throw new AliyunIotError('REGION_INVALID', { value: regionId });
+  const regionId = validateRegion(trimmed(settings.region) ?? DEFAULTS.region);
   const iotInstanceId = trimmed(settings.instanceId);
-  if (iotInstanceId !== undefined && !INSTANCE_ID_PATTERN.test(iotInstanceId)) throw new AliyunIotError('INSTANCE_ID_INVALID', { value: iotInstanceId });
+  if (iotInstanceId !== undefined) validateInstanceId(iotInstanceId);
   const consumerGroupId = trimmed(settings.consumerGroupId);
   const clientId = trimmed(settings.clientId) ?? defaultCloudClientId();
-  if (!/^[A-Za-z0-9_.:@-]{1,64}$/.test(clientId)) throw new AliyunIotError('CLIENT_ID_INVALID', { value: clientId });
-
-  let amqp: CloudProfile['amqp'];
+  if (!matches('cloudClientId', clientId)) throw new AliyunIotError('CLIENT_ID_INVALID', { value: clientId });
   const amqpOverride = trimmed(settings.amqpEndpoint);
-  if (amqpOverride) {
-    const parsed = parseEndpointUrl(amqpOverride, 'amqpEndpoint', { amqps: AMQP_TLS_PORT, amqp: AMQP_PORT });
-    amqp = { tls: parsed.protocol === 'amqps', host: parsed.host, port: parsed.port };
-  } else if (iotInstanceId) {
-    amqp = { tls: true, host: `${iotInstanceId}.amqp.iothub.aliyuncs.com`, port: AMQP_TLS_PORT };
-  } else {
-    const uid = trimmed(settings.uid);
-    if (!uid) throw new AliyunIotError('CONFIG_MISSING', { field: 'uid' });
-    if (!/^[0-9]{1,32}$/.test(uid)) throw new AliyunIotError('UID_INVALID', { value: uid });
-    amqp = { tls: true, host: `${uid}.iot-amqp.${regionId}.aliyuncs.com`, port: AMQP_TLS_PORT };
-  }
+  const amqp = amqpOverride
+    ? parseAmqpEndpoint(amqpOverride, 'amqpEndpoint')
+    : amqpEndpoint({ iotInstanceId, uid: trimmed(settings.uid), regionId });
   const apiOverride = trimmed(settings.apiEndpoint);
-  if (apiOverride) parseEndpointUrl(apiOverride, 'apiEndpoint', { https: 443, http: 80 });
-  const apiEndpoint = apiOverride ?? `https://iot.${regionId}.aliyuncs.com`;
+  const apiEndpoint = apiOverride ? checkApiEndpoint(apiOverride, 'apiEndpoint') : openApiEndpoint(regionId);
   const { accessKeyId, accessKeySecret } = secrets;
   return {
     mode: 'cloud',
@@ -258,10 +235,38 @@ export function resolveCloud(settings: ConnectionSettings): CloudProfile {
     limits: SERVICE_LIMITS.iot,
     variables: { clientId, ...(consumerGroupId ? { consumerGroupId } : {}), ...(iotInstanceId ? { instanceId: iotInstanceId } : {}) },
     ca: trimmed(settings.ca),
-    label: `${clientId} (${consumerGroupId ?? 'no consumer group'}) at ${amqp.tls ? 'amqps' : 'amqp'}://${amqp.host}:${amqp.port} and ${apiEndpoint}`,
+    label: `${clientId} (${consumerGroupId ?? 'no consumer group'}) at ${amqpEndpointUrl(amqp)} and ${apiEndpoint}`,
     amqpLogin: () => signAmqpLogin({
       clientId, accessKeyId, accessKeySecret, consumerGroupId: consumerGroupId ?? '', iotInstanceId,
     }),
     api: new OpenApiClient({ endpoint: apiEndpoint, regionId, iotInstanceId, accessKeyId, accessKeySecret }),
   };
+}
+
+/** What the runtime's settings file may say under `aliyunIot` (read once per config node). */
+export interface RuntimeOptions {
+  /** Reconnect and close timings for every connection of the runtime (tests shorten them). */
+  reconnect: Partial<ReconnectPolicy>;
+  /**
+   * Raises the client-side limit on distinct subscriptions of a device connection: for brokers other than Alibaba
+   * Cloud's and for benchmarks. Never lower than the service's own limit.
+   */
+  maxSubscriptions?: number;
+}
+
+export function runtimeOptions(value: unknown): RuntimeOptions {
+  const options = (value !== null && typeof value === 'object' ? value : {}) as { reconnect?: unknown; maxSubscriptions?: unknown };
+  const reconnect = reconnectPolicy(options.reconnect);
+  const max = options.maxSubscriptions;
+  return {
+    reconnect,
+    ...(typeof max === 'number' && Number.isInteger(max) && max > 0 ? { maxSubscriptions: max } : {}),
+  };
+}
+
+/** The profile's limits with the runtime's raised subscription limit, if any. */
+export function withRuntimeLimits(profile: ConnectionProfile, options: RuntimeOptions): ConnectionProfile {
+  const max = options.maxSubscriptions;
+  if (max === undefined || max <= profile.limits.maxSubscriptions) return profile;
+  return { ...profile, limits: Object.freeze({ ...profile.limits, maxSubscriptions: max }) };
 }

@@ -1,0 +1,56 @@
+// Publishes that wait while the connection is down: bounded, in order, each failing when it outlives its time limit.
+import { AliyunIotError } from '../errors';
+import type { Qos } from '../protocol/topics';
+import type { PublishCallback } from './types';
+
+export interface QueuedPublish {
+  topic: string;
+  payload: Buffer | string;
+  qos: Qos;
+  retain: boolean;
+  callback: PublishCallback;
+  /** Fails the message if it is still queued when its time limit is up. */
+  expiry?: NodeJS.Timeout;
+}
+
+export class OfflineQueue {
+  private readonly messages: QueuedPublish[] = [];
+
+  constructor(readonly capacity: number) {}
+
+  get length(): number {
+    return this.messages.length;
+  }
+
+  /** Queues `message`; a full queue fails it with QUEUE_FULL. `limitMs` 0: no time limit. */
+  push(message: QueuedPublish, limitMs: number): void {
+    if (this.messages.length >= this.capacity) {
+      message.callback(new AliyunIotError('QUEUE_FULL', { size: this.capacity }));
+      return;
+    }
+    this.messages.push(message);
+    if (limitMs > 0) message.expiry = setTimeout(() => this.expire(message, limitMs), limitMs);
+  }
+
+  /** The oldest message, out of the queue and with its timer stopped. */
+  shift(): QueuedPublish | undefined {
+    const message = this.messages.shift();
+    if (message) clearTimeout(message.expiry);
+    return message;
+  }
+
+  /** Fails every queued message with `code`. */
+  failAll(code: string): void {
+    for (const message of this.messages.splice(0)) {
+      clearTimeout(message.expiry);
+      message.callback(new AliyunIotError(code));
+    }
+  }
+
+  private expire(message: QueuedPublish, limitMs: number): void {
+    const index = this.messages.indexOf(message);
+    if (index < 0) return;
+    this.messages.splice(index, 1);
+    message.callback(new AliyunIotError('QUEUE_EXPIRED', { seconds: limitMs / 1000 }));
+  }
+}

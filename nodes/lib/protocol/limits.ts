@@ -1,0 +1,51 @@
+// The services' numeric limits and the package's ranges and defaults: the one source the runtime, the simulator and
+// the editor (the build writes them into the editor files) read. docs/protocol.md §1, §4 and §5 give the sources.
+
+export type ServiceMode = 'iot' | 'mq';
+
+export interface ServiceLimits {
+  readonly maxTopicLength: number;
+  readonly maxPayloadBytes: number;
+  readonly maxSubscriptions: number;
+}
+
+export interface Range {
+  readonly min: number;
+  readonly max: number;
+}
+
+/** Freezes a plain object and every object inside it, so that no caller can change a limit for everybody. */
+export function deepFreeze<T extends object>(value: T): Readonly<T> {
+  for (const inner of Object.values(value)) {
+    if (inner !== null && typeof inner === 'object' && !Object.isFrozen(inner)) deepFreeze(inner as object);
+  }
+  return Object.freeze(value);
+}
+
+/** What the nodes enforce before anything reaches the wire. */
+export const SERVICE_LIMITS: Readonly<Record<ServiceMode, ServiceLimits>> = deepFreeze({
+  iot: { maxTopicLength: 128, maxPayloadBytes: 256 * 1024, maxSubscriptions: 100 },
+  mq: { maxTopicLength: 64, maxPayloadBytes: 64 * 1024, maxSubscriptions: 30 },
+});
+
+/** setTimeout's longest delay: a duration beyond it would fire at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export const RANGES = deepFreeze({
+  /** Seconds; the IoT Platform refuses a keepalive outside 30-1200. */
+  iotKeepalive: { min: 30, max: 1200 },
+  mqKeepalive: { min: 1, max: 65535 },
+  port: { min: 1, max: 65535 },
+  /** How long the platform waits for a device's RRPC answer, in ms. */
+  rrpcTimeoutMs: { min: 1000, max: 8000 },
+  /** An MQTT client id, in characters. */
+  clientIdLength: { min: 1, max: 64 },
+});
+
+export const DEFAULTS = deepFreeze({
+  keepalive: 60,
+  queueSize: 1000,
+  postTimeoutMs: 5000,
+  rrpcTimeoutMs: 5000,
+  region: 'cn-shanghai',
+});

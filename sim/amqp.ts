@@ -6,7 +6,7 @@ import * as net from 'node:net';
 import { AddressInfo } from 'node:net';
 import rhea, { Connection, Container, Delivery, EventContext, Sender } from 'rhea';
 import { ParsedAmqpUsername, parseAmqpUsername, verifyAmqpPassword } from '../nodes/lib/auth';
-import { messageIds } from './cloud';
+import { messageIds } from './platform';
 import { SimCloudConfig } from './config';
 import { ConsumerGroups, GroupMember, GroupMessage, Outcome } from './consumer-groups';
 

@@ -10,7 +10,7 @@ import { WebSocketServer, createWebSocketStream } from 'ws';
 import { Device } from '../nodes/lib/alink';
 import { createAdminServer } from './admin';
 import { AmqpServer } from './amqp';
-import { Cloud, CloudEvents } from './cloud';
+import { SimulatedPlatform, PlatformEvents } from './platform';
 import { SimCloudConfig, SimulatorConfig, validateConfig } from './config';
 import { ConsumerGroups } from './consumer-groups';
 import { createOpenApiServer } from './openapi';
@@ -56,10 +56,10 @@ export interface SimulatorEvents {
   'subscribe-denied': [info: { clientId: string; topic: string }];
   subscribe: [info: { clientId: string; topics: string[] }];
   unsubscribe: [info: { clientId: string; topics: string[] }];
-  message: Parameters<CloudEvents['message']>;
-  post: Parameters<CloudEvents['post']>;
-  forward: Parameters<CloudEvents['forward']>;
-  unmatched: Parameters<CloudEvents['unmatched']>;
+  message: Parameters<PlatformEvents['message']>;
+  post: Parameters<PlatformEvents['post']>;
+  forward: Parameters<PlatformEvents['forward']>;
+  unmatched: Parameters<PlatformEvents['unmatched']>;
 }
 
 export class Simulator extends EventEmitter<SimulatorEvents> {
@@ -76,8 +76,8 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
   amqp?: AmqpServer;
   private apiServer?: http.Server;
   private readonly cloudConfig?: SimCloudConfig;
-  /** The cloud side: thing-model answers, requests to devices, forwarding rules. */
-  readonly cloud: Cloud;
+  /** The simulated platform: thing-model answers, requests to devices, forwarding rules. */
+  readonly platform: SimulatedPlatform;
   private broker?: Aedes;
   private readonly sessions = new WeakMap<Client, Session>();
   /** The live connection of each IoT device: a newer login knocks the older one off. */
@@ -103,8 +103,8 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
     this.registry = new Registry(config);
     this.cloudConfig = config.cloud;
     this.host = options.host ?? '127.0.0.1';
-    this.cloud = new Cloud(
-      (topic, payload, qos) => this.publishFromCloud(topic, payload, qos),
+    this.platform = new SimulatedPlatform(
+      (topic, payload, qos) => this.publishFromPlatform(topic, payload, qos),
       (device) => this.onlineSession(device),
       config.failures ?? [],
       config.rules ?? [],
@@ -121,9 +121,9 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
     );
   }
 
-  private publishFromCloud(topic: string, payload: Buffer | string, qos: 0 | 1): void {
+  private publishFromPlatform(topic: string, payload: Buffer | string, qos: 0 | 1): void {
     this.broker?.publish({ cmd: 'publish', topic, payload, qos, retain: false, dup: false }, (err) => {
-      if (err) this.log(`cloud publish to ${topic} failed: ${err.message}`);
+      if (err) this.log(`platform publish to ${topic} failed: ${err.message}`);
     });
   }
 
@@ -197,10 +197,10 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
           this.log(`No authorization: ${this.clientIdOf(client)} may not publish to ${packet.topic}`);
           this.emit('publish-denied', { clientId: this.clientIdOf(client), topic: packet.topic });
           packet.topic = DROPPED_TOPIC;
-        } else if (session?.kind === 'iot' && (this.amqp || this.listenerCount('message') > 0 || this.cloud.concerns(packet.topic))) {
+        } else if (session?.kind === 'iot' && (this.amqp || this.listenerCount('message') > 0 || this.platform.concerns(packet.topic))) {
           const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
-          // Thing-model messages up to the cloud are the cloud's: answered there, seen by no other client.
-          if (this.cloud.onDevicePublish(session, packet.topic, payload, packet.qos as 0 | 1)) packet.topic = DROPPED_TOPIC;
+          // Thing-model messages up to the platform are the platform's: answered there, seen by no other client.
+          if (this.platform.onDevicePublish(session, packet.topic, payload, packet.qos as 0 | 1)) packet.topic = DROPPED_TOPIC;
         }
         callback(null);
       },
@@ -238,7 +238,7 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
       this.tlsPort = await listen(this.tlsServer, this.tlsPort || this.options.tlsPort, this.host);
     }
     this.adminServer = createAdminServer({
-      cloud: this.cloud,
+      platform: this.platform,
       registry: this.registry,
       online: (device) => this.onlineSession(device),
       revokeToken: (token) => this.revokeToken(token),
@@ -261,7 +261,7 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
     const log = (line: string): void => this.log(line);
     this.amqp = new AmqpServer(config, new ConsumerGroups({ known: config.consumerGroups, log }), log);
     this.amqpPort = await this.amqp.start(this.amqpPort || (this.options.amqpPort ?? 0), this.host);
-    this.apiServer = createOpenApiServer({ cloud: config, actions: createActions({ cloud: this.cloud, registry: this.registry, config }), log });
+    this.apiServer = createOpenApiServer({ cloud: config, actions: createActions({ cloud: this.platform, registry: this.registry, config }), log });
     this.apiPort = await listen(this.apiServer, this.apiPort || (this.options.apiPort ?? 0), this.host);
   }
 
@@ -361,7 +361,7 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
   async stop(): Promise<void> {
     const broker = this.broker;
     this.broker = undefined;
-    this.cloud.stop();
+    this.platform.stop();
     this.wsServer?.close();
     if (broker) await new Promise<void>((resolve) => broker.close(() => resolve()));
     await this.amqp?.stop();

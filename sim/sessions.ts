@@ -11,7 +11,7 @@ function deviceKey(device: Device): string {
  * The platform keeps one session per device, whatever timestamp its signed client id carries: a persistent IoT
  * session is known to the broker by its username, `${deviceName}&${productKey}`.
  */
-export function persistentSessionKey(username: string | undefined): string | undefined {
+function persistentSessionKey(username: string | undefined): string | undefined {
   return username && /^[^&|]+&[^&|]+$/.test(username) ? `iot-session:${username}` : undefined;
 }
 

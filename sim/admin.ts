@@ -1,11 +1,11 @@
 // The simulator's admin HTTP API (JSON, loopback only): what a backend would do with the OpenAPI, without signing.
 import * as http from 'node:http';
 import { Device } from '../nodes/lib/protocol';
-import { Cloud, MAX_SYNC_TIMEOUT_MS, RrpcResult } from './cloud';
+import { SimulatedPlatform, MAX_SYNC_TIMEOUT_MS, RrpcResult } from './platform';
 import type { Registry } from './registry';
 
 export interface AdminContext {
-  cloud: Cloud;
+  platform: SimulatedPlatform;
   registry: Registry;
   onlineClientId(device: Device): string | undefined;
   online(device: Device): { ext: number } | undefined;
@@ -59,7 +59,7 @@ function rrpcResponse(result: RrpcResult): Body {
 }
 
 async function route(context: AdminContext, method: string, path: string, body: Body): Promise<unknown> {
-  const { cloud, registry } = context;
+  const { platform, registry } = context;
   if (method === 'GET' && path === '/devices') {
     return {
       devices: registry.allDevices().map((entry) => ({
@@ -69,27 +69,27 @@ async function route(context: AdminContext, method: string, path: string, body: 
   }
   const properties = /^\/devices\/([^/]+)\/([^/]+)\/properties$/.exec(path);
   if (method === 'GET' && properties) {
-    return { properties: cloud.propertiesOf({ productKey: decodeURIComponent(properties[1]), deviceName: decodeURIComponent(properties[2]) }) };
+    return { properties: platform.propertiesOf({ productKey: decodeURIComponent(properties[1]), deviceName: decodeURIComponent(properties[2]) }) };
   }
   if (method === 'POST' && path === '/pub') {
     const topic = text(body, 'topic') as string;
     if (/[+#]/.test(topic)) throw new BadRequest('topic must not hold wildcards');
-    cloud.pub(topic, payloadOf(body), qos(body));
+    platform.pub(topic, payloadOf(body), qos(body));
     return { success: true };
   }
   if (method === 'POST' && path === '/properties/set') {
     if (!body.items || typeof body.items !== 'object') throw new BadRequest('items must be an object of property values');
-    return cloud.setProperties(device(body), body.items as Record<string, unknown>, timeout(body));
+    return platform.setProperties(device(body), body.items as Record<string, unknown>, timeout(body));
   }
   if (method === 'POST' && path === '/services/invoke') {
     const serviceId = text(body, 'identifier') as string;
     const sync = body.sync === true;
-    return cloud.invokeService(device(body), serviceId, body.args ?? {}, sync, timeout(body, sync ? 5000 : undefined));
+    return platform.invokeService(device(body), serviceId, body.args ?? {}, sync, timeout(body, sync ? 5000 : undefined));
   }
   if (method === 'POST' && path === '/rrpc') {
     const limit = timeout(body, 5000) as number;
     if (limit < 1000 || limit > MAX_SYNC_TIMEOUT_MS) throw new BadRequest('timeout must be 1000-8000 ms, as RRpc allows');
-    return rrpcResponse(await cloud.rrpc(device(body), payloadOf(body), limit, text(body, 'topic', false)));
+    return rrpcResponse(await platform.rrpc(device(body), payloadOf(body), limit, text(body, 'topic', false)));
   }
   if (method === 'POST' && path === '/mq/tokens') {
     const actions = body.actions ?? 'RW';
@@ -111,14 +111,14 @@ async function route(context: AdminContext, method: string, path: string, body: 
     if (!context.revokeToken(text(body, 'token') as string)) throw new BadRequest('no such token');
     return { success: true };
   }
-  if (path === '/rules' && method === 'GET') return { rules: cloud.rules.list() };
+  if (path === '/rules' && method === 'GET') return { rules: platform.rules.list() };
   if (path === '/rules' && method === 'PUT') {
     try {
-      cloud.rules.replace(body.rules);
+      platform.rules.replace(body.rules);
     } catch (err) {
       throw new BadRequest((err as Error).message);
     }
-    return { rules: cloud.rules.list() };
+    return { rules: platform.rules.list() };
   }
   return undefined;
 }

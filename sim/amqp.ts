@@ -1,4 +1,4 @@
-// The server-side subscription (aliyun-protocol.md §5) as an AMQP 1.0 listener on loopback: a SASL PLAIN login
+// The server-side subscription (docs/protocol.md §5) as an AMQP 1.0 listener on loopback: a SASL PLAIN login
 // signed with aksign, one receiver link per connection, and the device messages of the consumer group on it.
 // Plain TCP only: the real service wants TLS on 5671; point the client at `amqp://127.0.0.1:PORT`.
 import { EventEmitter } from 'node:events';
@@ -6,7 +6,7 @@ import * as net from 'node:net';
 import { AddressInfo } from 'node:net';
 import rhea, { Connection, Container, Delivery, EventContext, Sender } from 'rhea';
 import { ParsedAmqpUsername, parseAmqpUsername, verifyAmqpPassword } from '../nodes/lib/protocol';
-import { messageIds } from './cloud';
+import { messageIds } from './platform';
 import { SimCloudConfig } from './config';
 import { ConsumerGroups, GroupMember, GroupMessage, Outcome } from './consumer-groups';
 

@@ -87,7 +87,7 @@ export interface SimRule {
 }
 
 /**
- * The cloud-application side (aliyun-protocol.md §5): who may call the OpenAPI and log in to the server-side
+ * The cloud-application side (docs/protocol.md §5): who may call the OpenAPI and log in to the server-side
  * subscription over AMQP. Present: the simulator also serves the OpenAPI and AMQP listeners.
  */
 export interface SimCloudConfig {

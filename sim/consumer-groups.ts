@@ -1,4 +1,4 @@
-// Consumer groups of the server-side subscription (aliyun-protocol.md §5): every group gets every device message;
+// Consumer groups of the server-side subscription (docs/protocol.md §5): every group gets every device message;
 // inside a group the messages go round robin to its connected consumers, and what a consumer does not accept
 // (released, rejected, modified, or still unsettled when it goes away) is delivered again, to another consumer when
 // the group has one. Independent of AMQP: sim/amqp.ts adapts rhea links to `Consumer`.

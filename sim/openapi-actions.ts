@@ -1,13 +1,13 @@
 // The IoT Platform actions the simulator's OpenAPI serves: Pub, RRpc, SetDeviceProperty, InvokeThingService. They
-// use the same cloud machinery (sim/cloud.ts) as the admin API; failures are shaped like the platform's.
+// use the same platform machinery (sim/platform.ts) as the admin API; failures are shaped like the platform's.
 import { Device, SERVICE_LIMITS, productOfTopic, validatePublishTopic } from '../nodes/lib/protocol';
-import { Cloud, MAX_SYNC_TIMEOUT_MS, messageIds } from './cloud';
+import { SimulatedPlatform, MAX_SYNC_TIMEOUT_MS, messageIds } from './platform';
 import { SimCloudConfig } from './config';
 import { ActionHandler, ApiParams, business, missing } from './openapi';
 import type { Registry } from './registry';
 
 export interface ActionContext {
-  cloud: Cloud;
+  cloud: SimulatedPlatform;
   registry: Registry;
   config: SimCloudConfig;
 }

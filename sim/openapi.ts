@@ -1,4 +1,4 @@
-// An OpenAPI-compatible HTTP endpoint on loopback (aliyun-protocol.md §5): RPC style, GET query or POST form,
+// An OpenAPI-compatible HTTP endpoint on loopback (docs/protocol.md §5): RPC style, GET query or POST form,
 // signature v1 checked with nodes/lib/openapi.ts, a Timestamp window and single-use SignatureNonce, errors shaped
 // like the gateway's: {RequestId, Success: false, Code, ErrorMessage}. The actions live in sim/openapi-actions.ts.
 import { randomUUID } from 'node:crypto';

@@ -74,7 +74,7 @@ export type LoginResult =
   | { ok: true; session: Session }
   | { ok: false; returnCode: RefusalCode; reason: string };
 
-/** A device's own system topics (aliyun-protocol.md §2), as [filter, access]. */
+/** A device's own system topics (docs/protocol.md §2), as [filter, access]. */
 function systemTopics(productKey: string, deviceName: string): Array<[string, 'sub' | 'pub' | 'all']> {
   return [
     [`/sys/${productKey}/${deviceName}/#`, 'all'],

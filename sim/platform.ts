@@ -1,4 +1,4 @@
-// The cloud side of the IoT Platform: answers thing-model posts and NTP, sends property sets, service calls and RRPC
+// The simulated IoT Platform: answers thing-model posts and NTP, sends property sets, service calls and RRPC
 // to devices and waits for their answers, runs the forwarding rules.
 import { AlinkReply, Device, METHODS, parseAlink, parseThingTopic, readReply, thingTopics } from '../nodes/lib/protocol';
 import { AlinkIds, PendingRequests } from '../nodes/lib/connection';
@@ -23,7 +23,7 @@ export interface RequestResult {
   reply?: AlinkReply;
 }
 
-export interface CloudEvents {
+export interface PlatformEvents {
   /** Every message a device published and was allowed to. */
   message(info: { productKey: string; deviceName: string; topic: string; payload: Buffer }): void;
   post(info: { productKey: string; deviceName: string; topic: string; id?: string; method?: string; params?: unknown; ack: boolean }): void;
@@ -32,7 +32,7 @@ export interface CloudEvents {
   unmatched(info: { topic: string }): void;
 }
 
-/** Longest synchronous call the platform waits for (aliyun-protocol.md §2). */
+/** Longest synchronous call the platform waits for (docs/protocol.md §2). */
 export const MAX_SYNC_TIMEOUT_MS = 8000;
 
 function failureFor(failures: SimFailure[], device: Device, eventId: string, params: unknown): SimFailure | undefined {
@@ -55,10 +55,10 @@ export function messageIds(): () => string {
   return () => String((next += 1n));
 }
 
-export class Cloud {
+export class SimulatedPlatform {
   readonly rules: RuleEngine;
   private readonly ids = new AlinkIds();
-  /** Answers the cloud waits for: `alink:<pk>/<dn>/<id>` for sets and services, `rrpc:<pk>/<dn>/<messageId>` for RRPC. */
+  /** Answers the platform waits for: `alink:<pk>/<dn>/<id>` for sets and services, `rrpc:<pk>/<dn>/<messageId>` for RRPC. */
   private readonly waiting = new PendingRequests<Buffer>();
   private readonly properties = new Map<string, Record<string, { value: unknown; time: number }>>();
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -68,14 +68,14 @@ export class Cloud {
     private readonly online: (device: Device) => IotSession | undefined,
     private readonly failures: SimFailure[],
     rules: SimRule[],
-    private readonly events: Partial<CloudEvents>,
+    private readonly events: Partial<PlatformEvents>,
     private readonly log: (line: string) => void,
   ) {
     this.rules = new RuleEngine(rules);
   }
 
   /**
-   * Whether a device's publish to `topic` concerns the cloud: a platform topic, or one a forwarding rule takes. The
+   * Whether a device's publish to `topic` concerns the platform: a platform topic, or one a forwarding rule takes. The
    * hot path of plain custom-topic traffic skips onDevicePublish when nobody listens to `message` events either.
    */
   concerns(topic: string): boolean {
@@ -83,7 +83,7 @@ export class Cloud {
   }
 
   /**
-   * A device published (and was allowed to). Thing-model traffic up to the cloud is consumed here and answered;
+   * A device published (and was allowed to). Thing-model traffic up to the platform is consumed here and answered;
    * returns true for it, so that it reaches no other client. Every message also passes the forwarding rules.
    */
   onDevicePublish(session: IotSession, topic: string, payload: Buffer, qos: 0 | 1): boolean {
@@ -183,7 +183,7 @@ export class Cloud {
     return this.properties.get(`${device.productKey}/${device.deviceName}`) ?? {};
   }
 
-  /** Like OpenAPI Pub: a message from the cloud to a device topic. */
+  /** Like OpenAPI Pub: a message from the platform to a device topic. */
   pub(topic: string, payload: Buffer, qos: 0 | 1): void {
     this.publish(topic, payload, qos);
   }

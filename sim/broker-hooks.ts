@@ -1,0 +1,150 @@
+// The broker's hooks and event handlers: who may connect, subscribe and publish, and what the simulator makes of it.
+import type { Aedes, AedesOptions, AuthenticateError, Client } from 'aedes';
+import { TOKEN_TOPICS } from '../nodes/lib/protocol';
+import type { SimulatedPlatform } from './platform';
+import type { Registry, Session } from './registry';
+import type { Sessions } from './sessions';
+import type { TokenNotices } from './token-notices';
+
+/** Events of logins and of the broker's verdicts, as the Simulator emits them. */
+export interface BrokerEvents {
+  login: [client: Client, session: Session];
+  refused: [info: { clientId: string; username?: string; returnCode: number; reason: string }];
+  kicked: [info: { clientId: string; by: string }];
+  'publish-denied': [info: { clientId: string; topic: string }];
+  'subscribe-denied': [info: { clientId: string; topic: string }];
+  subscribe: [info: { clientId: string; topics: string[] }];
+  unsubscribe: [info: { clientId: string; topics: string[] }];
+}
+
+export type EmitBrokerEvent = <E extends keyof BrokerEvents>(event: E, ...args: BrokerEvents[E]) => void;
+
+export interface HookContext {
+  sessions: Sessions;
+  registry: Registry;
+  platform: SimulatedPlatform;
+  tokenNotices: TokenNotices;
+  log: (line: string) => void;
+  emit: EmitBrokerEvent;
+  /** Whether every allowed device publish must reach the platform (for the AMQP subscription or `message` listeners). */
+  platformWantsEveryPublish: () => boolean;
+}
+
+type Hook<Name extends keyof AedesOptions> = NonNullable<AedesOptions[Name]>;
+
+/** Publishes a device may not make are renamed to this topic, which no subscription can match: dropped. */
+const DROPPED_TOPIC = '$SIM/dropped';
+
+export function preConnect({ sessions }: Pick<HookContext, 'sessions'>): Hook<'preConnect'> {
+  return function preConnect(client, packet, callback) {
+    // Neither service supports will messages under MQTT 3.1.1.
+    delete packet.will;
+    const key = packet.clean ? undefined : sessions.keyPersistentSession(client, packet.clientId, packet.username);
+    if (key) packet.clientId = key;
+    callback(null, true);
+  };
+}
+
+export function authenticate(
+  { sessions, registry, log, emit }: Pick<HookContext, 'sessions' | 'registry' | 'log' | 'emit'>,
+): Hook<'authenticate'> {
+  return function authenticate(client, username, password, callback) {
+    const clientId = sessions.clientIdOf(client);
+    const result = registry.login(clientId, username, password?.toString('utf8'));
+    if (!result.ok) {
+      log(`CONNACK ${result.returnCode} (${result.reason}) for ${clientId}`);
+      emit('refused', { clientId, username, returnCode: result.returnCode, reason: result.reason });
+      callback(Object.assign(new Error(`login refused: ${result.reason}`), { returnCode: result.returnCode }) as AuthenticateError, false);
+      return;
+    }
+    sessions.loggedIn(client, result.session, (previous, device) => {
+      log(`${device}: a new login (${clientId}) knocks off ${sessions.clientIdOf(previous)}`);
+      emit('kicked', { clientId: sessions.clientIdOf(previous), by: clientId });
+    });
+    callback(null, true);
+  };
+}
+
+export function authorizeSubscribe({ sessions, log, emit }: Pick<HookContext, 'sessions' | 'log' | 'emit'>): Hook<'authorizeSubscribe'> {
+  return function authorizeSubscribe(client, subscription, callback) {
+    const session = sessions.sessionOf(client);
+    const own = session?.kind === 'mq' && session.p2pTopics.includes(subscription.topic);
+    if (!session || (!own && !session.permissions.canSubscribe(subscription.topic))) {
+      log(`SUBACK 0x80 ${sessions.clientIdOf(client)}: ${subscription.topic}`);
+      emit('subscribe-denied', { clientId: sessions.clientIdOf(client), topic: subscription.topic });
+      callback(null, null);
+      return;
+    }
+    // Only QoS 0 and 1 exist on these services.
+    if (subscription.qos > 1) subscription.qos = 1;
+    callback(null, subscription);
+  };
+}
+
+export function authorizePublish(context: HookContext): Hook<'authorizePublish'> {
+  const { sessions, platform, tokenNotices, log, emit } = context;
+  return function authorizePublish(client, packet, callback) {
+    if (packet.qos > 1) packet.qos = 1;
+    packet.retain = false;
+    const session = client ? sessions.sessionOf(client) : undefined;
+    if (client && session?.kind === 'mq' && packet.topic === TOKEN_TOPICS.upload) {
+      tokenNotices.uploaded(client, session, packet.payload);
+      packet.topic = DROPPED_TOPIC;
+    } else if (client && (!session || !session.permissions.canPublish(packet.topic))) {
+      log(`No authorization: ${sessions.clientIdOf(client)} may not publish to ${packet.topic}`);
+      emit('publish-denied', { clientId: sessions.clientIdOf(client), topic: packet.topic });
+      packet.topic = DROPPED_TOPIC;
+    } else if (session?.kind === 'iot' && (context.platformWantsEveryPublish() || platform.concerns(packet.topic))) {
+      const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+      // Thing-model messages up to the platform are the platform's: answered there, seen by no other client.
+      if (platform.onDevicePublish(session, packet.topic, payload, packet.qos as 0 | 1)) packet.topic = DROPPED_TOPIC;
+    }
+    callback(null);
+  };
+}
+
+/** The hooks of the broker's options. */
+export function brokerHooks(context: HookContext): Pick<AedesOptions, 'preConnect' | 'authenticate' | 'authorizeSubscribe' | 'authorizePublish'> {
+  return {
+    preConnect: preConnect(context),
+    authenticate: authenticate(context),
+    authorizeSubscribe: authorizeSubscribe(context),
+    authorizePublish: authorizePublish(context),
+  };
+}
+
+export function onClientReady(
+  { sessions, tokenNotices, log, emit }: Pick<HookContext, 'sessions' | 'tokenNotices' | 'log' | 'emit'>,
+): (client: Client) => void {
+  return function clientReady(client) {
+    const session = sessions.ready(client);
+    if (!session) return;
+    if (session.kind === 'mq') {
+      client.subscribe(session.p2pTopics.map((topic) => ({ topic, qos: 1 as const })), () => undefined);
+      if (session.authMode === 'token') tokenNotices.schedule(client, session);
+    }
+    log(`login ${sessions.clientIdOf(client)}`);
+    emit('login', client, session);
+  };
+}
+
+export function onClientDisconnect({ sessions, tokenNotices }: Pick<HookContext, 'sessions' | 'tokenNotices'>): (client: Client) => void {
+  return function clientDisconnect(client) {
+    tokenNotices.disconnected(client);
+    sessions.disconnected(client);
+  };
+}
+
+/** The broker's events the simulator follows. */
+export function followBrokerEvents(broker: Aedes, context: HookContext): void {
+  const { sessions, emit } = context;
+  broker.on('clientReady', onClientReady(context));
+  broker.on('subscribe', function subscribe(subscriptions, client) {
+    const granted = subscriptions.filter((sub) => (sub.qos as number) !== 128).map((sub) => sub.topic);
+    emit('subscribe', { clientId: sessions.clientIdOf(client), topics: granted });
+  });
+  broker.on('unsubscribe', function unsubscribe(topics, client) {
+    emit('unsubscribe', { clientId: sessions.clientIdOf(client), topics });
+  });
+  broker.on('clientDisconnect', onClientDisconnect(context));
+}

@@ -5,7 +5,7 @@ import rhea, { Connection, EventContext } from 'rhea';
 import { bodyBytes } from '../nodes/lib/cloud';
 import { signAmqpLogin, signIotLogin } from '../nodes/lib/auth';
 import { signedParams } from '../nodes/lib/openapi';
-import { Simulator, SimulatorConfig, startSimulator } from '../sim';
+import { Simulator, SimulatorConfig, SimulatorOptions, startSimulator } from '../sim';
 import { PK, SIM_CONFIG, deviceSecret, waitFor } from './helpers';
 
 export const AK_ID = 'LTAI_test_ak';
@@ -24,8 +24,26 @@ export const CLOUD_CONFIG: SimulatorConfig = {
   },
 };
 
-export function startCloudSimulator(extra: Partial<SimulatorConfig> = {}): Promise<Simulator> {
+export function startCloudSimulator(extra: Partial<SimulatorOptions> = {}): Promise<Simulator> {
   return startSimulator({ ...CLOUD_CONFIG, ...extra, port: 0 });
+}
+
+/** Mocha hooks of a suite: one cloud simulator for all its tests, and a device connected afresh for each test. */
+export function cloudSimulatorWithDevice(deviceName: string, extra: Partial<SimulatorOptions> = {}): { readonly sim: Simulator; readonly device: MqttClient } {
+  const env = {} as { sim: Simulator; device: MqttClient };
+  before(async function () {
+    env.sim = await startCloudSimulator(extra);
+  });
+  beforeEach(async function () {
+    env.device = await connectDevice(env.sim, deviceName);
+  });
+  afterEach(async function () {
+    await endClients(env.device);
+  });
+  after(async function () {
+    await env.sim.stop();
+  });
+  return env;
 }
 
 /** A device of the test registry on raw mqtt.js, connected. */

@@ -1,6 +1,7 @@
 // A local stand-in for Alibaba Cloud IoT Platform and ApsaraMQ for MQTT, built on the aedes broker.
 import { EventEmitter } from 'node:events';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { AddressInfo } from 'node:net';
@@ -13,7 +14,7 @@ import { AmqpServer } from './amqp';
 import { Cloud, CloudEvents } from './cloud';
 import { SimCloudConfig, SimulatorConfig, validateConfig } from './config';
 import { ConsumerGroups } from './consumer-groups';
-import { createOpenApiServer } from './openapi';
+import { openApiHandler } from './openapi';
 import { createActions } from './openapi-actions';
 import { IotSession, MqSession, Registry, Session, tokensExpireAt } from './registry';
 
@@ -37,6 +38,12 @@ export interface SimulatorOptions extends SimulatorConfig {
   amqpPort?: number;
   /** With a `cloud` section: the OpenAPI endpoint (http://host:apiPort/); 0 (the default) lets the OS choose. */
   apiPort?: number;
+  /** With a `cloud` section and `tls`: AMQP over TLS (amqps) too; undefined for none, 0 to let the OS choose. */
+  amqpTlsPort?: number;
+  /** With a `cloud` section and `tls`: the OpenAPI over HTTPS too; undefined for none, 0 to let the OS choose. */
+  apiTlsPort?: number;
+  /** How long a consumer of the server-side subscription has to accept a message before it is delivered again; 30 s. */
+  amqpAcceptTimeoutMs?: number;
   /** Receives one line per notable event (logins, refusals, denials); silent when absent. */
   log?: (line: string) => void;
 }
@@ -72,9 +79,12 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
   /** Bound only when the config has a `cloud` section. */
   amqpPort = 0;
   apiPort = 0;
+  amqpTlsPort?: number;
+  apiTlsPort?: number;
   /** The server-side subscription (with a `cloud` section, once started). */
   amqp?: AmqpServer;
   private apiServer?: http.Server;
+  private apiTlsServer?: https.Server;
   private readonly cloudConfig?: SimCloudConfig;
   /** The cloud side: thing-model answers, requests to devices, forwarding rules. */
   readonly cloud: Cloud;
@@ -99,7 +109,9 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
     super();
     this.options = options;
     const config = validateConfig(options);
-    if (options.tlsPort !== undefined && !options.tls) throw new Error('tlsPort needs tls: {key, cert}');
+    for (const name of ['tlsPort', 'amqpTlsPort', 'apiTlsPort'] as const) {
+      if (options[name] !== undefined && !options.tls) throw new Error(`${name} needs tls: {key, cert}`);
+    }
     this.registry = new Registry(config);
     this.cloudConfig = config.cloud;
     this.host = options.host ?? '127.0.0.1';
@@ -252,17 +264,27 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
     this.log(`aliyun-iot-sim listening: mqtt://${this.host}:${this.port}${this.wsPort ? ` ws://${this.host}:${this.wsPort}/mqtt` : ''}`
       + `${this.tlsPort ? ` mqtts://${this.host}:${this.tlsPort}` : ''}`
       + ` admin http://${this.host}:${this.adminPort}`
-      + (this.amqp ? ` amqp://${this.host}:${this.amqpPort} api http://${this.host}:${this.apiPort}` : ''));
+      + (this.amqp ? ` amqp://${this.host}:${this.amqpPort} api http://${this.host}:${this.apiPort}` : '')
+      + (this.amqpTlsPort ? ` amqps://${this.host}:${this.amqpTlsPort}` : '')
+      + (this.apiTlsPort ? ` api https://${this.host}:${this.apiTlsPort}` : ''));
     return this;
   }
 
   /** The cloud-application side: server-side subscription over AMQP and the OpenAPI. */
   private async startCloudApplication(config: SimCloudConfig): Promise<void> {
     const log = (line: string): void => this.log(line);
-    this.amqp = new AmqpServer(config, new ConsumerGroups({ known: config.consumerGroups, log }), log);
+    const { tls: keyAndCert, amqpTlsPort, apiTlsPort, amqpAcceptTimeoutMs } = this.options;
+    this.amqp = new AmqpServer(config, new ConsumerGroups({ known: config.consumerGroups, log, acceptTimeoutMs: amqpAcceptTimeoutMs }), log);
     this.amqpPort = await this.amqp.start(this.amqpPort || (this.options.amqpPort ?? 0), this.host);
-    this.apiServer = createOpenApiServer({ cloud: config, actions: createActions({ cloud: this.cloud, registry: this.registry, config }), log });
+    if (amqpTlsPort !== undefined && keyAndCert) this.amqpTlsPort = await this.amqp.startTls(this.amqpTlsPort || amqpTlsPort, this.host, keyAndCert);
+    const handler = openApiHandler({ cloud: config, actions: createActions({ cloud: this.cloud, registry: this.registry, config }), log });
+    this.apiServer = http.createServer(handler);
     this.apiPort = await listen(this.apiServer, this.apiPort || (this.options.apiPort ?? 0), this.host);
+    if (apiTlsPort !== undefined && keyAndCert) {
+      this.apiTlsServer = https.createServer(keyAndCert, handler);
+      this.apiTlsServer.on('tlsClientError', () => undefined);
+      this.apiTlsPort = await listen(this.apiTlsServer, this.apiTlsPort || apiTlsPort, this.host);
+    }
   }
 
   private authenticate(
@@ -365,9 +387,9 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
     this.wsServer?.close();
     if (broker) await new Promise<void>((resolve) => broker.close(() => resolve()));
     await this.amqp?.stop();
-    await Promise.all([this.tcpServer, this.tlsServer, this.httpServer, this.adminServer, this.apiServer].map((server) => new Promise<void>((resolve) => {
+    await Promise.all([this.tcpServer, this.tlsServer, this.httpServer, this.adminServer, this.apiServer, this.apiTlsServer].map((server) => new Promise<void>((resolve) => {
       if (!server?.listening) return resolve();
-      if (server instanceof http.Server) server.closeAllConnections();
+      if (server instanceof http.Server || server instanceof https.Server) server.closeAllConnections();
       server.close(() => resolve());
     })));
     this.deviceClients.clear();

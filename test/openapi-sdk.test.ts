@@ -10,7 +10,7 @@ import { apiTimestamp, IOT_API_VERSION } from '../nodes/lib/openapi';
 import { canonicalRequestV3, sha256Hex, signRequestV3, V3_HEADERS } from '../nodes/lib/openapi-v3';
 import { Simulator } from '../sim';
 import { AK_ID, AK_SECRET, cloudSimulatorWithDevice, subscribe } from './cloud-fixtures';
-import { PK } from './helpers';
+import { PK, SERVER_TLS, TEST_CA } from './helpers';
 
 const b64 = (text: string): string => Buffer.from(text).toString('base64');
 
@@ -43,7 +43,7 @@ async function sdkFailure(call: Promise<unknown>): Promise<{ code: string; statu
 }
 
 describe('simulator OpenAPI: the official SDKs as clients', function () {
-  const env = cloudSimulatorWithDevice('dev01');
+  const env = cloudSimulatorWithDevice('dev01', { apiTlsPort: 0, tls: SERVER_TLS });
 
   describe('signature V3 (ACS3-HMAC-SHA256)', function () {
     const pub = new $Iot.PubRequest({ productKey: PK, topicFullName: `/${PK}/dev01/user/get`, messageContent: b64('x') });
@@ -118,6 +118,17 @@ describe('simulator OpenAPI: the official SDKs as clients', function () {
       assert.equal(answer.body?.success, true, JSON.stringify(answer.body));
       assert.equal(answer.body?.rrpcCode, 'SUCCESS');
       assert.equal(Buffer.from(String(answer.body?.payloadBase64Byte), 'base64').toString(), 'pong:ping');
+    });
+
+    it('over HTTPS: the SDK with the test CA publishes; a client without it is refused the certificate', async function () {
+      await subscribe(env.device, `/${PK}/dev01/user/get`);
+      const arrived = nextMessage(env.device, `/${PK}/dev01/user/get`);
+      const client = iotClient(env.sim, { endpoint: `127.0.0.1:${env.sim.apiTlsPort}`, protocol: 'https', ca: TEST_CA });
+      const answer = await client.pub(new $Iot.PubRequest({ productKey: PK, topicFullName: `/${PK}/dev01/user/get`, messageContent: b64('over TLS') }));
+      assert.equal(answer.body?.success, true, JSON.stringify(answer.body));
+      assert.equal((await arrived).payload, 'over TLS');
+      const refused = await sdkFailure(iotClient(env.sim, { endpoint: `127.0.0.1:${env.sim.apiTlsPort}`, protocol: 'https' }).pub(pub));
+      assert.equal(refused.code, 'UNABLE_TO_VERIFY_LEAF_SIGNATURE');
     });
 
     it('a business error comes back as the SDK returns it: HTTP 200, success false, the platform code', async function () {

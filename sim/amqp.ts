@@ -1,9 +1,10 @@
 // The server-side subscription (docs/protocol.md §5) as an AMQP 1.0 listener on loopback: a SASL PLAIN login
 // signed with aksign, one receiver link per connection, and the device messages of the consumer group on it.
-// Plain TCP only: the real service wants TLS on 5671; point the client at `amqp://127.0.0.1:PORT`.
+// Plain TCP, and TLS when asked (the real service wants TLS on 5671).
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import { AddressInfo } from 'node:net';
+import type { TlsOptions } from 'node:tls';
 import rhea, { Connection, Container, Delivery, EventContext, Sender } from 'rhea';
 import { ParsedAmqpUsername, parseAmqpUsername, verifyAmqpPassword } from '../nodes/lib/protocol';
 import { messageIds } from './platform';
@@ -20,8 +21,14 @@ interface PlainServerMechanisms {
   enable_plain(verify: (username: string, password: string) => boolean): void;
 }
 
+/**
+ * How far the signed timestamp of an AMQP login may be from the server's clock. Inferred: the platform's documents
+ * ask for the current time in ms without naming a window; this is the window the OpenAPI gateway applies.
+ */
+export const AMQP_TIMESTAMP_WINDOW_MS = 15 * 60 * 1000;
+
 /** Why an aksign login is refused, or undefined when it is good. */
-export function checkAmqpLogin(cloud: SimCloudConfig, groups: ConsumerGroups, username: string, password: string):
+export function checkAmqpLogin(cloud: SimCloudConfig, groups: ConsumerGroups, username: string, password: string, now = Date.now()):
 { login?: ParsedAmqpUsername; reason?: string } {
   const login = parseAmqpUsername(username);
   if (!login) return { reason: 'the username is not ${clientId}|authMode=aksign,...,authId=...,consumerGroupId=...|' };
@@ -32,13 +39,19 @@ export function checkAmqpLogin(cloud: SimCloudConfig, groups: ConsumerGroups, us
   if (login.iotInstanceId !== '' && login.iotInstanceId !== (cloud.instanceId ?? '')) return { login, reason: `no instance ${login.iotInstanceId}` };
   if (!groups.exists(login.consumerGroupId)) return { login, reason: `no consumer group ${login.consumerGroupId || '(empty)'}` };
   if (!verifyAmqpPassword(login, key.accessKeySecret, password)) return { login, reason: 'the signature does not match' };
+  const timestamp = /^\d+$/.test(login.timestamp) ? Number(login.timestamp) : Number.NaN;
+  if (!(Math.abs(now - timestamp) <= AMQP_TIMESTAMP_WINDOW_MS)) {
+    return { login, reason: `the timestamp ${login.timestamp} is not within ${AMQP_TIMESTAMP_WINDOW_MS / 60_000} minutes of the server's clock` };
+  }
   return { login };
 }
 
 export class AmqpServer extends EventEmitter<AmqpServerEvents> {
   port = 0;
+  /** The TLS listener's port, once started with startTls. */
+  tlsPort?: number;
   private readonly container: Container;
-  private server?: net.Server;
+  private readonly servers: net.Server[] = [];
   private readonly sockets = new Set<net.Socket>();
   /** Accepted logins by username, until their connection opens. */
   private readonly logins = new Map<string, ParsedAmqpUsername>();
@@ -121,14 +134,15 @@ export class AmqpServer extends EventEmitter<AmqpServerEvents> {
     const member = this.groups.join(login.consumerGroupId, {
       name: login.clientId,
       capacity: () => (sender.is_open() && sender.sendable() ? 1 : 0),
-      deliver: (message) => this.send(sender, message),
+      deliver: (message, previousDeliveries) => this.send(sender, message, previousDeliveries),
     });
     this.members.set(context.connection, { sender, member });
   }
 
-  private send(sender: Sender, message: GroupMessage): void {
+  private send(sender: Sender, message: GroupMessage, previousDeliveries: number): void {
     const delivery = sender.send({
       message_id: message.messageId,
+      delivery_count: previousDeliveries,
       application_properties: { topic: message.topic, messageId: message.messageId, generateTime: message.generateTime },
       body: rhea.message.data_section(message.payload),
     });
@@ -159,13 +173,26 @@ export class AmqpServer extends EventEmitter<AmqpServerEvents> {
   }
 
   async start(port: number, host: string): Promise<number> {
-    const server = this.container.listen({ port, host });
-    this.server = server;
+    this.port = await this.listen({ port, host });
+    return this.port;
+  }
+
+  /** Also listens for AMQP over TLS (amqps) with this key and certificate. */
+  async startTls(port: number, host: string, tls: Pick<TlsOptions, 'key' | 'cert'>): Promise<number> {
+    this.tlsPort = await this.listen({ port, host, transport: 'tls', key: tls.key, cert: tls.cert });
+    return this.tlsPort;
+  }
+
+  private async listen(options: { port: number; host: string; transport?: 'tls'; key?: TlsOptions['key']; cert?: TlsOptions['cert'] }): Promise<number> {
+    const server = this.container.listen(options);
+    this.servers.push(server);
+    // A client that refuses our certificate ends the handshake: nothing to report.
+    server.on('tlsClientError', () => undefined);
     server.on('connection', (socket: net.Socket) => {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
     });
-    this.port = await new Promise<number>((resolve, reject) => {
+    return new Promise<number>((resolve, reject) => {
       const ready = (): void => {
         server.off('error', reject);
         resolve((server.address() as AddressInfo).port);
@@ -176,15 +203,13 @@ export class AmqpServer extends EventEmitter<AmqpServerEvents> {
         server.once('listening', ready);
       }
     });
-    return this.port;
   }
 
   async stop(): Promise<void> {
     this.groups.stop();
     for (const connection of [...this.members.keys()]) this.leave(connection);
     for (const socket of this.sockets) socket.destroy();
-    const server = this.server;
-    this.server = undefined;
-    if (server?.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
+    const servers = this.servers.splice(0);
+    await Promise.all(servers.filter((server) => server.listening).map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
   }
 }

@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 // aliyun-iot-sim --config FILE [--port N] [--host 127.0.0.1] [--ws-port N] [--admin-port N]
-//   [--tls-port N --tls-key FILE --tls-cert FILE] [--amqp-port N] [--api-port N]
+//   [--tls-port N --tls-key FILE --tls-cert FILE] [--amqp-port N] [--api-port N] [--amqp-tls-port N] [--api-tls-port N]
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfigFile } from './config';
 import { startSimulator } from './index';
 
 const USAGE = 'usage: aliyun-iot-sim --config FILE [--port N] [--host 127.0.0.1] [--ws-port N] [--admin-port N]'
-  + ' [--tls-port N --tls-key FILE --tls-cert FILE] [--amqp-port N] [--api-port N] [--quiet]';
+  + ' [--tls-port N --tls-key FILE --tls-cert FILE] [--amqp-port N] [--api-port N] [--amqp-tls-port N] [--api-tls-port N] [--quiet]'
+  + ' (every --*tls-port needs --tls-key and --tls-cert)';
 
 function portOption(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
@@ -29,6 +30,8 @@ async function main(): Promise<void> {
       'tls-cert': { type: 'string' },
       'amqp-port': { type: 'string' },
       'api-port': { type: 'string' },
+      'amqp-tls-port': { type: 'string' },
+      'api-tls-port': { type: 'string' },
       quiet: { type: 'boolean' },
       help: { type: 'boolean' },
     },
@@ -40,7 +43,12 @@ async function main(): Promise<void> {
   }
   const config = loadConfigFile(values.config);
   const tlsPort = portOption(values['tls-port'], 'tls-port');
-  if (tlsPort !== undefined && (!values['tls-key'] || !values['tls-cert'])) throw new Error('--tls-port needs --tls-key FILE and --tls-cert FILE');
+  const amqpTlsPort = portOption(values['amqp-tls-port'], 'amqp-tls-port');
+  const apiTlsPort = portOption(values['api-tls-port'], 'api-tls-port');
+  const anyTls = [tlsPort, amqpTlsPort, apiTlsPort].some((port) => port !== undefined);
+  for (const [name, port] of [['tls-port', tlsPort], ['amqp-tls-port', amqpTlsPort], ['api-tls-port', apiTlsPort]] as const) {
+    if (port !== undefined && (!values['tls-key'] || !values['tls-cert'])) throw new Error(`--${name} needs --tls-key FILE and --tls-cert FILE`);
+  }
   const simulator = await startSimulator({
     ...config,
     port: portOption(values.port, 'port') ?? 1883,
@@ -48,9 +56,11 @@ async function main(): Promise<void> {
     wsPort: portOption(values['ws-port'], 'ws-port'),
     adminPort: portOption(values['admin-port'], 'admin-port') ?? 0,
     tlsPort,
-    tls: tlsPort === undefined ? undefined : { key: readFileSync(values['tls-key'] as string), cert: readFileSync(values['tls-cert'] as string) },
+    tls: anyTls ? { key: readFileSync(values['tls-key'] as string), cert: readFileSync(values['tls-cert'] as string) } : undefined,
     amqpPort: portOption(values['amqp-port'], 'amqp-port') ?? 0,
     apiPort: portOption(values['api-port'], 'api-port') ?? 0,
+    amqpTlsPort,
+    apiTlsPort,
     log: values.quiet ? undefined : (line) => console.log(line),
   });
   console.log(`port ${simulator.port}`);
@@ -59,6 +69,8 @@ async function main(): Promise<void> {
   if (simulator.amqp) {
     console.log(`amqp port ${simulator.amqpPort}`);
     console.log(`api port ${simulator.apiPort}`);
+    if (simulator.amqpTlsPort !== undefined) console.log(`amqp tls port ${simulator.amqpTlsPort}`);
+    if (simulator.apiTlsPort !== undefined) console.log(`api tls port ${simulator.apiTlsPort}`);
   }
   const stop = (): void => {
     simulator.stop().then(() => process.exit(0), () => process.exit(1));

@@ -1,7 +1,8 @@
 // Consumer groups of the server-side subscription (docs/protocol.md §5): every group gets every device message;
 // inside a group the messages go round robin to its connected consumers, and what a consumer does not accept
-// (released, rejected, modified, or still unsettled when it goes away) is delivered again, to another consumer when
-// the group has one. Independent of AMQP: sim/amqp.ts adapts rhea links to `Consumer`.
+// (released, rejected, modified, not accepted within the accept deadline, or still unsettled when it goes away) is
+// delivered again, to another consumer when the group has one. Independent of AMQP: sim/amqp.ts adapts rhea links
+// to `Consumer`.
 
 export interface GroupMessage {
   messageId: string;
@@ -18,8 +19,8 @@ export interface Consumer {
   readonly name: string;
   /** How many more messages it takes now (the link credit). */
   capacity(): number;
-  /** Hands a message over; the outcome comes back through `GroupMember.settle`. */
-  deliver(message: GroupMessage): void;
+  /** Hands a message over, with how often it was delivered before; the outcome comes back through `GroupMember.settle`. */
+  deliver(message: GroupMessage, previousDeliveries: number): void;
 }
 
 export type Outcome = 'accepted' | 'released' | 'rejected' | 'modified';
@@ -41,14 +42,21 @@ export interface ConsumerGroupsOptions {
   maxBacklog?: number;
   /** A message its only consumer gave back is offered to that consumer again after this delay; default 1000 ms. */
   retryDelayMs?: number;
+  /** A delivered message not accepted within this time is delivered again; the platform's 30 s by default. */
+  acceptTimeoutMs?: number;
   log?: (line: string) => void;
 }
+
+/** The platform's accept deadline of server-side subscription. */
+export const ACCEPT_TIMEOUT_MS = 30_000;
 
 interface Queued {
   message: GroupMessage;
   /** The consumer that gave it back: another one gets it when the group has another. */
   avoid?: Consumer;
   deliveries: number;
+  /** While delivered and unsettled: the accept deadline. */
+  deadline?: NodeJS.Timeout;
 }
 
 class ConsumerGroup {
@@ -73,6 +81,7 @@ class ConsumerGroup {
     this.consumers.splice(index, 1);
     if (this.next > index) this.next--;
     const open = [...(this.unsettled.get(consumer)?.values() ?? [])];
+    for (const entry of open) clearTimeout(entry.deadline);
     this.unsettled.delete(consumer);
     if (open.length > 0) this.options.log(`consumer group ${this.id}: ${consumer.name} left with ${open.length} unaccepted message(s); delivering them again`);
     this.queue.unshift(...open.map((entry) => ({ ...entry, avoid: consumer })));
@@ -96,10 +105,22 @@ class ConsumerGroup {
     const entry = open?.get(messageId);
     if (!open || !entry) return;
     open.delete(messageId);
+    clearTimeout(entry.deadline);
     if (outcome !== 'accepted') {
       this.options.log(`consumer group ${this.id}: ${consumer.name} ${outcome} message ${messageId}; delivering it again`);
-      this.queue.unshift({ ...entry, avoid: consumer });
+      this.queue.unshift({ message: entry.message, deliveries: entry.deliveries, avoid: consumer });
     }
+    this.dispatch();
+  }
+
+  /** Not accepted in time: delivered again; a late outcome for this delivery is ignored. */
+  private expire(consumer: Consumer, messageId: string): void {
+    const open = this.unsettled.get(consumer);
+    const entry = open?.get(messageId);
+    if (!open || !entry) return;
+    open.delete(messageId);
+    this.options.log(`consumer group ${this.id}: ${consumer.name} did not accept message ${messageId} within ${this.options.acceptTimeoutMs} ms; delivering it again`);
+    this.queue.unshift({ message: entry.message, deliveries: entry.deliveries, avoid: consumer });
     this.dispatch();
   }
 
@@ -114,9 +135,10 @@ class ConsumerGroup {
         continue;
       }
       this.queue.splice(index, 1);
-      entry.deliveries++;
-      this.unsettled.get(consumer)?.set(entry.message.messageId, { message: entry.message, deliveries: entry.deliveries });
-      consumer.deliver(entry.message);
+      const messageId = entry.message.messageId;
+      const deadline = setTimeout(() => this.expire(consumer, messageId), this.options.acceptTimeoutMs);
+      this.unsettled.get(consumer)?.set(messageId, { message: entry.message, deliveries: entry.deliveries + 1, deadline });
+      consumer.deliver(entry.message, entry.deliveries);
     }
     this.scheduleRetry();
   }
@@ -147,6 +169,7 @@ class ConsumerGroup {
   stop(): void {
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
+    for (const open of this.unsettled.values()) for (const entry of open.values()) clearTimeout(entry.deadline);
   }
 }
 
@@ -159,6 +182,7 @@ export class ConsumerGroups {
     this.options = {
       maxBacklog: options.maxBacklog ?? 10_000,
       retryDelayMs: options.retryDelayMs ?? 1000,
+      acceptTimeoutMs: options.acceptTimeoutMs ?? ACCEPT_TIMEOUT_MS,
       log: options.log ?? (() => undefined),
     };
     this.open = options.known === undefined;

@@ -31,6 +31,12 @@ export interface SimulatorOptions extends SimulatorConfig {
   amqpPort?: number;
   /** With a `cloud` section: the OpenAPI endpoint (http://host:apiPort/); 0 (the default) lets the OS choose. */
   apiPort?: number;
+  /** With a `cloud` section and `tls`: AMQP over TLS (amqps) too; undefined for none, 0 to let the OS choose. */
+  amqpTlsPort?: number;
+  /** With a `cloud` section and `tls`: the OpenAPI over HTTPS too; undefined for none, 0 to let the OS choose. */
+  apiTlsPort?: number;
+  /** How long a consumer of the server-side subscription has to accept a message before it is delivered again; 30 s. */
+  amqpAcceptTimeoutMs?: number;
   /** Receives one line per notable event (logins, refusals, denials); silent when absent. */
   log?: (line: string) => void;
 }
@@ -60,7 +66,9 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
     super();
     this.options = options;
     const config = validateConfig(options);
-    if (options.tlsPort !== undefined && !options.tls) throw new Error('tlsPort needs tls: {key, cert}');
+    for (const name of ['tlsPort', 'amqpTlsPort', 'apiTlsPort'] as const) {
+      if (options[name] !== undefined && !options.tls) throw new Error(`${name} needs tls: {key, cert}`);
+    }
     this.registry = new Registry(config);
     this.cloudConfig = config.cloud;
     this.host = options.host ?? '127.0.0.1';
@@ -119,6 +127,14 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
 
   get apiPort(): number {
     return this.servers.apiPort;
+  }
+
+  get amqpTlsPort(): number | undefined {
+    return this.servers.amqpTlsPort;
+  }
+
+  get apiTlsPort(): number | undefined {
+    return this.servers.apiTlsPort;
   }
 
   /** The server-side subscription (with a `cloud` section, once started). */

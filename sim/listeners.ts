@@ -1,6 +1,7 @@
 // The simulator's listeners: MQTT over TCP, WebSocket and TLS, the admin API and, with a `cloud` section, the
 // server-side subscription over AMQP and the OpenAPI. Ports of 0 let the OS choose; a restart keeps the bound ones.
 import * as http from 'node:http';
+import * as https from 'node:https';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { AddressInfo } from 'node:net';
@@ -10,7 +11,7 @@ import { AdminContext, createAdminServer } from './admin';
 import { AmqpServer } from './amqp';
 import { SimCloudConfig } from './config';
 import { ConsumerGroups } from './consumer-groups';
-import { createOpenApiServer } from './openapi';
+import { openApiHandler } from './openapi';
 import { createActions } from './openapi-actions';
 import type { SimulatedPlatform } from './platform';
 import type { Registry } from './registry';
@@ -24,6 +25,11 @@ export interface ListenerOptions {
   adminPort?: number;
   amqpPort?: number;
   apiPort?: number;
+  /** With `tls`: AMQP over TLS and the OpenAPI over HTTPS beside the plain listeners. */
+  amqpTlsPort?: number;
+  apiTlsPort?: number;
+  /** How long a consumer of the server-side subscription has to accept a message before it is delivered again. */
+  amqpAcceptTimeoutMs?: number;
 }
 
 /** What the cloud-application listeners serve: the config's `cloud` section, the platform and registry behind it. */
@@ -46,7 +52,7 @@ function listen(server: net.Server, port: number, host: string): Promise<number>
 function close(server: net.Server | undefined): Promise<void> {
   return new Promise<void>((resolve) => {
     if (!server?.listening) return resolve();
-    if (server instanceof http.Server) server.closeAllConnections();
+    if (server instanceof http.Server || server instanceof https.Server) server.closeAllConnections();
     server.close(() => resolve());
   });
 }
@@ -58,6 +64,8 @@ export class Listeners {
   adminPort = 0;
   amqpPort = 0;
   apiPort = 0;
+  amqpTlsPort?: number;
+  apiTlsPort?: number;
   amqp?: AmqpServer;
   private tcpServer?: net.Server;
   private tlsServer?: tls.Server;
@@ -65,6 +73,7 @@ export class Listeners {
   private wsServer?: WebSocketServer;
   private adminServer?: http.Server;
   private apiServer?: http.Server;
+  private apiTlsServer?: https.Server;
 
   constructor(private readonly options: ListenerOptions, private readonly log: (line: string) => void) {}
 
@@ -95,10 +104,19 @@ export class Listeners {
   private async startCloudApplication({ config, platform, registry }: CloudApplicationContext): Promise<void> {
     const { host } = this.options;
     const log = this.log;
-    this.amqp = new AmqpServer(config, new ConsumerGroups({ known: config.consumerGroups, log }), log);
+    const { tls: keyAndCert, amqpTlsPort, apiTlsPort, amqpAcceptTimeoutMs } = this.options;
+    this.amqp = new AmqpServer(config, new ConsumerGroups({ known: config.consumerGroups, log, acceptTimeoutMs: amqpAcceptTimeoutMs }), log);
     this.amqpPort = await this.amqp.start(this.amqpPort || (this.options.amqpPort ?? 0), host);
-    this.apiServer = createOpenApiServer({ cloud: config, actions: createActions({ cloud: platform, registry, config }), log });
+    if (amqpTlsPort !== undefined && keyAndCert) this.amqpTlsPort = await this.amqp.startTls(this.amqpTlsPort || amqpTlsPort, host, keyAndCert);
+    const handler = openApiHandler({ cloud: config, actions: createActions({ cloud: platform, registry, config }), log });
+    this.apiServer = http.createServer(handler);
     this.apiPort = await listen(this.apiServer, this.apiPort || (this.options.apiPort ?? 0), host);
+    if (apiTlsPort !== undefined && keyAndCert) {
+      this.apiTlsServer = https.createServer(keyAndCert, handler);
+      // A client that refuses our certificate ends the handshake: nothing for the API to know.
+      this.apiTlsServer.on('tlsClientError', () => undefined);
+      this.apiTlsPort = await listen(this.apiTlsServer, this.apiTlsPort || apiTlsPort, host);
+    }
   }
 
   /** The URLs listened on, for the log. */
@@ -107,7 +125,9 @@ export class Listeners {
     return `mqtt://${host}:${this.port}${this.wsPort ? ` ws://${host}:${this.wsPort}/mqtt` : ''}`
       + `${this.tlsPort ? ` mqtts://${host}:${this.tlsPort}` : ''}`
       + ` admin http://${host}:${this.adminPort}`
-      + (this.amqp ? ` amqp://${host}:${this.amqpPort} api http://${host}:${this.apiPort}` : '');
+      + (this.amqp ? ` amqp://${host}:${this.amqpPort} api http://${host}:${this.apiPort}` : '')
+      + (this.amqpTlsPort ? ` amqps://${host}:${this.amqpTlsPort}` : '')
+      + (this.apiTlsPort ? ` api https://${host}:${this.apiTlsPort}` : '');
   }
 
   /**
@@ -118,6 +138,6 @@ export class Listeners {
     this.wsServer?.close();
     await closeBroker();
     await this.amqp?.stop();
-    await Promise.all([this.tcpServer, this.tlsServer, this.httpServer, this.adminServer, this.apiServer].map(close));
+    await Promise.all([this.tcpServer, this.tlsServer, this.httpServer, this.adminServer, this.apiServer, this.apiTlsServer].map(close));
   }
 }

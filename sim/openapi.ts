@@ -1,9 +1,13 @@
 // An OpenAPI-compatible HTTP endpoint on loopback (docs/protocol.md §5): RPC style, GET query or POST form,
-// signature v1 checked with nodes/lib/openapi.ts, a Timestamp window and single-use SignatureNonce, errors shaped
-// like the gateway's: {RequestId, Success: false, Code, ErrorMessage}. The actions live in sim/openapi-actions.ts.
+// signature v1 or V3, ACS3-HMAC-SHA256 (both in nodes/lib/protocol), a time window and
+// single-use nonces, errors shaped like the gateway's: {RequestId, Success: false, Code, Message}. The actions live
+// in sim/openapi-actions.ts.
 import { randomUUID } from 'node:crypto';
 import * as http from 'node:http';
-import { IOT_API_VERSION, canonicalQuery, percentEncode, verifySignatureV1 } from '../nodes/lib/protocol';
+import {
+  IOT_API_VERSION, canonicalQuery, percentEncode, verifySignatureV1, ACS3_HMAC_SHA256, V3_HEADERS, V3Request, canonicalRequestV3, parseAuthorizationV3, sha256Hex, stringToSignV3, unsignedHeadersV3,
+  verifySignatureV3,
+} from '../nodes/lib/protocol';
 import { SimCloudConfig } from './config';
 
 /** How far a request's Timestamp may be from the server's clock, as on the real gateway. */
@@ -58,32 +62,104 @@ function parseTimestamp(text: string): number | undefined {
   return Number.isNaN(time) ? undefined : time;
 }
 
-/** Checks the common parameters and the signature; throws the gateway's error. */
-function authenticate(method: string, params: ApiParams, options: OpenApiServerOptions, nonces: NonceStore): void {
+function checkVersion(version: string): void {
+  if (version !== IOT_API_VERSION) throw new ApiFailure(400, 'InvalidParameter.Version', `Specified parameter Version is not valid: use ${IOT_API_VERSION}.`);
+}
+
+/** The request time within the window; returns the server's now. */
+function checkTime(text: string, options: OpenApiServerOptions): number {
+  const time = parseTimestamp(text);
+  if (time === undefined) throw new ApiFailure(400, 'InvalidTimeStamp.Format', 'Specified time stamp or date value is not well formatted (YYYY-MM-DDThh:mm:ssZ).');
+  const now = options.now?.() ?? Date.now();
+  if (Math.abs(now - time) > TIMESTAMP_WINDOW_MS) throw new ApiFailure(400, 'InvalidTimeStamp.Expired', 'Specified time stamp or date value is expired.');
+  return now;
+}
+
+function secretOf(accessKeyId: string, options: OpenApiServerOptions): string {
+  const key = options.cloud.accessKeys.find((entry) => entry.accessKeyId === accessKeyId);
+  if (!key) throw new ApiFailure(404, 'InvalidAccessKeyId.NotFound', 'Specified access key is not found.');
+  return key.accessKeySecret;
+}
+
+function signatureMismatch(stringToSign: string): ApiFailure {
+  return new ApiFailure(400, 'SignatureDoesNotMatch', `Specified signature is not matched with our calculation. server string to sign is:${stringToSign}`);
+}
+
+function takeNonce(nonces: NonceStore, accessKeyId: string, nonce: string, now: number): void {
+  if (!nonces.take(`${accessKeyId}/${nonce}`, now)) throw new ApiFailure(400, 'SignatureNonceUsed', 'Specified signature nonce was used already.');
+}
+
+/** Signature v1: checks the common parameters and the signature; throws the gateway's error. */
+function authenticateV1(method: string, params: ApiParams, options: OpenApiServerOptions, nonces: NonceStore): void {
   for (const name of COMMON_REQUIRED) if (!params[name]) throw missing(name);
   if (params.Format !== undefined && params.Format.toUpperCase() !== 'JSON') {
     throw new ApiFailure(400, 'InvalidParameter.Format', 'Specified parameter Format is not valid: this simulator answers JSON only.');
   }
   if (params.SignatureMethod !== 'HMAC-SHA1') throw new ApiFailure(400, 'InvalidParameter.SignatureMethod', 'Specified signature method is not supported: use HMAC-SHA1.');
   if (params.SignatureVersion !== '1.0') throw new ApiFailure(400, 'InvalidParameter.SignatureVersion', 'Specified signature version is not supported: use 1.0.');
-  if (params.Version !== IOT_API_VERSION) throw new ApiFailure(400, 'InvalidParameter.Version', `Specified parameter Version is not valid: use ${IOT_API_VERSION}.`);
-  const time = parseTimestamp(params.Timestamp);
-  if (time === undefined) throw new ApiFailure(400, 'InvalidTimeStamp.Format', 'Specified time stamp or date value is not well formatted (YYYY-MM-DDThh:mm:ssZ).');
-  const now = options.now?.() ?? Date.now();
-  if (Math.abs(now - time) > TIMESTAMP_WINDOW_MS) throw new ApiFailure(400, 'InvalidTimeStamp.Expired', 'Specified time stamp or date value is expired.');
-  const key = options.cloud.accessKeys.find((entry) => entry.accessKeyId === params.AccessKeyId);
-  if (!key) throw new ApiFailure(404, 'InvalidAccessKeyId.NotFound', 'Specified access key is not found.');
-  if (!verifySignatureV1(method, params, key.accessKeySecret)) {
+  checkVersion(params.Version);
+  const now = checkTime(params.Timestamp, options);
+  const secret = secretOf(params.AccessKeyId, options);
+  if (!verifySignatureV1(method, params, secret)) {
     const { Signature: _ignored, ...signed } = params;
-    const stringToSign = `${method}&${percentEncode('/')}&${percentEncode(canonicalQuery(signed))}`;
-    throw new ApiFailure(400, 'SignatureDoesNotMatch', `Specified signature is not matched with our calculation. server string to sign is:${stringToSign}`);
+    throw signatureMismatch(`${method}&${percentEncode('/')}&${percentEncode(canonicalQuery(signed))}`);
   }
-  if (!nonces.take(`${params.AccessKeyId}/${params.SignatureNonce}`, now)) {
-    throw new ApiFailure(400, 'SignatureNonceUsed', 'Specified signature nonce was used already.');
-  }
+  takeNonce(nonces, params.AccessKeyId, params.SignatureNonce, now);
 }
 
-function readForm(request: http.IncomingMessage): Promise<URLSearchParams> {
+/**
+ * The V3 header standing for each v1 common parameter. A missing one gets the v1 code (MissingAction, MissingVersion,
+ * MissingSignatureNonce, MissingTimestamp): inferred, the gateway's codes for absent V3 headers are not documented.
+ */
+const V3_REQUIRED: ReadonlyArray<[header: string, param: string]> = [
+  [V3_HEADERS.action, 'Action'], [V3_HEADERS.version, 'Version'], [V3_HEADERS.nonce, 'SignatureNonce'], [V3_HEADERS.date, 'Timestamp'],
+];
+
+interface RawRequest {
+  method: string;
+  path: string;
+  query: Readonly<Record<string, string>>;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+function header(request: RawRequest, name: string): string {
+  const value = request.headers[name];
+  return (Array.isArray(value) ? value.join(',') : value ?? '').trim();
+}
+
+/** Signature V3 (ACS3-HMAC-SHA256); returns the action named by x-acs-action, throws the gateway's error. */
+function authenticateV3(request: RawRequest, options: OpenApiServerOptions, nonces: NonceStore): string {
+  const authorization = parseAuthorizationV3(header(request, 'authorization'));
+  if (!authorization) {
+    throw new ApiFailure(400, 'IncompleteSignature', `The request signature does not conform to Aliyun standards: Authorization is not ${ACS3_HMAC_SHA256} Credential=...,SignedHeaders=...,Signature=...`);
+  }
+  if (authorization.algorithm !== ACS3_HMAC_SHA256) {
+    throw new ApiFailure(400, 'InvalidParameter.SignatureMethod', `Specified signature method is not supported: use ${ACS3_HMAC_SHA256}.`);
+  }
+  for (const [name, param] of V3_REQUIRED) if (!header(request, name)) throw new ApiFailure(400, `Missing${param}`, `${name} is mandatory for this action.`);
+  checkVersion(header(request, V3_HEADERS.version));
+  const now = checkTime(header(request, V3_HEADERS.date), options);
+  const secret = secretOf(authorization.accessKeyId, options);
+  const signed: V3Request = {
+    method: request.method, path: request.path, query: request.query, headers: request.headers,
+    signedHeaders: authorization.signedHeaders, bodySha256: sha256Hex(request.body),
+  };
+  const unsigned = unsignedHeadersV3(signed);
+  if (unsigned.length > 0) throw new ApiFailure(400, 'IncompleteSignature', `The request signature does not conform to Aliyun standards: sign the headers ${unsigned.join(', ')}.`);
+  const claimed = header(request, V3_HEADERS.contentSha256);
+  if (claimed !== '' && claimed.toLowerCase() !== signed.bodySha256) {
+    throw new ApiFailure(400, 'SignatureDoesNotMatch', `Specified signature is not matched with our calculation: ${V3_HEADERS.contentSha256} is not the hex SHA-256 of the body.`);
+  }
+  if (!verifySignatureV3(signed, secret, authorization.signature)) {
+    const canonical = canonicalRequestV3(signed);
+    throw signatureMismatch(`${stringToSignV3(canonical)} (canonical request: ${JSON.stringify(canonical)})`);
+  }
+  takeNonce(nonces, authorization.accessKeyId, header(request, V3_HEADERS.nonce), now);
+  return header(request, V3_HEADERS.action);
+}
+
+function readBody(request: http.IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -97,26 +173,37 @@ function readForm(request: http.IncomingMessage): Promise<URLSearchParams> {
       chunks.push(chunk);
     });
     request.on('error', reject);
-    request.on('end', () => resolve(new URLSearchParams(Buffer.concat(chunks).toString('utf8'))));
+    request.on('end', () => resolve(Buffer.concat(chunks)));
   });
 }
 
-export function createOpenApiServer(options: OpenApiServerOptions): http.Server {
+/** The request handler of the OpenAPI endpoint, for an HTTP or an HTTPS server. */
+export function openApiHandler(options: OpenApiServerOptions): http.RequestListener {
   const nonces = new NonceStore();
   const handle = async (request: http.IncomingMessage): Promise<Record<string, unknown>> => {
     const method = (request.method ?? 'GET').toUpperCase();
     if (method !== 'GET' && method !== 'POST') throw new ApiFailure(400, 'InvalidParameter.Method', `HTTP ${method} is not supported: use GET or POST.`);
-    const params: Record<string, string> = {};
-    for (const [name, value] of new URL(request.url ?? '/', 'http://localhost').searchParams) params[name] = value;
-    if (method === 'POST') for (const [name, value] of await readForm(request)) params[name] = value;
-    authenticate(method, params, options, nonces);
-    const action = options.actions[params.Action];
-    if (!Object.prototype.hasOwnProperty.call(options.actions, params.Action) || !action) {
-      throw new ApiFailure(404, 'InvalidAction.NotFound', `Specified api ${params.Action} is not found, please check your url and method.`);
+    const url = new URL(request.url ?? '/', 'http://localhost');
+    const raw: RawRequest = {
+      method, path: (request.url ?? '/').split('?')[0] || '/', query: Object.fromEntries(url.searchParams), headers: request.headers,
+      body: method === 'POST' ? await readBody(request) : Buffer.alloc(0),
+    };
+    // Both signatures take the parameters from the query and from a form body (the SDKs put some in each).
+    const params: Record<string, string> = { ...raw.query, ...Object.fromEntries(new URLSearchParams(raw.body.toString('utf8'))) };
+    let actionName: string;
+    if (header(raw, 'authorization').startsWith('ACS3-')) {
+      actionName = authenticateV3(raw, options, nonces);
+    } else {
+      authenticateV1(method, params, options, nonces);
+      actionName = params.Action;
+    }
+    const action = options.actions[actionName];
+    if (!Object.prototype.hasOwnProperty.call(options.actions, actionName) || !action) {
+      throw new ApiFailure(404, 'InvalidAction.NotFound', `Specified api ${actionName} is not found, please check your url and method.`);
     }
     return action(params);
   };
-  return http.createServer((request, response) => {
+  return (request, response) => {
     const requestId = randomUUID().toUpperCase();
     const send = (status: number, body: Record<string, unknown>): void => {
       response.writeHead(status, { 'content-type': 'application/json;charset=utf-8' });
@@ -128,8 +215,13 @@ export function createOpenApiServer(options: OpenApiServerOptions): http.Server 
         if (!(err instanceof ApiFailure)) options.log(`openapi: ${err.stack ?? err.message}`);
         const failure = err instanceof ApiFailure ? err : new ApiFailure(500, 'InternalError', 'The request processing has failed due to some unknown error.');
         options.log(`openapi ${failure.code}: ${failure.message}`);
-        send(failure.status, { Success: false, Code: failure.code, ErrorMessage: failure.message });
+        // The gateway's own errors say Message (what the SDKs read), the IoT Platform's say ErrorMessage.
+        send(failure.status, { Success: false, Code: failure.code, ErrorMessage: failure.message, ...(failure.status === 200 ? {} : { Message: failure.message }) });
       },
     );
-  });
+  };
+}
+
+export function createOpenApiServer(options: OpenApiServerOptions): http.Server {
+  return http.createServer(openApiHandler(options));
 }

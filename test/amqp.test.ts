@@ -1,45 +1,12 @@
 import { strict as assert } from 'node:assert';
-import { MqttClient } from 'mqtt';
-import { Simulator } from '../sim';
 import { Consumer as GroupConsumer, ConsumerGroups, GroupMessage } from '../sim/consumer-groups';
-import {
-  Consumer, ConsumerOptions, GROUP, amqpConsumer, connectDevice, endClients, startCloudSimulator, waitForCount,
-} from './cloud-fixtures';
+import { Consumer, ConsumerOptions, GROUP, UPDATE_TOPIC, amqpSuite, waitForCount } from './cloud-fixtures';
 import { PK, delay, startTestSimulator, waitFor } from './helpers';
 
-const UPDATE = `/${PK}/dev01/user/update`;
-
 describe('simulator: server-side subscription over AMQP', function () {
-  let sim: Simulator;
-  let device: MqttClient;
-  const consumers: Consumer[] = [];
-
-  function consumer(options: ConsumerOptions): Consumer {
-    const created = amqpConsumer(sim, options);
-    consumers.push(created);
-    return created;
-  }
-
-  async function publish(count: number, prefix = 'm'): Promise<string[]> {
-    const sent: string[] = [];
-    for (let i = 0; i < count; i++) {
-      const payload = `${prefix}${i}`;
-      sent.push(payload);
-      await new Promise<void>((resolve, reject) => device.publish(UPDATE, payload, { qos: 1 }, (err) => (err ? reject(err) : resolve())));
-    }
-    return sent;
-  }
-
-  beforeEach(async function () {
-    sim = await startCloudSimulator();
-    device = await connectDevice(sim, 'dev01');
-  });
-
-  afterEach(async function () {
-    await Promise.all(consumers.splice(0).map((entry) => entry.close()));
-    await endClients(device);
-    await sim.stop();
-  });
+  const suite = amqpSuite();
+  const consumer = (options: ConsumerOptions): Consumer => suite.consumer(options);
+  const publish = (count: number, prefix?: string): Promise<string[]> => suite.publish(count, prefix);
 
   it('delivers device messages with topic, messageId and generateTime, custom topics and thing-model posts alike', async function () {
     const app = consumer({ clientId: 'app1' });
@@ -47,10 +14,10 @@ describe('simulator: server-side subscription over AMQP', function () {
     const before = Date.now();
     await publish(1, 'hello');
     const post = JSON.stringify({ id: '7', version: '1.0', params: { temp: 21.5 }, method: 'thing.event.property.post' });
-    device.publish(`/sys/${PK}/dev01/thing/event/property/post`, post, { qos: 1 });
+    suite.device.publish(`/sys/${PK}/dev01/thing/event/property/post`, post, { qos: 1 });
     await waitForCount(app.messages, 2, 'messages');
     const [custom, thing] = app.messages;
-    assert.equal(custom.topic, UPDATE);
+    assert.equal(custom.topic, UPDATE_TOPIC);
     assert.equal(custom.payload.toString(), 'hello0');
     assert.match(custom.messageId, /^\d+$/);
     assert.ok(custom.generateTime >= before - 1000 && custom.generateTime <= Date.now());
@@ -62,7 +29,7 @@ describe('simulator: server-side subscription over AMQP', function () {
 
   it('refuses a wrong signature, an unknown AccessKey or consumer group, with amqp:unauthorized-access', async function () {
     const refused: string[] = [];
-    sim.amqp?.on('refused', (info) => refused.push(info.reason));
+    suite.sim.amqp?.on('refused', (info) => refused.push(info.reason));
     for (const options of [
       { clientId: 'bad1', accessKeySecret: 'wrong' },
       { clientId: 'bad2', group: 'NO_SUCH_GROUP' },
@@ -114,7 +81,7 @@ describe('simulator: server-side subscription over AMQP', function () {
     await waitForCount(taker.messages, 6, 'messages at the taker');
     assert.ok(refuser.messages.length >= 3, `the refuser had its turn (${refuser.messages.length})`);
     assert.deepEqual(taker.messages.map((message) => message.payload.toString()).sort(), [...sent].sort());
-    assert.deepEqual(sim.amqp?.groups.stats(GROUP), { consumers: 2, queued: 0, unsettled: 0, dropped: 0 });
+    assert.deepEqual(suite.sim.amqp?.groups.stats(GROUP), { consumers: 2, queued: 0, unsettled: 0, dropped: 0 });
   });
 
   it('redelivers what a consumer held unaccepted when it went away', async function () {
@@ -133,7 +100,7 @@ describe('simulator: server-side subscription over AMQP', function () {
   it('keeps messages while no consumer is connected and delivers them on attach', async function () {
     const sent = await publish(5);
     await delay(50);
-    assert.equal(sim.amqp?.groups.stats(GROUP).queued, 5);
+    assert.equal(suite.sim.amqp?.groups.stats(GROUP).queued, 5);
     const late = consumer({ clientId: 'late' });
     await waitForCount(late.messages, 5, 'kept messages');
     assert.deepEqual(late.messages.map((message) => message.payload.toString()), sent);

@@ -2,8 +2,9 @@
 // AMQP consumers logging in with the aksign signature of nodes/lib/auth.ts.
 import mqtt, { MqttClient } from 'mqtt';
 import rhea, { Connection, EventContext } from 'rhea';
-import { bodyBytes, signAmqpLogin, signIotLogin, signedParams } from '../nodes/lib/protocol';
-import { Simulator, SimulatorConfig, startSimulator } from '../sim';
+import { bodyBytes, signAmqpLogin, signIotLogin } from '../nodes/lib/protocol';
+import { signedParams } from '../nodes/lib/protocol';
+import { Simulator, SimulatorConfig, SimulatorOptions, startSimulator } from '../sim';
 import { PK, SIM_CONFIG, deviceSecret, waitFor } from './helpers';
 
 export const AK_ID = 'LTAI_test_ak';
@@ -22,8 +23,26 @@ export const CLOUD_CONFIG: SimulatorConfig = {
   },
 };
 
-export function startCloudSimulator(extra: Partial<SimulatorConfig> = {}): Promise<Simulator> {
+export function startCloudSimulator(extra: Partial<SimulatorOptions> = {}): Promise<Simulator> {
   return startSimulator({ ...CLOUD_CONFIG, ...extra, port: 0 });
+}
+
+/** Mocha hooks of a suite: one cloud simulator for all its tests, and a device connected afresh for each test. */
+export function cloudSimulatorWithDevice(deviceName: string, extra: Partial<SimulatorOptions> = {}): { readonly sim: Simulator; readonly device: MqttClient } {
+  const env = {} as { sim: Simulator; device: MqttClient };
+  before(async function () {
+    env.sim = await startCloudSimulator(extra);
+  });
+  beforeEach(async function () {
+    env.device = await connectDevice(env.sim, deviceName);
+  });
+  afterEach(async function () {
+    await endClients(env.device);
+  });
+  after(async function () {
+    await env.sim.stop();
+  });
+  return env;
 }
 
 /** A device of the test registry on raw mqtt.js, connected. */
@@ -104,18 +123,23 @@ export interface ConsumerOptions {
   accessKeyId?: string;
   accessKeySecret?: string;
   credit?: number;
+  /** The signed login time; now by default. */
+  timestamp?: number;
+  /** AMQP over TLS to the simulator's amqpTlsPort, trusting this CA. */
+  ca?: string;
 }
 
 /** An AMQP 1.0 consumer of the server-side subscription, as a backend would write it with rhea. */
 export function amqpConsumer(sim: Simulator, options: ConsumerOptions): Consumer {
   const login = signAmqpLogin({
     clientId: options.clientId, accessKeyId: options.accessKeyId ?? AK_ID, accessKeySecret: options.accessKeySecret ?? AK_SECRET,
-    consumerGroupId: options.group ?? GROUP,
+    consumerGroupId: options.group ?? GROUP, timestamp: options.timestamp,
   });
   const container = rhea.create_container({ id: options.clientId });
   container.on('error', () => undefined);
   const connection = container.connect({
-    host: '127.0.0.1', port: sim.amqpPort, transport: 'tcp', reconnect: false, username: login.username, password: login.password,
+    host: '127.0.0.1', reconnect: false, username: login.username, password: login.password,
+    ...(options.ca === undefined ? { port: sim.amqpPort, transport: 'tcp' as const } : { port: sim.amqpTlsPort, transport: 'tls' as const, ca: options.ca, servername: 'localhost' }),
   });
   const messages: ReceivedMessage[] = [];
   const ready = new Promise<void>((resolve, reject) => {
@@ -165,4 +189,53 @@ export function amqpConsumer(sim: Simulator, options: ConsumerOptions): Consumer
 
 export async function waitForCount(list: unknown[], count: number, what: string, timeoutMs = 5000): Promise<void> {
   await waitFor(() => list.length >= count, `${count} ${what}`, timeoutMs);
+}
+
+/** The custom topic the suites' device dev01 publishes to. */
+export const UPDATE_TOPIC = `/${PK}/dev01/user/update`;
+
+export interface AmqpSuite {
+  readonly sim: Simulator;
+  readonly device: MqttClient;
+  /** An AMQP consumer, closed after the test. */
+  consumer(options: ConsumerOptions): Consumer;
+  /** dev01 publishes `${prefix}0`, `${prefix}1`, … to UPDATE_TOPIC at QoS 1, one after the other. */
+  publish(count: number, prefix?: string): Promise<string[]>;
+}
+
+/** Mocha hooks of a server-side subscription suite: a cloud simulator and a connected dev01 for each test. */
+export function amqpSuite(extra: Partial<SimulatorOptions> = {}): AmqpSuite {
+  const env = {} as { sim: Simulator; device: MqttClient };
+  const consumers: Consumer[] = [];
+  beforeEach(async function () {
+    env.sim = await startCloudSimulator(extra);
+    env.device = await connectDevice(env.sim, 'dev01');
+  });
+  afterEach(async function () {
+    await Promise.all(consumers.splice(0).map((entry) => entry.close()));
+    await endClients(env.device);
+    await env.sim.stop();
+  });
+  return {
+    get sim() {
+      return env.sim;
+    },
+    get device() {
+      return env.device;
+    },
+    consumer(options) {
+      const created = amqpConsumer(env.sim, options);
+      consumers.push(created);
+      return created;
+    },
+    async publish(count, prefix = 'm') {
+      const sent: string[] = [];
+      for (let i = 0; i < count; i++) {
+        const payload = `${prefix}${i}`;
+        sent.push(payload);
+        await new Promise<void>((resolve, reject) => env.device.publish(UPDATE_TOPIC, payload, { qos: 1 }, (err) => (err ? reject(err) : resolve())));
+      }
+      return sent;
+    },
+  };
 }

@@ -9,5 +9,6 @@ export * from './iot-login';
 export * from './limits';
 export * from './mq-login';
 export * from './openapi-signature';
+export * from './openapi-signature-v3';
 export * from './payload';
 export * from './topics';

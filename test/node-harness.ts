@@ -1,7 +1,7 @@
 // Running flows in node-red-node-test-helper and observing what the nodes did.
 import type { Node, NodeMessage, NodeStatus } from 'node-red';
 import helper from 'node-red-node-test-helper';
-import { statusText } from '../nodes/shared';
+import { statusText } from '../nodes/support/status';
 import { Simulator, SimulatorOptions } from '../sim';
 import { FlowNode, nodeModule, startTestSimulator, waitFor } from './helpers';
 

@@ -1,6 +1,7 @@
 // The connection of the config node a user node names, of the service the node needs.
 import type { Node, NodeAPI } from 'node-red';
 import { CloudApplicationConnection, ConnectionSecrets, DeviceConnection, SharedConnection } from '../lib/connection';
+import type { ErrorCode } from '../lib/errors';
 import { newError } from './i18n';
 import { errorStatus } from './status';
 
@@ -23,7 +24,7 @@ export type ServiceNeed = keyof ConnectionOfService;
 export type ConnectionFor<Need extends ServiceNeed> = ConnectionOfService[Need];
 
 /** The connection when it serves the need, else the code of the error that says why not. */
-const SERVING: { [Need in ServiceNeed]: (connection: SharedConnection) => ConnectionFor<Need> | 'THING_MODEL_NEEDS_IOT' | 'INVOKE_NEEDS_CLOUD' } = {
+const SERVING: { [Need in ServiceNeed]: (connection: SharedConnection) => ConnectionFor<Need> | ErrorCode } = {
   any: (connection) => connection,
   iot: (connection) => (connection instanceof DeviceConnection && connection.mode === 'iot' ? connection : 'THING_MODEL_NEEDS_IOT'),
   cloud: (connection) => (connection instanceof CloudApplicationConnection ? connection : 'INVOKE_NEEDS_CLOUD'),
@@ -35,7 +36,7 @@ const SERVING: { [Need in ServiceNeed]: (connection: SharedConnection) => Connec
  */
 export function connectionOf<Need extends ServiceNeed>(RED: NodeAPI, node: Node, configId: string | undefined, need: Need): ConnectionFor<Need> | undefined {
   const config = configId ? (RED.nodes.getNode(configId) as ConnectionConfigNode | null) : null;
-  const serving: (connection: SharedConnection) => ConnectionFor<Need> | string = SERVING[need];
+  const serving: (connection: SharedConnection) => ConnectionFor<Need> | ErrorCode = SERVING[need];
   const found = config?.connection ? serving(config.connection) : undefined;
   if (found !== undefined && typeof found !== 'string') return found;
   let error: Error;

@@ -1,6 +1,7 @@
 // A node's status for a connection state or a problem; its text is a catalog key the editor shows in the user's language.
 import type { NodeStatus } from 'node-red';
 import type { ConnectionStatus } from '../lib/connection';
+import type { StatusCode } from '../lib/errors';
 import { CONNECTION_MESSAGES } from './i18n';
 
 const STATUS_LOOK: Record<ConnectionStatus['state'], Pick<NodeStatus, 'fill' | 'shape'>> = {
@@ -14,7 +15,7 @@ const STATUS_LOOK: Record<ConnectionStatus['state'], Pick<NodeStatus, 'fill' | '
 };
 
 /** The status text is an i18n key: the editor shows it in the user's language. */
-export function statusText(reason: string): string {
+export function statusText(reason: StatusCode): string {
   return `${CONNECTION_MESSAGES}.status.${reason}`;
 }
 
@@ -22,6 +23,6 @@ export function nodeStatus(status: ConnectionStatus): NodeStatus {
   return { ...STATUS_LOOK[status.state], text: statusText(status.reason) };
 }
 
-export function errorStatus(reason: string): NodeStatus {
+export function errorStatus(reason: StatusCode): NodeStatus {
   return { fill: 'red', shape: 'dot', text: statusText(reason) };
 }

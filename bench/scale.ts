@@ -2,7 +2,7 @@
 // that it connects) against the broker on argv port; reports the time until all are connected and RSS per connection.
 // A process of its own, so that what earlier sections allocated and freed does not blur the memory figure.
 import { performance } from 'node:perf_hooks';
-import type { ConnectionConfigNode } from '../nodes/shared';
+import type { ConnectionConfigNode } from '../nodes/support/connection-lookup';
 import { FlowNode } from '../test/helpers';
 import { helper } from '../test/node-harness';
 import { deployFlow, oursConnection, startRuntime, stopRuntime, undeploy } from './runtime';

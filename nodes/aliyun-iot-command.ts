@@ -2,7 +2,9 @@ import type { Node, NodeAPI, NodeDef, NodeMessage } from 'node-red';
 import { Device, IDENTIFIER_PATTERNS, buildAnswer, readCommand, thingTopics } from './lib/protocol';
 import { MessageReceiver } from './lib/connection';
 import { AliyunIotError } from './lib/errors';
-import { deviceConnectionOf, errorStatus, localizeError, statusUser } from './shared';
+import { localizeError } from './support/i18n';
+import { errorStatus } from './support/status';
+import { startUserNode } from './support/user-node';
 
 interface CommandNodeDef extends NodeDef {
   connection: string;
@@ -26,16 +28,13 @@ function commandFilters(device: Device, services: string[], rrpcTopic: string | 
 
 export = function (RED: NodeAPI): void {
   function AliyunIotCommandNode(this: Node, config: CommandNodeDef): void {
-    RED.nodes.createNode(this, config);
-    const node = this;
-    const connection = deviceConnectionOf(RED, node, config.connection);
-    if (!connection) return;
+    const started = startUserNode(RED, this, config, { service: 'iot' });
+    if (!started) return;
+    const { node, connection, onClose } = started;
     const { productKey, deviceName } = connection.profile.variables;
     const device = { productKey, deviceName };
     const autoReplySet = config.autoReplySet === true || config.autoReplySet === 'true';
     const services = (config.services ?? '').split(',').map((service) => service.trim()).filter((service) => service !== '');
-    const user = statusUser(node);
-    connection.register(user);
 
     const receiver: MessageReceiver = {
       onMessage(topic: string, payload: Buffer) {
@@ -63,6 +62,7 @@ export = function (RED: NodeAPI): void {
         node.error(localizeError(RED, error).message, { topic: filter } as NodeMessage);
       },
     };
+    onClose((removed) => connection.unsubscribeAll(receiver, removed));
 
     try {
       const invalid = services.find((service) => !IDENTIFIER_PATTERNS.thingIdentifier.test(service));
@@ -76,12 +76,6 @@ export = function (RED: NodeAPI): void {
       node.status(errorStatus('config-error'));
       node.error(localizeError(RED, err).message);
     }
-
-    node.on('close', (removed: boolean, done: () => void) => {
-      connection.unsubscribeAll(receiver, removed);
-      connection.deregister(user, removed);
-      done();
-    });
   }
 
   RED.nodes.registerType('aliyun-iot-command', AliyunIotCommandNode);

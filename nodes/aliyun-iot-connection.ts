@@ -4,7 +4,8 @@ import {
   CloudApplicationConnection, ConnectionLogger, ConnectionSecrets, ConnectionSettings, DeviceConnection, SharedConnection,
   resolveCloud, resolveConnection, runtimeOptions, withRuntimeLimits,
 } from './lib/connection';
-import { ConnectionConfigNode, localizeError, localizeLog } from './shared';
+import { ConnectionConfigNode } from './support/connection-lookup';
+import { localizeError, localizeLog } from './support/i18n';
 
 type ConnectionNodeDef = NodeDef & Omit<ConnectionSettings, 'credentials'>;
 

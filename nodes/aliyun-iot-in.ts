@@ -1,8 +1,10 @@
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from 'node-red';
-import { ConnectionStatus, MessageMeta, MessageReceiver, SharedConnection } from './lib/connection';
+import { MessageMeta, MessageReceiver, SharedConnection } from './lib/connection';
 import { AliyunIotError } from './lib/errors';
 import { Datatype, decodePayload, isDatatype } from './lib/protocol';
-import { connectionOf, errorStatus, localizeError, newError, nodeStatus, noticeReporter } from './shared';
+import { localizeError, newError } from './support/i18n';
+import { errorStatus, nodeStatus } from './support/status';
+import { startUserNode } from './support/user-node';
 
 interface InNodeDef extends NodeDef {
   connection: string;
@@ -23,14 +25,17 @@ const ACTIONS = ['subscribe', 'unsubscribe', 'getSubscriptions', 'connect', 'dis
 
 export = function (RED: NodeAPI): void {
   function AliyunIotInNode(this: Node, config: InNodeDef): void {
-    RED.nodes.createNode(this, config);
-    const node = this;
-    const connection = connectionOf(RED, node, config.connection);
-    if (!connection) return;
+    const deniedFilters = new Set<string>();
+    const started = startUserNode(RED, this, config, {
+      service: 'any',
+      notices: true,
+      status: (status) => (status.state === 'connected' && deniedFilters.size > 0 ? errorStatus('subscribe-denied') : nodeStatus(status)),
+    });
+    if (!started) return;
+    const { node, connection, onClose } = started;
     const datatype: Datatype = isDatatype(config.datatype) ? config.datatype : 'auto-detect';
     const dynamic = config.dynamic === true || config.dynamic === 'true';
     const defaultQos = config.qos === '' || config.qos === undefined ? 0 : Number(config.qos);
-    const deniedFilters = new Set<string>();
 
     const receiver: MessageReceiver = {
       onMessage(topic: string, payload: Buffer, meta: MessageMeta) {
@@ -54,14 +59,7 @@ export = function (RED: NodeAPI): void {
         node.error(localizeError(RED, error).message, { topic: filter } as NodeMessage);
       },
     };
-    const user = {
-      onStatus(status: ConnectionStatus) {
-        if (status.state === 'connected' && deniedFilters.size > 0) node.status(errorStatus('subscribe-denied'));
-        else node.status(nodeStatus(status));
-      },
-      onNotice: noticeReporter(RED, node),
-    };
-    connection.register(user);
+    onClose((removed) => connection.unsubscribeAll(receiver, removed));
 
     if (!dynamic) {
       try {
@@ -119,12 +117,6 @@ export = function (RED: NodeAPI): void {
         }
       }
     }
-
-    node.on('close', (removed: boolean, done: () => void) => {
-      connection.unsubscribeAll(receiver, removed);
-      connection.deregister(user, removed);
-      done();
-    });
   }
 
   function requests(topic: unknown): Array<{ topic: string; qos?: unknown }> {

@@ -1,6 +1,7 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
-import { CloudApplicationConnection, InvokeAction } from './lib/connection';
-import { connectionOf, localizeError, statusUser } from './shared';
+import { InvokeAction } from './lib/connection';
+import { localizeError } from './support/i18n';
+import { startUserNode } from './support/user-node';
 
 interface InvokeNodeDef extends NodeDef {
   connection: string;
@@ -27,14 +28,11 @@ function text(value: unknown): string | undefined {
 
 export = function (RED: NodeAPI): void {
   function AliyunIotInvokeNode(this: Node, config: InvokeNodeDef): void {
-    RED.nodes.createNode(this, config);
-    const node = this;
-    const connection = connectionOf(RED, node, config.connection, 'cloud') as CloudApplicationConnection | undefined;
-    if (!connection) return;
+    const started = startUserNode(RED, this, config, { service: 'cloud' });
+    if (!started) return;
+    const { node, connection } = started;
     const action: InvokeAction = ['set', 'service', 'rrpc'].includes(config.action) ? config.action : 'rrpc';
     const timeout = config.timeout === '' || config.timeout === undefined ? undefined : Number(config.timeout);
-    const user = statusUser(node);
-    connection.register(user);
 
     node.on('input', (msg: InvokeMessage, send, done) => {
       let topic: string | undefined;
@@ -64,11 +62,6 @@ export = function (RED: NodeAPI): void {
         if (err.apiCode) msg.code = err.apiCode;
         done(localizeError(RED, err));
       });
-    });
-
-    node.on('close', (_removed: boolean, done: () => void) => {
-      connection.deregister(user);
-      done();
     });
   }
 

@@ -1,6 +1,7 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 import { DeviceConnection } from './lib/connection';
-import { connectionOf, localizeError, newError, statusUser } from './shared';
+import { localizeError, newError } from './support/i18n';
+import { startUserNode } from './support/user-node';
 
 interface OutNodeDef extends NodeDef {
   connection: string;
@@ -20,15 +21,12 @@ const REDACTED = '<redacted>';
 
 export = function (RED: NodeAPI): void {
   function AliyunIotOutNode(this: Node, config: OutNodeDef): void {
-    RED.nodes.createNode(this, config);
-    const node = this;
-    const connection = connectionOf(RED, node, config.connection);
-    if (!connection) return;
+    const started = startUserNode(RED, this, config, { service: 'any', notices: true });
+    if (!started) return;
+    const { node, connection } = started;
     const fixedTopic = config.topic || undefined;
     const fixedQos = config.qos === '' || config.qos === undefined ? undefined : Number(config.qos);
     const fixedRetain = config.retain === '' || config.retain === undefined ? undefined : config.retain === true || config.retain === 'true';
-    const user = statusUser(node, RED);
-    connection.register(user);
 
     node.on('input', (msg: OutMessage, _send, done) => {
       if (msg.action !== undefined) {
@@ -58,11 +56,6 @@ export = function (RED: NodeAPI): void {
         if (err) done(localizeError(RED, err));
         else done();
       });
-    });
-
-    node.on('close', (removed: boolean, done: () => void) => {
-      connection.deregister(user, removed);
-      done();
     });
   }
 

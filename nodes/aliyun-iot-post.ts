@@ -1,6 +1,7 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 import { postClientOf } from './lib/connection';
-import { deviceConnectionOf, localizeError, newError, statusUser } from './shared';
+import { localizeError, newError } from './support/i18n';
+import { startUserNode } from './support/user-node';
 
 interface PostNodeDef extends NodeDef {
   connection: string;
@@ -20,17 +21,15 @@ const DEFAULT_TIMEOUT_MS = 5000;
 
 export = function (RED: NodeAPI): void {
   function AliyunIotPostNode(this: Node, config: PostNodeDef): void {
-    RED.nodes.createNode(this, config);
-    const node = this;
-    const connection = deviceConnectionOf(RED, node, config.connection);
-    if (!connection) return;
+    const started = startUserNode(RED, this, config, { service: 'iot' });
+    if (!started) return;
+    const { node, connection, onClose } = started;
     const kind = config.kind === 'event' ? 'event' : 'property';
     const ack = config.ack !== false && config.ack !== 'false';
     const timeout = Number(config.timeout) > 0 ? Number(config.timeout) : DEFAULT_TIMEOUT_MS;
     const client = postClientOf(connection);
-    const user = statusUser(node);
-    connection.register(user);
     client.attach();
+    onClose((removed) => client.detach(removed));
 
     node.on('input', (msg: PostMessage, send, done) => {
       const eventId = config.event || (typeof msg.event === 'string' ? msg.event : undefined);
@@ -57,12 +56,6 @@ export = function (RED: NodeAPI): void {
       } catch (err) {
         done(localizeError(RED, err));
       }
-    });
-
-    node.on('close', (removed: boolean, done: () => void) => {
-      client.detach(removed);
-      connection.deregister(user, removed);
-      done();
     });
   }
 

@@ -1,6 +1,7 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 import { buildAnswer, isCommandContext, parseThingTopic } from './lib/protocol';
-import { deviceConnectionOf, localizeError, newError, statusUser } from './shared';
+import { localizeError, newError } from './support/i18n';
+import { startUserNode } from './support/user-node';
 
 interface ReplyNodeDef extends NodeDef {
   connection: string;
@@ -15,14 +16,11 @@ interface ReplyMessage extends NodeMessageInFlow {
 
 export = function (RED: NodeAPI): void {
   function AliyunIotReplyNode(this: Node, config: ReplyNodeDef): void {
-    RED.nodes.createNode(this, config);
-    const node = this;
-    const connection = deviceConnectionOf(RED, node, config.connection);
-    if (!connection) return;
+    const started = startUserNode(RED, this, config, { service: 'iot' });
+    if (!started) return;
+    const { node, connection } = started;
     const { productKey, deviceName } = connection.profile.variables;
     const defaultCode = config.code === '' || config.code === undefined ? 200 : Number(config.code);
-    const user = statusUser(node);
-    connection.register(user);
 
     node.on('input', (msg: ReplyMessage, _send, done) => {
       const context = msg.alink;
@@ -52,11 +50,6 @@ export = function (RED: NodeAPI): void {
       } catch (err) {
         done(localizeError(RED, err));
       }
-    });
-
-    node.on('close', (removed: boolean, done: () => void) => {
-      connection.deregister(user, removed);
-      done();
     });
   }
 

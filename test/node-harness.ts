@@ -1,7 +1,8 @@
 // Running flows in node-red-node-test-helper and observing what the nodes did.
 import type { Node, NodeMessage, NodeStatus } from 'node-red';
 import helper from 'node-red-node-test-helper';
-import { statusText } from '../nodes/shared';
+import type { StatusCode } from '../nodes/lib/errors';
+import { statusText } from '../nodes/support/status';
 import { Simulator, SimulatorOptions } from '../sim';
 import { FlowNode, nodeModule, startTestSimulator, waitFor } from './helpers';
 
@@ -97,7 +98,7 @@ export function node(id: string): Node {
 }
 
 /** Waits until the node's latest status is the given reason (a key under `status` in the catalog). */
-export async function waitForStatus(id: string, reason: string, timeoutMs = 5000): Promise<void> {
+export async function waitForStatus(id: string, reason: StatusCode, timeoutMs = 5000): Promise<void> {
   await waitFor(() => lastStatusText(node(id)) === statusText(reason), `status ${reason} on ${id}`, timeoutMs)
     .catch((err: Error) => { throw new Error(`${err.message} (last: ${lastStatusText(node(id))})`); });
 }

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import type { NodeMessage } from 'node-red';
 import { DeviceConnection } from '../nodes/lib/connection';
-import { ConnectionConfigNode } from '../nodes/shared';
+import { ConnectionConfigNode } from '../nodes/support/connection-lookup';
 import {
   CATCH_ALL, collect, deploy, errorsOf, helper, lastStatusText, node, redeploy, simulatorAndRuntime, waitForStatus,
 } from './node-harness';

@@ -3,7 +3,7 @@ import type { NodeMessage } from 'node-red';
 import mqtt, { MqttClient } from 'mqtt';
 import { signIotLogin } from '../nodes/lib/protocol';
 import { DeviceConnection } from '../nodes/lib/connection';
-import { ConnectionConfigNode } from '../nodes/shared';
+import { ConnectionConfigNode } from '../nodes/support/connection-lookup';
 import {
   CATCH_ALL, collect, deploy, errorsOf, lastStatusText, node, redeploy, simulatorAndRuntime, statusesOf, waitForStatus,
 } from './node-harness';

@@ -3,7 +3,7 @@
 import { strict as assert } from 'node:assert';
 import * as path from 'node:path';
 import type { NodeMessage } from 'node-red';
-import { statusText } from '../nodes/shared';
+import { statusText } from '../nodes/support/status';
 import { Simulator } from '../sim';
 import { collect, deploy, errorsOf, node, simulatorAndRuntime, statusesOf, waitForStatus } from './node-harness';
 import {

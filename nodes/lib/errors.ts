@@ -1,12 +1,23 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type connectionCatalog from '../locales/en-US/aliyun-iot-connection.json';
+
+/** The shared texts of the connection node's en-US catalog: its keys are the only codes that compile. */
+type ConnectionMessages = (typeof connectionCatalog)['aliyun-iot-connection'];
+
+/** A key under `errors`: the code of an AliyunIotError. */
+export type ErrorCode = keyof ConnectionMessages['errors'];
+/** A key under `log`: the code of a LogMessage. */
+export type LogCode = keyof ConnectionMessages['log'];
+/** A key under `status`: the reason a node's status shows. */
+export type StatusCode = keyof ConnectionMessages['status'];
 
 /** Values interpolated into a message template (`__name__` in the catalog, as Node-RED's i18next does). */
 export type ErrorParams = Record<string, string | number>;
 
 /** A line for the log: `code` names an entry under `log` in the connection node's catalog. */
 export class LogMessage {
-  constructor(readonly code: string, readonly params: ErrorParams = {}) {}
+  constructor(readonly code: LogCode, readonly params: ErrorParams = {}) {}
 
   get text(): string {
     return formatMessage(englishCatalog().log[this.code] ?? this.code, this.params);
@@ -20,10 +31,10 @@ export class LogMessage {
  * Params never carry secrets.
  */
 export class AliyunIotError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly params: ErrorParams;
 
-  constructor(code: string, params: ErrorParams = {}) {
+  constructor(code: ErrorCode, params: ErrorParams = {}) {
     super(formatMessage(englishCatalog().errors[code] ?? code, params));
     this.name = 'AliyunIotError';
     this.code = code;
@@ -31,14 +42,20 @@ export class AliyunIotError extends Error {
   }
 }
 
+/** Whether `code` also names a log line (as a refused subscription does, an error that is logged too). */
+export function isLogCode(code: string): code is LogCode {
+  return Object.prototype.hasOwnProperty.call(englishCatalog().log, code);
+}
+
 export function formatMessage(template: string, params: ErrorParams): string {
   return template.replace(/__([A-Za-z0-9_]+)__/g, (whole, name: string) =>
     Object.prototype.hasOwnProperty.call(params, name) ? String(params[name]) : whole);
 }
 
+/** As read at run time: a code missing from the file (a stale build) falls back to the code itself. */
 interface EnglishCatalog {
-  errors: Record<string, string>;
-  log: Record<string, string>;
+  errors: Partial<Record<ErrorCode, string>>;
+  log: Partial<Record<LogCode, string>>;
 }
 
 let english: EnglishCatalog | undefined;

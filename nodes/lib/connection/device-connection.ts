@@ -5,7 +5,7 @@ import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 import mqtt, { IClientOptions, MqttClient } from 'mqtt';
-import { AliyunIotError, LogMessage } from '../errors';
+import { AliyunIotError, ErrorCode, LogMessage } from '../errors';
 import { TOKEN_TOPICS } from '../protocol/mq-login';
 import { encodePayload, exceedsBytes } from '../protocol/payload';
 import { Qos, expandPlaceholders, isPointToPointFilter, parseQos, validateFilter, validatePublishTopic } from '../protocol/topics';
@@ -338,7 +338,7 @@ export class DeviceConnection implements SharedConnection {
   }
 
   /** Publishes written but not acknowledged when the client was ended: their fate is unknown, so they fail. */
-  private failInFlight(code: string): void {
+  private failInFlight(code: ErrorCode): void {
     const pending = [...this.inFlight];
     this.inFlight.clear();
     for (const callback of pending) callback(new AliyunIotError(code));

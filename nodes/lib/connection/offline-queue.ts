@@ -1,5 +1,5 @@
 // Publishes that wait while the connection is down: bounded, in order, each failing when it outlives its time limit.
-import { AliyunIotError } from '../errors';
+import { AliyunIotError, ErrorCode } from '../errors';
 import type { Qos } from '../protocol/topics';
 import type { PublishCallback } from './types';
 
@@ -40,7 +40,7 @@ export class OfflineQueue {
   }
 
   /** Fails every queued message with `code`. */
-  failAll(code: string): void {
+  failAll(code: ErrorCode): void {
     for (const message of this.messages.splice(0)) {
       clearTimeout(message.expiry);
       message.callback(new AliyunIotError(code));

@@ -1,6 +1,6 @@
 // The device side of thing-model posts on one connection: ids, one subscription for all post replies, and
 // matching each reply to its request.
-import { AliyunIotError, LogMessage } from '../errors';
+import { AliyunIotError, LogMessage, isLogCode } from '../errors';
 import { AlinkReply, Device, PostRequest, buildPost, readReply, thingTopics } from '../protocol/alink';
 import type { DeviceConnection } from './device-connection';
 import { AlinkIds, PendingRequests } from './pending-requests';
@@ -71,7 +71,7 @@ export class PostClient implements MessageReceiver {
   }
 
   onSubscribeError(_filter: string, error: AliyunIotError): void {
-    this.connection.log.error(new LogMessage(error.code, error.params));
+    if (isLogCode(error.code)) this.connection.log.error(new LogMessage(error.code, error.params));
     this.pending.rejectAll(() => error);
   }
 }

@@ -1,5 +1,5 @@
 // When and how a connection comes back after it closed: one pure decision for both kinds of connection.
-import { LogMessage } from '../errors';
+import { LogCode, LogMessage, StatusCode } from '../errors';
 import type { ConnectionLogger, ConnectionMode, ConnectionState, ConnectionStatus } from './types';
 
 /** Tunables of reconnecting and knock-off detection; settings (`aliyunIot.reconnect`) and tests shorten them. */
@@ -62,10 +62,29 @@ export function backoffDelay(attempt: number, base: number, max: number, random:
 /** Node's codes for a server certificate that failed verification (untrusted, self-signed, expired, wrong name). */
 export const TLS_CERTIFICATE_ERROR = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|HOSTNAME_MISMATCH/;
 
-const REFUSAL_REASONS: Record<'iot' | 'mq', Record<number, string>> = {
+/** The CONNACK return codes of MQTT 3.1.1 that refuse a login. */
+type ConnackRefusal = 1 | 2 | 3 | 4 | 5;
+
+function isConnackRefusal(returnCode: number): returnCode is ConnackRefusal {
+  return Number.isInteger(returnCode) && returnCode >= 1 && returnCode <= 5;
+}
+
+const REFUSAL_REASONS: Record<'iot' | 'mq', Record<ConnackRefusal, StatusCode>> = {
   iot: { 1: 'refused-protocol', 2: 'refused-client-id', 3: 'refused-unavailable', 4: 'refused-unknown-device', 5: 'refused-signature' },
   mq: { 1: 'refused-protocol', 2: 'refused-client-id', 3: 'refused-unavailable', 4: 'refused-username', 5: 'refused-not-authorized' },
 };
+
+const SERVICE_SUFFIX = { iot: 'IOT', mq: 'MQ' } as const;
+
+/**
+ * The log line of a refused login: `REFUSED_<return code>_<service>`, one entry per code and service in the catalog
+ * (the assignment does not compile while one is missing); a code outside MQTT 3.1.1's gets REFUSED_OTHER.
+ */
+export function refusalLogCode(mode: 'iot' | 'mq', returnCode: number): LogCode {
+  if (!isConnackRefusal(returnCode)) return 'REFUSED_OTHER';
+  const code: LogCode = `REFUSED_${returnCode}_${SERVICE_SUFFIX[mode]}`;
+  return code;
+}
 
 /** How many attempts of each kind failed in a row; a successful login starts them over. */
 export interface RetryCounters {
@@ -114,10 +133,10 @@ export function classifyClose(facts: CloseFacts, counters: RetryCounters, policy
   if (facts.returnCode !== undefined && facts.mode !== 'cloud') {
     const returnCode = facts.returnCode;
     return {
-      status: { state: 'refused', reason: REFUSAL_REASONS[facts.mode][returnCode] ?? 'refused', returnCode },
+      status: { state: 'refused', reason: isConnackRefusal(returnCode) ? REFUSAL_REASONS[facts.mode][returnCode] : 'refused', returnCode },
       delayMs: backoffDelay(next.refusals++, policy.refusedBaseMs, policy.refusedMaxMs, random),
       counters: next,
-      log: { level: 'error', message: new LogMessage(`REFUSED_${returnCode}_${facts.mode.toUpperCase()}`, { target }), once: true },
+      log: { level: 'error', message: new LogMessage(refusalLogCode(facts.mode, returnCode), { target, code: returnCode }), once: true },
     };
   }
   if (facts.tlsFailure !== undefined) {

@@ -1,6 +1,6 @@
 // What the node layer and the two kinds of connection (a device's MQTT connection, a cloud application's AMQP link
 // and OpenAPI) agree on.
-import type { AliyunIotError, LogMessage } from '../errors';
+import type { AliyunIotError, LogMessage, StatusCode } from '../errors';
 import type { Qos } from '../protocol/topics';
 
 export type ConnectionState = 'idle' | 'connecting' | 'connected' | 'disconnected' | 'refused' | 'kicked' | 'closed';
@@ -11,7 +11,7 @@ export type ConnectionState = 'idle' | 'connecting' | 'connected' | 'disconnecte
  */
 export interface ConnectionStatus {
   state: ConnectionState;
-  reason: string;
+  reason: StatusCode;
   returnCode?: number;
 }
 

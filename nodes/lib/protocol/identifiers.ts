@@ -1,6 +1,6 @@
 // What identifiers may look like (docs/protocol.md §1, §2, §4, §5): the one source the runtime, the simulator and the
 // editor (the build writes these patterns into the editor files) use.
-import { AliyunIotError } from '../errors';
+import { AliyunIotError, ErrorCode } from '../errors';
 
 export type SignMethod = 'hmacsha256' | 'hmacsha1' | 'hmacmd5';
 export type Protocol = 'mqtts' | 'mqtt' | 'wss' | 'ws';
@@ -49,7 +49,7 @@ export function matches(kind: IdentifierKind, value: unknown): value is string {
 }
 
 /** `value`, present and of the pattern of `kind`; CONFIG_MISSING names `field` when absent, `code` when malformed. */
-export function requireMatch(value: string | undefined, kind: IdentifierKind, code: string, field: string): string {
+export function requireMatch(value: string | undefined, kind: IdentifierKind, code: ErrorCode, field: string): string {
   if (value === undefined || value === '') throw new AliyunIotError('CONFIG_MISSING', { field });
   if (!IDENTIFIER_PATTERNS[kind].test(value)) throw new AliyunIotError(code, { value });
   return value;

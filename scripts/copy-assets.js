@@ -1,15 +1,23 @@
-// Puts each node's editor .html, the message catalogs and the icons beside the compiled node files:
-// Node-RED looks for all three next to a node's .js.
+// Puts each node's editor .html, the message catalogs and the icons beside the compiled node files (Node-RED looks for
+// all three next to a node's .js), and writes the identifier patterns, ranges, limits and defaults of the compiled
+// nodes/lib/protocol into the editor files in place of RULES_MARKER.
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
 
 const root = path.join(__dirname, '..');
 const target = path.join(root, 'dist', 'nodes');
+const RULES_MARKER = 'ALIYUN_IOT_EDITOR_RULES';
+
+const { editorRules } = require(path.join(target, 'lib', 'protocol'));
+// As a script literal: `<` escaped, so that no rule can end the <script> element.
+const rulesLiteral = JSON.stringify(editorRules()).replace(/</g, '\\u003c');
 
 fs.mkdirSync(target, { recursive: true });
 for (const file of fs.readdirSync(path.join(root, 'nodes'))) {
-  if (file.endsWith('.html')) fs.copyFileSync(path.join(root, 'nodes', file), path.join(target, file));
+  if (!file.endsWith('.html')) continue;
+  const source = fs.readFileSync(path.join(root, 'nodes', file), 'utf8');
+  fs.writeFileSync(path.join(target, file), source.split(RULES_MARKER).join(rulesLiteral));
 }
 fs.rmSync(path.join(target, 'locales'), { recursive: true, force: true });
 fs.cpSync(path.join(root, 'nodes', 'locales'), path.join(target, 'locales'), { recursive: true });

@@ -1,6 +1,6 @@
 // The simulator's registry file: products with their devices and topic permissions, ApsaraMQ instances.
 import * as fs from 'node:fs';
-import { isValidFilter } from '../nodes/lib/protocol';
+import { isValidFilter, matches } from '../nodes/lib/protocol';
 import { compileCondition } from './condition';
 
 export type TopicAccess = 'sub' | 'pub' | 'all';
@@ -155,7 +155,7 @@ export function validateConfig(raw: unknown): SimulatorConfig {
       requireString(entry?.deviceSecret, `${at}.devices[${d}].deviceSecret`);
     });
     optionalArray(record.syncServices, `${at}.syncServices`).forEach((service, s) => {
-      if (!/^[A-Za-z0-9_]{1,50}$/.test(requireString(service, `${at}.syncServices[${s}]`))) {
+      if (!matches('thingIdentifier', requireString(service, `${at}.syncServices[${s}]`))) {
         fail(`${at}.syncServices[${s}]`, 'must be a service identifier (letters, digits, _)');
       }
     });
@@ -177,7 +177,7 @@ export function validateConfig(raw: unknown): SimulatorConfig {
       const entry = token as Record<string, unknown>;
       requireString(entry?.accessKeyId, `${at}.tokens[${k}].accessKeyId`);
       requireString(entry?.token, `${at}.tokens[${k}].token`);
-      if (!['R', 'W', 'RW'].includes(entry.actions as string)) fail(`${at}.tokens[${k}].actions`, 'must be R, W or RW');
+      if (!matches('mqTokenActions', entry.actions)) fail(`${at}.tokens[${k}].actions`, 'must be R, W or RW');
       requireArray(entry.resources, `${at}.tokens[${k}].resources`).forEach((resource, r) => {
         if (!isValidFilter(requireString(resource, `${at}.tokens[${k}].resources[${r}]`))) {
           fail(`${at}.tokens[${k}].resources[${r}]`, 'is not a valid MQTT topic filter');
@@ -206,7 +206,7 @@ export function validateConfig(raw: unknown): SimulatorConfig {
 function validateCloud(raw: unknown): void {
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) fail('cloud', 'must be an object');
   const cloud = raw as Record<string, unknown>;
-  if (cloud.uid !== undefined && !/^[0-9]{1,32}$/.test(requireString(cloud.uid, 'cloud.uid'))) fail('cloud.uid', 'must be digits');
+  if (cloud.uid !== undefined && !matches('uid', requireString(cloud.uid, 'cloud.uid'))) fail('cloud.uid', 'must be digits');
   if (cloud.instanceId !== undefined) requireString(cloud.instanceId, 'cloud.instanceId');
   const keys = requireArray(cloud.accessKeys, 'cloud.accessKeys');
   if (keys.length === 0) fail('cloud.accessKeys', 'must hold at least one AccessKey');
@@ -216,7 +216,7 @@ function validateCloud(raw: unknown): void {
     requireString(entry?.accessKeySecret, `cloud.accessKeys[${k}].accessKeySecret`);
   });
   optionalArray(cloud.consumerGroups, 'cloud.consumerGroups').forEach((group, g) => {
-    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(requireString(group, `cloud.consumerGroups[${g}]`))) {
+    if (!matches('consumerGroupId', requireString(group, `cloud.consumerGroups[${g}]`))) {
       fail(`cloud.consumerGroups[${g}]`, 'must be a consumer group id (letters, digits, _ . -)');
     }
   });

@@ -255,7 +255,7 @@ export function buildPost(device: Device, id: string, request: PostRequest): { t
   let params = request.params as AlinkObject;
   if (request.kind === 'event') {
     const eventId = request.eventId ?? '';
-    if (!IDENTIFIER_PATTERNS.thingIdentifier.test(eventId) || eventId === 'property') throw new AliyunIotError('EVENT_ID_INVALID', { value: eventId });
+    if (!IDENTIFIER_PATTERNS.eventIdentifier.test(eventId)) throw new AliyunIotError('EVENT_ID_INVALID', { value: eventId });
     topic = thingTopics.eventPost(device, eventId);
     method = METHODS.eventPost(eventId);
     if (!isEventParams(params)) params = { value: params, time: Date.now() };

@@ -18,7 +18,7 @@ const WEBSOCKET_PATH = '/mqtt';
 const IOT_DEFAULT_PORTS: Record<Protocol, number> = { mqtts: 1883, mqtt: 1883, wss: 443, ws: 443 };
 const MQ_DEFAULT_PORTS: Record<Protocol, number> = { mqtts: 8883, mqtt: 1883, wss: 443, ws: 80 };
 export const AMQP_PORTS = Object.freeze({ amqps: 5671, amqp: 5672 });
-const API_PORTS = Object.freeze({ https: 443, http: 80 });
+export const API_PORTS = Object.freeze({ https: 443, http: 80 });
 
 export function isTlsProtocol(protocol: Protocol): boolean {
   return protocol === 'mqtts' || protocol === 'wss';

@@ -26,6 +26,10 @@ export const IDENTIFIER_PATTERNS = Object.freeze({
   consumerGroupId: /^[A-Za-z0-9_.-]{1,64}$/,
   /** Properties, events and services of the thing model. */
   thingIdentifier: /^[A-Za-z0-9_]{1,64}$/,
+  /** An event of the thing model: a thing identifier other than `property`, whose topic carries property posts. */
+  eventIdentifier: /^(?!property$)[A-Za-z0-9_]{1,64}$/,
+  /** What an ApsaraMQ token grants: R subscribes, W publishes. */
+  mqTokenActions: /^(R|W|RW)$/,
   /** A field given as `${NAME}` takes the value of an environment variable when the flow starts. */
   environmentVariable: /^\$\{[A-Za-z0-9_]+\}$/,
 });

@@ -2,6 +2,7 @@
 // No sockets and no timers here: everything can be tested without a network.
 export * from './alink';
 export * from './amqp-login';
+export * from './editor-rules';
 export * from './endpoints';
 export * from './hmac';
 export * from './identifiers';

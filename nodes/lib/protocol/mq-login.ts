@@ -13,11 +13,13 @@ export const TOKEN_TOPICS = Object.freeze({
   invalidNotice: '$SYS/tokenInvalidNotice',
 });
 
+/** Between the Group ID and the Device ID of an ApsaraMQ client id. */
+export const MQ_CLIENT_ID_SEPARATOR = '@@@';
 
 export function mqClientId(groupId: string | undefined, deviceId: string | undefined): string {
   const group = requireMatch(groupId, 'groupId', 'GROUP_ID_INVALID', 'groupId');
   const device = requireMatch(deviceId, 'mqDeviceId', 'DEVICE_ID_INVALID', 'deviceId');
-  const clientId = `${group}@@@${device}`;
+  const clientId = `${group}${MQ_CLIENT_ID_SEPARATOR}${device}`;
   if (clientId.length > RANGES.clientIdLength.max) {
     throw new AliyunIotError('CLIENT_ID_TOO_LONG', { value: clientId, max: RANGES.clientIdLength.max });
   }
@@ -26,10 +28,10 @@ export function mqClientId(groupId: string | undefined, deviceId: string | undef
 
 /** Splits `GroupID@@@DeviceID`; undefined when the text is not of that form. */
 export function parseMqClientId(clientId: string): { groupId: string; deviceId: string } | undefined {
-  const separator = clientId.indexOf('@@@');
+  const separator = clientId.indexOf(MQ_CLIENT_ID_SEPARATOR);
   if (separator < 0) return undefined;
   const groupId = clientId.slice(0, separator);
-  const deviceId = clientId.slice(separator + 3);
+  const deviceId = clientId.slice(separator + MQ_CLIENT_ID_SEPARATOR.length);
   if (!IDENTIFIER_PATTERNS.groupId.test(groupId) || !IDENTIFIER_PATTERNS.mqDeviceId.test(deviceId) || clientId.length > RANGES.clientIdLength.max) {
     return undefined;
   }
@@ -97,7 +99,7 @@ export function parseMqTokenPassword(password: string): MqTokenGrant[] | undefin
   if (parts.length < 2 || parts.length % 2 !== 0) return undefined;
   const grants: MqTokenGrant[] = [];
   for (let i = 0; i < parts.length; i += 2) {
-    if (!/^(R|W|RW)$/.test(parts[i]) || parts[i + 1] === '') return undefined;
+    if (!IDENTIFIER_PATTERNS.mqTokenActions.test(parts[i]) || parts[i + 1] === '') return undefined;
     grants.push({ actions: parts[i], token: parts[i + 1] });
   }
   return grants;

@@ -1,5 +1,6 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 import { postClientOf } from './lib/connection';
+import { DEFAULTS } from './lib/protocol';
 import { localizeError, newError } from './support/i18n';
 import { startUserNode } from './support/user-node';
 
@@ -17,8 +18,6 @@ interface PostMessage extends NodeMessageInFlow {
   alink?: { id: string; method: string; code?: number; message?: string };
 }
 
-const DEFAULT_TIMEOUT_MS = 5000;
-
 export = function (RED: NodeAPI): void {
   function AliyunIotPostNode(this: Node, config: PostNodeDef): void {
     const started = startUserNode(RED, this, config, { service: 'iot' });
@@ -26,7 +25,7 @@ export = function (RED: NodeAPI): void {
     const { node, connection, onClose } = started;
     const kind = config.kind === 'event' ? 'event' : 'property';
     const ack = config.ack !== false && config.ack !== 'false';
-    const timeout = Number(config.timeout) > 0 ? Number(config.timeout) : DEFAULT_TIMEOUT_MS;
+    const timeout = Number(config.timeout) > 0 ? Number(config.timeout) : DEFAULTS.postTimeoutMs;
     const client = postClientOf(connection);
     client.attach();
     onClose((removed) => client.detach(removed));

@@ -3,6 +3,7 @@
 //   [--tls-port N --tls-key FILE --tls-cert FILE] [--amqp-port N] [--api-port N] [--amqp-tls-port N] [--api-tls-port N]
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { RANGES } from '../nodes/lib/protocol';
 import { loadConfigFile } from './config';
 import { startSimulator } from './index';
 
@@ -13,7 +14,7 @@ const USAGE = 'usage: aliyun-iot-sim --config FILE [--port N] [--host 127.0.0.1]
 function portOption(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
   const port = Number(value);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--${name} must be a port number (0 lets the OS choose)`);
+  if (!Number.isInteger(port) || port < 0 || port > RANGES.port.max) throw new Error(`--${name} must be a port number (0 lets the OS choose)`);
   return port;
 }
 

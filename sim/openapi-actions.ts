@@ -1,6 +1,6 @@
 // The IoT Platform actions the simulator's OpenAPI serves: Pub, RRpc, SetDeviceProperty, InvokeThingService. They
 // use the same platform machinery (sim/platform.ts) as the admin API; failures are shaped like the platform's.
-import { Device, SERVICE_LIMITS, productOfTopic, validatePublishTopic } from '../nodes/lib/protocol';
+import { Device, IDENTIFIER_PATTERNS, RANGES, SERVICE_LIMITS, productOfTopic, validatePublishTopic } from '../nodes/lib/protocol';
 import { SimulatedPlatform, MAX_SYNC_TIMEOUT_MS, messageIds } from './platform';
 import { SimCloudConfig } from './config';
 import { ActionHandler, ApiParams, business, missing } from './openapi';
@@ -94,7 +94,9 @@ export function createActions(context: ActionContext): Record<string, ActionHand
       const target = device(params);
       const request = base64(params, 'RequestBase64Byte');
       const timeout = Number(required(params, 'Timeout'));
-      if (!Number.isInteger(timeout) || timeout < 1000 || timeout > MAX_SYNC_TIMEOUT_MS) invalid('Timeout', `must be 1000-${MAX_SYNC_TIMEOUT_MS} ms`);
+      if (!Number.isInteger(timeout) || timeout < RANGES.rrpcTimeoutMs.min || timeout > RANGES.rrpcTimeoutMs.max) {
+        invalid('Timeout', `must be ${RANGES.rrpcTimeoutMs.min}-${RANGES.rrpcTimeoutMs.max} ms`);
+      }
       const topic = params.Topic || undefined;
       if (topic !== undefined && !(topic.startsWith(`/${target.productKey}/${target.deviceName}/user/`) && !/[+#]/.test(topic))) {
         throw business('iot.messagebroker.InvalidFormattedTopicName', `The RRPC topic ${topic} is not a custom topic of the device.`);
@@ -118,7 +120,7 @@ export function createActions(context: ActionContext): Record<string, ActionHand
     async InvokeThingService(params) {
       const target = device(params);
       const identifier = required(params, 'Identifier');
-      if (!/^[A-Za-z0-9_]{1,50}$/.test(identifier)) invalid('Identifier', 'not a service identifier');
+      if (!IDENTIFIER_PATTERNS.thingIdentifier.test(identifier)) invalid('Identifier', 'not a service identifier');
       const args = jsonObject(params, 'Args');
       const sync = registry.product(target.productKey)?.syncServices?.includes(identifier) ?? false;
       const result = await cloud.invokeService(target, identifier, args, sync, sync ? config.syncTimeoutMs ?? MAX_SYNC_TIMEOUT_MS : undefined);

@@ -1,6 +1,6 @@
 // The simulated IoT Platform: answers thing-model posts and NTP, sends property sets, service calls and RRPC
 // to devices and waits for their answers, runs the forwarding rules.
-import { AlinkReply, Device, METHODS, parseAlink, parseThingTopic, readReply, thingTopics } from '../nodes/lib/protocol';
+import { AlinkReply, Device, METHODS, parseAlink, parseThingTopic, readReply, thingTopics, RANGES } from '../nodes/lib/protocol';
 import { AlinkIds, PendingRequests } from '../nodes/lib/connection';
 import { SimFailure, SimRule } from './config';
 import type { IotSession } from './registry';
@@ -33,7 +33,7 @@ export interface PlatformEvents {
 }
 
 /** Longest synchronous call the platform waits for (docs/protocol.md §2). */
-export const MAX_SYNC_TIMEOUT_MS = 8000;
+export const MAX_SYNC_TIMEOUT_MS = RANGES.rrpcTimeoutMs.max;
 
 function failureFor(failures: SimFailure[], device: Device, eventId: string, params: unknown): SimFailure | undefined {
   return failures.find((failure) =>

@@ -21,6 +21,8 @@ export interface ReconnectPolicy {
   connectTimeoutMs: number;
   /** Longest wait for a graceful end on close before the socket is destroyed. */
   closeTimeoutMs: number;
+  /** How long after an uploaded token's PUBACK a $SYS/tokenInvalidNotice still counts as its refusal. */
+  tokenConfirmMs: number;
 }
 
 export const DEFAULT_RECONNECT_POLICY: Readonly<ReconnectPolicy> = Object.freeze({
@@ -35,6 +37,7 @@ export const DEFAULT_RECONNECT_POLICY: Readonly<ReconnectPolicy> = Object.freeze
   unsubscribeGraceMs: 1000,
   connectTimeoutMs: 10_000,
   closeTimeoutMs: 1500,
+  tokenConfirmMs: 1000,
 });
 
 const POLICY_KEYS = Object.keys(DEFAULT_RECONNECT_POLICY) as Array<keyof ReconnectPolicy>;

@@ -76,8 +76,8 @@ export interface ConnectionProfile {
   /** Who and where, for logs: never a secret. */
   label: string;
   sign(): MqttLogin;
-  /** ApsaraMQ token mode: later logins use this token (after it was uploaded on the live connection). */
-  replaceToken?(token: string): void;
+  /** ApsaraMQ token mode: later logins use this token (once it is known good); returns the token it replaces. */
+  replaceToken?(token: string): string;
 }
 
 
@@ -178,7 +178,13 @@ export function resolveConnection(settings: ConnectionSettings): ConnectionProfi
     limits: SERVICE_LIMITS.mq,
     label: `${clientId} at ${endpointUrl(endpoint)}`,
     sign: () => signMqLogin(credentials),
-    ...(authMode === 'token' ? { replaceToken: (token: string) => { credentials.token = token; } } : {}),
+    ...(authMode === 'token' ? {
+      replaceToken: (token: string) => {
+        const previous = credentials.token as string;
+        credentials.token = token;
+        return previous;
+      },
+    } : {}),
   };
 }
 

@@ -6,6 +6,7 @@ import type { Writable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 import mqtt, { IClientOptions, MqttClient } from 'mqtt';
 import { AliyunIotError, LogMessage } from '../errors';
+import { endpointUrl, isWebSocketProtocol } from '../protocol/endpoints';
 import { TOKEN_TOPICS } from '../protocol/mq-login';
 import { encodePayload, exceedsBytes } from '../protocol/payload';
 import { Qos, expandPlaceholders, isPointToPointFilter, parseQos, validateFilter, validatePublishTopic } from '../protocol/topics';
@@ -516,6 +517,8 @@ export class DeviceConnection implements SharedConnection {
       rejectUnauthorized: true,
       log: MQTT_JS_LOG,
     };
+    // mqtt.js builds the WebSocket URL from the bare host: an IPv6 address needs its brackets there.
+    if (isWebSocketProtocol(endpoint.protocol)) options.transformWsUrl = () => endpointUrl(endpoint);
     // Extra CAs are trusted besides Node's own roots, not instead of them.
     if (this.profile.ca) options.ca = [...rootCertificates, this.profile.ca];
     return options;

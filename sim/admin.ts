@@ -13,7 +13,22 @@ export interface AdminContext {
   revokeToken(token: string): boolean;
 }
 
-class BadRequest extends Error {}
+class BadRequest extends Error {
+  constructor(message: string, readonly status = 400) {
+    super(message);
+  }
+}
+
+/** The largest request body the admin API reads: a payload at the services' limit, base64-encoded, fits. */
+export const ADMIN_MAX_BODY_BYTES = 1024 * 1024;
+
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new BadRequest(`the path segment '${segment}' is not valid percent-encoding`);
+  }
+}
 
 type Body = Record<string, unknown>;
 
@@ -69,7 +84,7 @@ async function route(context: AdminContext, method: string, path: string, body: 
   }
   const properties = /^\/devices\/([^/]+)\/([^/]+)\/properties$/.exec(path);
   if (method === 'GET' && properties) {
-    return { properties: platform.propertiesOf({ productKey: decodeURIComponent(properties[1]), deviceName: decodeURIComponent(properties[2]) }) };
+    return { properties: platform.propertiesOf({ productKey: decodeSegment(properties[1]), deviceName: decodeSegment(properties[2]) }) };
   }
   if (method === 'POST' && path === '/pub') {
     const topic = text(body, 'topic') as string;
@@ -123,12 +138,32 @@ async function route(context: AdminContext, method: string, path: string, body: 
   return undefined;
 }
 
+/** The path of a request target; any target the URL parser refuses (such as `//`) is a bad request. */
+function requestPath(target: string | undefined): string {
+  try {
+    return new URL(target ?? '/', 'http://localhost').pathname;
+  } catch {
+    throw new BadRequest(`the request target '${target}' is not a valid path`);
+  }
+}
+
 function readBody(request: http.IncomingMessage): Promise<Body> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    let bytes = 0;
+    request.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (bytes > ADMIN_MAX_BODY_BYTES) {
+        request.removeAllListeners('data');
+        request.resume();
+        reject(new BadRequest(`the body is larger than ${ADMIN_MAX_BODY_BYTES} bytes`, 413));
+        return;
+      }
+      chunks.push(chunk);
+    });
     request.on('error', reject);
     request.on('end', () => {
+      if (bytes > ADMIN_MAX_BODY_BYTES) return;
       if (chunks.length === 0) return resolve({});
       try {
         const parsed: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
@@ -143,14 +178,26 @@ function readBody(request: http.IncomingMessage): Promise<Body> {
 
 export function createAdminServer(context: AdminContext): http.Server {
   return http.createServer((request, response) => {
+    /** Answers once: the body is serialised before the headers go, so a value that cannot be becomes a 500. */
     const send = (status: number, value: unknown): void => {
+      if (response.headersSent) return;
+      let text: string;
+      try {
+        text = JSON.stringify(value);
+      } catch (err) {
+        status = 500;
+        text = JSON.stringify({ error: `the answer cannot be serialised: ${(err as Error).message}` });
+      }
       response.writeHead(status, { 'content-type': 'application/json' });
-      response.end(JSON.stringify(value));
+      response.end(text);
     };
-    const path = new URL(request.url ?? '/', 'http://localhost').pathname;
+    const fail = (err: unknown): void => {
+      const error = err instanceof Error ? err : new Error(String(err));
+      send(error instanceof BadRequest ? error.status : 500, { error: error.message });
+    };
     readBody(request)
-      .then((body) => route(context, request.method ?? 'GET', path, body))
-      .then((result) => (result === undefined ? send(404, { error: `no such endpoint: ${request.method} ${path}` }) : send(200, result)))
-      .catch((err: Error) => send(err instanceof BadRequest ? 400 : 500, { error: err.message }));
+      .then((body) => route(context, request.method ?? 'GET', requestPath(request.url), body))
+      .then((result) => (result === undefined ? send(404, { error: `no such endpoint: ${request.method} ${request.url}` }) : send(200, result)))
+      .catch(fail);
   });
 }

@@ -119,7 +119,8 @@ describe('reliability: redeploys', function () {
     assert.deepEqual(connection.brokerSubscriptions.sort(), [
       `/${PK}/dev01/user/data/#`, `/${PK}/dev01/user/echo`, `/sys/${PK}/dev01/thing/event/+/post_reply`,
     ]);
-    const client = (connection as unknown as { client: { listenerCount(event: string): number } }).client;
+    const client = (connection as unknown as { run?: { client: { listenerCount(event: string): number } } }).run?.client;
+    assert.ok(client, 'the connection has its client');
     assert.deepEqual(['message', 'connect', 'close', 'error'].map((event) => client.listenerCount(event) <= 2), [true, true, true, true]);
     const received = collect('received');
     send('out', { payload: 'once' });

@@ -5,13 +5,16 @@ import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 import mqtt, { IClientOptions, MqttClient } from 'mqtt';
-import { AliyunIotError, ErrorCode, LogMessage } from '../errors';
+import { AliyunIotError, LogMessage } from '../errors';
+import { endpointUrl, isWebSocketProtocol } from '../protocol/endpoints';
 import { TOKEN_TOPICS } from '../protocol/mq-login';
 import { encodePayload, exceedsBytes } from '../protocol/payload';
 import { Qos, expandPlaceholders, isPointToPointFilter, parseQos, validateFilter, validatePublishTopic } from '../protocol/topics';
 import { readTokenNotice, tokenUploadBody } from './apsaramq-token';
 import { OfflineQueue, QueuedPublish } from './offline-queue';
-import { NO_FAILURES, ProblemLog, ReconnectPolicy, RetryCounters, TLS_CERTIFICATE_ERROR, classifyClose, reconnectPolicy } from './reconnect-policy';
+import {
+  NO_FAILURES, ProblemLog, ReconnectPolicy, RetryCounters, TLS_CERTIFICATE_ERROR, backoffDelay, classifyClose, reconnectPolicy,
+} from './reconnect-policy';
 import type { ConnectionProfile } from './settings';
 import { StatusBroadcaster } from './status-broadcaster';
 import { FilterEntry, SubscriptionTable } from './subscription-table';
@@ -42,24 +45,28 @@ export class DeviceConnection implements SharedConnection {
    * a broker may finish the UNSUBSCRIBE after a SUBSCRIBE sent right behind it (aedes does), leaving no subscription.
    */
   private readonly unsubscribing = new Set<string>();
-  private readonly inFlight = new Set<PublishCallback>();
   /** The stream corked until the end of this event-loop turn, if any. */
   private corked?: Writable;
-  private client?: MqttClient;
+  /**
+   * The mqtt.js client of the current run, if any. A run starts when the connection is wanted and no client exists;
+   * it reconnects its own client (stores kept) after a lost connection, and ends when the connection is halted or
+   * closed. An ended client is never used again, and a new run starts only once the previous client's socket is closed:
+   * one MQTT session per connection, and no CONNACK ever reaches a client whose stores are closed.
+   */
+  private run?: ClientRun;
   private reconnectTimer?: NodeJS.Timeout;
   private closed = false;
   /**
-   * Why the connection is deliberately down: a `disconnect` action (until a `connect` action) or the last user
-   * removed (until a user registers). No reconnects meanwhile.
+   * Why the connection is deliberately down: not yet used, a `disconnect` action (until a `connect` action) or the
+   * last user removed (until a user registers). No run meanwhile.
    */
-  private halted?: 'action' | 'unused';
-  /** An end() of the client is under way: its close is ours, not a lost connection. */
-  private ending = false;
-  private connectedAt = 0;
+  private halted?: 'action' | 'unused' = 'unused';
   private refusalCode?: number;
   /** Why the last TLS handshake failed: the server certificate was not accepted (Node's error code). */
   private tlsFailure?: string;
   private failures: RetryCounters = { ...NO_FAILURES };
+  /** A token upload between its PUBLISH and the end of its confirmation window. */
+  private pendingUpload?: PendingUpload;
   private readonly problems: ProblemLog;
 
   constructor(profile: ConnectionProfile, log: ConnectionLogger, policy: Partial<ReconnectPolicy> = {}) {
@@ -96,12 +103,13 @@ export class DeviceConnection implements SharedConnection {
     return expandPlaceholders(topic, this.profile.variables);
   }
 
+  /** A user starts the connection, unless a `disconnect` action holds it down. */
   register(user: ConnectionUser): void {
     if (this.closed) return;
     this.users.add(user);
-    if (!this.client || this.halted === 'unused') {
+    if (this.halted === 'unused') {
       this.halted = undefined;
-      this.start();
+      this.reconcile();
     }
   }
 
@@ -110,9 +118,8 @@ export class DeviceConnection implements SharedConnection {
     this.users.delete(user);
     if (removed && this.users.size === 0 && !this.closed && !this.halted) {
       this.halted = 'unused';
-      this.stopClient(() => {
-        this.failInFlight('DISCONNECTED');
-        if (this.halted === 'unused') this.setStatus({ state: 'idle', reason: 'idle' });
+      this.stopRun(() => {
+        if (this.halted === 'unused' && !this.run) this.setStatus({ state: 'idle', reason: 'idle' });
       });
     }
   }
@@ -144,7 +151,7 @@ export class DeviceConnection implements SharedConnection {
     const entry = this.subscriptions.add(receiver, filter, parseQos(qosValue), this.isLocalFilter(filter));
     if (entry.denied) {
       receiver.onSubscribeError(filter, new AliyunIotError('SUBSCRIBE_DENIED', { topic: filter }));
-    } else if (this.connected && !entry.local && entry.sentQos !== entry.qos) {
+    } else if (this.liveClient() && !entry.local && entry.sentQos !== entry.qos) {
       this.sendSubscribe(filter, entry);
     }
     return filter;
@@ -183,14 +190,15 @@ export class DeviceConnection implements SharedConnection {
 
   private dropFilter(filter: string, entry: FilterEntry): void {
     if (entry.owners.size > 0 || !this.subscriptions.drop(filter, entry)) return;
-    if (!this.client || !this.connected || entry.sentQos === undefined) return;
+    const client = this.liveClient();
+    if (!client || entry.sentQos === undefined) return;
     this.unsubscribing.add(filter);
-    this.client.unsubscribe(filter, (err) => {
+    client.unsubscribe(filter, (err) => {
       this.unsubscribing.delete(filter);
       if (err) this.log.debug(new LogMessage('UNSUBSCRIBE_FAILED', { topic: filter, reason: err.message }));
       // Subscribed again meanwhile: its SUBSCRIBE waited for this UNSUBACK.
       const next = this.subscriptions.get(filter);
-      if (next && this.connected && !next.local && !next.denied && next.owners.size > 0 && next.sentQos === undefined) {
+      if (next && this.liveClient() && !next.local && !next.denied && next.owners.size > 0 && next.sentQos === undefined) {
         this.sendSubscribe(filter, next);
       }
     });
@@ -201,7 +209,7 @@ export class DeviceConnection implements SharedConnection {
   }
 
   private sendSubscribe(filter: string, entry: FilterEntry): void {
-    const client = this.client;
+    const client = this.liveClient();
     if (!client || this.unsubscribing.has(filter)) return;
     const qos = entry.qos;
     entry.sentQos = qos;
@@ -242,42 +250,76 @@ export class DeviceConnection implements SharedConnection {
       return;
     }
     const target = this.profile.label;
+    const upload = this.pendingUpload;
+    if (notice.kind === 'token-invalid' && upload) {
+      // The answer to the upload under way: the service refused the new token and keeps the tokens it had.
+      this.log.warn(new LogMessage('TOKEN_UPLOAD_REFUSED', { target }));
+      this.finishUpload(upload, new AliyunIotError('TOKEN_UPLOAD_REFUSED'));
+      return;
+    }
     this.log.warn(new LogMessage(notice.kind === 'token-expiring' ? 'TOKEN_EXPIRING' : 'TOKEN_INVALID', { target }));
     this.setStatus({ state: notice.kind === 'token-expiring' ? 'connected' : 'refused', reason: notice.kind });
     this.users.notice({ kind: notice.kind, target, topic, payload: notice.payload });
   }
 
-  /** Gives the server a new token on the live connection (`$SYS/uploadToken`, done at its PUBACK) and signs later logins with it. */
+  /**
+   * Gives the server a new token on the live connection (`$SYS/uploadToken`) and signs later logins with it once it
+   * is known good. The service has no positive answer to an upload: its PUBACK only says that the publish arrived, and
+   * a token it refuses (unknown, expired, revoked, of another AccessKey) is answered with `$SYS/tokenInvalidNotice` on
+   * the same connection, which stays up on the tokens it had. So the new token replaces the working one, and the
+   * callback runs, only when no such notice came between the upload and `tokenConfirmMs` after its PUBACK; a notice
+   * in that window fails the upload with TOKEN_UPLOAD_REFUSED and the working token stays.
+   */
   uploadToken(token: unknown, type: unknown, callback: PublishCallback): void {
     const replace = this.profile.mode === 'mq' ? this.profile.replaceToken : undefined;
     let body: string;
     try {
       if (!replace) throw new AliyunIotError('TOKEN_MODE_ONLY');
+      if (this.closed) throw new AliyunIotError('CONNECTION_CLOSED');
+      if (this.pendingUpload) throw new AliyunIotError('TOKEN_UPLOAD_BUSY');
       body = tokenUploadBody(token, type);
     } catch (err) {
       callback(err as Error);
       return;
     }
-    const newToken = token as string;
-    if (!this.connected) {
-      // Not connected: the next login signs with the new token itself, now rather than after a back-off.
-      replace(newToken);
-      callback();
+    const upload: PendingUpload = { token: token as string, body, replace, callback };
+    this.pendingUpload = upload;
+    if (this.liveClient()) {
+      this.uploadOnWire(upload);
+    } else if (this.run?.stop) {
+      this.finishUpload(upload, new AliyunIotError('DISCONNECTED'));
+    } else {
+      // Not connected: the next login signs with the new token, and its CONNACK says whether it is good; a refused
+      // login goes back to the working token. Now rather than after a back-off, unless a disconnect holds the connection.
+      upload.previous = replace(upload.token);
       if (!this.halted) this.connect();
-      return;
     }
+  }
+
+  private uploadOnWire(upload: PendingUpload): void {
     this.send({
-      topic: TOKEN_TOPICS.upload, payload: body, qos: 1, retain: false,
+      topic: TOKEN_TOPICS.upload, payload: upload.body, qos: 1, retain: false,
       callback: (error) => {
-        if (!error) {
-          replace(newToken);
-          if (this.status.reason === 'token-expiring' || this.status.reason === 'token-invalid') {
-            this.setStatus({ state: 'connected', reason: 'connected' });
-          }
-        }
-        callback(error);
+        if (upload.done) return;
+        if (error) this.finishUpload(upload, error);
+        else upload.confirmTimer = setTimeout(() => this.finishUpload(upload), this.policy.tokenConfirmMs);
       },
     });
+  }
+
+  private finishUpload(upload: PendingUpload, error?: Error): void {
+    if (upload.done) return;
+    upload.done = true;
+    clearTimeout(upload.confirmTimer);
+    if (this.pendingUpload === upload) this.pendingUpload = undefined;
+    if (error && upload.previous !== undefined) upload.replace(upload.previous);
+    if (!error) {
+      upload.replace(upload.token);
+      if (this.status.reason === 'token-expiring' || this.status.reason === 'token-invalid') {
+        this.setStatus({ state: 'connected', reason: 'connected' });
+      }
+    }
+    upload.callback(error);
   }
 
   // -------------------------------------------------------------------------------------------------------------
@@ -303,17 +345,18 @@ export class DeviceConnection implements SharedConnection {
       return;
     }
     if (this.closed) callback(new AliyunIotError('CONNECTION_CLOSED'));
-    else if (this.connected && this.queue.length === 0) this.send(message);
+    else if (this.liveClient() && this.queue.length === 0) this.send(message);
     else this.queue.push(message, options.queueTimeoutMs ?? this.profile.queueTimeoutMs);
   }
 
+  /** Publishes on the live client; the callback runs once, at the PUBACK, the write, or when the run ends. */
   private send(message: QueuedPublish): void {
-    const client = this.client as MqttClient;
+    const run = this.run as ClientRun;
     const { callback } = message;
-    this.inFlight.add(callback);
-    this.corkUntilNextTurn(client);
-    client.publish(message.topic, message.payload, { qos: message.qos, retain: message.retain }, (err) => {
-      if (!this.inFlight.delete(callback)) return;
+    run.inFlight.add(callback);
+    this.corkUntilNextTurn(run.client);
+    run.client.publish(message.topic, message.payload, { qos: message.qos, retain: message.retain }, (err) => {
+      if (!run.inFlight.delete(callback)) return;
       callback(err ? new AliyunIotError('PUBLISH_FAILED', { reason: err.message }) : undefined);
     });
   }
@@ -334,38 +377,43 @@ export class DeviceConnection implements SharedConnection {
   }
 
   private flushQueue(): void {
-    while (this.queue.length > 0 && this.connected) this.send(this.queue.shift() as QueuedPublish);
+    while (this.queue.length > 0 && this.liveClient()) this.send(this.queue.shift() as QueuedPublish);
   }
 
-  /** Publishes written but not acknowledged when the client was ended: their fate is unknown, so they fail. */
-  private failInFlight(code: ErrorCode): void {
-    const pending = [...this.inFlight];
-    this.inFlight.clear();
-    for (const callback of pending) callback(new AliyunIotError(code));
+  /** The current run's client while it has a session (CONNACK received, not ending); publishes and SUBSCRIBEs go there. */
+  private liveClient(): MqttClient | undefined {
+    const run = this.run;
+    return run && run.session && !run.stop && run.client.connected ? run.client : undefined;
   }
 
   // -------------------------------------------------------------------------------------------------------------
   // Connecting, reconnecting, status
 
-  /** The `connect` action: resume after a `disconnect` action, or retry at once while waiting to reconnect. */
+  /**
+   * The `connect` action: resume after a `disconnect` action (at once, or as soon as a `disconnect` still under way has
+   * closed the client), or retry at once while waiting to reconnect.
+   */
   connect(): void {
     if (this.closed) return;
     this.halted = undefined;
-    if (this.status.state === 'connected' || this.status.state === 'connecting') return;
-    clearTimeout(this.reconnectTimer);
-    this.start();
+    const run = this.run;
+    if (run && !run.stop && this.reconnectTimer) {
+      clearTimeout(this.reconnectTimer);
+      this.reconnectTimer = undefined;
+      this.reconnectRun(run);
+    }
+    this.reconcile();
   }
 
-  /** The `disconnect` action: a graceful end; publishes queue up until `connect()`. */
+  /** The `disconnect` action: a graceful end; publishes queue up until `connect()`. The callback runs once it ended. */
   disconnect(callback: () => void = () => undefined): void {
     if (this.closed) {
       callback();
       return;
     }
     this.halted = 'action';
-    this.stopClient(() => {
-      this.failInFlight('DISCONNECTED');
-      this.setStatus({ state: 'disconnected', reason: 'disconnected' });
+    this.stopRun(() => {
+      if (this.halted === 'action' && !this.closed && !this.run) this.setStatus({ state: 'disconnected', reason: 'disconnected' });
       callback();
     });
   }
@@ -373,14 +421,14 @@ export class DeviceConnection implements SharedConnection {
   /** Ends for good within closeTimeoutMs; queued and unacknowledged publishes fail with CONNECTION_CLOSED. */
   close(callback: () => void = () => undefined): void {
     if (this.closed) {
-      callback();
+      this.stopRun(callback);
       return;
     }
     this.closed = true;
     for (const [, entry] of this.subscriptions.entries()) clearTimeout(entry.unsubscribeTimer);
-    this.stopClient(() => {
+    if (this.pendingUpload) this.finishUpload(this.pendingUpload, new AliyunIotError('CONNECTION_CLOSED'));
+    this.stopRun(() => {
       this.queue.failAll('CONNECTION_CLOSED');
-      this.failInFlight('CONNECTION_CLOSED');
       this.setStatus({ state: 'closed', reason: 'closed' });
       this.users.clear();
       this.subscriptions.clear();
@@ -388,29 +436,66 @@ export class DeviceConnection implements SharedConnection {
     });
   }
 
-  private start(): void {
-    const login = this.profile.sign();
-    const client = this.client;
+  /** Starts a run when one is wanted and none exists (a run being stopped calls this again once its client closed). */
+  private reconcile(): void {
+    if (this.closed || this.halted || this.run) return;
     this.refusalCode = undefined;
     this.tlsFailure = undefined;
     if (this.status.state !== 'refused' && this.status.state !== 'kicked') {
       this.setStatus({ state: 'connecting', reason: 'connecting' });
     }
-    if (client) {
-      Object.assign(client.options, login);
-      // After end() the stores are closed and mqtt.js needs new ones; otherwise keep the unacknowledged QoS 1
-      // packets so that they are sent again on the new connection.
-      if (client.disconnected || client.disconnecting) client.reconnect();
-      else client.reconnect({ incomingStore: client.incomingStore, outgoingStore: client.outgoingStore });
+    let client: MqttClient;
+    const trial = this.tokenTrial();
+    try {
+      client = mqtt.connect(this.clientOptions(this.profile.sign()));
+    } catch (err) {
+      this.failToStart(err as Error);
       return;
     }
-    const created = mqtt.connect(this.clientOptions(login));
-    this.client = created;
-    created.on('connect', () => this.onConnect(created));
-    created.on('message', (topic, payload, packet) => this.onMessage(topic, payload, packet));
-    created.on('error', (err) => this.onError(err));
-    created.on('close', () => this.onClose(created));
-    created.connect();
+    const run: ClientRun = { client, inFlight: new Set(), session: false, connectedAt: 0, trial };
+    this.run = run;
+    client.on('connect', () => this.onConnect(run));
+    client.on('message', (topic, payload, packet) => {
+      if (this.run === run) this.onMessage(topic, payload, packet);
+    });
+    client.on('error', (err) => {
+      if (this.run === run) this.onError(err);
+    });
+    client.on('close', () => this.onClose(run));
+    try {
+      client.connect();
+    } catch (err) {
+      // A stream that cannot even be built (a WebSocket URL the ws library refuses): nothing is open yet.
+      this.run = undefined;
+      this.failToStart(err as Error);
+    }
+  }
+
+  /** The upload whose new token the next login signs with, if any. */
+  private tokenTrial(): PendingUpload | undefined {
+    return this.pendingUpload?.previous !== undefined ? this.pendingUpload : undefined;
+  }
+
+  /** The client could not be made from this configuration: say so and try again later, never throw at the caller. */
+  private failToStart(err: Error): void {
+    this.problems.write('error', new LogMessage('CLIENT_FAILED', { target: this.profile.label, reason: err.message }));
+    this.setStatus({ state: 'refused', reason: 'config-error' });
+    const delayMs = backoffDelay(this.failures.refusals++, this.policy.refusedBaseMs, this.policy.refusedMaxMs);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      this.reconcile();
+    }, delayMs);
+  }
+
+  /** The next attempt of a run whose connection was lost: a fresh login, the same client and its unacknowledged packets. */
+  private reconnectRun(run: ClientRun): void {
+    if (this.run !== run || run.stop || this.closed || this.halted) return;
+    this.refusalCode = undefined;
+    this.tlsFailure = undefined;
+    const { client } = run;
+    run.trial = this.tokenTrial();
+    Object.assign(client.options, this.profile.sign());
+    client.reconnect({ incomingStore: client.incomingStore, outgoingStore: client.outgoingStore });
   }
 
   private clientOptions(login: { clientId: string; username: string; password: string }): IClientOptions {
@@ -432,17 +517,33 @@ export class DeviceConnection implements SharedConnection {
       rejectUnauthorized: true,
       log: MQTT_JS_LOG,
     };
+    // mqtt.js builds the WebSocket URL from the bare host: an IPv6 address needs its brackets there.
+    if (isWebSocketProtocol(endpoint.protocol)) options.transformWsUrl = () => endpointUrl(endpoint);
     // Extra CAs are trusted besides Node's own roots, not instead of them.
     if (this.profile.ca) options.ca = [...rootCertificates, this.profile.ca];
     return options;
   }
 
-  private onConnect(client: MqttClient): void {
-    if (client !== this.client) return;
+  private onConnect(run: ClientRun): void {
+    if (this.run !== run || run.stop) return;
+    const { client } = run;
     // Small packets should leave at once; Nagle's algorithm would hold them for the peer's delayed ACK.
     const socket = client.stream as Partial<Socket> | undefined;
     if (typeof socket?.setNoDelay === 'function') socket.setNoDelay(true);
-    this.connectedAt = Date.now();
+    run.session = true;
+    run.connectedAt = Date.now();
+    const upload = this.pendingUpload;
+    if (upload && upload.previous !== undefined) {
+      if (run.trial === upload) {
+        // A login signed with the new token proves it good.
+        this.finishUpload(upload);
+      } else {
+        // This login was signed before the new token came: the working token logged in; upload the new one.
+        upload.replace(upload.previous);
+        upload.previous = undefined;
+        this.uploadOnWire(upload);
+      }
+    }
     this.failures = { ...this.failures, networkFailures: 0, refusals: 0 };
     this.problems.reset();
     this.log.info(new LogMessage('CONNECTED', { target: this.profile.label }));
@@ -468,15 +569,24 @@ export class DeviceConnection implements SharedConnection {
     this.problems.write('debug', new LogMessage('CONNECTION_ERROR', { target: this.profile.label, reason: err.message }));
   }
 
-  private onClose(client: MqttClient): void {
-    if (client !== this.client || this.closed || this.halted || this.ending) return;
+  private onClose(run: ClientRun): void {
+    run.session = false;
+    if (this.run !== run || run.stop || this.closed || this.halted) return;
+    const upload = this.pendingUpload;
+    if (upload && upload.previous !== undefined && run.trial === upload && this.refusalCode !== undefined) {
+      // The login with the new token was refused: back to the working one.
+      this.finishUpload(upload, new AliyunIotError('TOKEN_UPLOAD_REFUSED'));
+    } else if (upload && upload.previous === undefined) {
+      // An upload on the wire without its answer cannot be confirmed any more; the working token stays.
+      this.finishUpload(upload, new AliyunIotError('DISCONNECTED'));
+    }
     const decision = classifyClose({
       mode: this.profile.mode,
       target: this.profile.label,
       returnCode: this.refusalCode,
       tlsFailure: this.tlsFailure,
       current: this.status,
-      livedMs: Date.now() - this.connectedAt,
+      livedMs: Date.now() - run.connectedAt,
       detectKick: true,
     }, this.failures, this.policy);
     this.failures = decision.counters;
@@ -485,32 +595,79 @@ export class DeviceConnection implements SharedConnection {
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
-      if (!this.closed && !this.halted) this.start();
+      this.reconnectRun(run);
     }, decision.delayMs);
   }
 
-  private stopClient(done: () => void): void {
+  /**
+   * Ends the current run: gracefully (DISCONNECT, then the socket ends; at most closeTimeoutMs for PUBACKs) when it has
+   * a session, at once otherwise, so that no CONNACK can arrive at an ended client. `done` runs once the socket is
+   * closed and the run's unacknowledged publishes failed; then a run starts again if one is wanted by now.
+   */
+  private stopRun(done: () => void): void {
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
-    const client = this.client;
-    if (!client) {
+    const run = this.run;
+    if (!run) {
       done();
       return;
     }
+    if (run.stop) {
+      run.stop.push(done);
+      return;
+    }
+    run.stop = [done];
+    const { client } = run;
     let finished = false;
-    this.ending = true;
     const finish = (): void => {
       if (finished) return;
       finished = true;
-      this.ending = false;
       clearTimeout(forceTimer);
-      done();
+      if (this.run === run) this.run = undefined;
+      if (this.pendingUpload) this.finishUpload(this.pendingUpload, new AliyunIotError(this.closed ? 'CONNECTION_CLOSED' : 'DISCONNECTED'));
+      const pending = [...run.inFlight];
+      run.inFlight.clear();
+      for (const callback of pending) callback(new AliyunIotError(this.closed ? 'CONNECTION_CLOSED' : 'DISCONNECTED'));
+      for (const waiter of run.stop ?? []) waiter();
+      this.reconcile();
     };
-    const forceTimer = setTimeout(() => client.end(true, {}, finish), this.policy.closeTimeoutMs);
-    client.end(false, {}, finish);
+    const destroy = (): void => {
+      // end(true) destroys the socket and cancels mqtt.js's own reconnect; during a graceful end only the socket is left.
+      if (!client.disconnecting) client.end(true, {}, () => undefined);
+      else (client.stream as { destroy?(): void } | undefined)?.destroy?.();
+      finish();
+    };
+    const forceTimer = setTimeout(destroy, this.policy.closeTimeoutMs);
+    if (run.session && client.connected) client.end(false, {}, finish);
+    else destroy();
   }
 
   private setStatus(status: ConnectionStatus): void {
     this.users.set(status);
   }
+}
+
+interface ClientRun {
+  client: MqttClient;
+  /** Publishes written on this client and not yet answered. */
+  inFlight: Set<PublishCallback>;
+  /** The token upload whose new token signed the latest login, if any. */
+  trial?: PendingUpload;
+  /** A CONNACK accepted the login and the connection has not closed since. */
+  session: boolean;
+  connectedAt: number;
+  /** Set once the run is being ended: who waits for the end. */
+  stop?: Array<() => void>;
+}
+
+interface PendingUpload {
+  token: string;
+  /** The `$SYS/uploadToken` payload. */
+  body: string;
+  /** Set when the new token is tried by a login rather than uploaded: the working token to go back to. */
+  previous?: string;
+  replace(token: string): string;
+  callback: PublishCallback;
+  confirmTimer?: NodeJS.Timeout;
+  done?: boolean;
 }

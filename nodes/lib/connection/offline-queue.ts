@@ -1,5 +1,6 @@
 // Publishes that wait while the connection is down: bounded, in order, each failing when it outlives its time limit.
 import { AliyunIotError, ErrorCode } from '../errors';
+import { MAX_TIMER_MS } from '../protocol/limits';
 import type { Qos } from '../protocol/topics';
 import type { PublishCallback } from './types';
 
@@ -26,6 +27,10 @@ export class OfflineQueue {
   push(message: QueuedPublish, limitMs: number): void {
     if (this.messages.length >= this.capacity) {
       message.callback(new AliyunIotError('QUEUE_FULL', { size: this.capacity }));
+      return;
+    }
+    if (limitMs > MAX_TIMER_MS) {
+      message.callback(new AliyunIotError('DURATION_TOO_LONG', { field: 'queueTimeoutMs', value: String(limitMs), unit: 'ms', max: MAX_TIMER_MS }));
       return;
     }
     this.messages.push(message);

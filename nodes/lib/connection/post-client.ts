@@ -2,6 +2,7 @@
 // matching each reply to its request.
 import { AliyunIotError, LogMessage, isLogCode } from '../errors';
 import { AlinkReply, Device, PostRequest, buildPost, readReply, thingTopics } from '../protocol/alink';
+import { checkTimerDuration } from '../protocol/limits';
 import type { DeviceConnection } from './device-connection';
 import { AlinkIds, PendingRequests } from './pending-requests';
 import type { MessageReceiver } from './types';
@@ -43,6 +44,7 @@ export class PostClient implements MessageReceiver {
    * ack, runs once the broker took the message), or the error: publishing failed, or no reply within timeoutMs.
    */
   post(request: PostRequest, timeoutMs: number, callback: (error: Error | undefined, result?: PostResult) => void): { id: string; method: string } {
+    if (request.ack) checkTimerDuration(timeoutMs, 'timeout');
     const id = this.ids.take();
     const { topic, method, payload } = buildPost(this.device, id, request);
     if (request.ack) {

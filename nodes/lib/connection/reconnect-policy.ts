@@ -1,5 +1,6 @@
 // When and how a connection comes back after it closed: one pure decision for both kinds of connection.
-import { LogCode, LogMessage, StatusCode } from '../errors';
+import { AliyunIotError, LogCode, LogMessage, StatusCode } from '../errors';
+import { checkTimerDuration } from '../protocol/limits';
 import type { ConnectionLogger, ConnectionMode, ConnectionState, ConnectionStatus } from './types';
 
 /** Tunables of reconnecting and knock-off detection; settings (`aliyunIot.reconnect`) and tests shorten them. */
@@ -21,6 +22,8 @@ export interface ReconnectPolicy {
   connectTimeoutMs: number;
   /** Longest wait for a graceful end on close before the socket is destroyed. */
   closeTimeoutMs: number;
+  /** How long after an uploaded token's PUBACK a $SYS/tokenInvalidNotice still counts as its refusal. */
+  tokenConfirmMs: number;
 }
 
 export const DEFAULT_RECONNECT_POLICY: Readonly<ReconnectPolicy> = Object.freeze({
@@ -35,20 +38,27 @@ export const DEFAULT_RECONNECT_POLICY: Readonly<ReconnectPolicy> = Object.freeze
   unsubscribeGraceMs: 1000,
   connectTimeoutMs: 10_000,
   closeTimeoutMs: 1500,
+  tokenConfirmMs: 1000,
 });
 
 const POLICY_KEYS = Object.keys(DEFAULT_RECONNECT_POLICY) as Array<keyof ReconnectPolicy>;
 
 /**
- * The default policy with the valid entries of `overrides` (from the runtime's settings, or a test): non-negative
- * finite numbers of known keys; anything else is ignored.
+ * The default policy with the entries of `overrides` (from the runtime's settings, or a test); other keys are ignored.
+ * Throws RECONNECT_SETTING_INVALID for an entry that is not a number of 0 or more, DURATION_TOO_LONG for a duration
+ * past setTimeout's limit.
  */
 export function reconnectPolicy(overrides: unknown = {}): ReconnectPolicy {
   const policy: ReconnectPolicy = { ...DEFAULT_RECONNECT_POLICY };
   if (overrides === null || typeof overrides !== 'object') return policy;
   for (const key of POLICY_KEYS) {
     const value = (overrides as Record<string, unknown>)[key];
-    if (typeof value === 'number' && Number.isFinite(value) && value >= 0) policy[key] = value;
+    if (value === undefined) continue;
+    const field = `aliyunIot.reconnect.${key}`;
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+      throw new AliyunIotError('RECONNECT_SETTING_INVALID', { field, value: String(value) });
+    }
+    policy[key] = key === 'kickedAfter' ? value : checkTimerDuration(value, field);
   }
   return policy;
 }

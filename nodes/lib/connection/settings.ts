@@ -10,7 +10,7 @@ import {
   validateInstanceId, validateIotClientId, validateProductKey, validateRegion,
 } from '../protocol/identifiers';
 import { MqttLogin, defaultIotClientId, signIotLogin } from '../protocol/iot-login';
-import { DEFAULTS, RANGES, SERVICE_LIMITS, ServiceLimits, ServiceMode } from '../protocol/limits';
+import { DEFAULTS, RANGES, SERVICE_LIMITS, ServiceLimits, ServiceMode, checkTimerDuration } from '../protocol/limits';
 import { mqClientId, signMqLogin } from '../protocol/mq-login';
 import type { TopicVariables } from '../protocol/topics';
 import { OpenApiClient } from './openapi-client';
@@ -76,8 +76,8 @@ export interface ConnectionProfile {
   /** Who and where, for logs: never a secret. */
   label: string;
   sign(): MqttLogin;
-  /** ApsaraMQ token mode: later logins use this token (after it was uploaded on the live connection). */
-  replaceToken?(token: string): void;
+  /** ApsaraMQ token mode: later logins use this token (once it is known good); returns the token it replaces. */
+  replaceToken?(token: string): string;
 }
 
 
@@ -102,14 +102,19 @@ function checkQueueSize(value: unknown): number {
   return size;
 }
 
+/** The offline queue's time limit in milliseconds (given in seconds). */
 function checkQueueTimeout(value: unknown): number {
   const seconds = optionalNumber(value) ?? 0;
   if (!Number.isFinite(seconds) || seconds < 0) throw new AliyunIotError('QUEUE_TIMEOUT_INVALID', { value: String(value) });
-  return seconds;
+  return checkTimerDuration(seconds, 'queueTimeout', 's');
 }
 
-function trimmed(value: string | undefined): string | undefined {
-  const text = value?.trim();
+/** A text setting without surrounding blanks; undefined when blank or absent; CONFIG_TYPE_INVALID when not text. */
+function trimmed(settings: object, field: string): string | undefined {
+  const value = (settings as Record<string, unknown>)[field];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string') throw new AliyunIotError('CONFIG_TYPE_INVALID', { field, type: typeof value });
+  const text = value.trim();
   return text === '' ? undefined : text;
 }
 
@@ -119,26 +124,26 @@ export function resolveConnection(settings: ConnectionSettings): ConnectionProfi
   if (mode !== 'iot' && mode !== 'mq') throw new AliyunIotError('MODE_INVALID', { value: String(mode) });
   const protocol = settings.protocol ?? 'mqtts';
   if (!isProtocol(protocol)) throw new AliyunIotError('PROTOCOL_INVALID', { value: String(protocol) });
-  const host = trimmed(settings.host);
+  const host = trimmed(settings, 'host');
   const port = optionalNumber(settings.port);
   const common = {
     keepalive: checkKeepalive(mode, settings.keepalive),
     cleanSession: settings.cleanSession !== false && settings.cleanSession !== 'false',
     queueSize: checkQueueSize(settings.queueSize),
-    queueTimeoutMs: checkQueueTimeout(settings.queueTimeout) * 1000,
-    ca: trimmed(settings.ca),
+    queueTimeoutMs: checkQueueTimeout(settings.queueTimeout),
+    ca: trimmed(settings, 'ca'),
   };
   const secrets = settings.credentials ?? {};
 
   if (mode === 'iot') {
-    const productKey = validateProductKey(trimmed(settings.productKey));
-    const deviceName = validateDeviceName(trimmed(settings.deviceName));
-    const clientId = validateIotClientId(trimmed(settings.clientId) ?? defaultIotClientId(productKey, deviceName));
+    const productKey = validateProductKey(trimmed(settings, 'productKey'));
+    const deviceName = validateDeviceName(trimmed(settings, 'deviceName'));
+    const clientId = validateIotClientId(trimmed(settings, 'clientId') ?? defaultIotClientId(productKey, deviceName));
     const signMethod = settings.signMethod || 'hmacsha256';
     if (!isSignMethod(signMethod)) throw new AliyunIotError('SIGN_METHOD_INVALID', { value: String(signMethod) });
     if (!secrets.deviceSecret) throw new AliyunIotError('CREDENTIAL_MISSING', { field: 'deviceSecret' });
     const endpoint = iotEndpoint({
-      productKey, protocol, host, port, region: trimmed(settings.region), instanceId: trimmed(settings.instanceId),
+      productKey, protocol, host, port, region: trimmed(settings, 'region'), instanceId: trimmed(settings, 'instanceId'),
     });
     const device = { productKey, deviceName, deviceSecret: secrets.deviceSecret };
     const securemode = securemodeFor(protocol);
@@ -157,10 +162,10 @@ export function resolveConnection(settings: ConnectionSettings): ConnectionProfi
 
   const authMode = settings.authMode || 'signature';
   if (!isMqAuthMode(authMode)) throw new AliyunIotError('AUTH_MODE_INVALID', { value: String(authMode) });
-  const instanceId = trimmed(settings.instanceId);
+  const instanceId = trimmed(settings, 'instanceId');
   if (!instanceId) throw new AliyunIotError('CONFIG_MISSING', { field: 'instanceId' });
-  const groupId = trimmed(settings.groupId);
-  const deviceId = trimmed(settings.deviceId);
+  const groupId = trimmed(settings, 'groupId');
+  const deviceId = trimmed(settings, 'deviceId');
   const clientId = mqClientId(groupId, deviceId);
   if (!secrets.accessKeyId) throw new AliyunIotError('CREDENTIAL_MISSING', { field: 'accessKeyId' });
   if (authMode === 'token' && !secrets.token) throw new AliyunIotError('CREDENTIAL_MISSING', { field: 'token' });
@@ -178,7 +183,13 @@ export function resolveConnection(settings: ConnectionSettings): ConnectionProfi
     limits: SERVICE_LIMITS.mq,
     label: `${clientId} at ${endpointUrl(endpoint)}`,
     sign: () => signMqLogin(credentials),
-    ...(authMode === 'token' ? { replaceToken: (token: string) => { credentials.token = token; } } : {}),
+    ...(authMode === 'token' ? {
+      replaceToken: (token: string) => {
+        const previous = credentials.token as string;
+        credentials.token = token;
+        return previous;
+      },
+    } : {}),
   };
 }
 
@@ -211,17 +222,17 @@ export function resolveCloud(settings: ConnectionSettings): CloudProfile {
   const secrets = settings.credentials ?? {};
   if (!secrets.accessKeyId) throw new AliyunIotError('CREDENTIAL_MISSING', { field: 'accessKeyId' });
   if (!secrets.accessKeySecret) throw new AliyunIotError('CREDENTIAL_MISSING', { field: 'accessKeySecret' });
-  const regionId = validateRegion(trimmed(settings.region) ?? DEFAULTS.region);
-  const iotInstanceId = trimmed(settings.instanceId);
+  const regionId = validateRegion(trimmed(settings, 'region') ?? DEFAULTS.region);
+  const iotInstanceId = trimmed(settings, 'instanceId');
   if (iotInstanceId !== undefined) validateInstanceId(iotInstanceId);
-  const consumerGroupId = trimmed(settings.consumerGroupId);
-  const clientId = trimmed(settings.clientId) ?? defaultCloudClientId();
+  const consumerGroupId = trimmed(settings, 'consumerGroupId');
+  const clientId = trimmed(settings, 'clientId') ?? defaultCloudClientId();
   if (!matches('cloudClientId', clientId)) throw new AliyunIotError('CLIENT_ID_INVALID', { value: clientId });
-  const amqpOverride = trimmed(settings.amqpEndpoint);
+  const amqpOverride = trimmed(settings, 'amqpEndpoint');
   const amqp = amqpOverride
     ? parseAmqpEndpoint(amqpOverride, 'amqpEndpoint')
-    : amqpEndpoint({ iotInstanceId, uid: trimmed(settings.uid), regionId });
-  const apiOverride = trimmed(settings.apiEndpoint);
+    : amqpEndpoint({ iotInstanceId, uid: trimmed(settings, 'uid'), regionId });
+  const apiOverride = trimmed(settings, 'apiEndpoint');
   const apiEndpoint = apiOverride ? checkApiEndpoint(apiOverride, 'apiEndpoint') : openApiEndpoint(regionId);
   const { accessKeyId, accessKeySecret } = secrets;
   return {
@@ -234,7 +245,7 @@ export function resolveCloud(settings: ConnectionSettings): CloudProfile {
     apiEndpoint,
     limits: SERVICE_LIMITS.iot,
     variables: { clientId, ...(consumerGroupId ? { consumerGroupId } : {}), ...(iotInstanceId ? { instanceId: iotInstanceId } : {}) },
-    ca: trimmed(settings.ca),
+    ca: trimmed(settings, 'ca'),
     label: `${clientId} (${consumerGroupId ?? 'no consumer group'}) at ${amqpEndpointUrl(amqp)} and ${apiEndpoint}`,
     amqpLogin: () => signAmqpLogin({
       clientId, accessKeyId, accessKeySecret, consumerGroupId: consumerGroupId ?? '', iotInstanceId,

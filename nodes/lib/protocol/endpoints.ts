@@ -1,4 +1,5 @@
 // Where each service listens (docs/protocol.md §1, §4, §5), derived from the identifiers or given explicitly.
+import { isIPv6 } from 'node:net';
 import { AliyunIotError } from '../errors';
 import { Protocol, isProtocol, requireMatch, validateInstanceId, validateProductKey, validateRegion } from './identifiers';
 import { DEFAULTS, RANGES } from './limits';
@@ -33,8 +34,18 @@ export function securemodeFor(protocol: Protocol): 2 | 3 {
   return isTlsProtocol(protocol) ? 2 : 3;
 }
 
+/** A host as it goes into a URL: an IPv6 address in brackets. */
+export function hostForUrl(host: string): string {
+  return isIPv6(host) ? `[${host}]` : host;
+}
+
+/** A host as the user may give it, `[::1]` or `::1`: without the brackets, as sockets and TLS take it. */
+function bareHost(host: string): string {
+  return host.startsWith('[') && host.endsWith(']') && isIPv6(host.slice(1, -1)) ? host.slice(1, -1) : host;
+}
+
 export function endpointUrl(endpoint: Endpoint): string {
-  return `${endpoint.protocol}://${endpoint.host}:${endpoint.port}${endpoint.path ?? ''}`;
+  return `${endpoint.protocol}://${hostForUrl(endpoint.host)}:${endpoint.port}${endpoint.path ?? ''}`;
 }
 
 export function checkPort(port: number | undefined): void {
@@ -46,7 +57,7 @@ export function checkPort(port: number | undefined): void {
 function endpointFor(protocol: Protocol, host: string, port: number | undefined, defaults: Record<Protocol, number>): Endpoint {
   if (!isProtocol(protocol)) throw new AliyunIotError('PROTOCOL_INVALID', { value: String(protocol) });
   checkPort(port);
-  const endpoint: Endpoint = { protocol, host, port: port ?? defaults[protocol] };
+  const endpoint: Endpoint = { protocol, host: bareHost(host), port: port ?? defaults[protocol] };
   if (isWebSocketProtocol(protocol)) endpoint.path = WEBSOCKET_PATH;
   return endpoint;
 }
@@ -93,7 +104,7 @@ export interface AmqpEndpoint {
 }
 
 export function amqpEndpointUrl(amqp: AmqpEndpoint): string {
-  return `${amqp.tls ? 'amqps' : 'amqp'}://${amqp.host}:${amqp.port}`;
+  return `${amqp.tls ? 'amqps' : 'amqp'}://${hostForUrl(amqp.host)}:${amqp.port}`;
 }
 
 /** The server-side subscription's host: by instance id (new instances) or by account id and region (old public). */
@@ -128,5 +139,5 @@ function parseEndpointUrl(text: string, field: string, protocols: Readonly<Recor
   }
   const protocol = url.protocol.replace(/:$/, '');
   if (!(protocol in protocols) || url.hostname === '') throw new AliyunIotError('ENDPOINT_INVALID', { field, value: text });
-  return { protocol, host: url.hostname, port: url.port ? Number(url.port) : protocols[protocol] };
+  return { protocol, host: bareHost(url.hostname), port: url.port ? Number(url.port) : protocols[protocol] };
 }

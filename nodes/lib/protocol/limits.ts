@@ -1,5 +1,6 @@
 // The services' numeric limits and the package's ranges and defaults: the one source the runtime, the simulator and
 // the editor (the build writes them into the editor files) read. docs/protocol.md §1, §4 and §5 give the sources.
+import { AliyunIotError } from '../errors';
 
 export type ServiceMode = 'iot' | 'mq';
 
@@ -30,6 +31,19 @@ export const SERVICE_LIMITS: Readonly<Record<ServiceMode, ServiceLimits>> = deep
 
 /** setTimeout's longest delay: a duration beyond it would fire at once. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Checks that a duration fits setTimeout (`unit` 's' for seconds): a longer one would fire after 1 ms. Returns it in
+ * milliseconds; throws DURATION_TOO_LONG, which says the limit.
+ */
+export function checkTimerDuration(value: number, field: string, unit: 'ms' | 's' = 'ms'): number {
+  const ms = unit === 's' ? value * 1000 : value;
+  if (ms > MAX_TIMER_MS) {
+    const max = unit === 's' ? Math.floor(MAX_TIMER_MS / 1000) : MAX_TIMER_MS;
+    throw new AliyunIotError('DURATION_TOO_LONG', { field, value: String(value), unit, max });
+  }
+  return ms;
+}
 
 export const RANGES = deepFreeze({
   /** Seconds; the IoT Platform refuses a keepalive outside 30-1200. */

@@ -1,7 +1,7 @@
 // What every node adapter needs: the connection of its config node, status texts and localized errors.
 import type { Node, NodeAPI, NodeMessage, NodeStatus } from 'node-red';
 import { ConnectionNotice, ConnectionSecrets, ConnectionStatus, ConnectionUser, DeviceConnection, SharedConnection } from './lib/connection';
-import { AliyunIotError, ErrorParams, LogMessage } from './lib/errors';
+import { AliyunIotError, ErrorParams, LogMessage, withFieldLabel } from './lib/errors';
 
 /** Common texts live in the connection node's catalog; keys with a namespace are found from any node. */
 export const CONNECTION_MESSAGES = 'node-red-contrib-aliyun-iot/aliyun-iot-connection:aliyun-iot-connection';
@@ -35,11 +35,17 @@ export function errorStatus(reason: string): NodeStatus {
   return { fill: 'red', shape: 'dot', text: statusText(reason) };
 }
 
+/** A text of the connection node's catalog in the runtime's language, or undefined when the catalog is not loaded. */
+function catalogText(RED: NodeAPI, key: string, params: ErrorParams = {}): string | undefined {
+  const text = RED._(`${CONNECTION_MESSAGES}.${key}`, params);
+  // Without a loaded catalog (e.g. under node-red-node-test-helper) i18next answers with the key itself.
+  return text && !text.endsWith(key) ? text : undefined;
+}
+
 /** A catalog text in the runtime's language, or `english` when the catalog is not loaded. */
 function translate(RED: NodeAPI, section: 'errors' | 'log', code: string, params: ErrorParams, english: string): string {
-  const text = RED._(`${CONNECTION_MESSAGES}.${section}.${code}`, params);
-  // Without a loaded catalog (e.g. under node-red-node-test-helper) i18next answers with the key itself.
-  return text && !text.endsWith(`${section}.${code}`) ? text : english;
+  const labelled = withFieldLabel(params, (field) => catalogText(RED, `label.${field}`));
+  return catalogText(RED, `${section}.${code}`, labelled) ?? english;
 }
 
 /** The runtime's language for an error of nodes/lib; its code stays on the returned Error. */

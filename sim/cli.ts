@@ -1,12 +1,12 @@
 #!/usr/bin/env node
-// aliyun-iot-sim --config FILE [--port N] [--host 127.0.0.1] [--ws-port N] [--admin-port N]
+// aliyun-iot-sim --config FILE | --demo [--port N] [--host 127.0.0.1] [--ws-port N] [--admin-port N]
 //   [--tls-port N --tls-key FILE --tls-cert FILE] [--amqp-port N] [--api-port N]
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfigFile } from './config';
-import { startSimulator } from './index';
+import { Simulator, simulatorEnvironment, startDemoSimulator, startSimulator } from './index';
 
-const USAGE = 'usage: aliyun-iot-sim --config FILE [--port N] [--host 127.0.0.1] [--ws-port N] [--admin-port N]'
+const USAGE = 'usage: aliyun-iot-sim --config FILE | --demo [--port N] [--host 127.0.0.1] [--ws-port N] [--admin-port N]'
   + ' [--tls-port N --tls-key FILE --tls-cert FILE] [--amqp-port N] [--api-port N] [--quiet]';
 
 function portOption(value: string | undefined, name: string): number | undefined {
@@ -30,29 +30,39 @@ async function main(): Promise<void> {
       'amqp-port': { type: 'string' },
       'api-port': { type: 'string' },
       quiet: { type: 'boolean' },
+      demo: { type: 'boolean' },
       help: { type: 'boolean' },
     },
   });
-  if (values.help || !values.config) {
+  if (values.help || (!values.config && !values.demo)) {
     console.log(USAGE);
     process.exitCode = values.help ? 0 : 2;
     return;
   }
-  const config = loadConfigFile(values.config);
   const tlsPort = portOption(values['tls-port'], 'tls-port');
   if (tlsPort !== undefined && (!values['tls-key'] || !values['tls-cert'])) throw new Error('--tls-port needs --tls-key FILE and --tls-cert FILE');
-  const simulator = await startSimulator({
-    ...config,
-    port: portOption(values.port, 'port') ?? 1883,
+  const options = {
     host: values.host ?? '127.0.0.1',
     wsPort: portOption(values['ws-port'], 'ws-port'),
-    adminPort: portOption(values['admin-port'], 'admin-port') ?? 0,
     tlsPort,
     tls: tlsPort === undefined ? undefined : { key: readFileSync(values['tls-key'] as string), cert: readFileSync(values['tls-cert'] as string) },
-    amqpPort: portOption(values['amqp-port'], 'amqp-port') ?? 0,
-    apiPort: portOption(values['api-port'], 'api-port') ?? 0,
-    log: values.quiet ? undefined : (line) => console.log(line),
-  });
+    log: values.quiet ? undefined : (line: string) => console.log(line),
+  };
+  const port = portOption(values.port, 'port');
+  const adminPort = portOption(values['admin-port'], 'admin-port');
+  const amqpPort = portOption(values['amqp-port'], 'amqp-port');
+  const apiPort = portOption(values['api-port'], 'api-port');
+  // --demo: the demo registry on the ports `npm start` prefers, so that the examples run in any Node-RED.
+  const simulator: Simulator = values.demo && !values.config
+    ? await startDemoSimulator({ ...options, port, adminPort, amqpPort, apiPort })
+    : await startSimulator({
+      ...loadConfigFile(values.config as string),
+      ...options,
+      port: port ?? 1883,
+      adminPort: adminPort ?? 0,
+      amqpPort: amqpPort ?? 0,
+      apiPort: apiPort ?? 0,
+    });
   console.log(`port ${simulator.port}`);
   if (simulator.tlsPort !== undefined) console.log(`tls port ${simulator.tlsPort}`);
   console.log(`admin port ${simulator.adminPort}`);
@@ -60,6 +70,8 @@ async function main(): Promise<void> {
     console.log(`amqp port ${simulator.amqpPort}`);
     console.log(`api port ${simulator.apiPort}`);
   }
+  const environment = Object.entries(simulatorEnvironment(simulator)).map(([name, value]) => `${name}=${value}`).join(' ');
+  console.log(`for Node-RED: ${environment}`);
   const stop = (): void => {
     simulator.stop().then(() => process.exit(0), () => process.exit(1));
   };

@@ -6,7 +6,7 @@ import type { BrokerReply, BrokerRequest } from './broker';
 import type { LoadRequest, LoadResult } from './load';
 import type { ScaleRequest, ScaleResult } from './scale';
 import { Variant, liftSubscriptionLimit, startForwarder, stopRuntime } from './runtime';
-import { BrokerKind, DIRECT_TOPIC, IN_TOPIC, OUT_TOPIC, Qos, SCALE_DEVICES, dispatchFilters, median } from './setup';
+import { BrokerKind, DIRECT_TOPIC, IN_TOPIC, OUT_FILTER, Qos, SCALE_DEVICES, dispatchFilters, median } from './setup';
 
 export type Size = 'smoke' | 'small' | 'full';
 export type Section = 'a' | 'b' | 'c' | 'd' | 'e';
@@ -142,10 +142,10 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const forward = async (label: string, variant: Variant, kind: BrokerKind, qos: Qos, filters: Array<{ filter: string; topic: string }>,
     rate?: number): Promise<void> => {
     const { port } = await broker(kind);
-    const forwarder = await startForwarder(variant, { port, qos, filters: filters.map((f) => f.filter), outTopic: OUT_TOPIC });
+    const forwarder = await startForwarder(variant, { port, qos, filters: filters.map((f) => f.filter) });
     try {
       const measured = await load.run({
-        port, qos, topics: filters.map((f) => f.topic), sink: OUT_TOPIC, probe: true, window: params.window,
+        port, qos, topics: filters.map((f) => f.topic), sink: OUT_FILTER, probe: true, window: params.window,
         n: rate ? params.latencyMessages : params.messages, rate,
       });
       table.add(label, measured);

@@ -4,14 +4,14 @@ import * as path from 'node:path';
 import mqtt, { MqttClient } from 'mqtt';
 import { FlowNode } from '../test/helpers';
 import { PACKAGE_NODES, helper, onTab, startServer, stopServer } from '../test/node-harness';
-import { BENCH_PK, DEVICES, Qos, benchSecret, deviceLogin, rawClientOptions } from './setup';
+import { BENCH_PK, DEVICES, Qos, benchSecret, deviceLogin, outTopic, rawClientOptions } from './setup';
 
 export type Variant = 'ours' | 'core' | 'raw';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const CORE_MQTT: unknown = require(path.join(path.dirname(require.resolve('@node-red/nodes/package.json')), 'core', 'network', '10-mqtt.js'));
 
-/** A running forwarder: every message on one of `filters` goes to `outTopic`. */
+/** A running forwarder: every message on one of `filters` goes to the out topic of the forwarder's device. */
 export interface Forwarder {
   stop(): Promise<void>;
 }
@@ -20,7 +20,6 @@ export interface ForwardSpec {
   port: number;
   qos: Qos;
   filters: string[];
-  outTopic: string;
 }
 
 /** The helper's private parts that record every send/status/log call; a benchmark must not pay for the recording. */
@@ -68,7 +67,7 @@ export function oursConnection(id: string, port: number, deviceName: string): { 
 
 function oursFlow(spec: ForwardSpec): { flow: FlowNode[]; credentials: Record<string, Record<string, string>> } {
   const connection = oursConnection('conn', spec.port, DEVICES.ours);
-  const flow: FlowNode[] = [connection.node, { id: 'out', type: 'aliyun-iot-out', connection: 'conn', topic: spec.outTopic, qos: String(spec.qos), retain: '' }];
+  const flow: FlowNode[] = [connection.node, { id: 'out', type: 'aliyun-iot-out', connection: 'conn', topic: outTopic(DEVICES.ours), qos: String(spec.qos), retain: '' }];
   spec.filters.forEach((filter, i) => {
     flow.push({ id: `in${i}`, type: 'aliyun-iot-in', connection: 'conn', topic: filter, qos: String(spec.qos), datatype: 'auto-detect', wires: [['out']] });
   });
@@ -82,7 +81,7 @@ function coreFlow(spec: ForwardSpec): { flow: FlowNode[]; credentials: Record<st
       id: 'broker', type: 'mqtt-broker', name: '', broker: '127.0.0.1', port: String(spec.port), clientid: login.clientId,
       usetls: false, protocolVersion: '4', keepalive: '60', cleansession: true, autoConnect: true, autoUnsubscribe: true,
     },
-    { id: 'out', type: 'mqtt out', broker: 'broker', topic: spec.outTopic, qos: String(spec.qos), retain: '' },
+    { id: 'out', type: 'mqtt out', broker: 'broker', topic: outTopic(DEVICES.core), qos: String(spec.qos), retain: '' },
   ];
   spec.filters.forEach((filter, i) => {
     flow.push({
@@ -96,8 +95,9 @@ function coreFlow(spec: ForwardSpec): { flow: FlowNode[]; credentials: Record<st
 async function rawForwarder(spec: ForwardSpec): Promise<Forwarder> {
   const client: MqttClient = await mqtt.connectAsync(rawClientOptions(spec.port, DEVICES.raw));
   const options = { qos: spec.qos };
+  const topic = outTopic(DEVICES.raw);
   client.on('message', (_topic, payload) => {
-    client.publish(spec.outTopic, payload, options);
+    client.publish(topic, payload, options);
   });
   await client.subscribeAsync(spec.filters, { qos: spec.qos });
   return { stop: () => client.endAsync(true) };

@@ -6,7 +6,7 @@ import type { ConnectionConfigNode } from '../nodes/support/connection-lookup';
 import { FlowNode } from '../test/helpers';
 import { helper } from '../test/node-harness';
 import { deployFlow, oursConnection, startRuntime, stopRuntime, undeploy } from './runtime';
-import { OUT_TOPIC, scaleDevice } from './setup';
+import { outTopic, scaleDevice } from './setup';
 
 export interface ScaleRequest {
   port: number;
@@ -30,7 +30,7 @@ async function connectionScale({ port, devices }: ScaleRequest): Promise<ScaleRe
   const credentials: Record<string, Record<string, string>> = {};
   for (let i = 0; i < devices; i++) {
     const connection = oursConnection(`conn${i}`, port, scaleDevice(i));
-    flow.push(connection.node, { id: `out${i}`, type: 'aliyun-iot-out', connection: `conn${i}`, topic: OUT_TOPIC, qos: '0', retain: '' });
+    flow.push(connection.node, { id: `out${i}`, type: 'aliyun-iot-out', connection: `conn${i}`, topic: outTopic(scaleDevice(i)), qos: '0', retain: '' });
     Object.assign(credentials, connection.credentials);
   }
   await startRuntime();

@@ -47,9 +47,16 @@ export function benchRegistry(scaleDevices = SCALE_DEVICES): SimulatorConfig {
   };
 }
 
-/** Topics: the generator publishes to IN_TOPIC, forwarders publish to OUT_TOPIC, the sink listens there. */
+/**
+ * Topics: the generator publishes to IN_TOPIC; each forwarder publishes on its own device's out topic (on the IoT
+ * Platform a device publishes only on its own topics), and the sink listens to all of them with OUT_FILTER.
+ */
 export const IN_TOPIC = `/${BENCH_PK}/${DEVICES.gen}/user/bench/in`;
-export const OUT_TOPIC = `/${BENCH_PK}/${DEVICES.gen}/user/bench/out`;
+export const OUT_FILTER = `/${BENCH_PK}/+/user/bench/out`;
+
+export function outTopic(deviceName: string): string {
+  return `/${BENCH_PK}/${deviceName}/user/bench/out`;
+}
 export const DIRECT_TOPIC = `/${BENCH_PK}/${DEVICES.gen}/user/bench/direct`;
 
 /**

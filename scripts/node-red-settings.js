@@ -2,7 +2,7 @@
 'use strict';
 module.exports = {
   uiHost: '127.0.0.1',
-  uiPort: Number(process.env.PORT) || 1880,
+  // The port comes from start.js (--port): 1880 when free.
   flowFile: 'flows.json',
   credentialSecret: 'aliyun-iot-local-demo',
   logging: { console: { level: 'info', metrics: false, audit: false } },

@@ -1,13 +1,13 @@
 #!/usr/bin/env node
-// aliyun-iot-sim --config FILE [--port N] [--host 127.0.0.1] [--ws-port N] [--admin-port N]
+// aliyun-iot-sim --config FILE | --demo [--port N] [--host 127.0.0.1] [--ws-port N] [--admin-port N]
 //   [--tls-port N --tls-key FILE --tls-cert FILE] [--amqp-port N] [--api-port N] [--amqp-tls-port N] [--api-tls-port N]
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { RANGES } from '../nodes/lib/protocol';
 import { loadConfigFile } from './config';
-import { startSimulator } from './index';
+import { Simulator, simulatorEnvironment, startDemoSimulator, startSimulator } from './index';
 
-const USAGE = 'usage: aliyun-iot-sim --config FILE [--port N] [--host 127.0.0.1] [--ws-port N] [--admin-port N]'
+const USAGE = 'usage: aliyun-iot-sim --config FILE | --demo [--port N] [--host 127.0.0.1] [--ws-port N] [--admin-port N]'
   + ' [--tls-port N --tls-key FILE --tls-cert FILE] [--amqp-port N] [--api-port N] [--amqp-tls-port N] [--api-tls-port N] [--quiet]'
   + ' (every --*tls-port needs --tls-key and --tls-cert)';
 
@@ -34,15 +34,15 @@ async function main(): Promise<void> {
       'amqp-tls-port': { type: 'string' },
       'api-tls-port': { type: 'string' },
       quiet: { type: 'boolean' },
+      demo: { type: 'boolean' },
       help: { type: 'boolean' },
     },
   });
-  if (values.help || !values.config) {
+  if (values.help || (!values.config && !values.demo)) {
     console.log(USAGE);
     process.exitCode = values.help ? 0 : 2;
     return;
   }
-  const config = loadConfigFile(values.config);
   const tlsPort = portOption(values['tls-port'], 'tls-port');
   const amqpTlsPort = portOption(values['amqp-tls-port'], 'amqp-tls-port');
   const apiTlsPort = portOption(values['api-tls-port'], 'api-tls-port');
@@ -50,20 +50,30 @@ async function main(): Promise<void> {
   for (const [name, port] of [['tls-port', tlsPort], ['amqp-tls-port', amqpTlsPort], ['api-tls-port', apiTlsPort]] as const) {
     if (port !== undefined && (!values['tls-key'] || !values['tls-cert'])) throw new Error(`--${name} needs --tls-key FILE and --tls-cert FILE`);
   }
-  const simulator = await startSimulator({
-    ...config,
-    port: portOption(values.port, 'port') ?? 1883,
+  const options = {
     host: values.host ?? '127.0.0.1',
     wsPort: portOption(values['ws-port'], 'ws-port'),
-    adminPort: portOption(values['admin-port'], 'admin-port') ?? 0,
     tlsPort,
     tls: anyTls ? { key: readFileSync(values['tls-key'] as string), cert: readFileSync(values['tls-cert'] as string) } : undefined,
-    amqpPort: portOption(values['amqp-port'], 'amqp-port') ?? 0,
-    apiPort: portOption(values['api-port'], 'api-port') ?? 0,
     amqpTlsPort,
     apiTlsPort,
-    log: values.quiet ? undefined : (line) => console.log(line),
-  });
+    log: values.quiet ? undefined : (line: string) => console.log(line),
+  };
+  const port = portOption(values.port, 'port');
+  const adminPort = portOption(values['admin-port'], 'admin-port');
+  const amqpPort = portOption(values['amqp-port'], 'amqp-port');
+  const apiPort = portOption(values['api-port'], 'api-port');
+  // --demo: the demo registry on the ports `npm start` prefers, so that the examples run in any Node-RED.
+  const simulator: Simulator = values.demo && !values.config
+    ? await startDemoSimulator({ ...options, port, adminPort, amqpPort, apiPort })
+    : await startSimulator({
+      ...loadConfigFile(values.config as string),
+      ...options,
+      port: port ?? 1883,
+      adminPort: adminPort ?? 0,
+      amqpPort: amqpPort ?? 0,
+      apiPort: apiPort ?? 0,
+    });
   console.log(`port ${simulator.port}`);
   if (simulator.tlsPort !== undefined) console.log(`tls port ${simulator.tlsPort}`);
   console.log(`admin port ${simulator.adminPort}`);
@@ -73,6 +83,8 @@ async function main(): Promise<void> {
     if (simulator.amqpTlsPort !== undefined) console.log(`amqp tls port ${simulator.amqpTlsPort}`);
     if (simulator.apiTlsPort !== undefined) console.log(`api tls port ${simulator.apiTlsPort}`);
   }
+  const environment = Object.entries(simulatorEnvironment(simulator)).map(([name, value]) => `${name}=${value}`).join(' ');
+  console.log(`for Node-RED: ${environment}`);
   const stop = (): void => {
     simulator.stop().then(() => process.exit(0), () => process.exit(1));
   };

@@ -202,3 +202,4 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
 export function startSimulator(options: SimulatorOptions): Promise<Simulator> {
   return new Simulator(options).start();
 }
+export * from './demo';

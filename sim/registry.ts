@@ -1,7 +1,7 @@
 // Who may log in and what each login may do: the platform's device registry, topic permissions and ApsaraMQ
 // credentials, verified with the same functions the nodes sign with.
 import { randomBytes } from 'node:crypto';
-import { CONNACK, RefusalCode, expandPlaceholders, filterCovers, parseMqClientId, parseMqTokenPassword, parseMqUsername, verifyIotLogin, verifyMqSignature } from '../nodes/lib/protocol';
+import { CONNACK, RefusalCode, deviceSystemTopics, expandPlaceholders, filterCovers, parseMqClientId, parseMqTokenPassword, parseMqUsername, verifyIotLogin, verifyMqSignature } from '../nodes/lib/protocol';
 import { BASIC_PRODUCT_TOPICS, SimMqInstance, SimProduct, SimToken, SimulatorConfig } from './config';
 
 /** Topic filters a login may subscribe within, and publish to. */
@@ -73,19 +73,6 @@ function tokenPermissions(tokens: readonly SimToken[]): TopicPermissions {
 export type LoginResult =
   | { ok: true; session: Session }
   | { ok: false; returnCode: RefusalCode; reason: string };
-
-/** A device's own system topics (docs/protocol.md §2), as [filter, access]. */
-function systemTopics(productKey: string, deviceName: string): Array<[string, 'sub' | 'pub' | 'all']> {
-  return [
-    [`/sys/${productKey}/${deviceName}/#`, 'all'],
-    [`/ext/ntp/${productKey}/${deviceName}/#`, 'all'],
-    [`/ext/rrpc/+/sys/${productKey}/${deviceName}/#`, 'all'],
-    [`/ext/rrpc/+/${productKey}/${deviceName}/#`, 'all'],
-    [`/shadow/+/${productKey}/${deviceName}`, 'all'],
-    [`/ota/device/+/${productKey}/${deviceName}`, 'all'],
-    [`/broadcast/${productKey}/#`, 'sub'],
-  ];
-}
 
 function refuse(returnCode: RefusalCode, reason: string): LoginResult {
   return { ok: false, returnCode, reason };
@@ -183,7 +170,7 @@ export class Registry {
     const product = this.products.get(productKey) as SimProduct;
     const variables = { productKey, deviceName };
     const topics: Array<[string, string]> = [
-      ...systemTopics(productKey, deviceName),
+      ...deviceSystemTopics(productKey, deviceName),
       ...(product.topics ?? BASIC_PRODUCT_TOPICS).map((entry): [string, string] => [expandPlaceholders(entry.topic, variables), entry.access]),
     ];
     const subscribable = topics.filter(([, access]) => access !== 'pub').map(([topic]) => topic);

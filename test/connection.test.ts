@@ -31,7 +31,7 @@ describe('connection core', function () {
     second.register({ onStatus: () => undefined });
     await waitFor(() => statuses.some((status) => status.state === 'kicked'), 'the kicked status', 8000);
     assert.equal(statuses.find((status) => status.state === 'kicked')?.reason, 'kicked');
-    assert.match(warnings[0], /another client is probably using the same device credentials/);
+    assert.match(warnings[0], /another program is probably logged in as the same device \(the platform keeps one connection per device, whatever its client ID\)/);
     await close(first, second);
   });
 

@@ -1,7 +1,11 @@
 import { strict as assert } from 'node:assert';
 import { AliyunIotError } from '../nodes/lib/errors';
-import { SERVICE_LIMITS, decodePayload, encodePayload, exceedsBytes, expandPlaceholders, filterCovers, isValidFilter, validateFilter, validatePublishTopic } from '../nodes/lib/protocol';
-import { resolveConnection } from '../nodes/lib/connection';
+import {
+  SERVICE_LIMITS, checkOwnPublishTopic, decodePayload, encodePayload, exceedsBytes, expandPlaceholders, filterCovers, isOwnPublishTopic,
+  isValidFilter, validateFilter, validatePublishTopic,
+} from '../nodes/lib/protocol';
+import { LogMessage } from '../nodes/lib/errors';
+import { resolveCloud, resolveConnection } from '../nodes/lib/connection';
 
 function code(action: () => unknown): string {
   try {
@@ -22,6 +26,19 @@ describe('lib: topics', function () {
     assert.equal(validateFilter('x'.repeat(128), SERVICE_LIMITS.iot).length, 128);
     assert.equal(code(() => validatePublishTopic('a/+', SERVICE_LIMITS.iot)), 'TOPIC_WILDCARD');
     assert.equal(code(() => validatePublishTopic(undefined, SERVICE_LIMITS.iot)), 'TOPIC_EMPTY');
+  });
+
+  it('an IoT Platform device publishes on its own topics only (docs/protocol.md §2), the rule the simulator grants by', function () {
+    const own = ['/pk/dn/user/update', '/pk/dn/user/a/b', '/sys/pk/dn/thing/event/property/post', '/ext/ntp/pk/dn/request',
+      '/ext/rrpc/123/sys/pk/dn/thing/service/s', '/ext/rrpc/9/pk/dn/user/rpc', '/shadow/update/pk/dn', '/ota/device/inform/pk/dn',
+      '/ota/device/progress/pk/dn'];
+    const others = ['/pk/dn2/user/update', '/pk2/dn/user/update', '/sys/pk/dn2/thing/event/property/post', '/pk/dn', '/broadcast/pk/x',
+      '/shadow/update/pk/dn2', '/ota/device/inform/pk/dn/x', '/ext/ntp/pk/other/request', 'pk/dn/user/update', '/other'];
+    for (const topic of own) assert.ok(isOwnPublishTopic(topic, 'pk', 'dn'), topic);
+    for (const topic of others) assert.ok(!isOwnPublishTopic(topic, 'pk', 'dn'), topic);
+    assert.equal(code(() => checkOwnPublishTopic('/pk/dn2/user/update', 'pk', 'dn')), 'TOPIC_NOT_OWN');
+    assert.equal(code(() => resolveConnection({ mode: 'iot', productKey: 'a1B2c3D4e5F', deviceName: 'dev01', credentials: { deviceSecret: 's' } })
+      .checkPublishTopic?.('/a1B2c3D4e5F/dev02/user/update')), 'TOPIC_NOT_OWN');
   });
 
   it('expands the connection\'s placeholders and refuses unknown ones', function () {
@@ -113,6 +130,46 @@ describe('lib: connection settings', function () {
     assert.equal(code(() => resolveConnection({ ...mq, instanceId: '' })), 'CONFIG_MISSING');
     assert.equal(code(() => resolveConnection({ ...iot, queueSize: -1 })), 'QUEUE_SIZE_INVALID');
     assert.equal(code(() => resolveConnection({ ...iot, mode: 'amqp' as 'iot' })), 'MODE_INVALID');
+  });
+
+  it('says what a value must be and what it is, and names fields by their editor labels', function () {
+    const message = (action: () => unknown): string => {
+      try {
+        action();
+      } catch (err) {
+        return (err as Error).message;
+      }
+      throw new Error('no error thrown');
+    };
+    assert.equal(message(() => resolveConnection({ ...iot, productKey: 'a1B2c3' })),
+      "ProductKey 'a1B2c3' is malformed: a ProductKey is exactly 11 letters and digits, this one has 6 characters");
+    assert.equal(message(() => resolveConnection({ ...mq, instanceId: '' })), 'The connection needs a value for Instance ID');
+    assert.equal(message(() => resolveConnection({ ...iot, credentials: {} })), "The connection's credential DeviceSecret is missing");
+    const cloud = { mode: 'cloud' as const, credentials: { accessKeyId: 'AK', accessKeySecret: 'SK' } };
+    assert.equal(message(() => resolveCloud(cloud)), 'The connection needs a value for Account ID');
+    assert.match(message(() => resolveCloud({ ...cloud, amqpEndpoint: 'nonsense' })), /^AMQP endpoint 'nonsense' is not a valid endpoint URL/);
+    for (const text of [message(() => resolveCloud(cloud)), message(() => resolveConnection({ ...mq, instanceId: '' }))]) {
+      assert.doesNotMatch(text, /\b(uid|instanceId|amqpEndpoint)\b/);
+    }
+  });
+
+  it('the knock-off warning says what helps on each service: a device of its own on the IoT Platform, a client ID on ApsaraMQ', function () {
+    const iotText = new LogMessage('KICKED_IOT', { target: 't', count: 3 }).text;
+    assert.match(iotText, /one connection per device, whatever its client ID\)\. Give each program a device of its own/);
+    assert.doesNotMatch(iotText, /or client ID/);
+    assert.match(new LogMessage('KICKED_MQ', { target: 't', count: 3 }).text, /Give each program its own Device ID/);
+  });
+
+  it('a field left as ${NAME} (NAME unset when the flow started) names the variable, for the simulator\'s with how to start it', function () {
+    assert.equal(code(() => resolveConnection({ ...iot, port: '${ALIYUN_IOT_SIM_PORT}' })), 'SIMULATOR_VARIABLE_UNSET');
+    assert.equal(code(() => resolveCloud({ mode: 'cloud', amqpEndpoint: '${ALIYUN_IOT_SIM_AMQP_ENDPOINT}', credentials: { accessKeyId: 'AK', accessKeySecret: 'SK' } })),
+      'SIMULATOR_VARIABLE_UNSET');
+    assert.equal(code(() => resolveConnection({ ...iot, host: '${MY_BROKER}' })), 'VARIABLE_UNSET');
+    try {
+      resolveConnection({ ...iot, port: '${ALIYUN_IOT_SIM_PORT}' });
+    } catch (err) {
+      assert.match((err as Error).message, /^ALIYUN_IOT_SIM_PORT is not set \(the Port field says \$\{ALIYUN_IOT_SIM_PORT\}\): start the simulator with `npx aliyun-iot-sim --demo`/);
+    }
   });
 
   it('keeps secrets out of every error message', function () {

@@ -129,6 +129,54 @@ describe('nodes: refused logins and bad input', function () {
     assert.equal(env.sim.connectedClients, 0);
   });
 
+  it('a field of ${VAR} with VAR unset (the examples outside npm start): the error names the variable and what to do', async function () {
+    const saved = process.env.ALIYUN_IOT_SIM_PORT;
+    delete process.env.ALIYUN_IOT_SIM_PORT;
+    delete process.env.ALIYUN_IOT_TEST_UNSET_HOST;
+    try {
+      const simulatorPort = iotConnection('simPort', env.sim, 'dev01', { port: '${ALIYUN_IOT_SIM_PORT}' });
+      const ownHost = iotConnection('ownHost', env.sim, 'dev02', { host: '${ALIYUN_IOT_TEST_UNSET_HOST}' });
+      await deploy([
+        simulatorPort.node, ownHost.node, ...CATCH_ALL,
+        { id: 'a', type: 'aliyun-iot-out', connection: 'simPort', topic: '/${productKey}/${deviceName}/user/update', qos: '', retain: '' },
+        { id: 'b', type: 'aliyun-iot-out', connection: 'ownHost', topic: '/${productKey}/${deviceName}/user/update', qos: '', retain: '' },
+      ], { ...simulatorPort.credentials, ...ownHost.credentials });
+      const caught = collect('caught');
+      const [simulatorError] = errorsOf(node('simPort'));
+      assert.match(simulatorError, /^ALIYUN_IOT_SIM_PORT is not set \(the Port field says \$\{ALIYUN_IOT_SIM_PORT\}\): start the simulator with `npx aliyun-iot-sim --demo`/);
+      assert.doesNotMatch(simulatorError, /NaN/);
+      assert.match(errorsOf(node('ownHost'))[0], /^ALIYUN_IOT_TEST_UNSET_HOST is not set \(the Host field says .*\): set this environment variable before starting Node-RED/);
+      send('a', { payload: 'x' });
+      await waitFor(() => caught.length === 1, 'the caught error');
+      assert.match((caught[0] as NodeMessage & { error: { message: string } }).error.message, /ALIYUN_IOT_SIM_PORT is not set/);
+      assert.equal(env.sim.connectedClients, 0);
+    } finally {
+      if (saved !== undefined) process.env.ALIYUN_IOT_SIM_PORT = saved;
+    }
+  });
+
+  it('a publish to another device\'s topic on the IoT Platform is refused before it leaves, catchably; own topics pass', async function () {
+    const published: string[] = [];
+    env.sim.on('message', (info) => published.push(info.topic));
+    const connection = iotConnection('conn', env.sim, 'dev01');
+    await deploy([
+      connection.node, ...CATCH_ALL,
+      { id: 'out', type: 'aliyun-iot-out', connection: 'conn', topic: '', qos: '1', retain: '' },
+      { id: 'done', type: 'complete', scope: ['out'], uncaught: false, wires: [['completed']] },
+      { id: 'completed', type: 'helper' },
+    ], connection.credentials);
+    const [caught, completed] = [collect('caught'), collect('completed')];
+    await waitForStatus('out', 'connected');
+    send('out', { topic: `/${PK}/dev02/user/update`, payload: 'not mine' });
+    await waitFor(() => caught.length === 1, 'the refusal');
+    const error = (caught[0] as NodeMessage & { error: { message: string } }).error.message;
+    assert.match(error, new RegExp(`Cannot publish to '/${PK}/dev02/user/update': on the IoT Platform a device publishes only on its own topics \\(/${PK}/dev01/\\.\\.\\.`));
+    send('out', { topic: `/${PK}/dev01/user/update`, payload: 'mine' });
+    await waitFor(() => completed.length === 1, 'the own publish');
+    assert.equal(completed[0].topic, `/${PK}/dev01/user/update`);
+    assert.deepEqual(published, [`/${PK}/dev01/user/update`], 'only the own topic reached the broker');
+  });
+
   it('a subscription outside the product\'s topics is a catchable error and a status', async function () {
     const connection = iotConnection('conn', env.sim, 'dev01');
     await deploy([

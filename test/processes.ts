@@ -59,13 +59,15 @@ export class SimulatorCli {
   /** Resolves with the exit code when the process ends. */
   readonly exited: Promise<number | null>;
 
+  /** `registry` 'demo': `--demo` instead of `--config FILE`. */
   constructor(registry: SimulatorConfig | object | string, args: string[]) {
     let file = registry;
     if (typeof file !== 'string') {
       file = path.join(this.dir, 'registry.json');
       fs.writeFileSync(file, JSON.stringify(registry));
     }
-    this.child = spawn(process.execPath, [path.join(__dirname, '..', 'sim', 'cli.js'), '--config', file, ...args]);
+    const source = file === 'demo' ? ['--demo'] : ['--config', file];
+    this.child = spawn(process.execPath, [path.join(__dirname, '..', 'sim', 'cli.js'), ...source, ...args]);
     this.child.stdout?.on('data', (chunk: Buffer) => { this.stdout += chunk.toString(); });
     this.child.stderr?.on('data', (chunk: Buffer) => { this.stderr += chunk.toString(); });
     this.exited = new Promise((resolve) => this.child.on('exit', (code) => {

@@ -17,7 +17,7 @@ function iotSettings(extra: Record<string, unknown> = {}): ConnectionSettings {
 
 describe('robustness: durations past setTimeout\'s limit', function () {
   it('a queueTimeout, a reconnect setting or a post timeout longer than a timer can wait is refused, naming the limit', function () {
-    assert.throws(() => resolveConnection(iotSettings({ queueTimeout: 3_000_000 })), /queueTimeout 3000000 s .*at most 2147483 s/);
+    assert.throws(() => resolveConnection(iotSettings({ queueTimeout: 3_000_000 })), /Queue time limit 3000000 s .*at most 2147483 s/);
     assert.equal(resolveConnection(iotSettings({ queueTimeout: 2_147_483 })).queueTimeoutMs, 2_147_483_000);
     assert.throws(() => reconnectPolicy({ networkMaxMs: 1e10 }), new RegExp(`aliyunIot.reconnect.networkMaxMs 10000000000 ms .*at most ${MAX_TIMER_MS} ms`));
     assert.throws(() => reconnectPolicy({ closeTimeoutMs: 'soon' }), /aliyunIot.reconnect.closeTimeoutMs 'soon' must be a number/);
@@ -36,8 +36,8 @@ describe('robustness: durations past setTimeout\'s limit', function () {
 
 describe('robustness: config values of the wrong type', function () {
   it('a non-text field is a clear error, and an unknown mode names cloud too', function () {
-    assert.throws(() => resolveConnection(iotSettings({ productKey: 42 })), /productKey must be text, not number/);
-    assert.throws(() => resolveConnection(iotSettings({ host: { name: 'x' } })), /host must be text, not object/);
+    assert.throws(() => resolveConnection(iotSettings({ productKey: 42 })), /ProductKey must be text, not number/);
+    assert.throws(() => resolveConnection(iotSettings({ host: { name: 'x' } })), /Host must be text, not object/);
     assert.throws(() => resolveConnection(iotSettings({ mode: 'edge' })), /use iot, mq or cloud/);
   });
 });

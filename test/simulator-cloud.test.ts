@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import * as path from 'node:path';
 import { loadConfigFile, validateConfig } from '../sim';
 import { CLOUD_CONFIG } from './cloud-fixtures';
-import { SIM_CONFIG } from './helpers';
+import { SIM_CONFIG, waitFor } from './helpers';
 import { SimulatorCli } from './processes';
 
 const DEMO_REGISTRY = path.join(__dirname, '..', '..', 'sim', 'demo-registry.json');
@@ -42,6 +42,20 @@ describe('simulator: the cloud section of the config', function () {
     assert.deepEqual(demo.cloud?.accessKeys, [{ accessKeyId: 'LTAI_sim_ak', accessKeySecret: 'sim_secret_1234567890' }]);
     assert.deepEqual(demo.cloud?.consumerGroups, ['DEFAULT_GROUP']);
     assert.deepEqual(demo.products?.[0].syncServices, ['getStatus']);
+  });
+
+  it('--demo serves the demo registry and prints the environment the examples read, for Node-RED', async function () {
+    const cli = new SimulatorCli('demo', ['--port', '0', '--admin-port', '0', '--amqp-port', '0', '--api-port', '0', '--quiet']);
+    try {
+      const [port, adminPort, amqpPort, apiPort] = [await cli.portLine('port'), await cli.portLine('admin port'), await cli.portLine('amqp port'), await cli.portLine('api port')];
+      await waitFor(() => /^for Node-RED: .*$/m.test(cli.stdout), 'the environment line');
+      assert.equal(/^for Node-RED: (.*)$/m.exec(cli.stdout)?.[1], `ALIYUN_IOT_SIM_PORT=${port} ALIYUN_IOT_SIM_ADMIN_PORT=${adminPort}`
+        + ` ALIYUN_IOT_SIM_AMQP_ENDPOINT=amqp://127.0.0.1:${amqpPort} ALIYUN_IOT_SIM_API_ENDPOINT=http://127.0.0.1:${apiPort}`);
+      const { devices } = await fetch(`http://127.0.0.1:${adminPort}/devices`).then((res) => res.json()) as { devices: unknown[] };
+      assert.equal(devices.length, loadConfigFile(DEMO_REGISTRY).products?.[0].devices.length);
+    } finally {
+      await cli.stop();
+    }
   });
 
   it('the CLI prints the amqp and api ports and takes --amqp-port/--api-port', async function () {

@@ -35,7 +35,7 @@ export class AliyunIotError extends Error {
   readonly params: ErrorParams;
 
   constructor(code: ErrorCode, params: ErrorParams = {}) {
-    super(formatMessage(englishCatalog().errors[code] ?? code, params));
+    super(formatMessage(englishCatalog().errors[code] ?? code, withFieldLabel(params, (field) => englishCatalog().label[field])));
     this.name = 'AliyunIotError';
     this.code = code;
     this.params = params;
@@ -52,10 +52,20 @@ export function formatMessage(template: string, params: ErrorParams): string {
     Object.prototype.hasOwnProperty.call(params, name) ? String(params[name]) : whole);
 }
 
+/**
+ * The param `field` holds a connection property (`instanceId`, `uid`); messages show it by the label the editor shows
+ * (the catalog's `label` section: "Instance ID", "Account ID").
+ */
+export function withFieldLabel(params: ErrorParams, labelOf: (field: string) => string | undefined): ErrorParams {
+  if (typeof params.field !== 'string') return params;
+  return { ...params, field: labelOf(params.field) ?? params.field };
+}
+
 /** As read at run time: a code missing from the file (a stale build) falls back to the code itself. */
 interface EnglishCatalog {
   errors: Partial<Record<ErrorCode, string>>;
   log: Partial<Record<LogCode, string>>;
+  label: Record<string, string>;
 }
 
 let english: EnglishCatalog | undefined;

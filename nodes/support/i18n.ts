@@ -1,15 +1,21 @@
 // Texts of nodes/lib in the runtime's language: errors a flow can catch and log lines, from the connection node's catalog.
 import type { NodeAPI } from 'node-red';
-import { AliyunIotError, ErrorCode, ErrorParams, LogCode, LogMessage } from '../lib/errors';
+import { AliyunIotError, ErrorCode, ErrorParams, LogCode, LogMessage, withFieldLabel } from '../lib/errors';
 
 /** Common texts live in the connection node's catalog; keys with a namespace are found from any node. */
 export const CONNECTION_MESSAGES = 'node-red-contrib-aliyun-iot/aliyun-iot-connection:aliyun-iot-connection';
 
+/** A text of the connection node's catalog in the runtime's language, or undefined when the catalog is not loaded. */
+function catalogText(RED: NodeAPI, key: string, params: ErrorParams = {}): string | undefined {
+  const text = RED._(`${CONNECTION_MESSAGES}.${key}`, params);
+  // Without a loaded catalog (e.g. under node-red-node-test-helper) i18next answers with the key itself.
+  return text && !text.endsWith(key) ? text : undefined;
+}
+
 /** A catalog text in the runtime's language, or `english` when the catalog is not loaded. */
 function translate(RED: NodeAPI, section: 'errors' | 'log', code: ErrorCode | LogCode, params: ErrorParams, english: string): string {
-  const text = RED._(`${CONNECTION_MESSAGES}.${section}.${code}`, params);
-  // Without a loaded catalog (e.g. under node-red-node-test-helper) i18next answers with the key itself.
-  return text && !text.endsWith(`${section}.${code}`) ? text : english;
+  const labelled = withFieldLabel(params, (field) => catalogText(RED, `label.${field}`));
+  return catalogText(RED, `${section}.${code}`, labelled) ?? english;
 }
 
 /** The runtime's language for an error of nodes/lib; its code stays on the returned Error. */

@@ -333,6 +333,7 @@ export class DeviceConnection implements SharedConnection {
     let message: QueuedPublish;
     try {
       const topic = validatePublishTopic(typeof topicTemplate === 'string' ? this.expandTopic(topicTemplate) : topicTemplate, this.profile.limits);
+      this.profile.checkPublishTopic?.(topic);
       const qos = parseQos(options.qos);
       const payload = encodePayload(value);
       const bytes = exceedsBytes(payload, this.profile.limits.maxPayloadBytes);

@@ -173,7 +173,7 @@ export function classifyClose(facts: CloseFacts, counters: RetryCounters, policy
         status: { state: 'kicked', reason: 'kicked' },
         delayMs: backoffDelay(next.shortSessions - policy.kickedAfter, policy.kickedBaseMs, policy.kickedMaxMs, random),
         counters: next,
-        log: { level: 'warn', message: new LogMessage('KICKED', { target, count: next.shortSessions }), once: true },
+        log: { level: 'warn', message: new LogMessage(facts.mode === 'mq' ? 'KICKED_MQ' : 'KICKED_IOT', { target, count: next.shortSessions }), once: true },
       };
     }
     return {

@@ -12,7 +12,7 @@ import {
 import { MqttLogin, defaultIotClientId, signIotLogin } from '../protocol/iot-login';
 import { DEFAULTS, RANGES, SERVICE_LIMITS, ServiceLimits, ServiceMode, checkTimerDuration } from '../protocol/limits';
 import { mqClientId, signMqLogin } from '../protocol/mq-login';
-import type { TopicVariables } from '../protocol/topics';
+import { TopicVariables, checkOwnPublishTopic } from '../protocol/topics';
 import { OpenApiClient } from './openapi-client';
 import { ReconnectPolicy, reconnectPolicy } from './reconnect-policy';
 
@@ -76,10 +76,27 @@ export interface ConnectionProfile {
   /** Who and where, for logs: never a secret. */
   label: string;
   sign(): MqttLogin;
+  /** IoT Platform: refuses a topic the platform would not take from this device (another device's). */
+  checkPublishTopic?(topic: string): void;
   /** ApsaraMQ token mode: later logins use this token (once it is known good); returns the token it replaces. */
   replaceToken?(token: string): string;
 }
 
+
+/** The environment variables of the simulator that `npm start` and `aliyun-iot-sim` hand to Node-RED. */
+export const SIMULATOR_VARIABLE_PREFIX = 'ALIYUN_IOT_SIM_';
+
+/**
+ * Node-RED replaces a field that is `${NAME}` as a whole with the environment variable NAME when the flow starts, and
+ * leaves it as it is when NAME is not set (flows/util.js, mapEnvVarProperties). Such a field names an unset variable.
+ */
+function checkEnvironmentVariables(settings: ConnectionSettings): void {
+  for (const [field, value] of Object.entries(settings)) {
+    if (!matches('environmentVariable', value)) continue;
+    const name = value.slice(2, -1);
+    throw new AliyunIotError(name.startsWith(SIMULATOR_VARIABLE_PREFIX) ? 'SIMULATOR_VARIABLE_UNSET' : 'VARIABLE_UNSET', { name, field });
+  }
+}
 
 /** Optional numeric fields arrive from the editor as '' or strings. */
 function optionalNumber(value: unknown): number | undefined {
@@ -120,6 +137,7 @@ function trimmed(settings: object, field: string): string | undefined {
 
 /** Validates the settings and derives endpoint, client id and signing; throws AliyunIotError on the first problem. */
 export function resolveConnection(settings: ConnectionSettings): ConnectionProfile {
+  checkEnvironmentVariables(settings);
   const mode = settings.mode;
   if (mode !== 'iot' && mode !== 'mq') throw new AliyunIotError('MODE_INVALID', { value: String(mode) });
   const protocol = settings.protocol ?? 'mqtts';
@@ -157,6 +175,7 @@ export function resolveConnection(settings: ConnectionSettings): ConnectionProfi
       label: `${productKey}/${deviceName} at ${endpointUrl(endpoint)}`,
       // ext=1: this client takes synchronous service calls on /ext/rrpc/... (docs/protocol.md §1, §2).
       sign: () => signIotLogin(device, { clientId, signMethod, securemode, extra: { ext: '1' } }),
+      checkPublishTopic: (topic) => checkOwnPublishTopic(topic, productKey, deviceName),
     };
   }
 
@@ -219,6 +238,7 @@ export function defaultCloudClientId(): string {
 }
 
 export function resolveCloud(settings: ConnectionSettings): CloudProfile {
+  checkEnvironmentVariables(settings);
   const secrets = settings.credentials ?? {};
   if (!secrets.accessKeyId) throw new AliyunIotError('CREDENTIAL_MISSING', { field: 'accessKeyId' });
   if (!secrets.accessKeySecret) throw new AliyunIotError('CREDENTIAL_MISSING', { field: 'accessKeySecret' });

@@ -52,10 +52,13 @@ export function matches(kind: IdentifierKind, value: unknown): value is string {
   return typeof value === 'string' && IDENTIFIER_PATTERNS[kind].test(value);
 }
 
-/** `value`, present and of the pattern of `kind`; CONFIG_MISSING names `field` when absent, `code` when malformed. */
+/**
+ * `value`, present and of the pattern of `kind`; CONFIG_MISSING names `field` (a key of the catalog's `label` section)
+ * when absent, `code` (with the value and its length) when malformed.
+ */
 export function requireMatch(value: string | undefined, kind: IdentifierKind, code: ErrorCode, field: string): string {
   if (value === undefined || value === '') throw new AliyunIotError('CONFIG_MISSING', { field });
-  if (!IDENTIFIER_PATTERNS[kind].test(value)) throw new AliyunIotError(code, { value });
+  if (!IDENTIFIER_PATTERNS[kind].test(value)) throw new AliyunIotError(code, { value, length: value.length });
   return value;
 }
 

@@ -73,6 +73,40 @@ export function filterCovers(pattern: string, filter: string): boolean {
   return granted.length === wanted.length;
 }
 
+/** What a device may do on a topic of its own: subscribe, publish or both. */
+export type TopicAccess = 'sub' | 'pub' | 'all';
+
+/** The IoT Platform's system topics of a device, as filters over its identity (docs/protocol.md §2, §10, §12). */
+export function deviceSystemTopics(productKey: string, deviceName: string): Array<[string, TopicAccess]> {
+  return [
+    [`/sys/${productKey}/${deviceName}/#`, 'all'],
+    [`/ext/ntp/${productKey}/${deviceName}/#`, 'all'],
+    [`/ext/rrpc/+/sys/${productKey}/${deviceName}/#`, 'all'],
+    [`/ext/rrpc/+/${productKey}/${deviceName}/#`, 'all'],
+    [`/shadow/+/${productKey}/${deviceName}`, 'all'],
+    [`/ota/device/+/${productKey}/${deviceName}`, 'all'],
+    [`/broadcast/${productKey}/#`, 'sub'],
+  ];
+}
+
+/**
+ * Whether an IoT Platform device may publish on `topic` at all: only on its own topics, its custom topics
+ * /${pk}/${dn}/... and its system topics (docs/protocol.md §2). The platform drops anything else without telling the
+ * device; which custom topics it may publish on is the product's topic list, known to the platform only.
+ */
+export function isOwnPublishTopic(topic: string, productKey: string, deviceName: string): boolean {
+  const levels = topic.split('/');
+  if (levels[1] === productKey && levels[2] === deviceName && levels.length > 3) return true;
+  return deviceSystemTopics(productKey, deviceName).some(([filter, access]) => access !== 'sub' && filterCovers(filter, topic));
+}
+
+/** Refuses, before it leaves, a publish the platform would drop: a topic of another device. */
+export function checkOwnPublishTopic(topic: string, productKey: string, deviceName: string): void {
+  if (!isOwnPublishTopic(topic, productKey, deviceName)) {
+    throw new AliyunIotError('TOPIC_NOT_OWN', { topic, productKey, deviceName });
+  }
+}
+
 /** Both services know QoS 0 and 1 only. */
 export type Qos = 0 | 1;
 

@@ -1,38 +1,16 @@
 import type { NodeAPI, NodeDef } from 'node-red';
-import { endpointUrl } from './lib/protocol';
 import {
   CloudApplicationConnection, ConnectionLogger, ConnectionSecrets, ConnectionSettings, DeviceConnection, SharedConnection,
   resolveCloud, resolveConnection, runtimeOptions, withRuntimeLimits,
 } from './lib/connection';
 import { ConnectionConfigNode } from './support/connection-lookup';
 import { localizeError, localizeLog } from './support/i18n';
+import { registerConnectionPreview } from './support/preview';
 
 type ConnectionNodeDef = NodeDef & Omit<ConnectionSettings, 'credentials'>;
 
 export = function (RED: NodeAPI): void {
-  // The editor previews what a connection will send while the user types: endpoint, client id and username, never
-  // a password (placeholders stand in for the secrets, which the editor does not send).
-  RED.httpAdmin.post('/aliyun-iot/preview', RED.auth.needsPermission('aliyun-iot-connection.read'), (req, res) => {
-    const form = (req.body ?? {}) as Partial<ConnectionNodeDef> & { accessKeyId?: unknown };
-    try {
-      const accessKeyId = typeof form.accessKeyId === 'string' && form.accessKeyId !== '' ? form.accessKeyId : 'AccessKeyId';
-      const settings = { ...(form as ConnectionNodeDef), credentials: { deviceSecret: '-', accessKeyId, accessKeySecret: '-', token: '-' } };
-      if (settings.mode === 'cloud') {
-        const cloud = resolveCloud(settings);
-        const { amqp } = cloud;
-        res.json({
-          endpoint: `${amqp.tls ? 'amqps' : 'amqp'}://${amqp.host}:${amqp.port}`, apiEndpoint: cloud.apiEndpoint,
-          clientId: cloud.clientId, username: cloud.amqpLogin().username,
-        });
-        return;
-      }
-      const profile = resolveConnection(settings);
-      const login = profile.sign();
-      res.json({ endpoint: endpointUrl(profile.endpoint), clientId: login.clientId, username: login.username });
-    } catch (err) {
-      res.json({ error: localizeError(RED, err).message });
-    }
-  });
+  registerConnectionPreview(RED);
 
   function AliyunIotConnectionNode(this: ConnectionConfigNode, config: ConnectionNodeDef): void {
     RED.nodes.createNode(this, config);

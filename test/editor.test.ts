@@ -19,10 +19,12 @@ declare const RED: {
   editor: { editConfig(name: string, type: string, id: string): void };
   view: { importNodes(nodes: unknown[]): void };
   nodes: {
+    node(id: string): unknown;
     eachConfig(callback: (node: { id: string; type: string }) => void): void;
     eachWorkspace(callback: (tab: { id: string; label: string }) => void): void;
   };
   workspaces: { show(id: string): void };
+  utils: { getNodeLabel(node: unknown): string };
 };
 declare const $: { getJSON(url: string): PromiseLike<unknown> };
 
@@ -40,7 +42,11 @@ describe('editor (headless Chromium)', function () {
   before(async function () {
     fs.mkdirSync(ARTIFACTS, { recursive: true });
     sim = await startSimulator({ ...DEMO_REGISTRY, port: 0, adminPort: 0 });
-    nodeRed = await NodeRedProcess.start({ ALIYUN_IOT_SIM_PORT: String(sim.port), ALIYUN_IOT_SIM_ADMIN_PORT: String(sim.adminPort) });
+    // The variables npm start gives Node-RED.
+    nodeRed = await NodeRedProcess.start({
+      ALIYUN_IOT_SIM_PORT: String(sim.port), ALIYUN_IOT_SIM_ADMIN_PORT: String(sim.adminPort),
+      ALIYUN_IOT_SIM_AMQP_ENDPOINT: `amqp://127.0.0.1:${sim.amqpPort}`, ALIYUN_IOT_SIM_API_ENDPOINT: `http://127.0.0.1:${sim.apiPort}`,
+    });
     editorUrl = nodeRed.url;
   });
 
@@ -170,7 +176,66 @@ describe('editor (headless Chromium)', function () {
     const zh = catalog('zh-CN', 'aliyun-iot-connection')['aliyun-iot-connection'].label as Record<string, string>;
     assert.equal((await page.locator('label[for="node-config-input-mode"]').innerText()).trim(), zh.mode);
     assert.equal((await page.locator('#node-config-input-mode option[value="mq"]').innerText()).trim(), zh['mode-mq']);
+    // The preview's errors follow the editor's language.
+    await page.fill('#node-config-input-productKey', 'bad key');
+    await page.waitForFunction(() => /ProductKey“bad key”格式错误/.test(document.querySelector('#aliyun-iot-preview')?.textContent ?? ''));
     await page.locator('.red-ui-tray').last().screenshot({ path: path.join(ARTIFACTS, 'config-dialog-zh-CN.png') });
+  });
+
+  it('the connection dialog fits what the examples put in it; connections are told apart; invoke lists only cloud ones', async function () {
+    const page = await openEditor();
+    const mq = (deviceId: string): Record<string, unknown> => ({
+      id: `mq-${deviceId}`, type: 'aliyun-iot-connection', mode: 'mq', instanceId: 'post-cn-test', groupId: 'GID_test', deviceId,
+      authMode: 'signature', protocol: 'mqtt', host: '127.0.0.1', port: '${ALIYUN_IOT_SIM_PORT}',
+    });
+    await page.evaluate((nodes) => RED.view.importNodes(nodes), [
+      { id: 'fit-tab', type: 'tab', label: 'fit' },
+      { id: 'fit-iot', type: 'aliyun-iot-connection', mode: 'iot', productKey: 'a1B2c3D4e5F', deviceName: 'dev01', protocol: 'mqtt', host: '127.0.0.1', port: '${ALIYUN_IOT_SIM_PORT}' },
+      mq('sensor01'), mq('bridge'), mq('actuator01'),
+      { id: 'fit-cloud', type: 'aliyun-iot-connection', name: 'backend', mode: 'cloud', consumerGroupId: 'DEFAULT_GROUP', amqpEndpoint: '${ALIYUN_IOT_SIM_AMQP_ENDPOINT}', apiEndpoint: '${ALIYUN_IOT_SIM_API_ENDPOINT}' },
+      { id: 'fit-invoke', type: 'aliyun-iot-invoke', z: 'fit-tab', x: 200, y: 100, connection: 'fit-cloud', action: 'rrpc', wires: [[]] },
+    ]);
+    const mqLabels = await page.evaluate((ids) => ids.map((id) => RED.utils.getNodeLabel(RED.nodes.node(id))), ['mq-sensor01', 'mq-bridge', 'mq-actuator01']);
+    // The Configuration nodes sidebar shows a label's first dozen characters or so.
+    assert.deepEqual(mqLabels.map((label) => label.slice(0, 10)), ['sensor01 ·', 'bridge · A', 'actuator01']);
+
+    await openConfigDialog(page, 'fit-iot');
+    const connectionLabels = catalog('en-US', 'aliyun-iot-connection')['aliyun-iot-connection'] as Record<string, unknown> & { label: Record<string, string> };
+    assert.match(await page.locator('.red-ui-tray-titlebar').last().innerText(), new RegExp(`${connectionLabels.paletteLabel as string}`));
+    // The environment variable reads as the runtime reads it.
+    await page.waitForFunction((port) => document.querySelector('#aliyun-iot-preview')?.textContent?.includes(`mqtt://127.0.0.1:${port}`), sim.port);
+    assert.equal(await page.locator('.aliyun-iot-preview-error').count(), 0);
+    assert.ok(await page.locator('#node-config-input-port').evaluate((input: HTMLInputElement) => input.scrollWidth <= input.clientWidth),
+      'the Port box shows ${ALIYUN_IOT_SIM_PORT} whole');
+    await page.locator('.red-ui-tray').last().screenshot({ path: path.join(ARTIFACTS, 'config-dialog-variables.png') });
+    // Every service's name fits the select, with room for its arrow.
+    const cut = await page.locator('#node-config-input-mode').evaluate((select: HTMLSelectElement) => {
+      const context = document.createElement('canvas').getContext('2d') as CanvasRenderingContext2D;
+      context.font = getComputedStyle(select).font;
+      return Array.from(select.options).map((option) => option.text).filter((text) => context.measureText(text).width + 30 > select.clientWidth);
+    });
+    assert.deepEqual(cut, []);
+    await page.selectOption('#node-config-input-mode', 'mq');
+    await page.selectOption('#node-config-input-authMode', 'device-credential');
+    const accessKeyLabel = (): Promise<string> => page.locator('label[for="node-config-input-accessKeyId"]').innerText().then((text) => text.trim());
+    assert.equal(await accessKeyLabel(), connectionLabels.label.deviceAccessKeyId);
+    await page.selectOption('#node-config-input-mode', 'cloud');
+    assert.equal(await accessKeyLabel(), connectionLabels.label.accessKeyId);
+    await page.click('#node-config-dialog-cancel');
+
+    await page.waitForSelector('#node-config-input-mode', { state: 'detached' });
+    await openConfigDialog(page, 'fit-cloud');
+    await page.waitForFunction((port) => document.querySelector('#aliyun-iot-preview')?.textContent?.includes(`amqp://127.0.0.1:${port}`), sim.amqpPort, { timeout: 10_000 })
+      .catch(async (err: Error) => { throw new Error(`${err.message}: ${await previewText(page)} (AMQP port ${sim.amqpPort})`); });
+    await page.click('#node-config-dialog-cancel');
+    await page.waitForSelector('#node-config-input-mode', { state: 'detached' });
+
+    await page.evaluate(() => RED.workspaces.show('fit-tab'));
+    await page.evaluate(() => (window as unknown as { RED: { editor: { edit(node: unknown): void } } }).RED.editor.edit(RED.nodes.node('fit-invoke')));
+    await page.waitForSelector('#node-input-connection', { state: 'visible' });
+    const choices = await page.locator('#node-input-connection option').allInnerTexts();
+    assert.ok(choices.includes('backend'), choices.join(', '));
+    assert.deepEqual(choices.filter((choice) => /sensor01|dev01/.test(choice)), [], 'device connections are not offered');
   });
 
   it('imports an example, takes its secret, deploys, and its nodes connect', async function () {

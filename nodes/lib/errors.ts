@@ -62,18 +62,46 @@ export function withFieldLabel(params: ErrorParams, labelOf: (field: string) => 
 }
 
 /** As read at run time: a code missing from the file (a stale build) falls back to the code itself. */
-interface EnglishCatalog {
+interface CatalogTexts {
+  label: Partial<Record<string, string>>;
   errors: Partial<Record<ErrorCode, string>>;
   log: Partial<Record<LogCode, string>>;
   label: Record<string, string>;
 }
 
-let english: EnglishCatalog | undefined;
+const LOCALES = path.join(__dirname, '..', 'locales');
+export const DEFAULT_LANGUAGE = 'en-US';
+const catalogs = new Map<string, CatalogTexts>();
 
-function englishCatalog(): EnglishCatalog {
-  if (!english) {
-    const file = path.join(__dirname, '..', 'locales', 'en-US', 'aliyun-iot-connection.json');
-    english = (JSON.parse(fs.readFileSync(file, 'utf8')) as { 'aliyun-iot-connection': EnglishCatalog })['aliyun-iot-connection'];
+/** The languages the message catalogs are written in, e.g. `['en-US', 'zh-CN']`. */
+export function catalogLanguages(): string[] {
+  return fs.readdirSync(LOCALES, { withFileTypes: true }).filter((entry) => entry.isDirectory()).map((entry) => entry.name);
+}
+
+function catalogIn(language: string): CatalogTexts {
+  let catalog = catalogs.get(language);
+  if (!catalog) {
+    const file = path.join(LOCALES, language, 'aliyun-iot-connection.json');
+    catalog = (JSON.parse(fs.readFileSync(file, 'utf8')) as { 'aliyun-iot-connection': CatalogTexts })['aliyun-iot-connection'];
+    catalogs.set(language, catalog);
   }
-  return english;
+  return catalog;
+}
+
+function englishCatalog(): CatalogTexts {
+  return catalogIn(DEFAULT_LANGUAGE);
+}
+
+/**
+ * The error's text in one of `catalogLanguages()`, for a reader whose language is not the runtime's (the editor's
+ * user); a text the catalog lacks is the English one.
+ */
+export function errorMessageIn(language: string, err: AliyunIotError): string {
+  const template = catalogIn(language).errors[err.code];
+  return template === undefined ? err.message : formatMessage(template, err.params);
+}
+
+/** A form field's label in one of `catalogLanguages()` (English when that catalog lacks it), e.g. `Port` for `port`. */
+export function fieldLabelIn(language: string, field: string): string {
+  return catalogIn(language).label[field] ?? englishCatalog().label[field] ?? field;
 }

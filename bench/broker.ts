@@ -1,9 +1,9 @@
 // Child process: a broker for the benchmark, the simulator (auth, ACL, cloud) or a bare aedes, on a free port.
-// argv[2]: sim | aedes. Tells the parent {port}; exits on {cmd:'stop'}.
+// argv[2]: sim | aedes | cloud. Tells the parent {port} (and the AMQP and OpenAPI ports of cloud); exits on {cmd:'stop'}.
 import * as net from 'node:net';
 import { AddressInfo } from 'node:net';
 import { startSimulator } from '../sim';
-import { BrokerKind, benchRegistry } from './setup';
+import { BENCH_CLOUD, BrokerKind, benchRegistry } from './setup';
 
 export interface BrokerRequest {
   cmd: 'stop';
@@ -11,12 +11,21 @@ export interface BrokerRequest {
 
 export interface BrokerReply {
   port: number;
+  amqpPort?: number;
+  apiPort?: number;
 }
 
-async function start(kind: BrokerKind): Promise<{ port: number; stop(): Promise<void> }> {
+async function start(kind: BrokerKind): Promise<BrokerReply & { stop(): Promise<void> }> {
   if (kind === 'sim') {
     const sim = await startSimulator({ ...benchRegistry(), port: 0 });
     return { port: sim.port, stop: () => sim.stop() };
+  }
+  if (kind === 'cloud') {
+    const { uid, accessKeyId, accessKeySecret, consumerGroupId } = BENCH_CLOUD;
+    const sim = await startSimulator({
+      ...benchRegistry(0), port: 0, cloud: { uid, accessKeys: [{ accessKeyId, accessKeySecret }], consumerGroups: [consumerGroupId] },
+    });
+    return { port: sim.port, amqpPort: sim.amqpPort, apiPort: sim.apiPort, stop: () => sim.stop() };
   }
   const { Aedes } = await import('aedes');
   const broker = await Aedes.createBroker({ maxClientsIdLength: 1024 });
@@ -30,10 +39,10 @@ async function start(kind: BrokerKind): Promise<{ port: number; stop(): Promise<
 }
 
 if (require.main === module) {
-  const kind = process.argv[2] === 'aedes' ? 'aedes' : 'sim';
+  const kind: BrokerKind = process.argv[2] === 'aedes' || process.argv[2] === 'cloud' ? process.argv[2] : 'sim';
   start(kind).then((broker) => {
     const send = (reply: BrokerReply): void => { process.send?.(reply); };
-    send({ port: broker.port });
+    send({ port: broker.port, amqpPort: broker.amqpPort, apiPort: broker.apiPort });
     process.on('message', (request: BrokerRequest) => {
       if (request.cmd === 'stop') void broker.stop().finally(() => process.exit(0));
     });

@@ -1,5 +1,5 @@
 // The bench's table: absolute figures and ratios against the references measured in the same run.
-import { BenchResult, Measure } from './run';
+import { BenchResult, CLOUD_FILTERS, Measure } from './run';
 import { median } from './setup';
 
 function find(result: BenchResult, label: string): Measure | undefined {
@@ -61,6 +61,21 @@ export function formatReport(result: BenchResult): string {
     if (sim || aedes) eRows.push([`QoS ${qos}`, rate(sim), rate(aedes), ratio(sim, aedes)]);
   }
   if (eRows.length) lines.push('(e) broker capacity, publisher → subscriber, msg/s', ...markdown(['QoS', 'simulator (auth, ACL)', 'bare aedes', 'sim/aedes'], eRows), '');
+  const [fOurs, fRaw] = ['ours', 'raw'].map((v) => find(result, `f ${v}`));
+  if (fOurs || fRaw) {
+    lines.push('(f) server-side subscription → in → function node, 100 B, msg/s (simulator AMQP)',
+      ...markdown(['ours', 'raw rhea', 'ours/raw'], [[rate(fOurs), rate(fRaw), ratio(fOurs, fRaw)]]), '');
+  }
+  const [gOne, gMany] = [1, CLOUD_FILTERS].map((count) => find(result, `g ${count}`));
+  if (gOne || gMany) {
+    lines.push('(g) dispatch on a cloud connection: in nodes with distinct filters, msg/s',
+      ...markdown(['1 in node', `${CLOUD_FILTERS} in nodes`, `${CLOUD_FILTERS}/1`], [[rate(gOne), rate(gMany), ratio(gMany, gOne)]]), '');
+  }
+  const [hOurs, hRaw] = ['ours', 'raw'].map((v) => find(result, `h ${v}`));
+  if (hOurs || hRaw) {
+    lines.push('(h) OpenAPI Pub calls per second, same calls in flight (simulator OpenAPI)',
+      ...markdown(['out node', '@alicloud/pop-core loop', 'ours/pop-core'], [[rate(hOurs), rate(hRaw), ratio(hOurs, hRaw)]]), '');
+  }
   const lost = result.measures.reduce((sum, m) => sum + m.lost, 0);
   lines.push(`messages lost: ${lost}`);
   for (const m of result.measures) {

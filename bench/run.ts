@@ -1,16 +1,20 @@
-// The benchmark's sections (a)-(e): child processes for the brokers and the load, forwarders in this process,
+// The benchmark's sections (a)-(h): child processes for the brokers and the load, forwarders in this process,
 // variants interleaved round by round, medians reported.
 import { ChildProcess, fork } from 'node:child_process';
 import * as path from 'node:path';
 import type { BrokerReply, BrokerRequest } from './broker';
+import { CloudPorts, CloudVariant, measurePub, measureSubscription } from './cloud';
 import type { LoadRequest, LoadResult } from './load';
 import type { ScaleRequest, ScaleResult } from './scale';
 import { Variant, liftSubscriptionLimit, startForwarder, stopRuntime } from './runtime';
 import { BrokerKind, DIRECT_TOPIC, IN_TOPIC, OUT_FILTER, Qos, SCALE_DEVICES, dispatchFilters, median } from './setup';
 
 export type Size = 'smoke' | 'small' | 'full';
-export type Section = 'a' | 'b' | 'c' | 'd' | 'e';
-export const SECTIONS: readonly Section[] = ['a', 'b', 'c', 'd', 'e'];
+export type Section = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h';
+export const SECTIONS: readonly Section[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
+
+/** In nodes on one cloud connection in (g), against 1. */
+export const CLOUD_FILTERS = 1000;
 
 export interface SizeParams {
   messages: number;
@@ -56,12 +60,12 @@ export interface BenchOptions {
 }
 
 class Broker {
-  private constructor(readonly kind: BrokerKind, readonly port: number, private readonly child: ChildProcess) {}
+  private constructor(readonly kind: BrokerKind, readonly port: number, private readonly child: ChildProcess, readonly reply: BrokerReply) {}
 
   static start(kind: BrokerKind): Promise<Broker> {
     const child = fork(path.join(__dirname, 'broker.js'), [kind], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     return new Promise((resolve, reject) => {
-      child.once('message', (reply: BrokerReply) => resolve(new Broker(kind, reply.port, child)));
+      child.once('message', (reply: BrokerReply) => resolve(new Broker(kind, reply.port, child, reply)));
       child.once('exit', (code) => reject(new Error(`${kind} broker exited with ${code}`)));
     });
   }
@@ -128,6 +132,7 @@ function interleaved<T>(variants: readonly T[], round: number): T[] {
 }
 
 const FORWARDERS: readonly Variant[] = ['ours', 'core', 'raw'];
+const CLOUD_VARIANTS: readonly CloudVariant[] = ['ours', 'raw'];
 
 export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const params = SIZES[options.size];
@@ -153,6 +158,15 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     } finally {
       await forwarder.stop();
     }
+  };
+
+  const cloudPorts = async (): Promise<CloudPorts> => {
+    const { reply } = await broker('cloud');
+    return { port: reply.port, amqpPort: reply.amqpPort ?? 0, apiPort: reply.apiPort ?? 0 };
+  };
+  const record = (label: string, measured: LoadResult): void => {
+    table.add(label, measured);
+    progress(`${label}: ${Math.round(measured.perSecond)}/s, lost ${measured.lost}${measured.error ? ` (${measured.error})` : ''}`);
   };
 
   try {
@@ -182,6 +196,20 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
             restore();
           }
         }
+      }
+      if (wanted.has('f')) {
+        for (const variant of interleaved(CLOUD_VARIANTS, round)) {
+          record(`f ${variant}`, await measureSubscription(variant, await cloudPorts(), single, params.messages, params.window));
+        }
+      }
+      if (wanted.has('g')) {
+        const counts = [1, CLOUD_FILTERS];
+        for (const count of interleaved(counts, round)) {
+          record(`g ${count}`, await measureSubscription('ours', await cloudPorts(), dispatchFilters(count), params.messages, params.window));
+        }
+      }
+      if (wanted.has('h')) {
+        for (const variant of interleaved(CLOUD_VARIANTS, round)) record(`h ${variant}`, await measurePub(variant, await cloudPorts(), params.messages));
       }
       if (wanted.has('e')) {
         for (const qos of [0, 1] as const) {

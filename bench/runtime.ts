@@ -42,9 +42,9 @@ export async function stopRuntime(): Promise<void> {
   await stopServer();
 }
 
-/** Deploys `flow` with our nodes and the core MQTT nodes available, then removes the helper's call recording. */
-export async function deployFlow(flow: FlowNode[], credentials: Record<string, Record<string, string>>): Promise<void> {
-  await helper.load([...PACKAGE_NODES, CORE_MQTT] as never, onTab(flow) as never, credentials as never);
+/** Deploys `flow` with our nodes, the core MQTT nodes and `moreNodes` available, then removes the helper's call recording. */
+export async function deployFlow(flow: FlowNode[], credentials: Record<string, Record<string, string>>, moreNodes: unknown[] = []): Promise<void> {
+  await helper.load([...PACKAGE_NODES, CORE_MQTT, ...moreNodes] as never, onTab(flow) as never, credentials as never);
   const internals = helper as unknown as HelperInternals;
   internals._logSpy?.restore();
   internals._logSpy = undefined;

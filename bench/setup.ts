@@ -5,7 +5,11 @@ import type { SimulatorConfig } from '../sim';
 
 export const BENCH_PK = 'b1E2n3C4h5K';
 export type Qos = 0 | 1;
-export type BrokerKind = 'sim' | 'aedes';
+/** `cloud` is the simulator with its cloud-application side (AMQP, OpenAPI): a broker that also feeds consumer groups. */
+export type BrokerKind = 'sim' | 'aedes' | 'cloud';
+
+/** The cloud side of the bench: one AccessKey and one consumer group. */
+export const BENCH_CLOUD = { uid: '1234567890', accessKeyId: 'LTAI_bench', accessKeySecret: 'bench_secret_0123456789', consumerGroupId: 'GROUP_BENCH' } as const;
 
 /** Devices of the load process and of the three forwarders. */
 export const DEVICES = {

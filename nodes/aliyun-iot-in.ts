@@ -2,7 +2,8 @@ import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from 'nod
 import { MessageMeta, MessageReceiver, SharedConnection } from './lib/connection';
 import { AliyunIotError } from './lib/errors';
 import { Datatype, decodePayload, isDatatype } from './lib/protocol';
-import { localizeError, newError } from './support/i18n';
+import { failure } from './support/failure';
+import { localizeError } from './support/i18n';
 import { errorStatus, nodeStatus } from './support/status';
 import { startUserNode } from './support/user-node';
 
@@ -18,6 +19,7 @@ type SubscriptionRequest = string | { topic?: unknown; qos?: unknown };
 
 interface ActionMessage extends NodeMessageInFlow {
   action?: unknown;
+  code?: unknown;
   subscriptions?: Array<{ topic: string; qos: number }>;
 }
 
@@ -48,7 +50,7 @@ export = function (RED: NodeAPI): void {
         try {
           msg.payload = decodePayload(payload, datatype);
         } catch (err) {
-          node.error(localizeError(RED, err).message, msg as NodeMessage);
+          node.error(failure(RED, msg, err).message, msg as NodeMessage);
           return;
         }
         node.send(msg as NodeMessage);
@@ -56,7 +58,8 @@ export = function (RED: NodeAPI): void {
       onSubscribeError(filter: string, error: AliyunIotError) {
         deniedFilters.add(filter);
         node.status(errorStatus('subscribe-denied'));
-        node.error(localizeError(RED, error).message, { topic: filter } as NodeMessage);
+        const msg: { topic: string; code?: unknown } = { topic: filter };
+        node.error(failure(RED, msg, error).message, msg as NodeMessage);
       },
     };
     onClose((removed) => connection.unsubscribeAll(receiver, removed));
@@ -73,14 +76,14 @@ export = function (RED: NodeAPI): void {
     node.on('input', (msg: ActionMessage, send, done) => {
       const action = msg.action;
       if (typeof action !== 'string' || !ACTIONS.includes(action)) {
-        done(newError(RED, 'ACTION_UNKNOWN', { action: String(action) }));
+        done(failure(RED, msg, new AliyunIotError('ACTION_UNKNOWN', { action: String(action) })));
         return;
       }
       try {
         handleAction(connection, action, msg, send);
         done();
       } catch (err) {
-        done(localizeError(RED, err));
+        done(failure(RED, msg, err));
       }
     });
 

@@ -1,22 +1,25 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
-import { InvokeAction } from './lib/connection';
-import { localizeError } from './support/i18n';
+import { CLOUD_ACTIONS, CloudAction, CloudApplicationConnection, InvokeAction } from './lib/connection';
+import { failure } from './support/failure';
 import { startUserNode } from './support/user-node';
 
 interface InvokeNodeDef extends NodeDef {
   connection: string;
-  action: InvokeAction;
+  action: CloudAction;
   productKey: string;
   deviceName: string;
   identifier: string;
   topic: string;
   timeout: string | number;
+  /** Action `api`: the OpenAPI action's name; blank takes msg.api. */
+  api?: string;
 }
 
 interface InvokeMessage extends NodeMessageInFlow {
   productKey?: unknown;
   deviceName?: unknown;
   identifier?: unknown;
+  api?: unknown;
   messageId?: string;
   rrpcCode?: string;
   code?: string;
@@ -31,38 +34,43 @@ export = function (RED: NodeAPI): void {
     const started = startUserNode(RED, this, config, { service: 'cloud' });
     if (!started) return;
     const { node, connection } = started;
-    const action: InvokeAction = ['set', 'service', 'rrpc'].includes(config.action) ? config.action : 'rrpc';
+    const action: CloudAction = CLOUD_ACTIONS.includes(config.action) ? config.action : 'rrpc';
     const timeout = config.timeout === '' || config.timeout === undefined ? undefined : Number(config.timeout);
 
     node.on('input', (msg: InvokeMessage, send, done) => {
-      let topic: string | undefined;
-      try {
-        topic = config.topic ? connection.expandTopic(config.topic) : undefined;
-      } catch (err) {
-        done(localizeError(RED, err));
+      const fail = (err: Error & { rrpcCode?: string }): void => {
+        if (err.rrpcCode) msg.rrpcCode = err.rrpcCode;
+        done(failure(RED, msg, err));
+      };
+      if (action === 'api') {
+        connection.callApi(text(config.api) ?? msg.api, msg.payload).then((answer) => {
+          msg.payload = answer;
+          send(msg);
+          done();
+        }, fail);
         return;
       }
-      const request = {
-        action,
-        productKey: text(config.productKey) ?? text(msg.productKey) ?? '',
-        deviceName: text(config.deviceName) ?? text(msg.deviceName) ?? '',
-        identifier: text(config.identifier) ?? text(msg.identifier),
-        topic,
-        timeoutMs: timeout,
-        payload: msg.payload,
-      };
-      connection.invoke(request).then((result) => {
+      invoke(connection, action, msg, config, timeout).then((result) => {
         msg.payload = result.payload;
         msg.messageId = result.messageId;
         if (result.rrpcCode) msg.rrpcCode = result.rrpcCode;
         send(msg);
         done();
-      }, (err: Error & { rrpcCode?: string; apiCode?: string }) => {
-        if (err.rrpcCode) msg.rrpcCode = err.rrpcCode;
-        if (err.apiCode) msg.code = err.apiCode;
-        done(localizeError(RED, err));
-      });
+      }, fail);
     });
+  }
+
+  /** A device's action, the device from the node's settings or the msg. */
+  function invoke(connection: CloudApplicationConnection, action: InvokeAction, msg: InvokeMessage, config: InvokeNodeDef, timeoutMs?: number) {
+    return Promise.resolve().then(() => connection.invoke({
+      action,
+      productKey: text(config.productKey) ?? text(msg.productKey) ?? '',
+      deviceName: text(config.deviceName) ?? text(msg.deviceName) ?? '',
+      identifier: text(config.identifier) ?? text(msg.identifier),
+      topic: config.topic ? connection.expandTopic(config.topic) : undefined,
+      timeoutMs,
+      payload: msg.payload,
+    }));
   }
 
   RED.nodes.registerType('aliyun-iot-invoke', AliyunIotInvokeNode);

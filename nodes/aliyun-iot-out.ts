@@ -1,6 +1,7 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 import { DeviceConnection } from './lib/connection';
-import { localizeError, newError } from './support/i18n';
+import { AliyunIotError } from './lib/errors';
+import { failure } from './support/failure';
 import { startUserNode } from './support/user-node';
 
 interface OutNodeDef extends NodeDef {
@@ -14,6 +15,8 @@ interface OutMessage extends NodeMessageInFlow {
   action?: unknown;
   qos?: unknown;
   retain?: unknown;
+  /** Set on a failure: the platform's error code, or this package's (see support/failure.ts). */
+  code?: unknown;
 }
 
 /** Stands in for a token in a msg that reports a failed upload. */
@@ -39,13 +42,13 @@ export = function (RED: NodeAPI): void {
           // A failed upload reaches Catch nodes with its msg: the token in it is a secret, so it goes first.
           const fail = (error: Error): void => {
             msg.payload = typeof body === 'object' && body !== null ? { ...body, token: REDACTED } : REDACTED;
-            done(error);
+            done(failure(RED, msg, error));
           };
-          if (!(connection instanceof DeviceConnection)) fail(newError(RED, 'TOKEN_MODE_ONLY'));
-          else connection.uploadToken(token, type, (error) => (error ? fail(localizeError(RED, error)) : done()));
+          if (!(connection instanceof DeviceConnection)) fail(new AliyunIotError('TOKEN_MODE_ONLY'));
+          else connection.uploadToken(token, type, (error) => (error ? fail(error) : done()));
           return;
         } else {
-          done(newError(RED, 'ACTION_UNKNOWN', { action: String(msg.action) }));
+          done(failure(RED, msg, new AliyunIotError('ACTION_UNKNOWN', { action: String(msg.action) })));
           return;
         }
         done();
@@ -53,7 +56,7 @@ export = function (RED: NodeAPI): void {
       }
       const options = { qos: fixedQos ?? msg.qos ?? 0, retain: fixedRetain ?? msg.retain === true };
       connection.publish(fixedTopic ?? msg.topic, msg.payload, options, (err) => {
-        if (err) done(localizeError(RED, err));
+        if (err) done(failure(RED, msg, err));
         else done();
       });
     });

@@ -183,7 +183,9 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
       online: (device) => this.sessions.online(device),
       onlineClientId: (device) => this.sessions.onlineClientId(device),
       revokeToken: (token) => this.tokenNotices.revoke(token),
-    }, this.cloudConfig && { config: this.cloudConfig, platform: this.platform, registry: this.registry });
+    }, this.cloudConfig && {
+      config: this.cloudConfig, platform: this.platform, registry: this.registry, activityOf: (device) => this.sessions.activityOf(device),
+    });
     this.log(`aliyun-iot-sim listening: ${this.servers.describe()}`);
     return this;
   }

@@ -15,6 +15,8 @@ import { openApiHandler } from './openapi';
 import { createActions } from './openapi-actions';
 import type { SimulatedPlatform } from './platform';
 import type { Registry } from './registry';
+import type { DeviceActivity } from './sessions';
+import type { Device } from '../nodes/lib/protocol';
 
 export interface ListenerOptions {
   host: string;
@@ -37,6 +39,7 @@ export interface CloudApplicationContext {
   config: SimCloudConfig;
   platform: SimulatedPlatform;
   registry: Registry;
+  activityOf: (device: Device) => DeviceActivity;
 }
 
 function listen(server: net.Server, port: number, host: string): Promise<number> {
@@ -101,14 +104,14 @@ export class Listeners {
   }
 
   /** The cloud-application side: server-side subscription over AMQP and the OpenAPI. */
-  private async startCloudApplication({ config, platform, registry }: CloudApplicationContext): Promise<void> {
+  private async startCloudApplication({ config, platform, registry, activityOf }: CloudApplicationContext): Promise<void> {
     const { host } = this.options;
     const log = this.log;
     const { tls: keyAndCert, amqpTlsPort, apiTlsPort, amqpAcceptTimeoutMs } = this.options;
     this.amqp = new AmqpServer(config, new ConsumerGroups({ known: config.consumerGroups, log, acceptTimeoutMs: amqpAcceptTimeoutMs }), log);
     this.amqpPort = await this.amqp.start(this.amqpPort || (this.options.amqpPort ?? 0), host);
     if (amqpTlsPort !== undefined && keyAndCert) this.amqpTlsPort = await this.amqp.startTls(this.amqpTlsPort || amqpTlsPort, host, keyAndCert);
-    const handler = openApiHandler({ cloud: config, actions: createActions({ cloud: platform, registry, config }), log });
+    const handler = openApiHandler({ cloud: config, actions: createActions({ cloud: platform, registry, config, activityOf }), log });
     this.apiServer = http.createServer(handler);
     this.apiPort = await listen(this.apiServer, this.apiPort || (this.options.apiPort ?? 0), host);
     if (apiTlsPort !== undefined && keyAndCert) {

@@ -1,15 +1,19 @@
-// The IoT Platform actions the simulator's OpenAPI serves: Pub, RRpc, SetDeviceProperty, InvokeThingService. They
-// use the same platform machinery (sim/platform.ts) as the admin API; failures are shaped like the platform's.
+// The IoT Platform actions the simulator's OpenAPI serves: Pub, RRpc, SetDeviceProperty, InvokeThingService, and the
+// device queries of sim/openapi-queries.ts. They use the same platform machinery (sim/platform.ts) as the admin API;
+// failures are shaped like the platform's.
 import { Device, IDENTIFIER_PATTERNS, RANGES, SERVICE_LIMITS, productOfTopic, validatePublishTopic } from '../nodes/lib/protocol';
 import { SimulatedPlatform, MAX_SYNC_TIMEOUT_MS, messageIds } from './platform';
 import { SimCloudConfig } from './config';
 import { ActionHandler, ApiParams, business, missing } from './openapi';
+import { createQueries } from './openapi-queries';
 import type { Registry } from './registry';
+import type { DeviceActivity } from './sessions';
 
 export interface ActionContext {
   cloud: SimulatedPlatform;
   registry: Registry;
   config: SimCloudConfig;
+  activityOf: (device: Device) => DeviceActivity;
 }
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
@@ -72,6 +76,10 @@ export function createActions(context: ActionContext): Record<string, ActionHand
   };
 
   return {
+    ...createQueries({
+      registry, activityOf: context.activityOf, properties: (target) => cloud.propertiesOf(target), device, checkInstance,
+    }),
+
     async Pub(params) {
       const productKey = product(params);
       const topic = required(params, 'TopicFullName');

@@ -15,8 +15,21 @@ function persistentSessionKey(username: string | undefined): string | undefined 
   return username && /^[^&|]+&[^&|]+$/.test(username) ? `iot-session:${username}` : undefined;
 }
 
+/** What the platform knows of a device's connections, for the OpenAPI's status queries (ms since the epoch). */
+export interface DeviceActivity {
+  online: boolean;
+  /** The first login ever: a device without one is not activated (UNACTIVE). */
+  activatedAt?: number;
+  lastOnlineAt?: number;
+  /** When it last went online or offline. */
+  changedAt?: number;
+  /** The address of its latest connection. */
+  address?: string;
+}
+
 export class Sessions {
   private readonly byClient = new WeakMap<Client, Session>();
+  private readonly activity = new Map<string, Omit<DeviceActivity, 'online'>>();
   /** The live connection of each IoT device: a newer login knocks the older one off. */
   private readonly deviceClients = new Map<string, Client>();
   /** The client id each client sent, where the broker knows it by its session key instead (see persistentSessionKey). */
@@ -57,7 +70,13 @@ export class Sessions {
   /** The broker took the client over: an IoT device is online from now on. */
   ready(client: Client): Session | undefined {
     const session = this.byClient.get(client);
-    if (session?.kind === 'iot') this.deviceClients.set(deviceKey(session), client);
+    if (session?.kind === 'iot') {
+      const key = deviceKey(session);
+      this.deviceClients.set(key, client);
+      const now = Date.now();
+      const address = (client.conn as { remoteAddress?: string } | undefined)?.remoteAddress;
+      this.activity.set(key, { activatedAt: this.activity.get(key)?.activatedAt ?? now, lastOnlineAt: now, changedAt: now, address });
+    }
     return session;
   }
 
@@ -65,7 +84,14 @@ export class Sessions {
     const session = this.byClient.get(client);
     if (session?.kind !== 'iot') return;
     const key = deviceKey(session);
-    if (this.deviceClients.get(key) === client) this.deviceClients.delete(key);
+    if (this.deviceClients.get(key) !== client) return;
+    this.deviceClients.delete(key);
+    const record = this.activity.get(key);
+    if (record) record.changedAt = Date.now();
+  }
+
+  activityOf(device: Device): DeviceActivity {
+    return { online: this.deviceClients.has(deviceKey(device)), ...this.activity.get(deviceKey(device)) };
   }
 
   /** The session of the device's live connection, if it has one. */

@@ -4,7 +4,7 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { NodeMessage } from 'node-red';
 import { Simulator } from '../sim';
-import { AK_ID, AK_SECRET, GROUP, connectDevice, endClients, startCloudSimulator } from './cloud-fixtures';
+import { AK_ID, AK_SECRET, GROUP, connectDevice, endClients, startCloudSimulator, subscribe } from './cloud-fixtures';
 import { FlowNode, PK, SERVER_TLS, TEST_CA, iotConnection, waitFor } from './helpers';
 import { CATCH_ALL, collect, deploy, node, startServer, stopServer, waitForStatus } from './node-harness';
 
@@ -104,6 +104,89 @@ describe('nodes on a cloud-application connection', function () {
     node('pub').receive({ topic: `/${PK}/+/user/get`, payload: 1 } as NodeMessage);
     await waitFor(() => caught.length === 1, 'the error');
     assert.match(caught[0].error.message, /only allowed in subscriptions/);
+  });
+
+  it('every cloud node reports its errors to Catch with msg.code: the platform\'s code, or this package\'s', async function () {
+    const backend = cloudConnection('backend', sim);
+    await deploy([
+      backend.node, ...CATCH_ALL,
+      { id: 'heard', type: 'aliyun-iot-in', connection: 'backend', topic: '/+/+/user/update', qos: '1', datatype: 'json', wires: [[]] },
+      { id: 'pub', type: 'aliyun-iot-out', connection: 'backend', topic: '', qos: '1', retain: '' },
+      { id: 'api', type: 'aliyun-iot-invoke', connection: 'backend', action: 'api', api: '', wires: [[]] },
+      { id: 'set', type: 'aliyun-iot-invoke', connection: 'backend', action: 'set', productKey: PK, deviceName: 'nosuchdevice', wires: [[]] },
+    ], backend.credentials);
+    const caught = collect('caught') as CaughtMsg[];
+    await waitForStatus('heard', 'connected');
+    const codeFrom = async (source: string, send: () => void): Promise<unknown> => {
+      const before = caught.length;
+      send();
+      await waitFor(() => caught.length === before + 1, `the error of ${source}`);
+      assert.equal(caught[before].error.source?.id, source);
+      return caught[before].code;
+    };
+    // out: a Pub the platform refuses, and one refused before sending
+    assert.equal(await codeFrom('pub', () => node('pub').receive({ topic: '/a1Z9y8X7w6V/dev01/user/get', payload: 1 } as NodeMessage)), 'iot.prod.NotExistedProduct');
+    assert.equal(await codeFrom('pub', () => node('pub').receive({ topic: `/${PK}/+/user/get`, payload: 1 } as NodeMessage)), 'TOPIC_WILDCARD');
+    // invoke: an API error, an unknown action, bad parameters, a device action on an unknown device
+    assert.equal(await codeFrom('api', () => node('api').receive({ api: 'QueryDeviceDetail', payload: { ProductKey: PK, DeviceName: 'nosuchdevice' } } as NodeMessage)), 'iot.device.NotExistedDevice');
+    assert.equal(await codeFrom('api', () => node('api').receive({ api: 'NoSuchAction', payload: {} } as NodeMessage)), 'InvalidAction.NotFound');
+    assert.equal(await codeFrom('api', () => node('api').receive({ api: 'GetDeviceStatus', payload: { Signature: 'x' } } as NodeMessage)), 'API_PARAMS_INVALID');
+    assert.equal(await codeFrom('api', () => node('api').receive({ payload: {} } as NodeMessage)), 'API_ACTION_INVALID');
+    assert.equal(await codeFrom('set', () => node('set').receive({ payload: { light: 1 } } as NodeMessage)), 'iot.device.NotExistedDevice');
+    // in: a device message that is not JSON for a json node, and an unknown action
+    const device = await connectDevice(sim, 'dev02');
+    assert.equal(await codeFrom('heard', () => void device.publish(`/${PK}/dev02/user/update`, 'not json', { qos: 1 })), 'JSON_INVALID');
+    assert.equal(await codeFrom('heard', () => node('heard').receive({ action: 'bogus' } as NodeMessage)), 'ACTION_UNKNOWN');
+    await endClients(device);
+  });
+
+  it('invoke action api calls any OpenAPI action by name and answers the device queries from the platform\'s state', async function () {
+    const backend = cloudConnection('backend', sim);
+    await deploy([
+      backend.node, ...CATCH_ALL,
+      { id: 'detail', type: 'aliyun-iot-invoke', connection: 'backend', action: 'api', api: 'QueryDeviceDetail', wires: [['answers']] },
+      { id: 'api', type: 'aliyun-iot-invoke', connection: 'backend', action: 'api', api: '', wires: [['answers']] },
+      { id: 'answers', type: 'helper' },
+    ], backend.credentials);
+    const answers = collect('answers') as Msg[];
+    const ask = async (id: string, msg: Record<string, unknown>): Promise<Record<string, unknown>> => {
+      const before = answers.length;
+      node(id).receive(msg as NodeMessage);
+      await waitFor(() => answers.length === before + 1, `the answer of ${String(msg.api ?? id)}`);
+      return answers[before].payload as Record<string, unknown>;
+    };
+    const device = await connectDevice(sim, 'dev01');
+    const replied = new Promise<void>((resolve) => device.once('message', () => resolve()));
+    await subscribe(device, `/sys/${PK}/dev01/thing/event/property/post_reply`);
+    device.publish(`/sys/${PK}/dev01/thing/event/property/post`, JSON.stringify({ id: '1', version: '1.0', params: { temperature: 21.5, light: 1 }, method: 'thing.event.property.post' }));
+    await replied;
+
+    const detail = await ask('detail', { payload: { ProductKey: PK, DeviceName: 'dev01' } });
+    assert.equal(detail.Success, true);
+    assert.match(String(detail.RequestId), /^[0-9A-F-]{36}$/);
+    const data = detail.Data as Record<string, unknown>;
+    assert.deepEqual([data.ProductKey, data.DeviceName, data.Status, data.NodeType], [PK, 'dev01', 'ONLINE', 0]);
+    assert.match(String(data.IotId), /^[A-Za-z0-9]{20}000100$/);
+    assert.match(String(data.GmtOnline), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
+
+    const byIotId = await ask('api', { api: 'GetDeviceStatus', payload: { IotId: data.IotId } });
+    assert.equal((byIotId.Data as { Status: string }).Status, 'ONLINE');
+
+    const batch = await ask('api', { api: 'BatchGetDeviceState', payload: { ProductKey: PK, DeviceName: ['dev01', 'dev02'] } });
+    const states = (batch.DeviceStatusList as { DeviceStatus: Array<Record<string, unknown>> }).DeviceStatus;
+    assert.deepEqual(states.map((state) => [state.DeviceName, state.Status]), [['dev01', 'ONLINE'], ['dev02', 'UNACTIVE']]);
+
+    const properties = await ask('api', { api: 'QueryDevicePropertyStatus', payload: { ProductKey: PK, DeviceName: 'dev01' } });
+    const list = ((properties.Data as { List: { PropertyStatusInfo: Array<Record<string, unknown>> } }).List.PropertyStatusInfo);
+    const byName = new Map(list.map((entry) => [entry.Identifier, entry]));
+    assert.deepEqual([byName.get('temperature')?.Value, byName.get('temperature')?.DataType], ['21.5', 'double']);
+    assert.deepEqual([byName.get('light')?.Value, byName.get('light')?.DataType], ['1', 'int']);
+    assert.match(String(byName.get('light')?.Time), /^\d{13}$/);
+
+    await endClients(device);
+    await waitFor(() => !sim.onlineDevices().includes(`${PK}/dev01`), 'dev01 offline');
+    const after = await ask('api', { api: 'GetDeviceStatus', payload: { ProductKey: PK, DeviceName: 'dev01' } });
+    assert.equal((after.Data as { Status: string }).Status, 'OFFLINE');
   });
 
   it('a dropped AMQP link reconnects, signing again, and the flow hears the devices again', async function () {

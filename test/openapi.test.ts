@@ -142,7 +142,7 @@ describe('simulator: OpenAPI endpoint', function () {
     });
 
     it('InvalidAction.NotFound for an action it does not serve', async function () {
-      assertFailure(await callApi(env.sim, 'QueryDeviceDetail', { ProductKey: PK }), 404, 'InvalidAction.NotFound');
+      assertFailure(await callApi(env.sim, 'QueryDeviceFileList', { ProductKey: PK }), 404, 'InvalidAction.NotFound');
     });
 
     it('InvalidTimeStamp.Format and InvalidTimeStamp.Expired', async function () {

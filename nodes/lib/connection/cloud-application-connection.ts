@@ -5,7 +5,9 @@ import rhea, { Connection as AmqpConnection, EventContext } from 'rhea';
 import { AliyunIotError, LogMessage } from '../errors';
 import { bodyBytes, encodePayload, exceedsBytes } from '../protocol/payload';
 import { Qos, deviceOfTopic, expandPlaceholders, parseQos, productOfTopic, validateFilter, validatePublishTopic } from '../protocol/topics';
+import { callApi } from './api-call';
 import { InvokeRequest, InvokeResult, invokeDevice } from './device-invocation';
+import type { ApiResponse } from './openapi-client';
 import { NO_FAILURES, ProblemLog, ReconnectPolicy, RetryCounters, TLS_CERTIFICATE_ERROR, classifyClose, reconnectPolicy } from './reconnect-policy';
 import type { CloudProfile } from './settings';
 import { StatusBroadcaster } from './status-broadcaster';
@@ -147,6 +149,12 @@ export class CloudApplicationConnection implements SharedConnection {
     return invokeDevice(this.profile.api, request);
   }
 
+  /** Any OpenAPI action by name, `payload` its parameters (see apiParams); resolves with the whole answer. */
+  async callApi(action: unknown, payload: unknown): Promise<ApiResponse> {
+    if (this.closed) throw new AliyunIotError('CONNECTION_CLOSED');
+    return callApi(this.profile.api, action, payload);
+  }
+
   // -------------------------------------------------------------------------------------------------------------
   // The AMQP link
 
@@ -173,6 +181,7 @@ export class CloudApplicationConnection implements SharedConnection {
       return;
     }
     this.closed = true;
+    this.profile.api.close();
     this.stopAmqp(() => {
       this.setStatus({ state: 'closed', reason: 'closed' });
       this.users.clear();

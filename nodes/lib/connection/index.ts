@@ -1,5 +1,6 @@
 // Connections and what runs on them: a device's MQTT connection, a cloud application's AMQP link and OpenAPI, the
 // shared parts (subscriptions, offline queue, status, reconnect decisions) and the thing-model posts.
+export * from './api-call';
 export * from './apsaramq-token';
 export * from './cloud-application-connection';
 export * from './device-connection';

@@ -24,6 +24,10 @@ export const IDENTIFIER_PATTERNS = Object.freeze({
   /** The Alibaba Cloud account id in the old public instance's AMQP host name. */
   uid: /^[0-9]{1,32}$/,
   consumerGroupId: /^[A-Za-z0-9_.-]{1,64}$/,
+  /** An OpenAPI action name: QueryDeviceDetail, BatchGetDeviceState. */
+  apiAction: /^[A-Z][A-Za-z0-9]{1,63}$/,
+  /** An OpenAPI parameter name, flattened lists included: DeviceName, DeviceName.1, TopoAddItem.1.Sign. */
+  apiParam: /^[A-Za-z][A-Za-z0-9_]{0,63}(\.[A-Za-z0-9_]{1,64})*$/,
   /** Properties, events and services of the thing model. */
   thingIdentifier: /^[A-Za-z0-9_]{1,64}$/,
   /** An event of the thing model: a thing identifier other than `property`, whose topic carries property posts. */

@@ -44,6 +44,11 @@ export interface SignedRequestOptions extends ApiCredentials {
 }
 
 /** Every parameter of a signed request, Signature included. */
+/** The parameters signedParams sets itself: a caller's parameters must not name them. */
+export const COMMON_API_PARAMS: readonly string[] = Object.freeze([
+  'Format', 'Version', 'AccessKeyId', 'SignatureMethod', 'SignatureVersion', 'SignatureNonce', 'Timestamp', 'RegionId', 'Action', 'Signature',
+]);
+
 export function signedParams(options: SignedRequestOptions): Record<string, string> {
   const params: Record<string, string> = {
     Format: 'JSON',

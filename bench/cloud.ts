@@ -1,0 +1,256 @@
+// The cloud path, in this process against the `cloud` broker: (f) server-side subscription → aliyun-iot-in → a
+// function node against a raw rhea receiver doing the same, (g) 1,000 in nodes with distinct filters on one cloud
+// connection against 1, (h) OpenAPI Pub calls through aliyun-iot-out against @alicloud/pop-core in a loop, both with
+// the same number of calls in flight.
+import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import RPCClient from '@alicloud/pop-core';
+import type { NodeMessage } from 'node-red';
+import mqtt, { MqttClient } from 'mqtt';
+import rhea, { EventContext } from 'rhea';
+import { DEFAULT_API_CONCURRENCY } from '../nodes/lib/connection';
+import { IOT_API_VERSION, bodyBytes, signAmqpLogin } from '../nodes/lib/protocol';
+import { FlowNode } from '../test/helpers';
+import { helper } from '../test/node-harness';
+import type { LoadResult } from './load';
+import { PAYLOAD_BYTES } from './load';
+import { deployFlow, startRuntime, undeploy } from './runtime';
+import { BENCH_CLOUD, DEVICES, OUT_TOPIC, rawClientOptions } from './setup';
+
+export interface CloudPorts {
+  port: number;
+  amqpPort: number;
+  apiPort: number;
+}
+
+export type CloudVariant = 'ours' | 'raw';
+
+const STALL_MS = 10_000;
+const PROBE_TIMEOUT_MS = 15_000;
+
+const CORE_NODES = path.join(path.dirname(require.resolve('@node-red/nodes/package.json')), 'core');
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const FUNCTION_NODE: unknown = require(path.join(CORE_NODES, 'function', '10-function.js'));
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const COMPLETE_NODE: unknown = require(path.join(CORE_NODES, 'common', '24-complete.js'));
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const CATCH_NODE: unknown = require(path.join(CORE_NODES, 'common', '25-catch.js'));
+
+/** What the function node of (f) does, and the raw receiver the same: note the device the message came from. */
+const FUNCTION_BODY = "msg.device = msg.productKey + '/' + msg.deviceName; return msg;";
+
+let nextRun = 1;
+
+/** Counts the messages of one measurement, `m<run>:<seq>:…`, once each; a probe `p<run>:` marks the consumer ready. */
+class Counter {
+  readonly run = nextRun++;
+  received = 0;
+  ready = false;
+  onProgress: () => void = () => undefined;
+  private readonly seen: Uint8Array;
+
+  constructor(readonly n: number) {
+    this.seen = new Uint8Array(n);
+  }
+
+  take(text: string): void {
+    if (text.startsWith(`p${this.run}:`)) {
+      this.ready = true;
+      return;
+    }
+    const prefix = `m${this.run}:`;
+    if (!text.startsWith(prefix)) return;
+    const seq = Number(text.slice(prefix.length, text.indexOf(':', prefix.length)));
+    if (!(seq >= 0 && seq < this.n) || this.seen[seq]) return;
+    this.seen[seq] = 1;
+    this.received++;
+    this.onProgress();
+  }
+}
+
+function padded(prefix: string): string {
+  return prefix.length >= PAYLOAD_BYTES ? prefix : prefix + 'x'.repeat(PAYLOAD_BYTES - prefix.length);
+}
+
+function cloudConnectionNode(ports: CloudPorts): { node: FlowNode; credentials: Record<string, Record<string, string>> } {
+  return {
+    node: {
+      id: 'backend', type: 'aliyun-iot-connection', name: '', mode: 'cloud', region: 'cn-shanghai', uid: BENCH_CLOUD.uid,
+      consumerGroupId: BENCH_CLOUD.consumerGroupId, clientId: 'bench-ours',
+      amqpEndpoint: `amqp://127.0.0.1:${ports.amqpPort}`, apiEndpoint: `http://127.0.0.1:${ports.apiPort}`,
+    },
+    credentials: { backend: { accessKeyId: BENCH_CLOUD.accessKeyId, accessKeySecret: BENCH_CLOUD.accessKeySecret } },
+  };
+}
+
+/** The in nodes of (f) and (g), each wired to the function node, whose output reaches the counter. */
+async function oursConsumer(ports: CloudPorts, filters: string[], counter: Counter): Promise<() => Promise<void>> {
+  await startRuntime();
+  const connection = cloudConnectionNode(ports);
+  const flow: FlowNode[] = [
+    connection.node,
+    { id: 'fn', type: 'function', func: FUNCTION_BODY, outputs: 1, timeout: 0, noerr: 0, initialize: '', finalize: '', libs: [], wires: [['sink']] },
+    { id: 'sink', type: 'helper' },
+    ...filters.map((filter, i) => ({ id: `in${i}`, type: 'aliyun-iot-in', connection: 'backend', topic: filter, qos: '1', datatype: 'utf8', wires: [['fn']] })),
+  ];
+  await deployFlow(flow, connection.credentials, [FUNCTION_NODE]);
+  helper.getNode('sink').on('input', (msg: NodeMessage) => counter.take(String(msg.payload)));
+  return undeploy;
+}
+
+/** A backend written with rhea as the platform's samples do: the same login, credit and accept-after-handling. */
+async function rawConsumer(ports: CloudPorts, counter: Counter): Promise<() => Promise<void>> {
+  const clientId = 'bench-raw';
+  const login = signAmqpLogin({
+    clientId, accessKeyId: BENCH_CLOUD.accessKeyId, accessKeySecret: BENCH_CLOUD.accessKeySecret, consumerGroupId: BENCH_CLOUD.consumerGroupId,
+  });
+  const container = rhea.create_container({ id: clientId });
+  container.on('error', () => undefined);
+  const connection = container.connect({
+    host: '127.0.0.1', port: ports.amqpPort, container_id: clientId, username: login.username, password: login.password, reconnect: false, transport: 'tcp',
+  });
+  connection.on('message', (context: EventContext) => {
+    const message = context.message;
+    if (!message) return;
+    const topic = String((message.application_properties as Record<string, unknown> | undefined)?.topic ?? '');
+    const [, productKey, deviceName] = topic.split('/');
+    const msg = { topic, payload: bodyBytes(message.body).toString('utf8'), productKey, deviceName, device: '' };
+    msg.device = `${msg.productKey}/${msg.deviceName}`;
+    counter.take(msg.payload);
+    context.delivery?.accept();
+  });
+  await new Promise<void>((resolve) => connection.once('connection_open', () => {
+    connection.open_receiver({ autoaccept: false, credit_window: 100 });
+    resolve();
+  }));
+  return () => new Promise<void>((resolve) => {
+    connection.once('connection_close', () => resolve());
+    connection.close();
+  });
+}
+
+/** Publishes `counter.n` messages over `topics` from the generator device, at most `window` not yet counted. */
+async function feed(ports: CloudPorts, topics: string[], window: number, counter: Counter): Promise<LoadResult> {
+  const gen: MqttClient = await mqtt.connectAsync(rawClientOptions(ports.port, DEVICES.gen));
+  try {
+    const started = Date.now();
+    while (!counter.ready) {
+      if (Date.now() - started > PROBE_TIMEOUT_MS) throw new Error('consumer not ready');
+      gen.publish(topics[0], padded(`p${counter.run}:`), { qos: 0 });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return await new Promise<LoadResult>((resolve) => {
+      const { n } = counter;
+      let sent = 0;
+      let lastProgress = Date.now();
+      const start = performance.now();
+      const finish = (error?: string): void => {
+        clearInterval(watchdog);
+        counter.onProgress = () => undefined;
+        const ms = performance.now() - start;
+        resolve({ id: counter.run, sent, received: counter.received, lost: n - counter.received, ms, perSecond: (counter.received / ms) * 1000, error });
+      };
+      const pump = (): void => {
+        while (sent < n && sent - counter.received < window) {
+          const seq = sent++;
+          gen.publish(topics[seq % topics.length], padded(`m${counter.run}:${seq}:`), { qos: 0 });
+        }
+      };
+      counter.onProgress = () => {
+        lastProgress = Date.now();
+        if (counter.received === n) finish();
+        else pump();
+      };
+      const watchdog = setInterval(() => {
+        if (Date.now() - lastProgress > STALL_MS) finish(`stalled at ${counter.received}/${n}`);
+      }, 250);
+      pump();
+    });
+  } finally {
+    await gen.endAsync(true);
+  }
+}
+
+/** (f) and (g): one measurement of a consumer over `filters`, fed on `topics`. */
+export async function measureSubscription(variant: CloudVariant, ports: CloudPorts, filters: Array<{ filter: string; topic: string }>,
+  n: number, window: number): Promise<LoadResult> {
+  const counter = new Counter(n);
+  const stop = variant === 'ours' ? await oursConsumer(ports, filters.map((f) => f.filter), counter) : await rawConsumer(ports, counter);
+  try {
+    return await feed(ports, filters.map((f) => f.topic), window, counter);
+  } finally {
+    await stop();
+  }
+}
+
+function pubParams(seq: number): Record<string, string | number> {
+  return { ProductKey: OUT_TOPIC.split('/')[1], TopicFullName: OUT_TOPIC, MessageContent: Buffer.from(padded(`m${seq}:`)).toString('base64'), Qos: 0 };
+}
+
+/** (h) ours: `n` messages into an out node on a cloud connection at once; a Complete node counts the accepted Pubs. */
+async function oursPub(ports: CloudPorts, n: number): Promise<LoadResult> {
+  await startRuntime();
+  const connection = cloudConnectionNode(ports);
+  await deployFlow([
+    connection.node,
+    { id: 'out', type: 'aliyun-iot-out', connection: 'backend', topic: OUT_TOPIC, qos: '0', retain: '' },
+    { id: 'complete', type: 'complete', scope: ['out'], uncaught: false, wires: [['done']] },
+    { id: 'catch', type: 'catch', scope: ['out'], uncaught: false, wires: [['failed']] },
+    { id: 'done', type: 'helper' },
+    { id: 'failed', type: 'helper' },
+  ], connection.credentials, [COMPLETE_NODE, CATCH_NODE]);
+  try {
+    return await new Promise<LoadResult>((resolve) => {
+      let completed = 0;
+      let failed = 0;
+      const start = performance.now();
+      const settled = (): void => {
+        if (completed + failed < n) return;
+        const ms = performance.now() - start;
+        resolve({ id: 0, sent: n, received: completed, lost: failed, ms, perSecond: (completed / ms) * 1000 });
+      };
+      helper.getNode('done').on('input', () => {
+        completed++;
+        settled();
+      });
+      helper.getNode('failed').on('input', () => {
+        failed++;
+        settled();
+      });
+      const out = helper.getNode('out');
+      for (let seq = 0; seq < n; seq++) out.receive({ payload: padded(`m${seq}:`) });
+    });
+  } finally {
+    await undeploy();
+  }
+}
+
+/** (h) reference: `concurrency` workers calling Pub with pop-core one after another. */
+async function popCorePub(ports: CloudPorts, n: number, concurrency: number): Promise<LoadResult> {
+  const client = new RPCClient({
+    accessKeyId: BENCH_CLOUD.accessKeyId, accessKeySecret: BENCH_CLOUD.accessKeySecret, endpoint: `http://127.0.0.1:${ports.apiPort}`, apiVersion: IOT_API_VERSION,
+  });
+  let next = 0;
+  let failed = 0;
+  const start = performance.now();
+  const worker = async (): Promise<void> => {
+    while (next < n) {
+      const seq = next++;
+      try {
+        await client.request('Pub', pubParams(seq), { method: 'POST' });
+      } catch {
+        failed++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const ms = performance.now() - start;
+  return { id: 0, sent: n, received: n - failed, lost: failed, ms, perSecond: ((n - failed) / ms) * 1000 };
+}
+
+/** The calls in flight of (h): our connection's bound, and as many pop-core workers. */
+export const PUB_CONCURRENCY = DEFAULT_API_CONCURRENCY;
+
+export function measurePub(variant: CloudVariant, ports: CloudPorts, n: number): Promise<LoadResult> {
+  return variant === 'ours' ? oursPub(ports, n) : popCorePub(ports, n, PUB_CONCURRENCY);
+}

@@ -15,7 +15,10 @@ import { helper } from '../test/node-harness';
 import type { LoadResult } from './load';
 import { PAYLOAD_BYTES } from './load';
 import { deployFlow, startRuntime, undeploy } from './runtime';
-import { BENCH_CLOUD, DEVICES, OUT_TOPIC, rawClientOptions } from './setup';
+import { BENCH_CLOUD, DEVICES, outTopic, rawClientOptions } from './setup';
+
+/** Where (h) publishes by the OpenAPI: a custom topic of a bench device. */
+const PUB_TOPIC = outTopic(DEVICES.ours);
 
 export interface CloudPorts {
   port: number;
@@ -184,7 +187,7 @@ export async function measureSubscription(variant: CloudVariant, ports: CloudPor
 }
 
 function pubParams(seq: number): Record<string, string | number> {
-  return { ProductKey: OUT_TOPIC.split('/')[1], TopicFullName: OUT_TOPIC, MessageContent: Buffer.from(padded(`m${seq}:`)).toString('base64'), Qos: 0 };
+  return { ProductKey: PUB_TOPIC.split('/')[1], TopicFullName: PUB_TOPIC, MessageContent: Buffer.from(padded(`m${seq}:`)).toString('base64'), Qos: 0 };
 }
 
 /** (h) ours: `n` messages into an out node on a cloud connection at once; a Complete node counts the accepted Pubs. */
@@ -193,7 +196,7 @@ async function oursPub(ports: CloudPorts, n: number): Promise<LoadResult> {
   const connection = cloudConnectionNode(ports);
   await deployFlow([
     connection.node,
-    { id: 'out', type: 'aliyun-iot-out', connection: 'backend', topic: OUT_TOPIC, qos: '0', retain: '' },
+    { id: 'out', type: 'aliyun-iot-out', connection: 'backend', topic: PUB_TOPIC, qos: '0', retain: '' },
     { id: 'complete', type: 'complete', scope: ['out'], uncaught: false, wires: [['done']] },
     { id: 'catch', type: 'catch', scope: ['out'], uncaught: false, wires: [['failed']] },
     { id: 'done', type: 'helper' },

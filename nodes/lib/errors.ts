@@ -66,7 +66,6 @@ interface CatalogTexts {
   label: Partial<Record<string, string>>;
   errors: Partial<Record<ErrorCode, string>>;
   log: Partial<Record<LogCode, string>>;
-  label: Record<string, string>;
 }
 
 const LOCALES = path.join(__dirname, '..', 'locales');

@@ -253,9 +253,10 @@ describe('nodes: subscriptions on one connection', function () {
     send('in', { action: 'unsubscribe', topic: true });
     await unsubscribed;
     assert.deepEqual(connectionOfNode('conn').brokerSubscriptions, [], 'no subscriptions');
-    send('out', { topic: `${data}/room3/temp`, payload: 'nobody' });
-    // Subscribed again after that publish on the same connection: the sentinel comes after anything the broker
-    // would still have routed to the old subscriptions.
+    // Published and acknowledged (the broker routes a QoS 1 message before its PUBACK), then subscribed again: the
+    // sentinel comes after anything the broker would have routed to the old subscriptions.
+    await new Promise<void>((resolve, reject) => connectionOfNode('conn').publish(`${data}/room3/temp`, 'nobody', { qos: 1 },
+      (err) => (err ? reject(err) : resolve())));
     const resubscribed = waitForSubscribed(env.sim, CLIENT_ID, `${data}/#`);
     send('in', { action: 'subscribe', topic: `${data}/#` });
     await resubscribed;

@@ -11,7 +11,7 @@ function deviceConnection(sim: Simulator, deviceName: string, log = quiet, clien
   return new DeviceConnection(resolveConnection({
     mode: 'iot', productKey: PK, deviceName, clientId, protocol: 'mqtt', host: '127.0.0.1', port: sim.port,
     credentials: { deviceSecret: deviceSecret(deviceName) },
-  }), log, { ...TEST_RECONNECT_POLICY, shortSessionMs: 5000 });
+  }), log, { ...TEST_RECONNECT_POLICY, shortSessionMs: 5000, unsubscribeGraceMs: 100 });
 }
 
 function close(...connections: DeviceConnection[]): Promise<void[]> {

@@ -9,7 +9,7 @@ export const TEST_RECONNECT_POLICY: Readonly<Partial<ReconnectPolicy>> = Object.
   refusedMaxMs: 1600,
   kickedBaseMs: 200,
   kickedMaxMs: 1600,
-  unsubscribeGraceMs: 100,
+  // unsubscribeGraceMs stays at its default: a redeploy of modified nodes relies on the successor subscribing within it.
 });
 
 /** Settings under `aliyunIot` for a test runtime, in process or as a child. */

@@ -2,8 +2,8 @@
 // node-red-node-test-helper, as the tests do), and a raw mqtt.js client.
 import * as path from 'node:path';
 import mqtt, { MqttClient } from 'mqtt';
-import { FlowNode } from '../test/helpers';
-import { PACKAGE_NODES, helper, onTab, startServer, stopServer } from '../test/node-harness';
+import { FlowNode } from '../test/support/helpers';
+import { PACKAGE_NODES, helper, onTab, startServer, stopServer } from '../test/support/node-harness';
 import { BENCH_PK, DEVICES, Qos, benchSecret, deviceLogin, outTopic, rawClientOptions } from './setup';
 
 export type Variant = 'ours' | 'core' | 'raw';

@@ -3,8 +3,8 @@
 // A process of its own, so that what earlier sections allocated and freed does not blur the memory figure.
 import { performance } from 'node:perf_hooks';
 import type { ConnectionConfigNode } from '../nodes/support/connection-lookup';
-import { FlowNode } from '../test/helpers';
-import { helper } from '../test/node-harness';
+import { FlowNode } from '../test/support/helpers';
+import { helper } from '../test/support/node-harness';
 import { deployFlow, oursConnection, startRuntime, stopRuntime, undeploy } from './runtime';
 import { outTopic, scaleDevice } from './setup';
 

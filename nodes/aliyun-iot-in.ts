@@ -1,8 +1,9 @@
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from 'node-red';
 import { MessageMeta, MessageReceiver, SharedConnection } from './lib/connection';
-import { AliyunIotError } from './lib/errors';
+import { AliyunIotError, shownValue } from './lib/errors';
 import { Datatype, decodePayload, isDatatype } from './lib/protocol';
 import { localizeError, newError } from './support/i18n';
+import { onInput } from './support/input';
 import { errorStatus, nodeStatus } from './support/status';
 import { startUserNode } from './support/user-node';
 
@@ -70,10 +71,10 @@ export = function (RED: NodeAPI): void {
       }
     }
 
-    node.on('input', (msg: ActionMessage, send, done) => {
+    onInput(RED, node, (msg: ActionMessage, send, done) => {
       const action = msg.action;
       if (typeof action !== 'string' || !ACTIONS.includes(action)) {
-        done(newError(RED, 'ACTION_UNKNOWN', { action: String(action) }));
+        done(newError(RED, 'ACTION_UNKNOWN', { action: shownValue(action) }));
         return;
       }
       try {

@@ -1,6 +1,7 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 import { InvokeAction } from './lib/connection';
 import { localizeError } from './support/i18n';
+import { onInput } from './support/input';
 import { startUserNode } from './support/user-node';
 
 interface InvokeNodeDef extends NodeDef {
@@ -34,7 +35,7 @@ export = function (RED: NodeAPI): void {
     const action: InvokeAction = ['set', 'service', 'rrpc'].includes(config.action) ? config.action : 'rrpc';
     const timeout = config.timeout === '' || config.timeout === undefined ? undefined : Number(config.timeout);
 
-    node.on('input', (msg: InvokeMessage, send, done) => {
+    onInput(RED, node, (msg: InvokeMessage, send, done) => {
       let topic: string | undefined;
       try {
         topic = config.topic ? connection.expandTopic(config.topic) : undefined;

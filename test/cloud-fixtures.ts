@@ -5,7 +5,7 @@ import rhea, { Connection, EventContext } from 'rhea';
 import { bodyBytes, signAmqpLogin, signIotLogin } from '../nodes/lib/protocol';
 import { signedParams } from '../nodes/lib/protocol';
 import { Simulator, SimulatorConfig, SimulatorOptions, startSimulator } from '../sim';
-import { PK, SIM_CONFIG, deviceSecret, waitFor } from './helpers';
+import { FlowNode, PK, SIM_CONFIG, deviceSecret, waitFor } from './helpers';
 
 export const AK_ID = 'LTAI_test_ak';
 export const AK_SECRET = 'test_secret_0123456789';
@@ -43,6 +43,18 @@ export function cloudSimulatorWithDevice(deviceName: string, extra: Partial<Simu
     await env.sim.stop();
   });
   return env;
+}
+
+/** A cloud-application connection config node for the simulator and its credentials, keyed for helper.load. */
+export function cloudConnection(id: string, sim: Simulator, secret = AK_SECRET): { node: FlowNode; credentials: Record<string, Record<string, string>> } {
+  return {
+    node: {
+      id, type: 'aliyun-iot-connection', name: '', mode: 'cloud', region: 'cn-shanghai', uid: '1234567890',
+      consumerGroupId: GROUP, clientId: `nodes-${id}`,
+      amqpEndpoint: `amqp://127.0.0.1:${sim.amqpPort}`, apiEndpoint: `http://127.0.0.1:${sim.apiPort}`,
+    },
+    credentials: { [id]: { accessKeyId: AK_ID, accessKeySecret: secret } },
+  };
 }
 
 /** A device of the test registry on raw mqtt.js, connected. */

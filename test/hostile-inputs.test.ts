@@ -1,0 +1,111 @@
+// Regression tests of the hostile inputs the fuzz suite found (issue 16, items 3, 8, 9, 10, 12, 13): each input ends
+// in exactly one done() or done(err), and neither Node-RED nor the simulator lets an exception escape.
+import { strict as assert } from 'node:assert';
+import type { Node, NodeMessage } from 'node-red';
+import { MAX_JSON_DEPTH } from '../nodes/lib/protocol';
+import { Simulator } from '../sim';
+import { cloudConnection, startCloudSimulator } from './cloud-fixtures';
+import { catchingCrashes, nested } from './fuzz-inputs';
+import { PK, iotConnection, waitFor } from './helpers';
+import { CATCH_ALL, collect, deploy, node, startServer, stopServer, waitForStatus } from './node-harness';
+
+interface CompletingNode extends Node {
+  _complete(msg: object, error?: unknown): void;
+}
+
+type CaughtMsg = NodeMessage & { error: { message: string } };
+
+/** Records done() and done(err) of a node per msg. */
+function completions(id: string): Map<object, Array<Error | undefined>> {
+  const seen = new Map<object, Array<Error | undefined>>();
+  const target = node(id) as CompletingNode;
+  const complete = target._complete.bind(target);
+  target._complete = (msg, error) => {
+    seen.set(msg, [...(seen.get(msg) ?? []), error as Error | undefined]);
+    complete(msg, error);
+  };
+  return seen;
+}
+
+describe('hostile inputs to the nodes (issue 16, items 3, 8, 9)', function () {
+  let sim: Simulator;
+  beforeEach(async function () {
+    sim = await startCloudSimulator();
+    await startServer();
+  });
+  afterEach(async function () {
+    await stopServer();
+    await sim.stop();
+  });
+
+  async function deployNodes(): Promise<void> {
+    const device = iotConnection('conn-iot', sim, 'dev01');
+    const cloud = cloudConnection('conn-cloud', sim);
+    await deploy([
+      device.node, cloud.node, ...CATCH_ALL,
+      { id: 'invoke', type: 'aliyun-iot-invoke', connection: 'conn-cloud', action: 'set', productKey: PK, deviceName: 'dev01', identifier: '', topic: '', timeout: '' },
+      { id: 'post', type: 'aliyun-iot-post', connection: 'conn-iot', kind: 'property', event: '', ack: true, timeout: '1000' },
+      { id: 'out', type: 'aliyun-iot-out', connection: 'conn-iot', topic: `/${PK}/dev01/user/echo`, qos: '', retain: '' },
+      { id: 'in', type: 'aliyun-iot-in', connection: 'conn-iot', topic: '', qos: '0', datatype: 'auto-detect', dynamic: true },
+      { id: 'reply', type: 'aliyun-iot-reply', connection: 'conn-iot', code: '' },
+    ], { ...device.credentials, ...cloud.credentials });
+    await waitForStatus('out', 'connected');
+    await waitForStatus('invoke', 'api-ready');
+  }
+
+  // Fails before the fix: invoke's done(err) from a promise callback throws the RangeError of Node-RED's clone for
+  // the Catch node, an unhandled rejection; post and out threw it out of the input handler.
+  it('a msg nested 10,000 levels deep to invoke, post and out: done(err) saying the payload is too deep, nothing escapes', async function () {
+    await deployNodes();
+    const ids = ['invoke', 'post', 'out'];
+    const done = ids.map(completions);
+    const caught = collect('caught');
+    const { crashes } = await catchingCrashes(async () => {
+      for (const id of ids) node(id).receive({ payload: nested(10_000) } as NodeMessage);
+      await waitFor(() => done.every((seen) => seen.size === 1), 'done for each input');
+    });
+    assert.deepEqual(crashes, []);
+    for (const seen of done) {
+      const [[, calls]] = [...seen];
+      assert.equal(calls.length, 1);
+      assert.match(String(calls[0]?.message), new RegExp(`nests more than ${MAX_JSON_DEPTH} levels deep`));
+    }
+    await waitFor(() => caught.length === ids.length, 'an error for each node at the Catch node');
+    for (const msg of caught) assert.match((msg as CaughtMsg).error.message, /levels deep/);
+  });
+
+  // Fails before the fix: these threw out of the input handlers, which never called done.
+  it('reply and in/out inputs that used to throw end in done(err)', async function () {
+    await deployNodes();
+    const replyDone = completions('reply');
+    const inDone = completions('in');
+    const outDone = completions('out');
+    const context = { kind: 'set', replyTopic: `/sys/${PK}/dev01/thing/service/property/set_reply`, id: '1' };
+    const replies: Array<[Record<string, unknown>, RegExp]> = [
+      [{ alink: { ...context, topic: { level: 1 } } }, /^$/],
+      [{ alink: { ...context, topic: Object.create(null) } }, /^$/],
+      [{ alink: { ...context, topic: `/sys/${PK}/dev01/thing/service/property/set` }, code: Symbol('code') }, /Reply code 'Symbol\(code\)' is not a whole number/],
+      [{ alink: { ...context, topic: `/sys/${PK}/dev01/thing/service/property/set` }, code: { toString: 1, valueOf: 1 } }, /Reply code '\[object Object\]' is not a whole number/],
+    ];
+    const actions: Array<[string, Record<string, unknown>]> = [
+      ['in', { action: Object.create(null) }], ['in', { action: { toString: 1 } }],
+      ['out', { action: Object.create(null) }], ['out', { action: Symbol('x') }],
+    ];
+    const { crashes } = await catchingCrashes(async () => {
+      for (const [msg] of replies) node('reply').receive(msg as NodeMessage);
+      for (const [id, msg] of actions) node(id).receive(msg as NodeMessage);
+      await waitFor(() => replyDone.size === replies.length && inDone.size === 2 && outDone.size === 2, 'done for each input');
+    });
+    assert.deepEqual(crashes, []);
+    replies.forEach(([msg, pattern]) => {
+      const calls = replyDone.get(msg) ?? [];
+      assert.equal(calls.length, 1);
+      assert.match(calls[0]?.message ?? '', pattern);
+    });
+    for (const [id, msg] of actions) {
+      const calls = (id === 'in' ? inDone : outDone).get(msg) ?? [];
+      assert.equal(calls.length, 1);
+      assert.match(String(calls[0]?.message), /Unknown msg.action '(\[object Object\]|Symbol\(x\))'/);
+    }
+  });
+});

@@ -2,11 +2,12 @@
 // in exactly one done() or done(err), and neither Node-RED nor the simulator lets an exception escape.
 import { strict as assert } from 'node:assert';
 import type { Node, NodeMessage } from 'node-red';
-import { MAX_JSON_DEPTH } from '../nodes/lib/protocol';
+import mqtt, { MqttClient } from 'mqtt';
+import { MAX_JSON_DEPTH, signIotLogin, signMqLogin } from '../nodes/lib/protocol';
 import { Simulator } from '../sim';
-import { cloudConnection, startCloudSimulator } from './cloud-fixtures';
-import { catchingCrashes, nested } from './fuzz-inputs';
-import { PK, iotConnection, waitFor } from './helpers';
+import { callApi, cloudConnection, startCloudSimulator } from './cloud-fixtures';
+import { catchingCrashes, nested, nestedJson } from './fuzz-inputs';
+import { MQ_INSTANCE, PK, deviceSecret, iotConnection, waitFor } from './helpers';
 import { CATCH_ALL, collect, deploy, node, startServer, stopServer, waitForStatus } from './node-harness';
 
 interface CompletingNode extends Node {
@@ -107,5 +108,90 @@ describe('hostile inputs to the nodes (issue 16, items 3, 8, 9)', function () {
       assert.equal(calls.length, 1);
       assert.match(String(calls[0]?.message), /Unknown msg.action '(\[object Object\]|Symbol\(x\))'/);
     }
+  });
+});
+
+describe('hostile inputs to the simulator (issue 16, items 10, 12, 13)', function () {
+  let sim: Simulator;
+  const clients: MqttClient[] = [];
+  beforeEach(async function () {
+    sim = await startCloudSimulator({
+      rules: [{ name: 'select', from: `/${PK}/+/user/update`, to: `/${PK}/dev05/user/get`, select: ['params.a as a'] }],
+    });
+  });
+  afterEach(async function () {
+    await Promise.all(clients.splice(0).map((client) => client.endAsync(true)));
+    await sim.stop();
+  });
+
+  async function device(deviceName: string): Promise<MqttClient> {
+    const login = signIotLogin({ productKey: PK, deviceName, deviceSecret: deviceSecret(deviceName) }, { securemode: 3 });
+    const client = await mqtt.connectAsync({ host: '127.0.0.1', port: sim.port, reconnectPeriod: 0, ...login });
+    clients.push(client);
+    return client;
+  }
+
+  /** A post of a fresh device, answered: the broker and the platform still serve. */
+  async function sentinelPost(): Promise<void> {
+    const client = await device('dev06');
+    const replies: string[] = [];
+    client.on('message', (_topic, payload) => replies.push(payload.toString()));
+    await client.subscribeAsync(`/sys/${PK}/dev06/thing/event/property/post_reply`, { qos: 1 });
+    await client.publishAsync(`/sys/${PK}/dev06/thing/event/property/post`, JSON.stringify({ id: '7', params: { t: 1 } }), { qos: 1 });
+    await waitFor(() => replies.length === 1, 'the post_reply');
+  }
+
+  // Fails before the fix: each of these threw inside aedes' authorizePublish hook, an uncaught exception.
+  it('Alink bodies with deep ids and fields without a usable toString, a deep field a rule selects, `null` as a token upload', async function () {
+    const client = await device('dev04');
+    const own = `/sys/${PK}/dev04`;
+    const publishes: Array<[string, string]> = [
+      [`${own}/thing/event/property/post`, `{"id":${nestedJson(5000)},"params":{}}`],
+      [`${own}/thing/service/property/set_reply`, '{"id":"1","code":{"toString":1}}'],
+      [`/ext/ntp/${PK}/dev04/request`, '{"deviceSendTime":{"toString":1}}'],
+      [`${own}/thing/event/property/post`, '{"id":"2","params":{"p":{"value":1,"time":{"toString":1}}}}'],
+      [`/${PK}/dev04/user/update`, `{"params":{"a":${nestedJson(MAX_JSON_DEPTH + 10)}}}`],
+    ];
+    const login = signMqLogin({ authMode: 'token', instanceId: MQ_INSTANCE, clientId: 'GID_test@@@hostile', accessKeyId: 'AK', token: 'tok1' });
+    const mq = await mqtt.connectAsync({ host: '127.0.0.1', port: sim.port, reconnectPeriod: 0, ...login });
+    clients.push(mq);
+    const { crashes } = await catchingCrashes(async () => {
+      for (const [topic, body] of publishes) await client.publishAsync(topic, body, { qos: 1 });
+      await mq.publishAsync('$SYS/uploadToken', 'null', { qos: 1 });
+      await sentinelPost();
+    });
+    assert.deepEqual(crashes, []);
+  });
+
+  // Fails before the fix: `//` made new URL() throw (HTTP 500), and Items nested too deep for JSON.stringify too.
+  it('OpenAPI: a request target of // is a client error, Items and Args too deep are InvalidFormattedParameter', async function () {
+    const slashes = await fetch(`http://127.0.0.1:${sim.apiPort}//`);
+    assert.equal(slashes.status, 400);
+    assert.equal(((await slashes.json()) as { Code: string }).Code, 'MissingAction');
+    const online = await device('dev04');
+    assert.ok(online.connected);
+    for (const [action, params] of [
+      ['SetDeviceProperty', { ProductKey: PK, DeviceName: 'dev04', Items: nestedJson(5000) }],
+      ['InvokeThingService', { ProductKey: PK, DeviceName: 'dev04', Identifier: 'reboot', Args: nestedJson(5000) }],
+    ] as const) {
+      const answer = await callApi(sim, action, params);
+      assert.equal(answer.body.Code, 'iot.common.InvalidFormattedParameter', `${action}: ${JSON.stringify(answer.body)}`);
+      assert.match(String(answer.body.ErrorMessage), new RegExp(`nested more than ${MAX_JSON_DEPTH} levels deep`));
+    }
+  });
+
+  // Fails before the fix: the nonce store's keys were slices of the form body, which kept each body for 30 minutes.
+  it('OpenAPI: signed requests with 1 MB bodies are not kept alive by the nonce store', async function () {
+    const gc = (globalThis as { gc?: () => void }).gc;
+    assert.ok(gc, 'the tests run with --expose-gc');
+    const padding = 'x'.repeat(1024 * 1024);
+    const call = (): Promise<unknown> => callApi(sim, 'Pub', { ProductKey: PK, TopicFullName: `/${PK}/dev04/user/get`, MessageContent: 'aGk=', Padding: padding });
+    await call();
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    for (let i = 0; i < 40; i++) await call();
+    gc();
+    const grown = process.memoryUsage().heapUsed - before;
+    assert.ok(grown < 20 * 1024 * 1024, `40 requests of 1 MB left ${Math.round(grown / 1024 / 1024)} MB on the heap`);
   });
 });

@@ -1,9 +1,10 @@
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from 'node-red';
 import { MessageMeta, MessageReceiver, SharedConnection } from './lib/connection';
-import { AliyunIotError } from './lib/errors';
+import { AliyunIotError, shownValue } from './lib/errors';
 import { Datatype, decodePayload, isDatatype } from './lib/protocol';
 import { failure } from './support/failure';
 import { localizeError } from './support/i18n';
+import { onInput } from './support/input';
 import { errorStatus, nodeStatus } from './support/status';
 import { startUserNode } from './support/user-node';
 
@@ -73,10 +74,10 @@ export = function (RED: NodeAPI): void {
       }
     }
 
-    node.on('input', (msg: ActionMessage, send, done) => {
+    onInput(RED, node, (msg: ActionMessage, send, done) => {
       const action = msg.action;
       if (typeof action !== 'string' || !ACTIONS.includes(action)) {
-        done(failure(RED, msg, new AliyunIotError('ACTION_UNKNOWN', { action: String(action) })));
+        done(failure(RED, msg, new AliyunIotError('ACTION_UNKNOWN', { action: shownValue(action) })));
         return;
       }
       try {

@@ -1,6 +1,7 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 import { CLOUD_ACTIONS, CloudAction, CloudApplicationConnection, InvokeAction } from './lib/connection';
 import { failure } from './support/failure';
+import { onInput } from './support/input';
 import { startUserNode } from './support/user-node';
 
 interface InvokeNodeDef extends NodeDef {
@@ -37,7 +38,7 @@ export = function (RED: NodeAPI): void {
     const action: CloudAction = CLOUD_ACTIONS.includes(config.action) ? config.action : 'rrpc';
     const timeout = config.timeout === '' || config.timeout === undefined ? undefined : Number(config.timeout);
 
-    node.on('input', (msg: InvokeMessage, send, done) => {
+    onInput(RED, node, (msg: InvokeMessage, send, done) => {
       const fail = (err: Error & { rrpcCode?: string }): void => {
         if (err.rrpcCode) msg.rrpcCode = err.rrpcCode;
         done(failure(RED, msg, err));

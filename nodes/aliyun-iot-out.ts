@@ -1,7 +1,8 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 import { DeviceConnection } from './lib/connection';
-import { AliyunIotError } from './lib/errors';
 import { failure } from './support/failure';
+import { AliyunIotError, shownValue } from './lib/errors';
+import { onInput } from './support/input';
 import { startUserNode } from './support/user-node';
 
 interface OutNodeDef extends NodeDef {
@@ -31,7 +32,7 @@ export = function (RED: NodeAPI): void {
     const fixedQos = config.qos === '' || config.qos === undefined ? undefined : Number(config.qos);
     const fixedRetain = config.retain === '' || config.retain === undefined ? undefined : config.retain === true || config.retain === 'true';
 
-    node.on('input', (msg: OutMessage, _send, done) => {
+    onInput(RED, node, (msg: OutMessage, _send, done) => {
       if (msg.action !== undefined) {
         if (msg.action === 'connect') connection.connect();
         else if (msg.action === 'disconnect') connection.disconnect();
@@ -48,7 +49,7 @@ export = function (RED: NodeAPI): void {
           else connection.uploadToken(token, type, (error) => (error ? fail(error) : done()));
           return;
         } else {
-          done(failure(RED, msg, new AliyunIotError('ACTION_UNKNOWN', { action: String(msg.action) })));
+          done(failure(RED, msg, new AliyunIotError('ACTION_UNKNOWN', { action: shownValue(msg.action) })));
           return;
         }
         done();

@@ -2,6 +2,7 @@ import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 import { postClientOf } from './lib/connection';
 import { DEFAULTS } from './lib/protocol';
 import { localizeError, newError } from './support/i18n';
+import { onInput } from './support/input';
 import { startUserNode } from './support/user-node';
 
 interface PostNodeDef extends NodeDef {
@@ -30,7 +31,7 @@ export = function (RED: NodeAPI): void {
     client.attach();
     onClose((removed) => client.detach(removed));
 
-    node.on('input', (msg: PostMessage, send, done) => {
+    onInput(RED, node, (msg: PostMessage, send, done) => {
       const eventId = config.event || (typeof msg.event === 'string' ? msg.event : undefined);
       try {
         const request = client.post({ kind, eventId, params: msg.payload, ack }, timeout, (error, result) => {

@@ -1,6 +1,8 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 import { buildAnswer, isCommandContext, parseThingTopic } from './lib/protocol';
+import { shownValue } from './lib/errors';
 import { localizeError, newError } from './support/i18n';
+import { onInput } from './support/input';
 import { startUserNode } from './support/user-node';
 
 interface ReplyNodeDef extends NodeDef {
@@ -14,6 +16,11 @@ interface ReplyMessage extends NodeMessageInFlow {
   message?: unknown;
 }
 
+/** A code given as a number or as its digits; anything else (a Symbol, an object) is no code. */
+function replyCode(value: unknown): number {
+  return typeof value === 'number' ? value : typeof value === 'string' ? Number(value) : NaN;
+}
+
 export = function (RED: NodeAPI): void {
   function AliyunIotReplyNode(this: Node, config: ReplyNodeDef): void {
     const started = startUserNode(RED, this, config, { service: 'iot' });
@@ -22,7 +29,7 @@ export = function (RED: NodeAPI): void {
     const { productKey, deviceName } = connection.profile.variables;
     const defaultCode = config.code === '' || config.code === undefined ? 200 : Number(config.code);
 
-    node.on('input', (msg: ReplyMessage, _send, done) => {
+    onInput(RED, node, (msg: ReplyMessage, _send, done) => {
       const context = msg.alink;
       if (!isCommandContext(context)) {
         done(newError(RED, 'REPLY_NO_CONTEXT'));
@@ -33,14 +40,14 @@ export = function (RED: NodeAPI): void {
         done();
         return;
       }
-      const target = parseThingTopic(context.topic);
+      const target = typeof context.topic === 'string' ? parseThingTopic(context.topic) : undefined;
       if (target && (target.productKey !== productKey || target.deviceName !== deviceName)) {
         done(newError(RED, 'REPLY_OTHER_DEVICE', { device: `${target.productKey}/${target.deviceName}`, own: `${productKey}/${deviceName}` }));
         return;
       }
-      const code = msg.code === undefined || msg.code === null || msg.code === '' ? defaultCode : Number(msg.code);
+      const code = msg.code === undefined || msg.code === null || msg.code === '' ? defaultCode : replyCode(msg.code);
       if (!Number.isInteger(code)) {
-        done(newError(RED, 'REPLY_CODE_INVALID', { value: String(msg.code ?? config.code) }));
+        done(newError(RED, 'REPLY_CODE_INVALID', { value: shownValue(msg.code ?? config.code) }));
         return;
       }
       try {

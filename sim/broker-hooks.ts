@@ -35,6 +35,30 @@ type Hook<Name extends keyof AedesOptions> = NonNullable<AedesOptions[Name]>;
 /** Publishes a device may not make are renamed to this topic, which no subscription can match: dropped. */
 const DROPPED_TOPIC = '$SIM/dropped';
 
+/**
+ * A hook that never throws: aedes calls hooks without catching, so a throw would end the process. A hook that throws
+ * before it answered is logged and answered with `refusal` (what the platform does with a message it cannot read).
+ */
+function guarded<Args extends unknown[], Callback extends (...answer: never[]) => void>(
+  name: string, log: (line: string) => void, hook: (...args: [...Args, Callback]) => void, refusal: (callback: Callback, ...args: Args) => void,
+): (...args: [...Args, Callback]) => void {
+  return (...args) => {
+    const callback = args.pop() as Callback;
+    const hookArgs = args as unknown as Args;
+    let answered = false;
+    const answer = ((...result: never[]) => {
+      answered = true;
+      callback(...result);
+    }) as Callback;
+    try {
+      hook(...hookArgs, answer);
+    } catch (err) {
+      log(`${name} failed: ${(err as Error)?.stack ?? String(err)}`);
+      if (!answered) refusal(callback, ...hookArgs);
+    }
+  };
+}
+
 export function preConnect({ sessions }: Pick<HookContext, 'sessions'>): Hook<'preConnect'> {
   return function preConnect(client, packet, callback) {
     // Neither service supports will messages under MQTT 3.1.1.
@@ -103,13 +127,21 @@ export function authorizePublish(context: HookContext): Hook<'authorizePublish'>
   };
 }
 
-/** The hooks of the broker's options. */
+/** CONNACK 3, server unavailable: a login the simulator failed to judge. */
+const SERVER_UNAVAILABLE = 3;
+
+/** The hooks of the broker's options, each guarded: a throw refuses the login or subscription, or drops the publish. */
 export function brokerHooks(context: HookContext): Pick<AedesOptions, 'preConnect' | 'authenticate' | 'authorizeSubscribe' | 'authorizePublish'> {
+  const { log } = context;
   return {
-    preConnect: preConnect(context),
-    authenticate: authenticate(context),
-    authorizeSubscribe: authorizeSubscribe(context),
-    authorizePublish: authorizePublish(context),
+    preConnect: guarded('preConnect', log, preConnect(context), (callback) => callback(new Error('login failed'), false)),
+    authenticate: guarded('authenticate', log, authenticate(context), (callback) =>
+      callback(Object.assign(new Error('login failed'), { returnCode: SERVER_UNAVAILABLE }) as AuthenticateError, false)),
+    authorizeSubscribe: guarded('authorizeSubscribe', log, authorizeSubscribe(context), (callback) => callback(null, null)),
+    authorizePublish: guarded('authorizePublish', log, authorizePublish(context), (callback, _client, packet) => {
+      packet.topic = DROPPED_TOPIC;
+      callback(null);
+    }),
   };
 }
 

@@ -1,7 +1,9 @@
 // The IoT Platform actions the simulator's OpenAPI serves: Pub, RRpc, SetDeviceProperty, InvokeThingService, and the
 // device queries of sim/openapi-queries.ts. They use the same platform machinery (sim/platform.ts) as the admin API;
 // failures are shaped like the platform's.
-import { Device, IDENTIFIER_PATTERNS, RANGES, SERVICE_LIMITS, productOfTopic, validatePublishTopic } from '../nodes/lib/protocol';
+import {
+  Device, IDENTIFIER_PATTERNS, MAX_JSON_DEPTH, RANGES, SERVICE_LIMITS, nestsDeeperThan, productOfTopic, validatePublishTopic,
+} from '../nodes/lib/protocol';
 import { SimulatedPlatform, MAX_SYNC_TIMEOUT_MS, messageIds } from './platform';
 import { SimCloudConfig } from './config';
 import { ActionHandler, ApiParams, business, missing } from './openapi';
@@ -42,6 +44,7 @@ function jsonObject(params: ApiParams, name: string): Record<string, unknown> {
     invalid(name, 'not JSON');
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) invalid(name, 'not a JSON object');
+  if (nestsDeeperThan(value, MAX_JSON_DEPTH)) invalid(name, `nested more than ${MAX_JSON_DEPTH} levels deep`);
   return value as Record<string, unknown>;
 }
 

@@ -2,7 +2,7 @@
 // signature v1 or V3, ACS3-HMAC-SHA256 (both in nodes/lib/protocol), a time window and
 // single-use nonces, errors shaped like the gateway's: {RequestId, Success: false, Code, Message}. The actions live
 // in sim/openapi-actions.ts.
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import * as http from 'node:http';
 import {
   IOT_API_VERSION, canonicalQuery, percentEncode, verifySignatureV1, ACS3_HMAC_SHA256, V3_HEADERS, V3Request, canonicalRequestV3, parseAuthorizationV3, sha256Hex, stringToSignV3, unsignedHeadersV3,
@@ -41,16 +41,21 @@ export interface OpenApiServerOptions {
 const COMMON_REQUIRED = ['Action', 'AccessKeyId', 'Signature', 'SignatureMethod', 'SignatureVersion', 'SignatureNonce', 'Timestamp', 'Version'];
 const TIMESTAMP_FORMAT = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$/;
 
-/** Nonces seen within the Timestamp window; older ones are forgotten. */
+/**
+ * Nonces seen within the Timestamp window, with their expiry; older ones are forgotten. A nonce is kept as the
+ * digest of its AccessKey and text: strings parsed out of a request body can be slices that keep the whole body
+ * alive, and a nonce can be long.
+ */
 class NonceStore {
   private readonly seen = new Map<string, number>();
 
   /** False when the nonce was used already. */
-  take(key: string, now: number): boolean {
-    if (this.seen.size > 1000) for (const [nonce, until] of this.seen) if (until < now) this.seen.delete(nonce);
-    const until = this.seen.get(key);
+  take(accessKeyId: string, nonce: string, now: number): boolean {
+    if (this.seen.size > 1000) for (const [digest, until] of this.seen) if (until < now) this.seen.delete(digest);
+    const digest = createHash('sha256').update(accessKeyId).update('\n').update(nonce).digest('base64');
+    const until = this.seen.get(digest);
     if (until !== undefined && until >= now) return false;
-    this.seen.set(key, now + 2 * TIMESTAMP_WINDOW_MS);
+    this.seen.set(digest, now + 2 * TIMESTAMP_WINDOW_MS);
     return true;
   }
 }
@@ -86,7 +91,7 @@ function signatureMismatch(stringToSign: string): ApiFailure {
 }
 
 function takeNonce(nonces: NonceStore, accessKeyId: string, nonce: string, now: number): void {
-  if (!nonces.take(`${accessKeyId}/${nonce}`, now)) throw new ApiFailure(400, 'SignatureNonceUsed', 'Specified signature nonce was used already.');
+  if (!nonces.take(accessKeyId, nonce, now)) throw new ApiFailure(400, 'SignatureNonceUsed', 'Specified signature nonce was used already.');
 }
 
 /** Signature v1: checks the common parameters and the signature; throws the gateway's error. */
@@ -183,9 +188,12 @@ export function openApiHandler(options: OpenApiServerOptions): http.RequestListe
   const handle = async (request: http.IncomingMessage): Promise<Record<string, unknown>> => {
     const method = (request.method ?? 'GET').toUpperCase();
     if (method !== 'GET' && method !== 'POST') throw new ApiFailure(400, 'InvalidParameter.Method', `HTTP ${method} is not supported: use GET or POST.`);
-    const url = new URL(request.url ?? '/', 'http://localhost');
+    // The request target is split by hand: new URL() throws on targets such as `//`, which are only a wrong path.
+    const target = request.url ?? '/';
+    const queryStart = target.indexOf('?');
     const raw: RawRequest = {
-      method, path: (request.url ?? '/').split('?')[0] || '/', query: Object.fromEntries(url.searchParams), headers: request.headers,
+      method, path: (queryStart < 0 ? target : target.slice(0, queryStart)) || '/',
+      query: Object.fromEntries(new URLSearchParams(queryStart < 0 ? '' : target.slice(queryStart + 1))), headers: request.headers,
       body: method === 'POST' ? await readBody(request) : Buffer.alloc(0),
     };
     // Both signatures take the parameters from the query and from a form body (the SDKs put some in each).

@@ -129,7 +129,8 @@ export class SimulatedPlatform {
 
   private answerPost(device: Device, eventId: string, topic: string, payload: Buffer): void {
     const request = parseAlink(payload);
-    const id = request?.id;
+    // The id is echoed as sent; one that is neither text nor a number (an object, say) gets no answer.
+    const id = typeof request?.id === 'string' || typeof request?.id === 'number' ? request.id : undefined;
     const method = typeof request?.method === 'string' ? request.method : undefined;
     const sys = request?.sys as { ack?: unknown } | undefined;
     const ack = sys?.ack !== 0 && sys?.ack !== '0';
@@ -151,8 +152,9 @@ export class SimulatedPlatform {
     const stored = this.properties.get(key) ?? {};
     for (const [name, entry] of Object.entries(params)) {
       const timed = entry !== null && typeof entry === 'object' && 'value' in entry;
+      const time = timed ? (entry as { time?: unknown }).time : undefined;
       stored[name] = timed
-        ? { value: (entry as { value: unknown }).value, time: Number((entry as { time?: unknown }).time) || Date.now() }
+        ? { value: (entry as { value: unknown }).value, time: (typeof time === 'number' || typeof time === 'string' ? Number(time) : 0) || Date.now() }
         : { value: entry, time: Date.now() };
     }
     this.properties.set(key, stored);
@@ -161,8 +163,10 @@ export class SimulatedPlatform {
   private answerNtp(device: Device, payload: Buffer): void {
     const serverRecvTime = Date.now();
     const deviceSendTime = parseAlink(payload)?.deviceSendTime;
+    // The device's own time comes back as it sent it: a number or its digits; anything else as an empty string.
+    const echoed = typeof deviceSendTime === 'number' || typeof deviceSendTime === 'string' ? String(deviceSendTime) : '';
     this.publish(thingTopics.ntpResponse(device), JSON.stringify({
-      deviceSendTime: String(deviceSendTime ?? ''), serverRecvTime: String(serverRecvTime), serverSendTime: String(Date.now()),
+      deviceSendTime: echoed, serverRecvTime: String(serverRecvTime), serverSendTime: String(Date.now()),
     }), 0);
   }
 

@@ -1,6 +1,6 @@
 // Forwarding rules, playing the rule engine: a device message on a `from` filter is republished (by the cloud) on
 // `to`, with fields selected and a condition applied, so device-to-device (M2M) flows can be tried locally.
-import { parseAlink } from '../nodes/lib/protocol';
+import { MAX_JSON_DEPTH, nestsDeeperThan, parseAlink } from '../nodes/lib/protocol';
 import { Condition, compileCondition, field } from './condition';
 import { SimRule, validateRule } from './config';
 
@@ -86,7 +86,13 @@ export class RuleEngine {
         if (name === 'deviceName') return source.deviceName;
         return /^[0-9]+$/.test(name) ? captures[Number(name) - 1] ?? whole : whole;
       });
-      const body = select && json ? JSON.stringify(Object.fromEntries(select.map(({ name, read }) => [name, read(json)]))) : payload;
+      let body: Buffer | string = payload;
+      if (select && json) {
+        const selected = Object.fromEntries(select.map(({ name, read }) => [name, read(json)]));
+        // The rule engine drops a message whose selection it cannot write as JSON (too deep).
+        if (nestsDeeperThan(selected, MAX_JSON_DEPTH)) continue;
+        body = JSON.stringify(selected);
+      }
       forwarded.push({ rule, topic: target, payload: body, qos: rule.qos ?? qos });
     }
     return forwarded;

@@ -51,7 +51,9 @@ export class TokenNotices {
   uploaded(client: Client, session: MqSession, payload: Buffer | string): void {
     let request: { token?: unknown; type?: unknown } = {};
     try {
-      request = JSON.parse(payload.toString()) as typeof request;
+      const parsed: unknown = JSON.parse(payload.toString());
+      // `null`, a number or an array is no request either
+      if (parsed !== null && typeof parsed === 'object') request = parsed as typeof request;
     } catch {
       // an unreadable upload is refused below like any bad request
     }

@@ -47,6 +47,15 @@ export function isLogCode(code: string): code is LogCode {
   return Object.prototype.hasOwnProperty.call(englishCatalog().log, code);
 }
 
+/** A value as an error message shows it; String() of a Symbol works, of an object without a usable toString it throws. */
+export function shownValue(value: unknown): string {
+  try {
+    return typeof value === 'symbol' ? value.toString() : String(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}
+
 export function formatMessage(template: string, params: ErrorParams): string {
   return template.replace(/__([A-Za-z0-9_]+)__/g, (whole, name: string) =>
     Object.prototype.hasOwnProperty.call(params, name) ? String(params[name]) : whole);

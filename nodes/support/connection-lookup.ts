@@ -3,6 +3,7 @@ import type { Node, NodeAPI } from 'node-red';
 import { CloudApplicationConnection, ConnectionSecrets, DeviceConnection, SharedConnection } from '../lib/connection';
 import type { ErrorCode } from '../lib/errors';
 import { newError } from './i18n';
+import { onInput } from './input';
 import { errorStatus } from './status';
 
 /** The config node as user nodes see it. */
@@ -45,6 +46,6 @@ export function connectionOf<Need extends ServiceNeed>(RED: NodeAPI, node: Node,
   else error = newError(RED, 'NO_CONNECTION');
   node.status(errorStatus(config ? 'config-error' : 'no-connection'));
   node.error(error.message);
-  node.on('input', (_msg, _send, done) => done(error));
+  onInput(RED, node, (_msg, _send, done) => done(error));
   return undefined;
 }

@@ -1,6 +1,6 @@
 // Texts of nodes/lib in the runtime's language: errors a flow can catch and log lines, from the connection node's catalog.
 import type { NodeAPI } from 'node-red';
-import { AliyunIotError, ErrorCode, ErrorParams, LogCode, LogMessage, withFieldLabel } from '../lib/errors';
+import { AliyunIotError, ErrorCode, ErrorParams, LogCode, LogMessage, shownValue, withFieldLabel } from '../lib/errors';
 
 /** Common texts live in the connection node's catalog; keys with a namespace are found from any node. */
 export const CONNECTION_MESSAGES = 'node-red-contrib-aliyun-iot/aliyun-iot-connection:aliyun-iot-connection';
@@ -20,7 +20,7 @@ function translate(RED: NodeAPI, section: 'errors' | 'log', code: ErrorCode | Lo
 
 /** The runtime's language for an error of nodes/lib; its code stays on the returned Error. */
 export function localizeError(RED: NodeAPI, err: unknown): Error {
-  if (!(err instanceof AliyunIotError)) return err instanceof Error ? err : new Error(String(err));
+  if (!(err instanceof AliyunIotError)) return err instanceof Error ? err : new Error(shownValue(err));
   const localized = new Error(translate(RED, 'errors', err.code, err.params, err.message));
   Object.assign(localized, { code: err.code });
   return localized;

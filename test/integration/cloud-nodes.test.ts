@@ -4,24 +4,13 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { NodeMessage } from 'node-red';
 import { Simulator } from '../../sim';
-import { connectDevice, endClients, startCloudSimulator, subscribe } from '../support/cloud-fixtures';
+import { cloudConnection, connectDevice, endClients, startCloudSimulator, subscribe } from '../support/cloud-fixtures';
 import { FlowNode, SERVER_TLS, TEST_CA, iotConnection, waitFor } from '../support/helpers';
 import { CATCH_ALL, collect, deploy, node, startServer, stopServer, waitForStatus } from '../support/node-harness';
-import { AK_ID, AK_SECRET, GROUP, PK } from '../support/registry';
+import { PK } from '../support/registry';
 
 type Msg = NodeMessage & Record<string, unknown>;
 type CaughtMsg = Msg & { error: { message: string; source?: { id: string } } };
-
-function cloudConnection(id: string, sim: Simulator, secret = AK_SECRET): { node: FlowNode; credentials: Record<string, Record<string, string>> } {
-  return {
-    node: {
-      id, type: 'aliyun-iot-connection', name: '', mode: 'cloud', region: 'cn-shanghai', uid: '1234567890',
-      consumerGroupId: GROUP, clientId: `nodes-${id}`,
-      amqpEndpoint: `amqp://127.0.0.1:${sim.amqpPort}`, apiEndpoint: `http://127.0.0.1:${sim.apiPort}`,
-    },
-    credentials: { [id]: { accessKeyId: AK_ID, accessKeySecret: secret } },
-  };
-}
 
 describe('nodes on a cloud-application connection', function () {
   let sim: Simulator;

@@ -4,7 +4,7 @@ import mqtt, { MqttClient } from 'mqtt';
 import rhea, { Connection, EventContext } from 'rhea';
 import { bodyBytes, signAmqpLogin, signIotLogin, signedParams } from '../../nodes/lib/protocol';
 import { Simulator, SimulatorOptions, startSimulator } from '../../sim';
-import { waitFor } from './helpers';
+import { FlowNode, waitFor } from './helpers';
 import { AK_ID, AK_SECRET, CLOUD_CONFIG, GROUP, PK, deviceSecret } from './registry';
 
 export function startCloudSimulator(extra: Partial<SimulatorOptions> = {}): Promise<Simulator> {
@@ -27,6 +27,18 @@ export function cloudSimulatorWithDevice(deviceName: string, extra: Partial<Simu
     await env.sim.stop();
   });
   return env;
+}
+
+/** A cloud-application connection config node for the simulator and its credentials, keyed for helper.load. */
+export function cloudConnection(id: string, sim: Simulator, secret = AK_SECRET): { node: FlowNode; credentials: Record<string, Record<string, string>> } {
+  return {
+    node: {
+      id, type: 'aliyun-iot-connection', name: '', mode: 'cloud', region: 'cn-shanghai', uid: '1234567890',
+      consumerGroupId: GROUP, clientId: `nodes-${id}`,
+      amqpEndpoint: `amqp://127.0.0.1:${sim.amqpPort}`, apiEndpoint: `http://127.0.0.1:${sim.apiPort}`,
+    },
+    credentials: { [id]: { accessKeyId: AK_ID, accessKeySecret: secret } },
+  };
 }
 
 /** A device of the test registry on raw mqtt.js, connected. */

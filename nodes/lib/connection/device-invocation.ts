@@ -2,7 +2,7 @@
 // that waits for the device's answer.
 import { AliyunIotError } from '../errors';
 import { DEFAULTS, RANGES } from '../protocol/limits';
-import { decodePayload, encodePayload } from '../protocol/payload';
+import { decodePayload, encodePayload, jsonText } from '../protocol/payload';
 import type { OpenApiClient } from './openapi-client';
 
 export type InvokeAction = 'set' | 'service' | 'rrpc';
@@ -38,11 +38,11 @@ export async function invokeDevice(api: OpenApiClient, request: InvokeRequest): 
       throw new AliyunIotError(request.action === 'set' ? 'ITEMS_INVALID' : 'ARGS_INVALID');
     }
     if (request.action === 'set') {
-      const answer = await api.call('SetDeviceProperty', { ...device, Items: JSON.stringify(object) });
+      const answer = await api.call('SetDeviceProperty', { ...device, Items: jsonText(object) });
       return { payload: object, messageId: String((answer.Data as { MessageId?: unknown } | undefined)?.MessageId ?? '') };
     }
     if (!request.identifier) throw new AliyunIotError('IDENTIFIER_MISSING');
-    const answer = await api.call('InvokeThingService', { ...device, Identifier: request.identifier, Args: JSON.stringify(object) });
+    const answer = await api.call('InvokeThingService', { ...device, Identifier: request.identifier, Args: jsonText(object) });
     const data = (answer.Data ?? {}) as { Result?: unknown; MessageId?: unknown; Code?: unknown };
     if (data.Code !== undefined && Number(data.Code) !== 200) {
       throw new AliyunIotError('SERVICE_FAILED', { identifier: request.identifier, code: String(data.Code) });

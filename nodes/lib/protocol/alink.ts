@@ -2,7 +2,7 @@
 // Used by the thing-model nodes on the device side and by the simulator on the cloud side.
 import { AliyunIotError } from '../errors';
 import { IDENTIFIER_PATTERNS } from './identifiers';
-import { Datatype, decodePayload, encodePayload } from './payload';
+import { Datatype, decodePayload, encodePayload, jsonText } from './payload';
 
 export interface Device {
   productKey: string;
@@ -137,7 +137,7 @@ export function readReply(payload: Buffer): AlinkReply | undefined {
   const json = parseAlink(payload);
   const id = alinkId(json?.id);
   if (!json || id === undefined) return undefined;
-  const code = typeof json.code === 'number' ? json.code : Number(json.code);
+  const code = typeof json.code === 'number' ? json.code : typeof json.code === 'string' ? Number(json.code) : NaN;
   return {
     id,
     code: Number.isFinite(code) ? code : 0,
@@ -223,7 +223,7 @@ export function buildAnswer(context: unknown, code: number, data: unknown, messa
   }
   const body: AlinkObject = { id: context.id, code, data: data === undefined ? {} : data };
   if (message !== undefined) body.message = message;
-  return { topic: context.replyTopic, payload: JSON.stringify(body) };
+  return { topic: context.replyTopic, payload: jsonText(body) };
 }
 
 const KINDS: readonly CommandKind[] = ['set', 'async', 'rrpc', 'ext-rrpc', 'custom-rrpc'];
@@ -263,7 +263,7 @@ export function buildPost(device: Device, id: string, request: PostRequest): { t
     topic = thingTopics.propertyPost(device);
     method = METHODS.propertyPost;
   }
-  const payload = JSON.stringify({ id, version: '1.0', sys: { ack: request.ack ? 1 : 0 }, params, method });
+  const payload = jsonText({ id, version: '1.0', sys: { ack: request.ack ? 1 : 0 }, params, method });
   return { topic, method, payload };
 }
 

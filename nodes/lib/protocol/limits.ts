@@ -29,6 +29,12 @@ export const SERVICE_LIMITS: Readonly<Record<ServiceMode, ServiceLimits>> = deep
   mq: { maxTopicLength: 64, maxPayloadBytes: 64 * 1024, maxSubscriptions: 30 },
 });
 
+/**
+ * How deep a value sent as JSON may nest. Deeper values overflow the stack of JSON.stringify and of Node-RED's
+ * message clone; no thing model comes near it.
+ */
+export const MAX_JSON_DEPTH = 1000;
+
 /** setTimeout's longest delay: a duration beyond it would fire at once. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 

@@ -1,5 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import { AliyunIotError } from '../errors';
+import { MAX_JSON_DEPTH } from './limits';
 
 export type Datatype = 'auto-detect' | 'json' | 'utf8' | 'buffer' | 'base64';
 export const DATATYPES: readonly Datatype[] = ['auto-detect', 'json', 'utf8', 'buffer', 'base64'];
@@ -8,10 +9,26 @@ export function isDatatype(value: unknown): value is Datatype {
   return DATATYPES.includes(value as Datatype);
 }
 
-/** Buffer as is, string as UTF-8, anything else as JSON (null and undefined as an empty payload). */
-export function encodePayload(value: unknown): Buffer | string {
-  if (typeof value === 'string' || Buffer.isBuffer(value)) return value;
-  if (value === undefined || value === null) return '';
+/**
+ * Whether objects and arrays in `value` nest more than `limit` levels deep, found without recursion. Objects met
+ * again (shared or circular) are not walked twice: JSON.stringify reports a cycle itself.
+ */
+export function nestsDeeperThan(value: unknown, limit: number): boolean {
+  const pending: Array<[value: unknown, depth: number]> = [[value, 0]];
+  const walked = new Set<object>();
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const [inner, depth] = next;
+    if (inner === null || typeof inner !== 'object' || ArrayBuffer.isView(inner) || walked.has(inner)) continue;
+    if (depth >= limit) return true;
+    walked.add(inner);
+    for (const child of Object.values(inner)) pending.push([child, depth + 1]);
+  }
+  return false;
+}
+
+/** The JSON text of a value, or PAYLOAD_TOO_DEEP / PAYLOAD_UNSERIALIZABLE saying why it has none. */
+export function jsonText(value: unknown): string {
+  if (nestsDeeperThan(value, MAX_JSON_DEPTH)) throw new AliyunIotError('PAYLOAD_TOO_DEEP', { limit: MAX_JSON_DEPTH });
   let json: string | undefined;
   try {
     json = JSON.stringify(value);
@@ -20,6 +37,13 @@ export function encodePayload(value: unknown): Buffer | string {
   }
   if (json === undefined) throw new AliyunIotError('PAYLOAD_UNSERIALIZABLE', { reason: typeof value });
   return json;
+}
+
+/** Buffer as is, string as UTF-8, anything else as JSON (null and undefined as an empty payload). */
+export function encodePayload(value: unknown): Buffer | string {
+  if (typeof value === 'string' || Buffer.isBuffer(value)) return value;
+  if (value === undefined || value === null) return '';
+  return jsonText(value);
 }
 
 /** Bytes on the wire; a string is only measured exactly when it could be over `limit`. */

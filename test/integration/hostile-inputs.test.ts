@@ -1,0 +1,198 @@
+// Regression tests of the hostile inputs the fuzz suite found (issue 16, items 3, 8, 9, 10, 12, 13): each input ends
+// in exactly one done() or done(err), and neither Node-RED nor the simulator lets an exception escape.
+import { strict as assert } from 'node:assert';
+import type { Node, NodeMessage } from 'node-red';
+import mqtt, { MqttClient } from 'mqtt';
+import { MAX_JSON_DEPTH, signIotLogin, signMqLogin } from '../../nodes/lib/protocol';
+import { Simulator } from '../../sim';
+import { callApi, cloudConnection, startCloudSimulator } from '../support/cloud-fixtures';
+import { catchingCrashes, nested, nestedJson } from '../support/fuzz-inputs';
+import { iotConnection, waitFor } from '../support/helpers';
+import { CATCH_ALL, collect, deploy, node, startServer, stopServer, waitForStatus } from '../support/node-harness';
+import { MQ_INSTANCE, PK, deviceSecret } from '../support/registry';
+
+interface CompletingNode extends Node {
+  _complete(msg: object, error?: unknown): void;
+}
+
+type CaughtMsg = NodeMessage & { error: { message: string } };
+
+/** Records done() and done(err) of a node per msg. */
+function completions(id: string): Map<object, Array<Error | undefined>> {
+  const seen = new Map<object, Array<Error | undefined>>();
+  const target = node(id) as CompletingNode;
+  const complete = target._complete.bind(target);
+  target._complete = (msg, error) => {
+    seen.set(msg, [...(seen.get(msg) ?? []), error as Error | undefined]);
+    complete(msg, error);
+  };
+  return seen;
+}
+
+describe('hostile inputs to the nodes (issue 16, items 3, 8, 9)', function () {
+  let sim: Simulator;
+  beforeEach(async function () {
+    sim = await startCloudSimulator();
+    await startServer();
+  });
+  afterEach(async function () {
+    await stopServer();
+    await sim.stop();
+  });
+
+  async function deployNodes(): Promise<void> {
+    const device = iotConnection('conn-iot', sim, 'dev01');
+    const cloud = cloudConnection('conn-cloud', sim);
+    await deploy([
+      device.node, cloud.node, ...CATCH_ALL,
+      { id: 'invoke', type: 'aliyun-iot-invoke', connection: 'conn-cloud', action: 'set', productKey: PK, deviceName: 'dev01', identifier: '', topic: '', timeout: '' },
+      { id: 'post', type: 'aliyun-iot-post', connection: 'conn-iot', kind: 'property', event: '', ack: true, timeout: '1000' },
+      { id: 'out', type: 'aliyun-iot-out', connection: 'conn-iot', topic: `/${PK}/dev01/user/echo`, qos: '', retain: '' },
+      { id: 'in', type: 'aliyun-iot-in', connection: 'conn-iot', topic: '', qos: '0', datatype: 'auto-detect', dynamic: true },
+      { id: 'reply', type: 'aliyun-iot-reply', connection: 'conn-iot', code: '' },
+    ], { ...device.credentials, ...cloud.credentials });
+    await waitForStatus('out', 'connected');
+    await waitForStatus('invoke', 'api-ready');
+  }
+
+  // Fails before the fix: invoke's done(err) from a promise callback throws the RangeError of Node-RED's clone for
+  // the Catch node, an unhandled rejection; post and out threw it out of the input handler.
+  it('a msg nested 10,000 levels deep to invoke, post and out: done(err) saying the payload is too deep, nothing escapes', async function () {
+    await deployNodes();
+    const ids = ['invoke', 'post', 'out'];
+    const done = ids.map(completions);
+    const caught = collect('caught');
+    const { crashes } = await catchingCrashes(async () => {
+      for (const id of ids) node(id).receive({ payload: nested(10_000) } as NodeMessage);
+      await waitFor(() => done.every((seen) => seen.size === 1), 'done for each input');
+    });
+    assert.deepEqual(crashes, []);
+    for (const seen of done) {
+      const [[, calls]] = [...seen];
+      assert.equal(calls.length, 1);
+      assert.match(String(calls[0]?.message), new RegExp(`nests more than ${MAX_JSON_DEPTH} levels deep`));
+    }
+    await waitFor(() => caught.length === ids.length, 'an error for each node at the Catch node');
+    for (const msg of caught) assert.match((msg as CaughtMsg).error.message, /levels deep/);
+  });
+
+  // Fails before the fix: these threw out of the input handlers, which never called done.
+  it('reply and in/out inputs that used to throw end in done(err)', async function () {
+    await deployNodes();
+    const replyDone = completions('reply');
+    const inDone = completions('in');
+    const outDone = completions('out');
+    const context = { kind: 'set', replyTopic: `/sys/${PK}/dev01/thing/service/property/set_reply`, id: '1' };
+    const replies: Array<[Record<string, unknown>, RegExp]> = [
+      [{ alink: { ...context, topic: { level: 1 } } }, /^$/],
+      [{ alink: { ...context, topic: Object.create(null) } }, /^$/],
+      [{ alink: { ...context, topic: `/sys/${PK}/dev01/thing/service/property/set` }, code: Symbol('code') }, /Reply code 'Symbol\(code\)' is not a whole number/],
+      [{ alink: { ...context, topic: `/sys/${PK}/dev01/thing/service/property/set` }, code: { toString: 1, valueOf: 1 } }, /Reply code '\[object Object\]' is not a whole number/],
+    ];
+    const actions: Array<[string, Record<string, unknown>]> = [
+      ['in', { action: Object.create(null) }], ['in', { action: { toString: 1 } }],
+      ['out', { action: Object.create(null) }], ['out', { action: Symbol('x') }],
+    ];
+    const { crashes } = await catchingCrashes(async () => {
+      for (const [msg] of replies) node('reply').receive(msg as NodeMessage);
+      for (const [id, msg] of actions) node(id).receive(msg as NodeMessage);
+      await waitFor(() => replyDone.size === replies.length && inDone.size === 2 && outDone.size === 2, 'done for each input');
+    });
+    assert.deepEqual(crashes, []);
+    replies.forEach(([msg, pattern]) => {
+      const calls = replyDone.get(msg) ?? [];
+      assert.equal(calls.length, 1);
+      assert.match(calls[0]?.message ?? '', pattern);
+    });
+    for (const [id, msg] of actions) {
+      const calls = (id === 'in' ? inDone : outDone).get(msg) ?? [];
+      assert.equal(calls.length, 1);
+      assert.match(String(calls[0]?.message), /Unknown msg.action '(\[object Object\]|Symbol\(x\))'/);
+    }
+  });
+});
+
+describe('hostile inputs to the simulator (issue 16, items 10, 12, 13)', function () {
+  let sim: Simulator;
+  const clients: MqttClient[] = [];
+  beforeEach(async function () {
+    sim = await startCloudSimulator({
+      rules: [{ name: 'select', from: `/${PK}/+/user/update`, to: `/${PK}/dev05/user/get`, select: ['params.a as a'] }],
+    });
+  });
+  afterEach(async function () {
+    await Promise.all(clients.splice(0).map((client) => client.endAsync(true)));
+    await sim.stop();
+  });
+
+  async function device(deviceName: string): Promise<MqttClient> {
+    const login = signIotLogin({ productKey: PK, deviceName, deviceSecret: deviceSecret(deviceName) }, { securemode: 3 });
+    const client = await mqtt.connectAsync({ host: '127.0.0.1', port: sim.port, reconnectPeriod: 0, ...login });
+    clients.push(client);
+    return client;
+  }
+
+  /** A post of a fresh device, answered: the broker and the platform still serve. */
+  async function sentinelPost(): Promise<void> {
+    const client = await device('dev06');
+    const replies: string[] = [];
+    client.on('message', (_topic, payload) => replies.push(payload.toString()));
+    await client.subscribeAsync(`/sys/${PK}/dev06/thing/event/property/post_reply`, { qos: 1 });
+    await client.publishAsync(`/sys/${PK}/dev06/thing/event/property/post`, JSON.stringify({ id: '7', params: { t: 1 } }), { qos: 1 });
+    await waitFor(() => replies.length === 1, 'the post_reply');
+  }
+
+  // Fails before the fix: each of these threw inside aedes' authorizePublish hook, an uncaught exception.
+  it('Alink bodies with deep ids and fields without a usable toString, a deep field a rule selects, `null` as a token upload', async function () {
+    const client = await device('dev04');
+    const own = `/sys/${PK}/dev04`;
+    const publishes: Array<[string, string]> = [
+      [`${own}/thing/event/property/post`, `{"id":${nestedJson(5000)},"params":{}}`],
+      [`${own}/thing/service/property/set_reply`, '{"id":"1","code":{"toString":1}}'],
+      [`/ext/ntp/${PK}/dev04/request`, '{"deviceSendTime":{"toString":1}}'],
+      [`${own}/thing/event/property/post`, '{"id":"2","params":{"p":{"value":1,"time":{"toString":1}}}}'],
+      [`/${PK}/dev04/user/update`, `{"params":{"a":${nestedJson(MAX_JSON_DEPTH + 10)}}}`],
+    ];
+    const login = signMqLogin({ authMode: 'token', instanceId: MQ_INSTANCE, clientId: 'GID_test@@@hostile', accessKeyId: 'AK', token: 'tok1' });
+    const mq = await mqtt.connectAsync({ host: '127.0.0.1', port: sim.port, reconnectPeriod: 0, ...login });
+    clients.push(mq);
+    const { crashes } = await catchingCrashes(async () => {
+      for (const [topic, body] of publishes) await client.publishAsync(topic, body, { qos: 1 });
+      await mq.publishAsync('$SYS/uploadToken', 'null', { qos: 1 });
+      await sentinelPost();
+    });
+    assert.deepEqual(crashes, []);
+  });
+
+  // Fails before the fix: `//` made new URL() throw (HTTP 500), and Items nested too deep for JSON.stringify too.
+  it('OpenAPI: a request target of // is a client error, Items and Args too deep are InvalidFormattedParameter', async function () {
+    const slashes = await fetch(`http://127.0.0.1:${sim.apiPort}//`);
+    assert.equal(slashes.status, 400);
+    assert.equal(((await slashes.json()) as { Code: string }).Code, 'MissingAction');
+    const online = await device('dev04');
+    assert.ok(online.connected);
+    for (const [action, params] of [
+      ['SetDeviceProperty', { ProductKey: PK, DeviceName: 'dev04', Items: nestedJson(5000) }],
+      ['InvokeThingService', { ProductKey: PK, DeviceName: 'dev04', Identifier: 'reboot', Args: nestedJson(5000) }],
+    ] as const) {
+      const answer = await callApi(sim, action, params);
+      assert.equal(answer.body.Code, 'iot.common.InvalidFormattedParameter', `${action}: ${JSON.stringify(answer.body)}`);
+      assert.match(String(answer.body.ErrorMessage), new RegExp(`nested more than ${MAX_JSON_DEPTH} levels deep`));
+    }
+  });
+
+  // Fails before the fix: the nonce store's keys were slices of the form body, which kept each body for 30 minutes.
+  it('OpenAPI: signed requests with 1 MB bodies are not kept alive by the nonce store', async function () {
+    const gc = (globalThis as { gc?: () => void }).gc;
+    assert.ok(gc, 'the tests run with --expose-gc');
+    const padding = 'x'.repeat(1024 * 1024);
+    const call = (): Promise<unknown> => callApi(sim, 'Pub', { ProductKey: PK, TopicFullName: `/${PK}/dev04/user/get`, MessageContent: 'aGk=', Padding: padding });
+    await call();
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    for (let i = 0; i < 40; i++) await call();
+    gc();
+    const grown = process.memoryUsage().heapUsed - before;
+    assert.ok(grown < 20 * 1024 * 1024, `40 requests of 1 MB left ${Math.round(grown / 1024 / 1024)} MB on the heap`);
+  });
+});

@@ -1,0 +1,2 @@
+export * from './crc32';
+export * from './durable-log';

@@ -61,6 +61,17 @@ export function formatReport(result: BenchResult): string {
     if (sim || aedes) eRows.push([`QoS ${qos}`, rate(sim), rate(aedes), ratio(sim, aedes)]);
   }
   if (eRows.length) lines.push('(e) broker capacity, publisher → subscriber, msg/s', ...markdown(['QoS', 'simulator (auth, ACL)', 'bare aedes', 'sim/aedes'], eRows), '');
+  const [memory, disk, fsync] = (['memory', 'disk', 'fsync'] as const).map((v) => find(result, `f enqueue ${v}`));
+  if (memory || disk || fsync) {
+    const [replayMemory, replayDisk] = (['memory', 'disk'] as const).map((v) => find(result, `f replay ${v}`));
+    lines.push('(f) queue stores, 100 B at QoS 1, msg/s: enqueue while offline (disk: until durable) and replay to the simulator', ...markdown(
+      ['', 'memory queue', 'disk queue', 'appendFile + fsync each', 'disk/memory', 'disk/fsync each'],
+      [
+        ['enqueue', rate(memory), rate(disk), rate(fsync), ratio(disk, memory), ratio(disk, fsync)],
+        ['replay', rate(replayMemory), rate(replayDisk), '-', ratio(replayDisk, replayMemory), '-'],
+      ],
+    ), '');
+  }
   const lost = result.measures.reduce((sum, m) => sum + m.lost, 0);
   lines.push(`messages lost: ${lost}`);
   for (const m of result.measures) {

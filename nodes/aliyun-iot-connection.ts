@@ -1,3 +1,4 @@
+import * as path from 'node:path';
 import type { NodeAPI, NodeDef } from 'node-red';
 import { endpointUrl } from './lib/protocol';
 import {
@@ -34,6 +35,12 @@ export = function (RED: NodeAPI): void {
     }
   });
 
+  /** Where the disk queue of a config node lives: `<userDir>/aliyun-iot/queues/<config node id>/`. */
+  function queueDirectory(id: string): string | undefined {
+    const userDir = (RED.settings as { userDir?: unknown }).userDir;
+    return typeof userDir === 'string' && userDir !== '' ? path.join(userDir, 'aliyun-iot', 'queues', id) : undefined;
+  }
+
   function AliyunIotConnectionNode(this: ConnectionConfigNode, config: ConnectionNodeDef): void {
     RED.nodes.createNode(this, config);
     const node = this;
@@ -48,7 +55,7 @@ export = function (RED: NodeAPI): void {
       const runtime = runtimeOptions((RED.settings as { aliyunIot?: unknown }).aliyunIot);
       const connection: SharedConnection = settings.mode === 'cloud'
         ? new CloudApplicationConnection(resolveCloud(settings), log, runtime.reconnect)
-        : new DeviceConnection(withRuntimeLimits(resolveConnection(settings), runtime), log, runtime.reconnect);
+        : new DeviceConnection(withRuntimeLimits(resolveConnection(settings), runtime), log, runtime.reconnect, queueDirectory(node.id));
       node.connection = connection;
     } catch (err) {
       node.configError = localizeError(RED, err);

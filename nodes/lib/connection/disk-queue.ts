@@ -10,22 +10,28 @@ import type { ConnectionLogger } from './types';
 /** Record layout: u8 flags (bit 0 QoS 1, bit 1 retain) | f64 enqueue time (ms) | u16 topic bytes | topic | payload. */
 const FIXED_BYTES = 11;
 
-export function encodeStoredPublish(message: Pick<QueuedPublish, 'topic' | 'payload' | 'qos' | 'retain'>, enqueuedAt: number): Buffer {
+type PublishFields = Pick<QueuedPublish, 'topic' | 'payload' | 'qos' | 'retain'>;
+
+/** The record's size and what writes it at a place in a buffer. */
+export function storedPublishWriter(message: PublishFields, enqueuedAt: number): { bytes: number; write(target: Buffer, offset: number): void } {
   const topicBytes = Buffer.byteLength(message.topic);
   const payloadBytes = typeof message.payload === 'string' ? Buffer.byteLength(message.payload) : message.payload.length;
-  const record = Buffer.allocUnsafe(FIXED_BYTES + topicBytes + payloadBytes);
-  record.writeUInt8((message.qos === 1 ? 1 : 0) | (message.retain ? 2 : 0), 0);
-  record.writeDoubleBE(enqueuedAt, 1);
-  record.writeUInt16BE(topicBytes, 9);
-  record.write(message.topic, FIXED_BYTES, 'utf8');
-  if (typeof message.payload === 'string') record.write(message.payload, FIXED_BYTES + topicBytes, 'utf8');
-  else message.payload.copy(record, FIXED_BYTES + topicBytes);
-  return record;
+  return {
+    bytes: FIXED_BYTES + topicBytes + payloadBytes,
+    write: (target, offset) => {
+      target.writeUInt8((message.qos === 1 ? 1 : 0) | (message.retain ? 2 : 0), offset);
+      target.writeDoubleBE(enqueuedAt, offset + 1);
+      target.writeUInt16BE(topicBytes, offset + 9);
+      target.write(message.topic, offset + FIXED_BYTES, topicBytes, 'utf8');
+      if (typeof message.payload === 'string') target.write(message.payload, offset + FIXED_BYTES + topicBytes, payloadBytes, 'utf8');
+      else message.payload.copy(target, offset + FIXED_BYTES + topicBytes);
+    },
+  };
 }
 
 export interface StoredPublish {
   topic: string;
-  payload: Buffer;
+  payload: Buffer | string;
   qos: Qos;
   retain: boolean;
   enqueuedAt: number;
@@ -86,15 +92,15 @@ export class DiskQueue implements PublishQueue {
   /** Stores `message`; its callback runs when it is durable (or with the store's error). */
   push(message: QueuedPublish): void {
     const enqueuedAt = Date.now();
-    const record = encodeStoredPublish(message, enqueuedAt);
-    const stored = { ...decodeStoredPublish(record), enqueuedAt };
-    const seq = this.store.append(record, (error) => {
+    const writer = storedPublishWriter(message, enqueuedAt);
+    const seq = this.store.appendWith(writer.bytes, writer.write, (error) => {
       // A refused record has no sequence number and comes here with its error.
       if (error) {
         message.callback(error);
         return;
       }
-      this.ready.push({ ...stored, seq: seq as number });
+      const { topic, payload, qos, retain } = message;
+      this.ready.push({ topic, payload, qos, retain, enqueuedAt, seq: seq as number });
       message.callback();
       this.options.onReady();
     });

@@ -10,11 +10,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AliyunIotError } from '../errors';
 import { crc32 } from './crc32';
+import { LiveRecords } from './live-records';
 
 const HEADER_BYTES = 16;
 const CURSOR_BYTES = 12;
 const SEGMENT_NAME = /^(\d{20})\.log$/;
 const CURSOR_FILE = 'cursor';
+/** Records of one batch are written into buffers of this size (a larger record gets one of its own). */
+const CHUNK_BYTES = 256 * 1024;
 /** A length above this is damage, not a record: no MQTT payload comes near it. */
 const MAX_RECORD_BYTES = 64 * 1024 * 1024;
 const TWO_32 = 2 ** 32;
@@ -48,6 +51,9 @@ export interface DamageReport {
 
 export type AppendCallback = (error?: AliyunIotError) => void;
 
+/** Writes a record's payload of the announced length at `offset` of `target`. */
+export type PayloadWriter = (target: Buffer, offset: number) => void;
+
 interface Segment {
   base: number;
   file: string;
@@ -55,10 +61,42 @@ interface Segment {
   lastSeq: number;
 }
 
-interface PendingAppend {
-  seq: number;
-  record: Buffer;
-  callback: AppendCallback;
+/** Appends waiting for one write: their records back to back in chunks, their sequence numbers and callbacks. */
+class Batch {
+  readonly chunks: Buffer[] = [];
+  readonly seqs: number[] = [];
+  readonly callbacks: AppendCallback[] = [];
+  private used = 0;
+
+  get size(): number {
+    return this.seqs.length;
+  }
+
+  add(seq: number, bytes: number, write: PayloadWriter, callback: AppendCallback): void {
+    const length = HEADER_BYTES + bytes;
+    let chunk = this.chunks[this.chunks.length - 1];
+    if (!chunk || this.used + length > chunk.length) {
+      if (chunk) this.chunks[this.chunks.length - 1] = chunk.subarray(0, this.used);
+      chunk = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, length));
+      this.chunks.push(chunk);
+      this.used = 0;
+    }
+    const offset = this.used;
+    chunk.writeUInt32BE(bytes, offset);
+    writeSeq(chunk, seq, offset + 8);
+    write(chunk, offset + HEADER_BYTES);
+    chunk.writeUInt32BE(crc32(chunk.subarray(offset + 8, offset + length)), offset + 4);
+    this.used += length;
+    this.seqs.push(seq);
+    this.callbacks.push(callback);
+  }
+
+  /** The batch's bytes, for one write. */
+  data(): Buffer {
+    const last = this.chunks.length - 1;
+    this.chunks[last] = this.chunks[last].subarray(0, this.used);
+    return this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks);
+  }
 }
 
 /** The store's error for a failed file operation: what the user can act on (disk full, not writable) named as such. */
@@ -83,15 +121,6 @@ function writeSeq(buffer: Buffer, seq: number, offset: number): void {
 
 function readSeq(buffer: Buffer, offset: number): number {
   return buffer.readUInt32BE(offset) * TWO_32 + buffer.readUInt32BE(offset + 4);
-}
-
-function encodeRecord(seq: number, payload: Buffer): Buffer {
-  const record = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
-  record.writeUInt32BE(payload.length, 0);
-  writeSeq(record, seq, 8);
-  payload.copy(record, HEADER_BYTES);
-  record.writeUInt32BE(crc32(record.subarray(8)), 4);
-  return record;
 }
 
 function fsyncDirectory(dir: string): void {
@@ -159,13 +188,11 @@ export class DurableLog {
   private readonly maxBytes: number;
   private readonly segmentBytes: number;
   private readonly cursorIntervalMs: number;
-  /** Payload bytes of every record held, by sequence, in sequence order. */
-  private readonly live = new Map<number, number>();
-  private liveBytes = 0;
+  private readonly live = new LiveRecords();
   private readonly segments: Segment[];
   private fd: number;
   private nextSeq: number;
-  private batch: PendingAppend[] = [];
+  private batch = new Batch();
   private writing = false;
   private flushScheduled = false;
   /** The acknowledged prefix on disk, and the one to write. */
@@ -189,10 +216,7 @@ export class DurableLog {
     this.fd = state.fd;
     this.nextSeq = state.nextSeq;
     this.savedCursor = state.cursor;
-    for (const record of state.recovered) {
-      this.live.set(record.seq, record.payload.length);
-      this.liveBytes += record.payload.length;
-    }
+    for (const record of state.recovered) this.live.add(record.seq, record.payload.length);
   }
 
   /**
@@ -257,12 +281,12 @@ export class DurableLog {
 
   /** Records held: appended (durable or on the way) and not acknowledged. */
   get count(): number {
-    return this.live.size;
+    return this.live.count;
   }
 
   /** Payload bytes held. */
   get bytes(): number {
-    return this.liveBytes;
+    return this.live.bytes;
   }
 
   /**
@@ -271,18 +295,22 @@ export class DurableLog {
    * returns undefined and its callback runs on the next tick.
    */
   append(payload: Buffer, callback: AppendCallback): number | undefined {
+    return this.appendWith(payload.length, (target, offset) => payload.copy(target, offset), callback);
+  }
+
+  /** `append` for a payload of `bytes` bytes that `write` puts in place: no buffer of its own for every record. */
+  appendWith(bytes: number, write: PayloadWriter, callback: AppendCallback): number | undefined {
     const refusal = this.closed ? new AliyunIotError('STORE_CLOSED', { dir: this.dir })
-      : this.live.size >= this.maxRecords ? new AliyunIotError('STORE_FULL', { size: this.maxRecords })
-        : this.maxBytes > 0 && this.liveBytes + payload.length > this.maxBytes ? new AliyunIotError('STORE_FULL_BYTES', { bytes: this.maxBytes })
+      : this.live.count >= this.maxRecords ? new AliyunIotError('STORE_FULL', { size: this.maxRecords })
+        : this.maxBytes > 0 && this.live.bytes + bytes > this.maxBytes ? new AliyunIotError('STORE_FULL_BYTES', { bytes: this.maxBytes })
           : undefined;
     if (refusal) {
       process.nextTick(callback, refusal);
       return undefined;
     }
     const seq = this.nextSeq++;
-    this.live.set(seq, payload.length);
-    this.liveBytes += payload.length;
-    this.batch.push({ seq, record: encodeRecord(seq, payload), callback });
+    this.live.add(seq, bytes);
+    this.batch.add(seq, bytes, write, callback);
     if (!this.writing && !this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => {
@@ -295,11 +323,7 @@ export class DurableLog {
 
   /** Removes a record; acknowledgements may come in any order. Unknown sequence numbers are ignored. */
   ack(seq: number): void {
-    const bytes = this.live.get(seq);
-    if (bytes === undefined) return;
-    this.live.delete(seq);
-    this.liveBytes -= bytes;
-    this.scheduleCursor();
+    if (this.live.remove(seq)) this.scheduleCursor();
   }
 
   /** Writes what is pending and the cursor, then closes the files; appends after this fail with STORE_CLOSED. */
@@ -316,26 +340,25 @@ export class DurableLog {
 
   /** The acknowledged prefix: everything up to the oldest record still held. */
   private cursor(): number {
-    const oldest = this.live.keys().next();
-    return (oldest.done ? this.nextSeq : oldest.value) - 1;
+    return (this.live.oldest ?? this.nextSeq) - 1;
   }
 
   private flush(): void {
-    if (this.writing || this.batch.length === 0) {
+    if (this.writing || this.batch.size === 0) {
       if (this.closed) this.finishClose();
       return;
     }
     const batch = this.batch;
-    this.batch = [];
+    this.batch = new Batch();
     this.writing = true;
     let segment: Segment;
     try {
-      segment = this.activeSegment(batch[0].seq);
+      segment = this.activeSegment(batch.seqs[0]);
     } catch (err) {
       this.finishBatch(batch, storeError(err, this.dir));
       return;
     }
-    const data = batch.length === 1 ? batch[0].record : Buffer.concat(batch.map((entry) => entry.record));
+    const data = batch.data();
     const fd = this.fd;
     const writeFrom = (written: number): void => {
       fs.write(fd, data, written, data.length - written, segment.size + written, (err, bytes) => {
@@ -350,7 +373,7 @@ export class DurableLog {
               return;
             }
             segment.size += data.length;
-            segment.lastSeq = batch[batch.length - 1].seq;
+            segment.lastSeq = batch.seqs[batch.size - 1];
             this.finishBatch(batch);
           });
         }
@@ -372,24 +395,16 @@ export class DurableLog {
     return segment;
   }
 
-  private failWrite(batch: PendingAppend[], segment: Segment, err: NodeJS.ErrnoException): void {
+  private failWrite(batch: Batch, segment: Segment, err: NodeJS.ErrnoException): void {
     // What the failed write left behind would read as a torn tail; the next write starts at the same place anyway.
     fs.ftruncate(this.fd, segment.size, () => this.finishBatch(batch, storeError(err, this.dir)));
   }
 
-  private finishBatch(batch: PendingAppend[], error?: AliyunIotError): void {
+  private finishBatch(batch: Batch, error?: AliyunIotError): void {
     this.writing = false;
-    if (error) {
-      for (const entry of batch) {
-        const bytes = this.live.get(entry.seq);
-        if (bytes !== undefined) {
-          this.live.delete(entry.seq);
-          this.liveBytes -= bytes;
-        }
-      }
-    }
-    for (const entry of batch) entry.callback(error);
-    if (this.batch.length > 0) this.flush();
+    if (error) for (const seq of batch.seqs) this.live.remove(seq);
+    for (const callback of batch.callbacks) callback(error);
+    if (this.batch.size > 0) this.flush();
     else if (this.closed) this.finishClose();
   }
 
@@ -446,8 +461,8 @@ export class DurableLog {
   }
 
   private finishClose(): void {
-    if (this.writing || this.batch.length > 0 || this.fd < 0) {
-      if (!this.writing && this.batch.length > 0) this.flush();
+    if (this.writing || this.batch.size > 0 || this.fd < 0) {
+      if (!this.writing && this.batch.size > 0) this.flush();
       return;
     }
     clearTimeout(this.cursorTimer);

@@ -29,7 +29,8 @@ export class NodeRedProcess {
    */
   static async start(env: NodeJS.ProcessEnv = {}, userDir?: string): Promise<NodeRedProcess> {
     const nodeRed = new NodeRedProcess(env, userDir);
-    await waitFor(() => /listening \d+/.test(nodeRed.output), 'Node-RED to listen', 30_000);
+    await waitFor(() => /listening \d+/.test(nodeRed.output), 'Node-RED to listen', 30_000)
+      .catch((err: Error) => { throw new Error(`${err.message}; it printed: ${nodeRed.output.slice(-2000)}`); });
     nodeRed.url = `http://127.0.0.1:${/listening (\d+)/.exec(nodeRed.output)?.[1]}/`;
     return nodeRed;
   }

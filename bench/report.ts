@@ -76,6 +76,17 @@ export function formatReport(result: BenchResult): string {
     lines.push('(h) OpenAPI Pub calls per second, same calls in flight (simulator OpenAPI)',
       ...markdown(['out node', '@alicloud/pop-core loop', 'ours/pop-core'], [[rate(hOurs), rate(hRaw), ratio(hOurs, hRaw)]]), '');
   }
+  const [memory, disk, fsync] = (['memory', 'disk', 'fsync'] as const).map((v) => find(result, `i enqueue ${v}`));
+  if (memory || disk || fsync) {
+    const [replayMemory, replayDisk] = (['memory', 'disk'] as const).map((v) => find(result, `i replay ${v}`));
+    lines.push('(i) queue stores, 100 B at QoS 1, msg/s: enqueue while offline (disk: until durable) and replay to the simulator', ...markdown(
+      ['', 'memory queue', 'disk queue', 'appendFile + fsync each', 'disk/memory', 'disk/fsync each'],
+      [
+        ['enqueue', rate(memory), rate(disk), rate(fsync), ratio(disk, memory), ratio(disk, fsync)],
+        ['replay', rate(replayMemory), rate(replayDisk), '-', ratio(replayDisk, replayMemory), '-'],
+      ],
+    ), '');
+  }
   const lost = result.measures.reduce((sum, m) => sum + m.lost, 0);
   lines.push(`messages lost: ${lost}`);
   for (const m of result.measures) {

@@ -1,4 +1,4 @@
-// The benchmark's sections (a)-(h): child processes for the brokers and the load, forwarders in this process,
+// The benchmark's sections (a)-(i): child processes for the brokers and the load, forwarders in this process,
 // variants interleaved round by round, medians reported.
 import { ChildProcess, fork } from 'node:child_process';
 import * as path from 'node:path';
@@ -7,11 +7,12 @@ import { CloudPorts, CloudVariant, measurePub, measureSubscription } from './clo
 import type { LoadRequest, LoadResult } from './load';
 import type { ScaleRequest, ScaleResult } from './scale';
 import { Variant, liftSubscriptionLimit, startForwarder, stopRuntime } from './runtime';
+import { measureEnqueue, measureReplay } from './store';
 import { BrokerKind, DIRECT_TOPIC, IN_TOPIC, OUT_FILTER, Qos, SCALE_DEVICES, dispatchFilters, median } from './setup';
 
 export type Size = 'smoke' | 'small' | 'full';
-export type Section = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h';
-export const SECTIONS: readonly Section[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
+export type Section = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h' | 'i';
+export const SECTIONS: readonly Section[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i'];
 
 /** In nodes on one cloud connection in (g), against 1. */
 export const CLOUD_FILTERS = 1000;
@@ -24,12 +25,14 @@ export interface SizeParams {
   latencyRate: number;
   filterCounts: number[];
   devices: number;
+  /** (f): messages per enqueue and replay run. */
+  storeMessages: number;
 }
 
 export const SIZES: Record<Size, SizeParams> = {
-  smoke: { messages: 300, rounds: 1, window: 200, latencyMessages: 100, latencyRate: 500, filterCounts: [1, 100], devices: 20 },
-  small: { messages: 5000, rounds: 3, window: 500, latencyMessages: 1000, latencyRate: 1000, filterCounts: [1, 100, 1000], devices: SCALE_DEVICES },
-  full: { messages: 20000, rounds: 5, window: 500, latencyMessages: 3000, latencyRate: 1000, filterCounts: [1, 100, 1000], devices: SCALE_DEVICES },
+  smoke: { messages: 300, rounds: 1, window: 200, latencyMessages: 100, latencyRate: 500, filterCounts: [1, 100], devices: 20, storeMessages: 1000 },
+  small: { messages: 5000, rounds: 3, window: 500, latencyMessages: 1000, latencyRate: 1000, filterCounts: [1, 100, 1000], devices: SCALE_DEVICES, storeMessages: 20000 },
+  full: { messages: 20000, rounds: 5, window: 500, latencyMessages: 3000, latencyRate: 1000, filterCounts: [1, 100, 1000], devices: SCALE_DEVICES, storeMessages: 50000 },
 };
 
 /** One measured cell: the median over rounds, and what every round lost (must be 0). */
@@ -211,6 +214,20 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       if (wanted.has('h')) {
         for (const variant of interleaved(CLOUD_VARIANTS, round)) record(`h ${variant}`, await measurePub(variant, await cloudPorts(), params.messages));
       }
+      if (wanted.has('i')) {
+        const { port } = await broker('sim');
+        const n = params.storeMessages;
+        for (const variant of interleaved(['memory', 'disk', 'fsync'] as const, round)) {
+          const perSecond = await measureEnqueue(variant, n, port);
+          table.add(`i enqueue ${variant}`, storeRound(perSecond, variant === 'fsync' ? 0 : n));
+          progress(`i enqueue ${variant}: ${Math.round(perSecond)} msg/s`);
+        }
+        for (const variant of interleaved(['memory', 'disk'] as const, round)) {
+          const perSecond = await measureReplay(variant, n, port);
+          table.add(`i replay ${variant}`, storeRound(perSecond, n));
+          progress(`i replay ${variant}: ${Math.round(perSecond)} msg/s`);
+        }
+      }
       if (wanted.has('e')) {
         for (const qos of [0, 1] as const) {
           for (const kind of interleaved(['sim', 'aedes'] as const, round)) {
@@ -233,6 +250,11 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   }
   result.measures = table.measures();
   return result;
+}
+
+/** A store measurement in the shape of a load round. */
+function storeRound(perSecond: number, n: number): LoadResult {
+  return { id: 0, sent: n, received: n, lost: 0, ms: n / perSecond * 1000, perSecond };
 }
 
 /** (d) in a child process of its own (see scale.ts). */

@@ -60,6 +60,8 @@ export function oursConnection(id: string, port: number, deviceName: string): { 
   return {
     node: {
       id, type: 'aliyun-iot-connection', name: '', mode: 'iot', productKey: BENCH_PK, deviceName, protocol: 'mqtt', host: '127.0.0.1', port: String(port), keepalive: 60, cleanSession: true, queueSize: 1000,
+      // Capacity, not the platform's rate limit, is measured.
+      maxRate: '0',
     },
     credentials: { [id]: { deviceSecret: benchSecret(deviceName) } },
   };

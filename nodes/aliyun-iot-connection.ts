@@ -1,3 +1,4 @@
+import * as path from 'node:path';
 import type { NodeAPI, NodeDef } from 'node-red';
 import {
   CloudApplicationConnection, ConnectionLogger, ConnectionSecrets, ConnectionSettings, DeviceConnection, SharedConnection,
@@ -11,6 +12,12 @@ type ConnectionNodeDef = NodeDef & Omit<ConnectionSettings, 'credentials'>;
 
 export = function (RED: NodeAPI): void {
   registerConnectionPreview(RED);
+
+  /** Where the disk queue of a config node lives: `<userDir>/aliyun-iot/queues/<config node id>/`. */
+  function queueDirectory(id: string): string | undefined {
+    const userDir = (RED.settings as { userDir?: unknown }).userDir;
+    return typeof userDir === 'string' && userDir !== '' ? path.join(userDir, 'aliyun-iot', 'queues', id) : undefined;
+  }
 
   function AliyunIotConnectionNode(this: ConnectionConfigNode, config: ConnectionNodeDef): void {
     RED.nodes.createNode(this, config);
@@ -26,7 +33,7 @@ export = function (RED: NodeAPI): void {
       const runtime = runtimeOptions((RED.settings as { aliyunIot?: unknown }).aliyunIot);
       const connection: SharedConnection = settings.mode === 'cloud'
         ? new CloudApplicationConnection(resolveCloud(settings), log, runtime.reconnect)
-        : new DeviceConnection(withRuntimeLimits(resolveConnection(settings), runtime), log, runtime.reconnect);
+        : new DeviceConnection(withRuntimeLimits(resolveConnection(settings), runtime), log, runtime.reconnect, queueDirectory(node.id));
       node.connection = connection;
     } catch (err) {
       node.configError = localizeError(RED, err);

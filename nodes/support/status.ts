@@ -1,5 +1,5 @@
 // A node's status for a connection state or a problem; its text is a catalog key the editor shows in the user's language.
-import type { NodeStatus } from 'node-red';
+import type { NodeAPI, NodeStatus } from 'node-red';
 import type { ConnectionStatus } from '../lib/connection';
 import type { StatusCode } from '../lib/errors';
 import { CONNECTION_MESSAGES } from './i18n';
@@ -19,8 +19,16 @@ export function statusText(reason: StatusCode): string {
   return `${CONNECTION_MESSAGES}.status.${reason}`;
 }
 
-export function nodeStatus(status: ConnectionStatus): NodeStatus {
-  return { ...STATUS_LOOK[status.state], text: statusText(status.reason) };
+/**
+ * The status a connection's user shows. A queue's size needs the runtime's catalog (the editor translates a bare key
+ * only): with RED the text is translated here and the size appended.
+ */
+export function nodeStatus(status: ConnectionStatus, RED?: NodeAPI): NodeStatus {
+  const look = STATUS_LOOK[status.state];
+  if (!status.queued || !RED) return { ...look, text: statusText(status.reason) };
+  const reason = RED._(statusText(status.reason));
+  const queued = RED._(statusText('queued'), { count: status.queued });
+  return { ...look, text: `${reason} · ${queued.endsWith('status.queued') ? status.queued : queued}` };
 }
 
 export function errorStatus(reason: StatusCode): NodeStatus {

@@ -45,7 +45,7 @@ export function startUserNode<Need extends ServiceNeed>(
   RED.nodes.createNode(node, config);
   const connection = connectionOf(RED, node, config.connection, options.service);
   if (!connection) return undefined;
-  const show = options.status ?? nodeStatus;
+  const show = options.status ?? ((status: ConnectionStatus) => nodeStatus(status, RED));
   const user: ConnectionUser = { onStatus: (status) => node.status(show(status)) };
   if (options.notices) user.onNotice = noticeReporter(RED, node);
   connection.register(user);

@@ -12,10 +12,11 @@ export class NodeRedProcess {
   /** What it printed on stdout and stderr so far. */
   output = '';
   url = '';
-  readonly userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'aliyun-iot-node-red-'));
+  readonly userDir: string;
   private readonly child: ChildProcess;
 
-  private constructor(env: NodeJS.ProcessEnv) {
+  private constructor(env: NodeJS.ProcessEnv, userDir?: string) {
+    this.userDir = userDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'aliyun-iot-node-red-'));
     this.child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'node-red-server.js'), this.userDir], {
       env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -23,10 +24,14 @@ export class NodeRedProcess {
     this.child.stderr?.on('data', (chunk: Buffer) => { this.output += chunk.toString(); });
   }
 
-  /** Starts one and resolves once its editor and admin API serve, at `url`. */
-  static async start(env: NodeJS.ProcessEnv = {}): Promise<NodeRedProcess> {
-    const nodeRed = new NodeRedProcess(env);
-    await waitFor(() => /listening \d+/.test(nodeRed.output), 'Node-RED to listen', 30_000);
+  /**
+   * Starts one and resolves once its editor and admin API serve, at `url`. With `userDir` (of one that was killed)
+   * it starts again on that directory, its flows and stored files.
+   */
+  static async start(env: NodeJS.ProcessEnv = {}, userDir?: string): Promise<NodeRedProcess> {
+    const nodeRed = new NodeRedProcess(env, userDir);
+    await waitFor(() => /listening \d+/.test(nodeRed.output), 'Node-RED to listen', 30_000)
+      .catch((err: Error) => { throw new Error(`${err.message}; it printed: ${nodeRed.output.slice(-2000)}`); });
     nodeRed.url = `http://127.0.0.1:${/listening (\d+)/.exec(nodeRed.output)?.[1]}/`;
     return nodeRed;
   }
@@ -38,6 +43,14 @@ export class NodeRedProcess {
       headers: { 'Content-Type': 'application/json', 'Node-RED-API-Version': 'v1', 'Node-RED-Deployment-Type': 'full' },
       body: JSON.stringify(flow),
     });
+  }
+
+  /** Kills it with SIGKILL, as a crash or a power cut would end it; its userDir stays. */
+  async kill(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise((resolve) => this.child.once('exit', resolve));
+    this.child.kill('SIGKILL');
+    await exited;
   }
 
   /** Stops it (once) and removes its userDir. */

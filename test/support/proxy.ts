@@ -10,6 +10,8 @@ export interface ProxiedPublish {
   topic: string;
   payload: string;
   qos: number;
+  /** When the proxy saw it (performance.now() ms). */
+  at: number;
 }
 
 /** Topic, payload and QoS of a whole PUBLISH packet (MQTT 3.1.1). */
@@ -21,7 +23,7 @@ function parsePublish(packet: Buffer): ProxiedPublish {
   const topicLength = packet.readUInt16BE(offset);
   const topic = packet.toString('utf8', offset + 2, offset + 2 + topicLength);
   offset += 2 + topicLength + (qos > 0 ? 2 : 0);
-  return { topic, payload: packet.toString('utf8', offset), qos };
+  return { topic, payload: packet.toString('utf8', offset), qos, at: performance.now() };
 }
 
 /**

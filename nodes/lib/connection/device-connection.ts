@@ -11,7 +11,8 @@ import { TOKEN_TOPICS } from '../protocol/mq-login';
 import { encodePayload, exceedsBytes } from '../protocol/payload';
 import { Qos, expandPlaceholders, isPointToPointFilter, parseQos, validateFilter, validatePublishTopic } from '../protocol/topics';
 import { readTokenNotice, tokenUploadBody } from './apsaramq-token';
-import { OfflineQueue, QueuedPublish } from './offline-queue';
+import { DiskQueue } from './disk-queue';
+import { OfflineQueue, PublishQueue, QueuedPublish } from './offline-queue';
 import {
   NO_FAILURES, ProblemLog, ReconnectPolicy, RetryCounters, TLS_CERTIFICATE_ERROR, backoffDelay, classifyClose, reconnectPolicy,
 } from './reconnect-policy';
@@ -24,6 +25,9 @@ import type {
 
 /** mqtt.js traces every packet through its `log` option; unless DEBUG asks for that, a no-op spares the hot path. */
 const MQTT_JS_LOG = process.env.DEBUG ? undefined : (): void => undefined;
+
+/** The least time between two reports of the queue's size to the users. */
+const QUEUE_REPORT_INTERVAL_MS = 250;
 
 /** mqtt.js never reconnects by itself: this period only keeps it from flushing in-flight QoS 1 callbacks on close. */
 const MQTT_JS_RECONNECT_PERIOD = 0x7fffffff;
@@ -39,7 +43,12 @@ export class DeviceConnection implements SharedConnection {
   private readonly policy: ReconnectPolicy;
   private readonly users: StatusBroadcaster;
   private readonly subscriptions = new SubscriptionTable();
-  private readonly queue: OfflineQueue;
+  private readonly queue: PublishQueue;
+  /** When the next publish may leave (performance.now() ms), for `maxRate`. */
+  private nextPublishAt = 0;
+  private paceTimer?: NodeJS.Timeout;
+  private queueReportTimer?: NodeJS.Timeout;
+  private reportedQueue = 0;
   /**
    * Filters with an UNSUBSCRIBE on the wire and no UNSUBACK yet. A new SUBSCRIBE of one waits for the UNSUBACK:
    * a broker may finish the UNSUBSCRIBE after a SUBSCRIBE sent right behind it (aedes does), leaving no subscription.
@@ -69,12 +78,24 @@ export class DeviceConnection implements SharedConnection {
   private pendingUpload?: PendingUpload;
   private readonly problems: ProblemLog;
 
-  constructor(profile: ConnectionProfile, log: ConnectionLogger, policy: Partial<ReconnectPolicy> = {}) {
+  /**
+   * `queueDirectory`: where a disk queue (`queueStore` disk) keeps its files. Opening it recovers what an earlier run
+   * stored; it throws STORE_UNWRITABLE, STORE_DISK_FULL or STORE_IO when it cannot.
+   */
+  constructor(profile: ConnectionProfile, log: ConnectionLogger, policy: Partial<ReconnectPolicy> = {}, queueDirectory?: string) {
     this.profile = profile;
     this.log = log;
     this.policy = reconnectPolicy(policy);
     this.users = new StatusBroadcaster({ state: 'idle', reason: 'idle' }, log);
-    this.queue = new OfflineQueue(profile.queueSize);
+    if (profile.queueStore === 'disk') {
+      if (!queueDirectory) throw new AliyunIotError('QUEUE_DIRECTORY_MISSING');
+      this.queue = new DiskQueue({
+        dir: queueDirectory, maxRecords: profile.queueSize, maxBytes: profile.queueMaxBytes, timeoutMs: profile.queueTimeoutMs,
+        log, onReady: () => this.flushQueue(),
+      });
+    } else {
+      this.queue = new OfflineQueue(profile.queueSize);
+    }
     this.problems = new ProblemLog(log);
   }
 
@@ -345,20 +366,55 @@ export class DeviceConnection implements SharedConnection {
       callback(err as Error);
       return;
     }
-    if (this.closed) callback(new AliyunIotError('CONNECTION_CLOSED'));
-    else if (this.liveClient() && this.queue.length === 0) this.send(message);
-    else this.queue.push(message, options.queueTimeoutMs ?? this.profile.queueTimeoutMs);
+    if (this.closed) {
+      callback(new AliyunIotError('CONNECTION_CLOSED'));
+      return;
+    }
+    if (!this.queue.durable && this.liveClient() !== undefined && this.queue.length === 0 && this.paceDelay() <= 0) {
+      this.send(message);
+      this.paced(message.qos);
+      return;
+    }
+    // A disk queue's messages leave from the store once durable (it calls flushQueue).
+    this.queue.push(message, options.queueTimeoutMs ?? this.profile.queueTimeoutMs);
+    this.reportQueue();
+    if (!this.queue.durable) this.flushQueue();
+  }
+
+  /** How long until the next publish may leave under `maxRate`, in ms. */
+  private paceDelay(): number {
+    return this.nextPublishAt - performance.now();
+  }
+
+  private paced(qos: Qos): void {
+    const interval = qos === 1 ? this.profile.publishIntervalMs.qos1 : this.profile.publishIntervalMs.qos0;
+    if (interval > 0) this.nextPublishAt = Math.max(performance.now(), this.nextPublishAt) + interval;
+  }
+
+  /** Messages held by the queue, shown in the users' status (at most every QUEUE_REPORT_INTERVAL_MS). */
+  private reportQueue(): void {
+    if (this.queueReportTimer || this.closed) return;
+    this.queueReportTimer = setTimeout(() => {
+      this.queueReportTimer = undefined;
+      const queued = this.queue.length;
+      if (queued === this.reportedQueue) return;
+      this.reportedQueue = queued;
+      this.setStatus(this.status);
+      if (queued > 0) this.reportQueue();
+    }, QUEUE_REPORT_INTERVAL_MS);
+    this.queueReportTimer.unref();
   }
 
   /** Publishes on the live client; the callback runs once, at the PUBACK, the write, or when the run ends. */
   private send(message: QueuedPublish): void {
     const run = this.run as ClientRun;
-    const { callback } = message;
-    run.inFlight.add(callback);
+    // One entry per send: a caller may pass the same function for many publishes.
+    const settle: PublishCallback = (error) => message.callback(error);
+    run.inFlight.add(settle);
     this.corkUntilNextTurn(run.client);
     run.client.publish(message.topic, message.payload, { qos: message.qos, retain: message.retain }, (err) => {
-      if (!run.inFlight.delete(callback)) return;
-      callback(err ? new AliyunIotError('PUBLISH_FAILED', { reason: err.message }) : undefined);
+      if (!run.inFlight.delete(settle)) return;
+      settle(err ? new AliyunIotError('PUBLISH_FAILED', { reason: err.message }) : undefined);
     });
   }
 
@@ -377,8 +433,24 @@ export class DeviceConnection implements SharedConnection {
     });
   }
 
+  /** Sends what waits, in order, as fast as `maxRate` lets it; a timer takes up where the rate stops it. */
   private flushQueue(): void {
-    while (this.queue.length > 0 && this.liveClient()) this.send(this.queue.shift() as QueuedPublish);
+    if (this.paceTimer) return;
+    while (this.liveClient()) {
+      const delay = this.paceDelay();
+      if (delay > 0) {
+        this.paceTimer = setTimeout(() => {
+          this.paceTimer = undefined;
+          this.flushQueue();
+        }, Math.ceil(delay));
+        break;
+      }
+      const message = this.queue.shift();
+      if (!message) break;
+      this.send(message);
+      this.paced(message.qos);
+    }
+    this.reportQueue();
   }
 
   /** The current run's client while it has a session (CONNACK received, not ending); publishes and SUBSCRIBEs go there. */
@@ -427,13 +499,17 @@ export class DeviceConnection implements SharedConnection {
     }
     this.closed = true;
     for (const [, entry] of this.subscriptions.entries()) clearTimeout(entry.unsubscribeTimer);
+    clearTimeout(this.paceTimer);
+    this.paceTimer = undefined;
+    clearTimeout(this.queueReportTimer);
+    this.queueReportTimer = undefined;
     if (this.pendingUpload) this.finishUpload(this.pendingUpload, new AliyunIotError('CONNECTION_CLOSED'));
     this.stopRun(() => {
       this.queue.failAll('CONNECTION_CLOSED');
       this.setStatus({ state: 'closed', reason: 'closed' });
       this.users.clear();
       this.subscriptions.clear();
-      callback();
+      this.queue.close(callback);
     });
   }
 
@@ -644,7 +720,8 @@ export class DeviceConnection implements SharedConnection {
   }
 
   private setStatus(status: ConnectionStatus): void {
-    this.users.set(status);
+    const { queued: _previous, ...rest } = status;
+    this.users.set(this.reportedQueue > 0 && status.state !== 'closed' ? { ...rest, queued: this.reportedQueue } : rest);
   }
 }
 

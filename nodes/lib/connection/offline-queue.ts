@@ -12,9 +12,24 @@ export interface QueuedPublish {
   callback: PublishCallback;
   /** Fails the message if it is still queued when its time limit is up. */
   expiry?: NodeJS.Timeout;
+  /** When it was queued (ms since the epoch), for messages that come from a store. */
+  enqueuedAt?: number;
 }
 
-export class OfflineQueue {
+/** Where publishes wait: in memory (OfflineQueue) or on disk (DiskQueue). */
+export interface PublishQueue {
+  /** Stored messages run their callback once durable; a memory queue's messages run it when sent. */
+  readonly durable: boolean;
+  /** Messages held. */
+  readonly length: number;
+  push(message: QueuedPublish, limitMs: number): void;
+  shift(): QueuedPublish | undefined;
+  failAll(code: string): void;
+  close(callback: () => void): void;
+}
+
+export class OfflineQueue implements PublishQueue {
+  readonly durable = false;
   private readonly messages: QueuedPublish[] = [];
 
   constructor(readonly capacity: number) {}
@@ -50,6 +65,10 @@ export class OfflineQueue {
       clearTimeout(message.expiry);
       message.callback(new AliyunIotError(code));
     }
+  }
+
+  close(callback: () => void): void {
+    callback();
   }
 
   private expire(message: QueuedPublish, limitMs: number): void {

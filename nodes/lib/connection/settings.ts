@@ -10,7 +10,7 @@ import {
   validateInstanceId, validateIotClientId, validateProductKey, validateRegion,
 } from '../protocol/identifiers';
 import { MqttLogin, defaultIotClientId, signIotLogin } from '../protocol/iot-login';
-import { DEFAULTS, RANGES, SERVICE_LIMITS, ServiceLimits, ServiceMode, checkTimerDuration } from '../protocol/limits';
+import { DEFAULTS, RANGES, SERVICE_LIMITS, ServiceLimits, ServiceMode, UPLINK_RATE_LIMITS, checkTimerDuration } from '../protocol/limits';
 import { mqClientId, signMqLogin } from '../protocol/mq-login';
 import { TopicVariables, checkOwnPublishTopic } from '../protocol/topics';
 import { OpenApiClient } from './openapi-client';
@@ -47,6 +47,12 @@ export interface ConnectionSettings {
   queueSize?: number | string;
   /** Seconds a publish may wait in the offline queue; 0 or blank: no limit. */
   queueTimeout?: number | string;
+  /** Where the queue is kept: `memory` (default) or `disk` (under the directory the node layer gives). */
+  queueStore?: QueueStore | string;
+  /** The disk queue's bound in payload bytes; blank: DEFAULTS.queueMaxBytes, 0: none. */
+  queueMaxBytes?: number | string;
+  /** Publishes per second, live and queued; blank: the service's uplink limit, 0: no pacing. */
+  maxRate?: number | string;
   ca?: string;
   /** cloud: the consumer group of the server-side subscription. */
   consumerGroupId?: string;
@@ -72,6 +78,11 @@ export interface ConnectionProfile {
   queueSize: number;
   /** How long a publish may wait in the offline queue before it fails; 0: no limit. */
   queueTimeoutMs: number;
+  queueStore: QueueStore;
+  /** The disk queue's bound in payload bytes; 0: none. */
+  queueMaxBytes: number;
+  /** The least time between two publishes, by QoS, in ms; 0: no pacing. */
+  publishIntervalMs: { qos0: number; qos1: number };
   ca?: string;
   /** Who and where, for logs: never a secret. */
   label: string;
@@ -97,6 +108,8 @@ function checkEnvironmentVariables(settings: ConnectionSettings): void {
     throw new AliyunIotError(name.startsWith(SIMULATOR_VARIABLE_PREFIX) ? 'SIMULATOR_VARIABLE_UNSET' : 'VARIABLE_UNSET', { name, field });
   }
 }
+
+export type QueueStore = 'memory' | 'disk';
 
 /** Optional numeric fields arrive from the editor as '' or strings. */
 function optionalNumber(value: unknown): number | undefined {
@@ -126,6 +139,30 @@ function checkQueueTimeout(value: unknown): number {
   return checkTimerDuration(seconds, 'queueTimeout', 's');
 }
 
+function checkQueueStore(value: unknown): QueueStore {
+  if (value === undefined || value === '' || value === 'memory') return 'memory';
+  if (value === 'disk') return 'disk';
+  throw new AliyunIotError('QUEUE_STORE_INVALID', { value: String(value) });
+}
+
+function checkQueueMaxBytes(value: unknown): number {
+  const bytes = optionalNumber(value) ?? DEFAULTS.queueMaxBytes;
+  if (!Number.isInteger(bytes) || bytes < 0) throw new AliyunIotError('QUEUE_MAX_BYTES_INVALID', { value: String(value) });
+  return bytes;
+}
+
+/** `maxRate` as intervals: a set rate paces every publish alike, the default follows the service's limit per QoS. */
+function publishIntervals(mode: ServiceMode, value: unknown): { qos0: number; qos1: number } {
+  const rate = optionalNumber(value);
+  if (rate === undefined) {
+    const limit = UPLINK_RATE_LIMITS[mode];
+    return limit ? { qos0: 1000 / limit.qos0, qos1: 1000 / limit.qos1 } : { qos0: 0, qos1: 0 };
+  }
+  if (!Number.isFinite(rate) || rate < 0) throw new AliyunIotError('MAX_RATE_INVALID', { value: String(value) });
+  const interval = rate === 0 ? 0 : 1000 / rate;
+  return { qos0: interval, qos1: interval };
+}
+
 /** A text setting without surrounding blanks; undefined when blank or absent; CONFIG_TYPE_INVALID when not text. */
 function trimmed(settings: object, field: string): string | undefined {
   const value = (settings as Record<string, unknown>)[field];
@@ -149,6 +186,9 @@ export function resolveConnection(settings: ConnectionSettings): ConnectionProfi
     cleanSession: settings.cleanSession !== false && settings.cleanSession !== 'false',
     queueSize: checkQueueSize(settings.queueSize),
     queueTimeoutMs: checkQueueTimeout(settings.queueTimeout),
+    queueStore: checkQueueStore(settings.queueStore),
+    queueMaxBytes: checkQueueMaxBytes(settings.queueMaxBytes),
+    publishIntervalMs: publishIntervals(mode, settings.maxRate),
     ca: trimmed(settings, 'ca'),
   };
   const secrets = settings.credentials ?? {};

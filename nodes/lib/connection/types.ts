@@ -13,6 +13,8 @@ export interface ConnectionStatus {
   state: ConnectionState;
   reason: StatusCode;
   returnCode?: number;
+  /** Messages waiting in the connection's queue (or stored and not yet acknowledged), when there are any. */
+  queued?: number;
 }
 
 export interface ConnectionUser {

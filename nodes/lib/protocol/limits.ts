@@ -35,6 +35,15 @@ export const SERVICE_LIMITS: Readonly<Record<ServiceMode, ServiceLimits>> = deep
  */
 export const MAX_JSON_DEPTH = 1000;
 
+/**
+ * Device uplink per second the service takes, by QoS; the IoT Platform drops the excess silently (docs/protocol.md
+ * §16). ApsaraMQ states no such per-client limit.
+ */
+export const UPLINK_RATE_LIMITS: Readonly<Record<ServiceMode, Readonly<{ qos0: number; qos1: number }> | undefined>> = deepFreeze({
+  iot: { qos0: 30, qos1: 10 },
+  mq: undefined,
+});
+
 /** setTimeout's longest delay: a duration beyond it would fire at once. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -65,6 +74,8 @@ export const RANGES = deepFreeze({
 export const DEFAULTS = deepFreeze({
   keepalive: 60,
   queueSize: 1000,
+  /** The disk queue's byte bound when none is set. */
+  queueMaxBytes: 64 * 1024 * 1024,
   postTimeoutMs: 5000,
   rrpcTimeoutMs: 5000,
   region: 'cn-shanghai',

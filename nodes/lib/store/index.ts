@@ -1,0 +1,3 @@
+export * from './crc32';
+export * from './durable-log';
+export * from './live-records';

@@ -68,6 +68,8 @@ export class DeviceConnection implements SharedConnection {
   /** A token upload between its PUBLISH and the end of its confirmation window. */
   private pendingUpload?: PendingUpload;
   private readonly problems: ProblemLog;
+  /** Filters the broker delivers without a SUBSCRIBE besides ApsaraMQ's point-to-point one (a gateway's auto-subscription). */
+  private readonly localFilterRules: Array<(filter: string) => boolean> = [];
 
   constructor(profile: ConnectionProfile, log: ConnectionLogger, policy: Partial<ReconnectPolicy> = {}) {
     this.profile = profile;
@@ -205,7 +207,13 @@ export class DeviceConnection implements SharedConnection {
   }
 
   private isLocalFilter(filter: string): boolean {
-    return this.profile.mode === 'mq' && isPointToPointFilter(filter, this.profile.clientId);
+    return (this.profile.mode === 'mq' && isPointToPointFilter(filter, this.profile.clientId))
+      || this.localFilterRules.some((rule) => rule(filter));
+  }
+
+  /** From now on, filters `rule` takes get no SUBSCRIBE: the broker delivers them by itself. */
+  addLocalFilterRule(rule: (filter: string) => boolean): void {
+    this.localFilterRules.push(rule);
   }
 
   private sendSubscribe(filter: string, entry: FilterEntry): void {

@@ -76,6 +76,8 @@ export interface ConnectionProfile {
   /** Who and where, for logs: never a secret. */
   label: string;
   sign(): MqttLogin;
+  /** IoT Platform: `key=value` items the client id announces at the next login (a gateway adds `_ss=1`). */
+  clientParams?: Record<string, string>;
   /** ApsaraMQ token mode: later logins use this token (once it is known good); returns the token it replaces. */
   replaceToken?(token: string): string;
 }
@@ -147,6 +149,8 @@ export function resolveConnection(settings: ConnectionSettings): ConnectionProfi
     });
     const device = { productKey, deviceName, deviceSecret: secrets.deviceSecret };
     const securemode = securemodeFor(protocol);
+    // ext=1: this client takes synchronous service calls on /ext/rrpc/... (docs/protocol.md §1, §2).
+    const clientParams: Record<string, string> = { ext: '1' };
     return {
       ...common,
       mode: 'iot',
@@ -155,8 +159,8 @@ export function resolveConnection(settings: ConnectionSettings): ConnectionProfi
       variables: { productKey, deviceName, clientId },
       limits: SERVICE_LIMITS.iot,
       label: `${productKey}/${deviceName} at ${endpointUrl(endpoint)}`,
-      // ext=1: this client takes synchronous service calls on /ext/rrpc/... (docs/protocol.md §1, §2).
-      sign: () => signIotLogin(device, { clientId, signMethod, securemode, extra: { ext: '1' } }),
+      clientParams,
+      sign: () => signIotLogin(device, { clientId, signMethod, securemode, extra: clientParams }),
     };
   }
 

@@ -1,7 +1,7 @@
 // A gateway's sub-devices on its DeviceConnection (docs/protocol.md §8): topology added when needed, logins and
 // logouts batched within the platform's limits, re-login after a reconnect and after a 520 (the failed message then
 // sent once more), a status per sub-device with the platform's reason, and the platform's notices for listeners.
-import { AliyunIotError, LogMessage } from '../errors';
+import { AliyunIotError, ErrorCode, LogMessage, isLogCode } from '../errors';
 import { Device, parseAlink } from '../protocol/alink';
 import {
   AUTO_SUBSCRIBE_PARAM, GATEWAY_CODES, GATEWAY_LIMITS, GatewayAnswer, GatewayRequest, SubDeviceCredentials, TOPOLOGY_CHANGE,
@@ -75,10 +75,23 @@ function label(device: Device): string {
   return `${device.productKey}/${device.deviceName}`;
 }
 
-/** The error of a refusal, readable: SUBDEVICE_<REASON>. */
+/** The error of each refusal reason (subDeviceReason). */
+const REFUSAL_ERRORS: Readonly<Record<string, ErrorCode>> = {
+  'bad-sign': 'SUBDEVICE_BAD_SIGN',
+  'no-topology': 'SUBDEVICE_NO_TOPOLOGY',
+  'unknown-device': 'SUBDEVICE_UNKNOWN_DEVICE',
+  deleted: 'SUBDEVICE_DELETED',
+  disabled: 'SUBDEVICE_DISABLED',
+  elsewhere: 'SUBDEVICE_ELSEWHERE',
+  'too-many-online': 'SUBDEVICE_TOO_MANY_ONLINE',
+  'too-many-logins': 'SUBDEVICE_TOO_MANY_LOGINS',
+  'bad-request': 'SUBDEVICE_BAD_REQUEST',
+  'no-session': 'SUBDEVICE_NO_SESSION',
+};
+
+/** The error of a refusal, readable: the platform's code and what it means. */
 export function subDeviceError(device: Device, code: number, message = ''): AliyunIotError {
-  const reason = subDeviceReason(code);
-  return new AliyunIotError(`SUBDEVICE_${reason.toUpperCase().replace(/-/g, '_')}`, { device: label(device), code, message });
+  return new AliyunIotError(REFUSAL_ERRORS[subDeviceReason(code)] ?? 'SUBDEVICE_CODE_OTHER', { device: label(device), code, message });
 }
 
 export class SubDeviceManager implements MessageReceiver, ConnectionUser {
@@ -499,7 +512,7 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
   }
 
   onSubscribeError(_filter: string, error: AliyunIotError): void {
-    this.connection.log.error(new LogMessage(error.code, error.params));
+    if (isLogCode(error.code)) this.connection.log.error(new LogMessage(error.code, error.params));
   }
 }
 

@@ -2,8 +2,17 @@
 // stop and start), sub-device sessions through a gateway's connection, their limits and codes, and the notices.
 import type { Client } from 'aedes';
 import {
-  Device, GATEWAY_CODES, GATEWAY_LIMITS, GATEWAY_METHODS, TOPOLOGY_CHANGE, autoSubscribedFilters, deviceOfAnyTopic, gatewayTopics,
-  parseAlink, readSignMethod, verifySubDeviceSign,
+  Device,
+  GATEWAY_CODES,
+  GATEWAY_LIMITS,
+  GATEWAY_METHODS,
+  TOPOLOGY_CHANGE,
+  autoSubscribedFilters,
+  deviceOfAnyTopic,
+  gatewayTopics,
+  parseAlink,
+  readSignMethod,
+  verifySubDeviceSign,
 } from '../nodes/lib/protocol';
 import { SimGatewayLimits } from './config';
 import type { Publish } from './platform';
@@ -16,7 +25,8 @@ function keyOf(device: Device): string {
 function named(entry: unknown): Device | undefined {
   const { productKey, deviceName } = (entry ?? {}) as Partial<Device>;
   return typeof productKey === 'string' && productKey !== '' && typeof deviceName === 'string' && deviceName !== ''
-    ? { productKey, deviceName } : undefined;
+    ? { productKey, deviceName }
+    : undefined;
 }
 
 const MESSAGES: Record<number, string> = {
@@ -37,7 +47,10 @@ const MESSAGES: Record<number, string> = {
 };
 
 class Refusal {
-  constructor(readonly code: number, readonly device?: Device) {}
+  constructor(
+    readonly code: number,
+    readonly device?: Device,
+  ) {}
 }
 
 /** A sub-device online through a gateway. */
@@ -90,9 +103,12 @@ export class Gateways {
   /** A gateway's own topology, session or register request: consumed here. */
   isRequest(session: IotSession, topic: string): boolean {
     if (this.registry.nodeType(session.productKey) !== 'gateway') return false;
-    return topic.startsWith(`/ext/session/${session.productKey}/${session.deviceName}/combine/`)
-      || ['add', 'delete', 'get'].some((operation) => topic === gatewayTopics.topology(session, operation as 'add'))
-      || topic === gatewayTopics.register(session) || topic === gatewayTopics.packPost(session);
+    return (
+      topic.startsWith(`/ext/session/${session.productKey}/${session.deviceName}/combine/`) ||
+      ['add', 'delete', 'get'].some((operation) => topic === gatewayTopics.topology(session, operation as 'add')) ||
+      topic === gatewayTopics.register(session) ||
+      topic === gatewayTopics.packPost(session)
+    );
   }
 
   /**
@@ -139,7 +155,13 @@ export class Gateways {
       } else if (operation === 'add') {
         answer(GATEWAY_CODES.success, this.addTopology(gateway, this.list(params, GATEWAY_LIMITS.topoAdd), true));
       } else if (operation === 'delete') {
-        answer(GATEWAY_CODES.success, this.deleteTopology(gateway, this.list(params, GATEWAY_LIMITS.topoAdd).map((entry) => this.device(entry))));
+        answer(
+          GATEWAY_CODES.success,
+          this.deleteTopology(
+            gateway,
+            this.list(params, GATEWAY_LIMITS.topoAdd).map((entry) => this.device(entry)),
+          ),
+        );
       } else if (operation === 'get') {
         answer(GATEWAY_CODES.success, this.topologyOf(gateway));
       } else if (topic === gatewayTopics.packPost(gateway)) {
@@ -157,7 +179,7 @@ export class Gateways {
 
   /** A gateway's connection ended: the sub-devices it logged in are offline. */
   gatewayGone(gateway: IotSession, client: Client): void {
-    for (const key of [...this.onlineByGateway.get(keyOf(gateway)) ?? []]) {
+    for (const key of [...(this.onlineByGateway.get(keyOf(gateway)) ?? [])]) {
       const sub = this.online.get(key);
       if (sub?.client === client) this.end(sub, GATEWAY_CODES.success, false);
     }
@@ -226,7 +248,7 @@ export class Gateways {
   }
 
   topologyOf(gateway: Device): Device[] {
-    return [...this.topology.get(keyOf(gateway))?.values() ?? []];
+    return [...(this.topology.get(keyOf(gateway))?.values() ?? [])];
   }
 
   /** thing.event.property.pack.post: checked whole (limits, topology), then each device's properties recorded. */
@@ -235,18 +257,22 @@ export class Gateways {
     const subDevices = record.subDevices === undefined ? [] : record.subDevices;
     if (!Array.isArray(subDevices)) throw new Refusal(GATEWAY_CODES.badRequest);
     if (subDevices.length > GATEWAY_LIMITS.packSubDevices) throw new Refusal(GATEWAY_CODES.packTooManySubDevices);
-    const entries = [{ device: gateway as Device, properties: record.properties, events: record.events }, ...subDevices.map((entry: unknown) => {
-      const { identity, properties, events } = (entry ?? {}) as { identity?: unknown; properties?: unknown; events?: unknown };
-      const device = named(identity);
-      if (!device) throw new Refusal(GATEWAY_CODES.badRequest);
-      if (!this.topology.get(keyOf(gateway))?.has(keyOf(device))) throw new Refusal(GATEWAY_CODES.noTopology, device);
-      return { device, properties, events };
-    })];
+    const entries = [
+      { device: gateway as Device, properties: record.properties, events: record.events },
+      ...subDevices.map((entry: unknown) => {
+        const { identity, properties, events } = (entry ?? {}) as { identity?: unknown; properties?: unknown; events?: unknown };
+        const device = named(identity);
+        if (!device) throw new Refusal(GATEWAY_CODES.badRequest);
+        if (!this.topology.get(keyOf(gateway))?.has(keyOf(device))) throw new Refusal(GATEWAY_CODES.noTopology, device);
+        return { device, properties, events };
+      }),
+    ];
     const count = (key: 'properties' | 'events'): number => entries.reduce((sum, entry) => sum + Object.keys(entry[key] ?? {}).length, 0);
     if (count('properties') > GATEWAY_LIMITS.packProperties) throw new Refusal(GATEWAY_CODES.packTooManyProperties);
     if (count('events') > GATEWAY_LIMITS.packEvents) throw new Refusal(GATEWAY_CODES.packTooManyEvents);
     for (const { device, properties } of entries) {
-      if (properties && typeof properties === 'object' && Object.keys(properties).length > 0) this.posted(device, properties as Record<string, unknown>);
+      if (properties && typeof properties === 'object' && Object.keys(properties).length > 0)
+        this.posted(device, properties as Record<string, unknown>);
     }
   }
 
@@ -288,8 +314,11 @@ export class Gateways {
       const state = this.registry.stateOf(device);
       if (state !== 'active') throw refused(state === 'deleted' ? GATEWAY_CODES.deleted : GATEWAY_CODES.disabled);
       const record = entry as Record<string, unknown>;
-      if (!readSignMethod(record.signMethod ?? batchSignMethod)
-        || !verifySubDeviceSign(record, record.signMethod ?? batchSignMethod, this.secretOf(device))) throw refused(GATEWAY_CODES.badSign);
+      if (
+        !readSignMethod(record.signMethod ?? batchSignMethod) ||
+        !verifySubDeviceSign(record, record.signMethod ?? batchSignMethod, this.secretOf(device))
+      )
+        throw refused(GATEWAY_CODES.badSign);
       if (!this.topology.get(keyOf(gateway))?.has(keyOf(device))) throw refused(GATEWAY_CODES.noTopology);
       const times = (this.loginTimes.get(keyOf(device)) ?? []).filter((time) => time > now - 60_000);
       this.loginTimes.set(keyOf(device), times);
@@ -317,17 +346,24 @@ export class Gateways {
     }
     if (previous && keyOf(previous.gateway) === keyOf(gateway)) return;
     const session: IotSession = {
-      kind: 'iot', ...device, clientId: clientId.split('|')[0], ext: gateway.ext,
-      permissions: this.registry.devicePermissions(device), gateway: { productKey: gateway.productKey, deviceName: gateway.deviceName },
+      kind: 'iot',
+      ...device,
+      clientId: clientId.split('|')[0],
+      ext: gateway.ext,
+      permissions: this.registry.devicePermissions(device),
+      gateway: { productKey: gateway.productKey, deviceName: gateway.deviceName },
     };
     this.online.set(keyOf(device), { session, gateway: session.gateway as Device, client });
     let set = this.onlineByGateway.get(keyOf(gateway));
     if (!set) this.onlineByGateway.set(keyOf(gateway), (set = new Set()));
     set.add(keyOf(device));
     if (gateway.autoSubscribe) {
-      client.subscribe(autoSubscribedFilters(device).map((topic) => ({ topic, qos: 1 as const })), (err) => {
-        if (err) this.log(`auto-subscription for ${keyOf(device)} failed: ${err.message}`);
-      });
+      client.subscribe(
+        autoSubscribedFilters(device).map((topic) => ({ topic, qos: 1 as const })),
+        (err) => {
+          if (err) this.log(`auto-subscription for ${keyOf(device)} failed: ${err.message}`);
+        },
+      );
     }
     this.log(`${keyOf(device)} online through ${keyOf(gateway)}`);
     this.emit('subdevice-login', { gateway: keyOf(gateway), ...device });
@@ -352,7 +388,10 @@ export class Gateways {
     this.online.delete(keyOf(device));
     this.onlineByGateway.get(keyOf(sub.gateway))?.delete(keyOf(device));
     if (!sub.client.closed) {
-      sub.client.unsubscribe(autoSubscribedFilters(device).map((topic) => ({ topic, qos: 0 as const })), () => undefined);
+      sub.client.unsubscribe(
+        autoSubscribedFilters(device).map((topic) => ({ topic, qos: 0 as const })),
+        () => undefined,
+      );
     }
     if (notify) this.sendError(sub.gateway, code, device);
     this.emit('subdevice-logout', { gateway: keyOf(sub.gateway), ...device, code });
@@ -368,22 +407,33 @@ export class Gateways {
   // The admin API's changes, each with the platform's notices
 
   private gatewaysOf(device: Device): Device[] {
-    return [...this.topology.entries()].filter(([, subs]) => subs.has(keyOf(device)))
+    return [...this.topology.entries()]
+      .filter(([, subs]) => subs.has(keyOf(device)))
       .map(([key]) => ({ productKey: key.slice(0, key.indexOf('/')), deviceName: key.slice(key.indexOf('/') + 1) }));
   }
 
   private notifyChange(gateway: Device, status: number, devices: Device[]): void {
     if (!(status in TOPOLOGY_CHANGE)) return;
-    this.publish(gatewayTopics.topologyChange(gateway), JSON.stringify({
-      id: String(Date.now()), version: '1.0', params: { status, subList: devices }, method: GATEWAY_METHODS.topologyChange,
-    }), 0);
+    this.publish(
+      gatewayTopics.topologyChange(gateway),
+      JSON.stringify({
+        id: String(Date.now()),
+        version: '1.0',
+        params: { status, subList: devices },
+        method: GATEWAY_METHODS.topologyChange,
+      }),
+      0,
+    );
   }
 
   /** Pushes thing/disable|enable|delete on the sub-device's topic to each connected gateway that has it. */
   private notice(device: Device, kind: 'disable' | 'enable' | 'delete', gateways: Device[]): void {
     const payload = JSON.stringify({ id: String(Date.now()), version: '1.0', params: {}, method: GATEWAY_METHODS.notice(kind) });
     for (const gateway of gateways) {
-      this.clientOf(gateway)?.publish({ cmd: 'publish', topic: gatewayTopics.notice(device, kind), payload, qos: 0, retain: false, dup: false }, () => undefined);
+      this.clientOf(gateway)?.publish(
+        { cmd: 'publish', topic: gatewayTopics.notice(device, kind), payload, qos: 0, retain: false, dup: false },
+        () => undefined,
+      );
     }
   }
 
@@ -394,7 +444,12 @@ export class Gateways {
   }
 
   adminDelete(gateway: Device, devices: Device[]): Device[] {
-    const removed = this.wrap(() => this.deleteTopology(gateway, devices.map((device) => this.device(device))));
+    const removed = this.wrap(() =>
+      this.deleteTopology(
+        gateway,
+        devices.map((device) => this.device(device)),
+      ),
+    );
     this.notifyChange(gateway, 1, removed);
     return removed;
   }
@@ -416,14 +471,15 @@ export class Gateways {
     try {
       return action();
     } catch (err) {
-      if (err instanceof Refusal) throw new Error(`refused with ${err.code}${err.device ? ` for ${keyOf(err.device)}` : ''}: ${MESSAGES[err.code] ?? 'error'}`);
+      if (err instanceof Refusal)
+        throw new Error(`refused with ${err.code}${err.device ? ` for ${keyOf(err.device)}` : ''}: ${MESSAGES[err.code] ?? 'error'}`);
       throw err;
     }
   }
 
   /** Who is online through a gateway. */
   onlineThrough(gateway: Device): Device[] {
-    return [...this.onlineByGateway.get(keyOf(gateway)) ?? []].map((key) => {
+    return [...(this.onlineByGateway.get(keyOf(gateway)) ?? [])].map((key) => {
       const { session } = this.online.get(key) as SubSession;
       return { productKey: session.productKey, deviceName: session.deviceName };
     });

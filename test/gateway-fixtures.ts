@@ -24,17 +24,23 @@ export function subDevice(index: number, extra: Partial<SubDeviceCredentials> = 
 export const GATEWAY_CONFIG: SimulatorConfig = {
   products: [
     {
-      productKey: GW_PK, nodeType: 'gateway',
+      productKey: GW_PK,
+      nodeType: 'gateway',
       devices: ['gw01', 'gw02'].map((deviceName) => ({ deviceName, deviceSecret: `gw-secret-${deviceName}` })),
     },
     {
-      productKey: SUB_PK, nodeType: 'sub-device', dynamicRegistration: true,
+      productKey: SUB_PK,
+      nodeType: 'sub-device',
+      dynamicRegistration: true,
       topics: [
         { topic: '/${productKey}/${deviceName}/user/get', access: 'sub' },
         { topic: '/${productKey}/${deviceName}/user/update', access: 'pub' },
       ],
       syncServices: ['getStatus'],
-      devices: Array.from({ length: 1100 }, (_, index) => ({ deviceName: subName(index + 1), deviceSecret: subSecret(subName(index + 1)) })),
+      devices: Array.from({ length: 1100 }, (_, index) => ({
+        deviceName: subName(index + 1),
+        deviceSecret: subSecret(subName(index + 1)),
+      })),
     },
     { productKey: DIRECT_PK, devices: [{ deviceName: 'direct01', deviceSecret: 'direct-secret' }] },
   ],
@@ -52,7 +58,10 @@ export class RawGateway {
   private nextId = 1;
   readonly messages: Array<{ topic: string; payload: string }> = [];
 
-  private constructor(readonly client: MqttClient, readonly device: Device) {
+  private constructor(
+    readonly client: MqttClient,
+    readonly device: Device,
+  ) {
     client.on('message', (topic, payload) => this.messages.push({ topic, payload: payload.toString() }));
   }
 
@@ -62,8 +71,15 @@ export class RawGateway {
       const client = mqtt.connect({ host: '127.0.0.1', port: sim.port, protocol: 'mqtt', reconnectPeriod: 0, ...login });
       client.once('connect', () => {
         const gateway = new RawGateway(client, device);
-        client.subscribe([`/sys/${device.productKey}/${device.deviceName}/thing/#`, `/ext/session/${device.productKey}/${device.deviceName}/#`,
-          `/ext/error/${device.productKey}/${device.deviceName}`], { qos: 0 }, (err) => (err ? reject(err) : resolve(gateway)));
+        client.subscribe(
+          [
+            `/sys/${device.productKey}/${device.deviceName}/thing/#`,
+            `/ext/session/${device.productKey}/${device.deviceName}/#`,
+            `/ext/error/${device.productKey}/${device.deviceName}`,
+          ],
+          { qos: 0 },
+          (err) => (err ? reject(err) : resolve(gateway)),
+        );
       });
       client.once('error', reject);
     });
@@ -78,7 +94,11 @@ export class RawGateway {
     return (await this.nextMessage(topic, accept, timeoutMs)).payload;
   }
 
-  nextMessage(topic: string | RegExp, accept: (payload: string) => boolean = () => true, timeoutMs = 3000): Promise<{ topic: string; payload: string }> {
+  nextMessage(
+    topic: string | RegExp,
+    accept: (payload: string) => boolean = () => true,
+    timeoutMs = 3000,
+  ): Promise<{ topic: string; payload: string }> {
     const wanted = (entry: { topic: string; payload: string }): boolean =>
       (typeof topic === 'string' ? entry.topic === topic : topic.test(entry.topic)) && accept(entry.payload);
     const take = (): { topic: string; payload: string } | undefined => {
@@ -113,12 +133,18 @@ export class RawGateway {
   }
 
   publish(topic: string, payload: unknown, qos: 0 | 1 = 0): Promise<void> {
-    return new Promise((resolve, reject) => this.client.publish(topic, typeof payload === 'string' ? payload : JSON.stringify(payload), { qos }, (err) => (err ? reject(err) : resolve())));
+    return new Promise((resolve, reject) =>
+      this.client.publish(topic, typeof payload === 'string' ? payload : JSON.stringify(payload), { qos }, (err) =>
+        err ? reject(err) : resolve(),
+      ),
+    );
   }
 
   /** Resolves with the SUBACK's return code. */
   subscribe(filter: string): Promise<number> {
-    return new Promise((resolve, reject) => this.client.subscribe(filter, { qos: 1 }, (err, _granted, suback) => (suback ? resolve(suback.granted[0] as number) : reject(err))));
+    return new Promise((resolve, reject) =>
+      this.client.subscribe(filter, { qos: 1 }, (err, _granted, suback) => (suback ? resolve(suback.granted[0] as number) : reject(err))),
+    );
   }
 
   end(): Promise<void> {

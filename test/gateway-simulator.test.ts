@@ -2,8 +2,17 @@
 // codes and limits, traffic as a sub-device, auto-subscription, the admin API's changes and their notices.
 import { strict as assert } from 'node:assert';
 import {
-  AlinkObject, GATEWAY_CODES, buildLogin, buildLogout, buildPackPost, buildRegister, buildTopologyAdd, buildTopologyDelete, buildTopologyGet,
-  gatewayTopics, thingTopics,
+  AlinkObject,
+  GATEWAY_CODES,
+  buildLogin,
+  buildLogout,
+  buildPackPost,
+  buildRegister,
+  buildTopologyAdd,
+  buildTopologyDelete,
+  buildTopologyGet,
+  gatewayTopics,
+  thingTopics,
 } from '../nodes/lib/protocol';
 import { Simulator } from '../sim';
 import { admin } from './helpers';
@@ -40,25 +49,38 @@ describe('simulator: context.gateway topology', function () {
   const context = gatewayContext({}, []);
 
   it('adds sub-devices signed with their secrets, lists them, deletes them', async function () {
-    const added = await context.gateway.request(buildTopologyAdd(GW01, context.gateway.id(), [subDevice(1), subDevice(2, { signMethod: 'hmacmd5' })]));
+    const added = await context.gateway.request(
+      buildTopologyAdd(GW01, context.gateway.id(), [subDevice(1), subDevice(2, { signMethod: 'hmacmd5' })]),
+    );
     assert.equal(added.code, 200);
     assert.deepEqual(added.data, [SUB1, { productKey: SUB_PK, deviceName: subName(2) }]);
     const listed = await context.gateway.request(buildTopologyGet(GW01, context.gateway.id()));
     assert.deepEqual(listed.data, added.data);
     assert.equal((await context.gateway.request(buildTopologyDelete(GW01, context.gateway.id(), [SUB1]))).code, 200);
-    assert.deepEqual((await context.gateway.request(buildTopologyGet(GW01, context.gateway.id()))).data, [{ productKey: SUB_PK, deviceName: subName(2) }]);
+    assert.deepEqual((await context.gateway.request(buildTopologyGet(GW01, context.gateway.id()))).data, [
+      { productKey: SUB_PK, deviceName: subName(2) },
+    ]);
     assert.equal((await context.gateway.request(buildTopologyDelete(GW01, context.gateway.id(), [SUB1]))).code, GATEWAY_CODES.noTopology);
   });
 
   it('refuses a wrong signature (401), an unknown device (6100), the context.gateway itself (6402), more than 30 (460)', async function () {
-    assert.equal((await context.gateway.request(buildTopologyAdd(GW01, context.gateway.id(), [subDevice(1, { deviceSecret: 'wrong' })]))).code, GATEWAY_CODES.authError);
+    assert.equal(
+      (await context.gateway.request(buildTopologyAdd(GW01, context.gateway.id(), [subDevice(1, { deviceSecret: 'wrong' })]))).code,
+      GATEWAY_CODES.authError,
+    );
     const unknown = { productKey: SUB_PK, deviceName: 'nobody', deviceSecret: 'x' };
-    assert.equal((await context.gateway.request(buildTopologyAdd(GW01, context.gateway.id(), [unknown]))).code, GATEWAY_CODES.unknownDevice);
+    assert.equal(
+      (await context.gateway.request(buildTopologyAdd(GW01, context.gateway.id(), [unknown]))).code,
+      GATEWAY_CODES.unknownDevice,
+    );
     const self = { ...GW01, deviceSecret: 'gw-secret-gw01' };
     assert.equal((await context.gateway.request(buildTopologyAdd(GW01, context.gateway.id(), [self]))).code, GATEWAY_CODES.addSelf);
     const request = buildTopologyAdd(GW01, context.gateway.id(), [subDevice(1)]);
     const body = json(request.payload);
-    body.params = Array.from({ length: 31 }, (_, index) => (body.params as AlinkObject[])[0] && { ...(body.params as AlinkObject[])[0], deviceName: subName(index + 1) });
+    body.params = Array.from(
+      { length: 31 },
+      (_, index) => (body.params as AlinkObject[])[0] && { ...(body.params as AlinkObject[])[0], deviceName: subName(index + 1) },
+    );
     assert.equal((await context.gateway.request({ topic: request.topic, payload: JSON.stringify(body) })).code, GATEWAY_CODES.badRequest);
     assert.deepEqual((await context.gateway.request(buildTopologyGet(GW01, context.gateway.id()))).data, [], 'nothing was added');
   });
@@ -79,8 +101,16 @@ describe('simulator: context.gateway topology', function () {
     await context.sim.stop();
     context.sim = await startGatewaySimulator({
       products: [
-        { productKey: GW01.productKey, nodeType: 'gateway', devices: [{ deviceName: 'gw01', deviceSecret: 'gw-secret-gw01', subDevices: [SUB1] }] },
-        { productKey: SUB_PK, nodeType: 'sub-device', devices: [1, 2].map((index) => ({ deviceName: subName(index), deviceSecret: subDevice(index).deviceSecret })) },
+        {
+          productKey: GW01.productKey,
+          nodeType: 'gateway',
+          devices: [{ deviceName: 'gw01', deviceSecret: 'gw-secret-gw01', subDevices: [SUB1] }],
+        },
+        {
+          productKey: SUB_PK,
+          nodeType: 'sub-device',
+          devices: [1, 2].map((index) => ({ deviceName: subName(index), deviceSecret: subDevice(index).deviceSecret })),
+        },
       ],
     });
     context.gateway = await RawGateway.connect(context.sim, GW01);
@@ -102,15 +132,25 @@ describe('simulator: sub-device sessions', function () {
   it('logs a sub-device in and out; its codes: 6401, 6287, 6100, 520', async function () {
     assert.equal((await context.gateway.request(buildLogin(GW01, context.gateway.id(), [subDevice(1)]))).code, GATEWAY_CODES.noTopology);
     await context.gateway.request(buildTopologyAdd(GW01, context.gateway.id(), [subDevice(1)]));
-    assert.equal((await context.gateway.request(buildLogin(GW01, context.gateway.id(), [subDevice(1, { deviceSecret: 'wrong' })]))).code, GATEWAY_CODES.badSign);
+    assert.equal(
+      (await context.gateway.request(buildLogin(GW01, context.gateway.id(), [subDevice(1, { deviceSecret: 'wrong' })]))).code,
+      GATEWAY_CODES.badSign,
+    );
     const unknown = { productKey: SUB_PK, deviceName: 'nobody', deviceSecret: 'x' };
     assert.equal((await context.gateway.request(buildLogin(GW01, context.gateway.id(), [unknown]))).code, GATEWAY_CODES.unknownDevice);
     const login = await context.gateway.request(buildLogin(GW01, context.gateway.id(), [subDevice(1, { signMethod: 'hmacsha1' })]));
     assert.equal(login.code, 200);
     assert.deepEqual(login.data, SUB1);
     assert.deepEqual(context.sim.onlineSubDevices(GW01), [`${SUB_PK}/${subName(1)}`]);
-    const devices = await admin<{ devices: Array<{ deviceName: string; online: boolean; clientId: string | null }> }>(context.sim, 'GET', '/devices');
-    assert.deepEqual(devices.devices.find((entry) => entry.deviceName === subName(1)), { productKey: SUB_PK, deviceName: subName(1), online: true, clientId: `${SUB_PK}.${subName(1)}` });
+    const devices = await admin<{ devices: Array<{ deviceName: string; online: boolean; clientId: string | null }> }>(
+      context.sim,
+      'GET',
+      '/devices',
+    );
+    assert.deepEqual(
+      devices.devices.find((entry) => entry.deviceName === subName(1)),
+      { productKey: SUB_PK, deviceName: subName(1), online: true, clientId: `${SUB_PK}.${subName(1)}` },
+    );
     const logout = await context.gateway.request(buildLogout(GW01, context.gateway.id(), [SUB1]));
     assert.deepEqual([logout.code, logout.data], [200, SUB1]);
     assert.equal((await context.gateway.request(buildLogout(GW01, context.gateway.id(), [SUB1]))).code, GATEWAY_CODES.noSession);
@@ -118,27 +158,61 @@ describe('simulator: sub-device sessions', function () {
 
   it('batch login: 50 at once, all or nothing, more than 50 refused (460)', async function () {
     const indexes = Array.from({ length: 51 }, (_, index) => index + 1);
-    await context.gateway.request(buildTopologyAdd(GW01, context.gateway.id(), indexes.slice(0, 30).map((index) => subDevice(index))));
-    await context.gateway.request(buildTopologyAdd(GW01, context.gateway.id(), indexes.slice(30).map((index) => subDevice(index))));
+    await context.gateway.request(
+      buildTopologyAdd(
+        GW01,
+        context.gateway.id(),
+        indexes.slice(0, 30).map((index) => subDevice(index)),
+      ),
+    );
+    await context.gateway.request(
+      buildTopologyAdd(
+        GW01,
+        context.gateway.id(),
+        indexes.slice(30).map((index) => subDevice(index)),
+      ),
+    );
     const tooMany = buildLogin(GW01, context.gateway.id(), [subDevice(1), subDevice(2)]);
     const body = json(tooMany.payload);
-    (body.params as { deviceList: AlinkObject[] }).deviceList = indexes.map((index) => json(buildLogin(GW01, '1', [subDevice(index)]).payload).params as AlinkObject);
+    (body.params as { deviceList: AlinkObject[] }).deviceList = indexes.map(
+      (index) => json(buildLogin(GW01, '1', [subDevice(index)]).payload).params as AlinkObject,
+    );
     assert.equal((await context.gateway.request({ topic: tooMany.topic, payload: JSON.stringify(body) })).code, GATEWAY_CODES.badRequest);
-    const mixed = await context.gateway.request(buildLogin(GW01, context.gateway.id(), [subDevice(1), subDevice(2, { deviceSecret: 'wrong' })]));
+    const mixed = await context.gateway.request(
+      buildLogin(GW01, context.gateway.id(), [subDevice(1), subDevice(2, { deviceSecret: 'wrong' })]),
+    );
     assert.equal(mixed.code, GATEWAY_CODES.badSign);
     assert.deepEqual(mixed.data, [{ productKey: SUB_PK, deviceName: subName(2) }]);
     assert.deepEqual(context.sim.onlineSubDevices(GW01), [], 'nothing logged in of a failed batch');
-    const batch = await context.gateway.request(buildLogin(GW01, context.gateway.id(), indexes.slice(0, 50).map((index) => subDevice(index))));
+    const batch = await context.gateway.request(
+      buildLogin(
+        GW01,
+        context.gateway.id(),
+        indexes.slice(0, 50).map((index) => subDevice(index)),
+      ),
+    );
     assert.equal(batch.code, 200);
     assert.equal((batch.data as unknown[]).length, 50);
     assert.equal(context.sim.onlineSubDevices(GW01).length, 50);
-    assert.equal((await context.gateway.request(buildLogout(GW01, context.gateway.id(), indexes.slice(0, 50).map((index) => subDevice(index))))).code, 200);
+    assert.equal(
+      (
+        await context.gateway.request(
+          buildLogout(
+            GW01,
+            context.gateway.id(),
+            indexes.slice(0, 50).map((index) => subDevice(index)),
+          ),
+        )
+      ).code,
+      200,
+    );
     assert.equal(context.sim.onlineSubDevices(GW01).length, 0);
   });
 
   it('a sixth login of a sub-device within a minute is refused (429)', async function () {
     await context.gateway.request(buildTopologyAdd(GW01, context.gateway.id(), [subDevice(1)]));
-    for (let attempt = 0; attempt < 5; attempt++) assert.equal((await context.gateway.request(buildLogin(GW01, context.gateway.id(), [subDevice(1)]))).code, 200);
+    for (let attempt = 0; attempt < 5; attempt++)
+      assert.equal((await context.gateway.request(buildLogin(GW01, context.gateway.id(), [subDevice(1)]))).code, 200);
     assert.equal((await context.gateway.request(buildLogin(GW01, context.gateway.id(), [subDevice(1)]))).code, GATEWAY_CODES.tooManyLogins);
   });
 
@@ -183,7 +257,7 @@ describe('simulator: sub-device sessions', function () {
 describe('simulator: sub-device traffic through the context.gateway', function () {
   const context = gatewayContext({}, []);
 
-  it('a sub-device message before login earns 520 on /ext/error with its id; after login it is the sub-device\'s', async function () {
+  it("a sub-device message before login earns 520 on /ext/error with its id; after login it is the sub-device's", async function () {
     await context.gateway.request(buildTopologyAdd(GW01, context.gateway.id(), [subDevice(1)]));
     const post = { id: '77', version: '1.0', params: { temperature: 21.5 }, method: 'thing.event.property.post' };
     await context.gateway.publish(thingTopics.propertyPost(SUB1), post);
@@ -208,21 +282,38 @@ describe('simulator: sub-device traffic through the context.gateway', function (
 
   it('with _ss=1 a property set, a service call and an RRPC reach the context.gateway without a SUBSCRIBE', async function () {
     await attachAndLogin(context.gateway, [1]);
-    const set = admin<{ status: string; reply: { code: number } }>(context.sim, 'POST', '/properties/set', { ...SUB1, items: { power: 1 }, timeout: 3000 });
+    const set = admin<{ status: string; reply: { code: number } }>(context.sim, 'POST', '/properties/set', {
+      ...SUB1,
+      items: { power: 1 },
+      timeout: 3000,
+    });
     const request = json(await context.gateway.next(thingTopics.propertySet(SUB1)));
     assert.deepEqual(request.params, { power: 1 });
     await context.gateway.publish(thingTopics.replyTo(thingTopics.propertySet(SUB1)), { id: request.id, code: 200, data: {} });
     assert.deepEqual([(await set).status, (await set).reply.code], ['SUCCESS', 200]);
 
-    const invoke = admin<{ status: string; reply: { data: unknown } }>(context.sim, 'POST', '/services/invoke', { ...SUB1, identifier: 'getStatus', sync: true, timeout: 3000 });
+    const invoke = admin<{ status: string; reply: { data: unknown } }>(context.sim, 'POST', '/services/invoke', {
+      ...SUB1,
+      identifier: 'getStatus',
+      sync: true,
+      timeout: 3000,
+    });
     const call = await context.gateway.nextMessage(/\/rrpc\/request\//);
     assert.equal(call.topic.split('/')[3], subName(1));
-    await context.gateway.publish(call.topic.replace('/request/', '/response/'), { id: json(call.payload).id, code: 200, data: { ok: true } });
+    await context.gateway.publish(call.topic.replace('/request/', '/response/'), {
+      id: json(call.payload).id,
+      code: 200,
+      data: { ok: true },
+    });
     assert.deepEqual([(await invoke).status, (await invoke).reply.data], ['SUCCESS', { ok: true }]);
 
     await context.gateway.subscribe(`/${SUB_PK}/${subName(1)}/user/get`);
     await admin(context.sim, 'POST', '/pub', { topic: `/${SUB_PK}/${subName(1)}/user/get`, payload: 'hello' });
-    assert.equal(await context.gateway.next(`/${SUB_PK}/${subName(1)}/user/get`), 'hello', 'Pub reaches a sub-device through its context.gateway');
+    assert.equal(
+      await context.gateway.next(`/${SUB_PK}/${subName(1)}/user/get`),
+      'hello',
+      'Pub reaches a sub-device through its context.gateway',
+    );
   });
 
   it('without _ss=1 nothing of a sub-device arrives unsubscribed', async function () {
@@ -236,13 +327,19 @@ describe('simulator: sub-device traffic through the context.gateway', function (
 
   it('a pack post carries sub-devices with topology; one without fails the whole post (6401)', async function () {
     await attachAndLogin(context.gateway, [1]);
-    const params = { properties: { uptime: { value: 5, time: 1 } }, events: {}, subDevices: [{ identity: SUB1, properties: { temperature: { value: 3, time: 2 } }, events: {} }] };
+    const params = {
+      properties: { uptime: { value: 5, time: 1 } },
+      events: {},
+      subDevices: [{ identity: SUB1, properties: { temperature: { value: 3, time: 2 } }, events: {} }],
+    };
     const ok = await context.gateway.request(buildPackPost(GW01, context.gateway.id(), params));
     assert.equal(ok.code, 200);
     assert.equal(context.sim.platform.propertiesOf(SUB1).temperature.value, 3);
     assert.equal(context.sim.platform.propertiesOf(GW01).uptime.value, 5);
     const stranger = { identity: { productKey: SUB_PK, deviceName: subName(9) }, properties: { temperature: { value: 4, time: 2 } } };
-    const refused = await context.gateway.request(buildPackPost(GW01, context.gateway.id(), { ...params, subDevices: [...params.subDevices, stranger] }));
+    const refused = await context.gateway.request(
+      buildPackPost(GW01, context.gateway.id(), { ...params, subDevices: [...params.subDevices, stranger] }),
+    );
     assert.equal(refused.code, GATEWAY_CODES.noTopology);
   });
 

@@ -4,9 +4,25 @@
 import { AliyunIotError, ErrorCode, LogMessage, isLogCode } from '../errors';
 import { Device, parseAlink } from '../protocol/alink';
 import {
-  AUTO_SUBSCRIBE_PARAM, GATEWAY_CODES, GATEWAY_LIMITS, GatewayAnswer, GatewayRequest, SubDeviceCredentials, TOPOLOGY_CHANGE,
-  autoSubscribedFilters, buildLogin, buildLogout, buildTopologyAdd, buildTopologyGet, chunks, deviceOfAnyTopic, devicesIn,
-  gatewayTopics, parseGatewayTopic, readGatewayAnswer, subDeviceReason,
+  AUTO_SUBSCRIBE_PARAM,
+  GATEWAY_CODES,
+  GATEWAY_LIMITS,
+  GatewayAnswer,
+  GatewayRequest,
+  SubDeviceCredentials,
+  TOPOLOGY_CHANGE,
+  autoSubscribedFilters,
+  buildLogin,
+  buildLogout,
+  buildTopologyAdd,
+  buildTopologyGet,
+  chunks,
+  deviceOfAnyTopic,
+  devicesIn,
+  gatewayTopics,
+  parseGatewayTopic,
+  readGatewayAnswer,
+  subDeviceReason,
 } from '../protocol/gateway';
 import { filterCovers } from '../protocol/topics';
 import type { DeviceConnection } from './device-connection';
@@ -100,7 +116,10 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
   private readonly listeners = new Set<GatewayListener>();
   private readonly pending = new PendingRequests<GatewayAnswer>();
   private readonly ids = new AlinkIds();
-  private readonly sent = new Map<string, { device: Device; topic: string; payload: string | Buffer; options: PublishOptions; resent: boolean }>();
+  private readonly sent = new Map<
+    string,
+    { device: Device; topic: string; payload: string | Buffer; options: PublishOptions; resent: boolean }
+  >();
   private readonly queue = new Set<string>();
   private readonly postClients = new Map<string, PostClient>();
   private readonly timeoutMs: number;
@@ -114,7 +133,10 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
   /** Login batches sent, for diagnostics and the bench. */
   loginRequests = 0;
 
-  constructor(readonly connection: DeviceConnection, options: SubDeviceManagerOptions = {}) {
+  constructor(
+    readonly connection: DeviceConnection,
+    options: SubDeviceManagerOptions = {},
+  ) {
     if (connection.mode !== 'iot') throw new AliyunIotError('GATEWAY_NOT_IOT');
     const { productKey, deviceName } = connection.profile.variables;
     this.gateway = { productKey, deviceName };
@@ -196,7 +218,9 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
     clearTimeout(entry.retryTimer);
     for (const waiting of entry.waiting.splice(0)) waiting();
     if (entry.status.state === 'online' && this.connected) {
-      this.logout([entry.credentials]).catch((err: Error) => this.connection.log.debug(new LogMessage('SUBDEVICE_LOGOUT_FAILED', { device: label(entry.credentials), reason: err.message })));
+      this.logout([entry.credentials]).catch((err: Error) =>
+        this.connection.log.debug(new LogMessage('SUBDEVICE_LOGOUT_FAILED', { device: label(entry.credentials), reason: err.message })),
+      );
     }
   }
 
@@ -206,7 +230,11 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
 
   /** Sub-devices this gateway keeps, with their status. */
   list(): Array<Device & { status: SubDeviceStatus }> {
-    return [...this.entries.values()].map((entry) => ({ productKey: entry.credentials.productKey, deviceName: entry.credentials.deviceName, status: entry.status }));
+    return [...this.entries.values()].map((entry) => ({
+      productKey: entry.credentials.productKey,
+      deviceName: entry.credentials.deviceName,
+      status: entry.status,
+    }));
   }
 
   private setStatus(entry: Entry, status: SubDeviceStatus): void {
@@ -253,8 +281,14 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
       callback(new AliyunIotError('SUBDEVICE_NOT_ONLINE', { device: label(device) }));
     } else {
       entry.waiting.push(() => {
-        if (this.entries.get(keyOf(device)) === entry && entry.status.state === 'online') this.publishAs(device, topic, payload, options, callback);
-        else callback(entry.status.state === 'refused' ? subDeviceError(device, entry.status.code ?? 0) : new AliyunIotError('SUBDEVICE_NOT_ONLINE', { device: label(device) }));
+        if (this.entries.get(keyOf(device)) === entry && entry.status.state === 'online')
+          this.publishAs(device, topic, payload, options, callback);
+        else
+          callback(
+            entry.status.state === 'refused'
+              ? subDeviceError(device, entry.status.code ?? 0)
+              : new AliyunIotError('SUBDEVICE_NOT_ONLINE', { device: label(device) }),
+          );
       });
     }
   }
@@ -275,8 +309,12 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
     const request = build(id);
     const operation = request.topic.slice(request.topic.lastIndexOf('/') + 1);
     return new Promise((resolve, reject) => {
-      this.pending.add(id, this.timeoutMs, (error, answer) => (error ? reject(error) : resolve(answer as GatewayAnswer)),
-        () => new AliyunIotError('GATEWAY_TIMEOUT', { operation, timeout: this.timeoutMs }));
+      this.pending.add(
+        id,
+        this.timeoutMs,
+        (error, answer) => (error ? reject(error) : resolve(answer as GatewayAnswer)),
+        () => new AliyunIotError('GATEWAY_TIMEOUT', { operation, timeout: this.timeoutMs }),
+      );
       this.connection.publish(request.topic, request.payload, { qos: 0, queueTimeoutMs: this.timeoutMs }, (error) => {
         if (error) this.pending.reject(id, error);
       });
@@ -357,7 +395,13 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
       let addedTopology = missing.length > 0;
       while (remaining.length > 0) {
         this.loginRequests += 1;
-        const answer = await this.call((id) => buildLogin(this.gateway, id, remaining.map((entry) => entry.credentials)));
+        const answer = await this.call((id) =>
+          buildLogin(
+            this.gateway,
+            id,
+            remaining.map((entry) => entry.credentials),
+          ),
+        );
         if (answer.code === 200) {
           for (const entry of remaining) this.setStatus(entry, { state: 'online', reason: 'subdevice-online' });
           // Released while their login was under way.
@@ -505,7 +549,9 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
     let client = this.postClients.get(keyOf(device));
     if (!client) {
       const target = { productKey: device.productKey, deviceName: device.deviceName };
-      client = new PostClient(this.connection, target, (topic, payload, options, callback) => this.publishAs(target, topic, payload, options, callback));
+      client = new PostClient(this.connection, target, (topic, payload, options, callback) =>
+        this.publishAs(target, topic, payload, options, callback),
+      );
       this.postClients.set(keyOf(device), client);
     }
     return client;

@@ -85,8 +85,10 @@ export const gatewayTopics = {
   notice: (device: Device, kind: SubDeviceNoticeKind): string => `${sys(device)}/thing/${kind}`,
   /** What a gateway subscribes for its own answers: topology replies and change, session replies, errors, register. */
   replyFilters: (gateway: Device): string[] => [
-    `${sys(gateway)}/thing/topo/#`, `/ext/session/${gateway.productKey}/${gateway.deviceName}/#`,
-    `/ext/error/${gateway.productKey}/${gateway.deviceName}`, `${sys(gateway)}/thing/sub/register_reply`,
+    `${sys(gateway)}/thing/topo/#`,
+    `/ext/session/${gateway.productKey}/${gateway.deviceName}/#`,
+    `/ext/error/${gateway.productKey}/${gateway.deviceName}`,
+    `${sys(gateway)}/thing/sub/register_reply`,
     `${sys(gateway)}/thing/event/property/pack/post_reply`,
   ],
 };
@@ -131,7 +133,7 @@ export function deviceOfAnyTopic(topic: string): Device | undefined {
     [productKey, deviceName] = [levels[at], levels[at + 1]];
   } else if (levels[1] === 'ext') {
     [productKey, deviceName] = [levels[3], levels[4]];
-  } else if (levels[1] === 'sys' || levels[1] === 'shadow' && levels.length === 5) {
+  } else if (levels[1] === 'sys' || (levels[1] === 'shadow' && levels.length === 5)) {
     [productKey, deviceName] = levels[1] === 'sys' ? [levels[2], levels[3]] : [levels[3], levels[4]];
   } else if (levels[1] === 'ota') {
     [productKey, deviceName] = [levels[4], levels[5]];
@@ -149,8 +151,11 @@ const UNSIGNED = new Set(['sign', 'signmethod', 'signMethod', 'cleanSession']);
 
 /** The signed text: every other param, sorted by name, as name+value. */
 export function subDeviceSignedText(params: Record<string, unknown>): string {
-  return Object.keys(params).filter((key) => !UNSIGNED.has(key)).sort()
-    .map((key) => `${key}${String(params[key])}`).join('');
+  return Object.keys(params)
+    .filter((key) => !UNSIGNED.has(key))
+    .sort()
+    .map((key) => `${key}${String(params[key])}`)
+    .join('');
 }
 
 /** A sign method as the platform spells it in either case (hmacSha256, hmacsha256), or undefined. */
@@ -186,13 +191,22 @@ function validated(credentials: SubDeviceCredentials): SubDeviceCredentials & { 
 }
 
 /** The signed identity of a sub-device, as topo/add and combine/login carry it. */
-export function signSubDevice(credentials: SubDeviceCredentials, timestamp: number | string = Date.now()): SignedSubDevice & { signMethod: SignMethod } {
+export function signSubDevice(
+  credentials: SubDeviceCredentials,
+  timestamp: number | string = Date.now(),
+): SignedSubDevice & { signMethod: SignMethod } {
   const checked = validated(credentials);
   const fields = {
-    productKey: checked.productKey, deviceName: checked.deviceName,
-    clientId: checked.clientId ?? `${checked.productKey}.${checked.deviceName}`, timestamp: String(timestamp),
+    productKey: checked.productKey,
+    deviceName: checked.deviceName,
+    clientId: checked.clientId ?? `${checked.productKey}.${checked.deviceName}`,
+    timestamp: String(timestamp),
   };
-  return { ...fields, signMethod: checked.signMethod, sign: hmacHex(checked.signMethod, checked.deviceSecret, subDeviceSignedText(fields)) };
+  return {
+    ...fields,
+    signMethod: checked.signMethod,
+    sign: hmacHex(checked.signMethod, checked.deviceSecret, subDeviceSignedText(fields)),
+  };
 }
 
 /** Whether `params` carry a good signature by `deviceSecret`; a missing or unknown method is a bad one. */
@@ -221,7 +235,12 @@ function checkCount(count: number, max: number): void {
   if (count > max) throw new AliyunIotError('GATEWAY_BATCH_TOO_LARGE', { count, max });
 }
 
-export function buildTopologyAdd(gateway: Device, id: string, subDevices: SubDeviceCredentials[], timestamp: number | string = Date.now()): GatewayRequest {
+export function buildTopologyAdd(
+  gateway: Device,
+  id: string,
+  subDevices: SubDeviceCredentials[],
+  timestamp: number | string = Date.now(),
+): GatewayRequest {
   checkCount(subDevices.length, GATEWAY_LIMITS.topoAdd);
   const params = subDevices.map((credentials) => {
     const { signMethod, ...signed } = signSubDevice(credentials, timestamp);
@@ -245,10 +264,17 @@ function loginEntry(credentials: SubDeviceCredentials, timestamp: number | strin
 }
 
 /** combine/login for one sub-device, batch_login (with the method per device, as documented) for several. */
-export function buildLogin(gateway: Device, id: string, subDevices: SubDeviceCredentials[], timestamp: number | string = Date.now()): GatewayRequest {
+export function buildLogin(
+  gateway: Device,
+  id: string,
+  subDevices: SubDeviceCredentials[],
+  timestamp: number | string = Date.now(),
+): GatewayRequest {
   checkCount(subDevices.length, GATEWAY_LIMITS.batchLogin);
   if (subDevices.length === 1) return request(gatewayTopics.session(gateway, 'login'), id, loginEntry(subDevices[0], timestamp));
-  return request(gatewayTopics.session(gateway, 'batch_login'), id, { deviceList: subDevices.map((entry) => loginEntry(entry, timestamp)) });
+  return request(gatewayTopics.session(gateway, 'batch_login'), id, {
+    deviceList: subDevices.map((entry) => loginEntry(entry, timestamp)),
+  });
 }
 
 export function buildLogout(gateway: Device, id: string, subDevices: Device[]): GatewayRequest {
@@ -260,7 +286,10 @@ export function buildLogout(gateway: Device, id: string, subDevices: Device[]): 
 
 export function buildRegister(gateway: Device, id: string, subDevices: Device[]): GatewayRequest {
   checkCount(subDevices.length, GATEWAY_LIMITS.topoAdd);
-  const params = subDevices.map(({ productKey, deviceName }) => ({ productKey: validateProductKey(productKey), deviceName: validateDeviceName(deviceName) }));
+  const params = subDevices.map(({ productKey, deviceName }) => ({
+    productKey: validateProductKey(productKey),
+    deviceName: validateDeviceName(deviceName),
+  }));
   return request(gatewayTopics.register(gateway), id, params, GATEWAY_METHODS.register);
 }
 
@@ -288,7 +317,9 @@ function timed(values: Record<string, unknown> | undefined, now: number): TimedV
   const result: TimedValues = {};
   for (const [name, value] of Object.entries(values ?? {})) {
     const already = value !== null && typeof value === 'object' && 'value' in value;
-    result[name] = already ? { time: now, ...(value as { value: unknown; time?: number }) } as { value: unknown; time: number } : { value, time: now };
+    result[name] = already
+      ? ({ time: now, ...(value as { value: unknown; time?: number }) } as { value: unknown; time: number })
+      : { value, time: now };
   }
   return result;
 }
@@ -304,7 +335,8 @@ function packEntries(entries: unknown): PackEntry[] {
       validateDeviceName(deviceName);
     }
     for (const group of [properties, events]) {
-      if (group !== undefined && (group === null || typeof group !== 'object' || Array.isArray(group))) throw new AliyunIotError('PACK_INVALID');
+      if (group !== undefined && (group === null || typeof group !== 'object' || Array.isArray(group)))
+        throw new AliyunIotError('PACK_INVALID');
     }
     return { productKey, deviceName, properties, events };
   });
@@ -362,7 +394,10 @@ export function splitPack(entriesValue: unknown, now = Date.now()): AlinkObject[
 }
 
 export function buildPackPost(gateway: Device, id: string, params: AlinkObject, ack = true): GatewayRequest {
-  return { topic: gatewayTopics.packPost(gateway), payload: JSON.stringify({ id, version: '1.0', sys: { ack: ack ? 1 : 0 }, params, method: GATEWAY_METHODS.packPost }) };
+  return {
+    topic: gatewayTopics.packPost(gateway),
+    payload: JSON.stringify({ id, version: '1.0', sys: { ack: ack ? 1 : 0 }, params, method: GATEWAY_METHODS.packPost }),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------

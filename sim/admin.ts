@@ -1,6 +1,7 @@
 // The simulator's admin HTTP API (JSON, loopback only): what a backend would do with the OpenAPI, without signing.
 import * as http from 'node:http';
 import { Device } from '../nodes/lib/protocol';
+import type { Gateways } from './gateway';
 import { SimulatedPlatform, MAX_SYNC_TIMEOUT_MS, RrpcResult } from './platform';
 import type { Registry } from './registry';
 
@@ -11,6 +12,7 @@ export interface AdminContext {
   online(device: Device): { ext: number } | undefined;
   /** Revokes a token and tells the clients that hold it; returns whether the token existed. */
   revokeToken(token: string): boolean;
+  gateways: Gateways;
 }
 
 class BadRequest extends Error {
@@ -41,6 +43,21 @@ function text(body: Body, name: string, required = true): string | undefined {
 
 function device(body: Body): Device {
   return { productKey: text(body, 'productKey') as string, deviceName: text(body, 'deviceName') as string };
+}
+
+function devices(body: Body, name: string): Device[] {
+  const list = body[name];
+  if (!Array.isArray(list) || list.length === 0) throw new BadRequest(`${name} must be a non-empty array of {productKey, deviceName}`);
+  return list.map((entry: unknown) => device((entry ?? {}) as Body));
+}
+
+/** A change the platform may refuse: its refusal is the caller's bad request. */
+function refusable<T>(action: () => T): T {
+  try {
+    return action();
+  } catch (err) {
+    throw new BadRequest((err as Error).message);
+  }
 }
 
 function timeout(body: Body, fallback?: number): number | undefined {
@@ -85,6 +102,23 @@ async function route(context: AdminContext, method: string, path: string, body: 
   const properties = /^\/devices\/([^/]+)\/([^/]+)\/properties$/.exec(path);
   if (method === 'GET' && properties) {
     return { properties: platform.propertiesOf({ productKey: decodeSegment(properties[1]), deviceName: decodeSegment(properties[2]) }) };
+  }
+  const topology = /^\/gateways\/([^/]+)\/([^/]+)\/topology$/.exec(path);
+  if (method === 'GET' && topology) {
+    const gateway = { productKey: decodeURIComponent(topology[1]), deviceName: decodeURIComponent(topology[2]) };
+    return { subDevices: context.gateways.topologyOf(gateway), online: context.gateways.onlineThrough(gateway) };
+  }
+  if (method === 'POST' && (path === '/topology/add' || path === '/topology/delete')) {
+    const gateway = device((body.gateway ?? {}) as Body);
+    const subDevices = devices(body, 'subDevices');
+    return { subDevices: refusable(() => (path === '/topology/add'
+      ? context.gateways.adminAdd(gateway, subDevices) : context.gateways.adminDelete(gateway, subDevices))) };
+  }
+  const state = /^\/devices\/(disable|enable|delete)$/.exec(path);
+  if (method === 'POST' && state) {
+    const target = device(body);
+    refusable(() => context.gateways.setState(target, state[1] === 'disable' ? 'disabled' : state[1] === 'enable' ? 'active' : 'deleted'));
+    return { success: true };
   }
   if (method === 'POST' && path === '/pub') {
     const topic = text(body, 'topic') as string;

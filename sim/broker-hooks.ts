@@ -1,6 +1,7 @@
 // The broker's hooks and event handlers: who may connect, subscribe and publish, and what the simulator makes of it.
 import type { Aedes, AedesOptions, AuthenticateError, Client } from 'aedes';
 import { TOKEN_TOPICS } from '../nodes/lib/protocol';
+import type { Gateways } from './gateway';
 import type { SimulatedPlatform } from './platform';
 import type { Registry, Session } from './registry';
 import type { Sessions } from './sessions';
@@ -24,6 +25,7 @@ export interface HookContext {
   registry: Registry;
   platform: SimulatedPlatform;
   tokenNotices: TokenNotices;
+  gateways: Gateways;
   log: (line: string) => void;
   emit: EmitBrokerEvent;
   /** Whether every allowed device publish must reach the platform (for the AMQP subscription or `message` listeners). */
@@ -89,11 +91,13 @@ export function authenticate(
   };
 }
 
-export function authorizeSubscribe({ sessions, log, emit }: Pick<HookContext, 'sessions' | 'log' | 'emit'>): Hook<'authorizeSubscribe'> {
+export function authorizeSubscribe({ sessions, gateways, log, emit }: Pick<HookContext, 'sessions' | 'gateways' | 'log' | 'emit'>): Hook<'authorizeSubscribe'> {
   return function authorizeSubscribe(client, subscription, callback) {
-    const session = sessions.sessionOf(client);
-    const own = session?.kind === 'mq' && session.p2pTopics.includes(subscription.topic);
-    if (!session || (!own && !session.permissions.canSubscribe(subscription.topic))) {
+    const own = sessions.sessionOf(client);
+    // A gateway subscribes its sub-devices' topics with their permissions, while they are online through it.
+    const session = own?.kind === 'iot' ? gateways.actingAs(own, subscription.topic) : own;
+    const p2p = session?.kind === 'mq' && session.p2pTopics.includes(subscription.topic);
+    if (!session || (!p2p && !session.permissions.canSubscribe(subscription.topic))) {
       log(`SUBACK 0x80 ${sessions.clientIdOf(client)}: ${subscription.topic}`);
       emit('subscribe-denied', { clientId: sessions.clientIdOf(client), topic: subscription.topic });
       callback(null, null);
@@ -106,22 +110,30 @@ export function authorizeSubscribe({ sessions, log, emit }: Pick<HookContext, 's
 }
 
 export function authorizePublish(context: HookContext): Hook<'authorizePublish'> {
-  const { sessions, platform, tokenNotices, log, emit } = context;
+  const { sessions, platform, tokenNotices, gateways, log, emit } = context;
   return function authorizePublish(client, packet, callback) {
     if (packet.qos > 1) packet.qos = 1;
     packet.retain = false;
-    const session = client ? sessions.sessionOf(client) : undefined;
-    if (client && session?.kind === 'mq' && packet.topic === TOKEN_TOPICS.upload) {
-      tokenNotices.uploaded(client, session, packet.payload);
+    const own = client ? sessions.sessionOf(client) : undefined;
+    const payloadOf = (): Buffer => (typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload);
+    // A gateway publishes for its sub-devices as them (docs/protocol.md §8.4).
+    const session = own?.kind === 'iot' ? gateways.actingAs(own, packet.topic) : own;
+    if (client && own?.kind === 'mq' && packet.topic === TOKEN_TOPICS.upload) {
+      tokenNotices.uploaded(client, own, packet.payload);
+      packet.topic = DROPPED_TOPIC;
+    } else if (client && own?.kind === 'iot' && gateways.isRequest(own, packet.topic)) {
+      gateways.onRequest(client, own, packet.topic, payloadOf());
+      packet.topic = DROPPED_TOPIC;
+    } else if (own?.kind === 'iot' && session === null) {
+      gateways.noSession(own, packet.topic, payloadOf());
       packet.topic = DROPPED_TOPIC;
     } else if (client && (!session || !session.permissions.canPublish(packet.topic))) {
       log(`No authorization: ${sessions.clientIdOf(client)} may not publish to ${packet.topic}`);
       emit('publish-denied', { clientId: sessions.clientIdOf(client), topic: packet.topic });
       packet.topic = DROPPED_TOPIC;
     } else if (session?.kind === 'iot' && (context.platformWantsEveryPublish() || platform.concerns(packet.topic))) {
-      const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
       // Thing-model messages up to the platform are the platform's: answered there, seen by no other client.
-      if (platform.onDevicePublish(session, packet.topic, payload, packet.qos as 0 | 1)) packet.topic = DROPPED_TOPIC;
+      if (platform.onDevicePublish(session, packet.topic, payloadOf(), packet.qos as 0 | 1)) packet.topic = DROPPED_TOPIC;
     }
     callback(null);
   };
@@ -160,9 +172,11 @@ export function onClientReady(
   };
 }
 
-export function onClientDisconnect({ sessions, tokenNotices }: Pick<HookContext, 'sessions' | 'tokenNotices'>): (client: Client) => void {
+export function onClientDisconnect({ sessions, tokenNotices, gateways }: Pick<HookContext, 'sessions' | 'tokenNotices' | 'gateways'>): (client: Client) => void {
   return function clientDisconnect(client) {
     tokenNotices.disconnected(client);
+    const session = sessions.sessionOf(client);
+    if (session?.kind === 'iot') gateways.gatewayGone(session, client);
     sessions.disconnected(client);
   };
 }

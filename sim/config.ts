@@ -14,7 +14,13 @@ export interface SimTopic {
 export interface SimDevice {
   deviceName: string;
   deviceSecret: string;
+  /** A gateway's topology at start: its sub-devices (each of a `sub-device` product). */
+  subDevices?: Array<{ productKey: string; deviceName: string }>;
 }
+
+/** How a product's devices reach the platform: directly, as gateways, or as sub-devices behind a gateway. */
+export type SimNodeType = 'device' | 'gateway' | 'sub-device';
+export const SIM_NODE_TYPES: readonly SimNodeType[] = ['device', 'gateway', 'sub-device'];
 
 export interface SimProduct {
   productKey: string;
@@ -23,6 +29,17 @@ export interface SimProduct {
   devices: SimDevice[];
   /** Services the cloud calls synchronously (by RRPC, answer in InvokeThingService's Data); others are asynchronous. */
   syncServices?: string[];
+  /** Default `device`. */
+  nodeType?: SimNodeType;
+  /** A sub-device product whose gateways may fetch DeviceSecrets with thing/sub/register. */
+  dynamicRegistration?: boolean;
+}
+
+/** The platform's gateway limits the simulator enforces, lower for tests; defaults GATEWAY_LIMITS. */
+export interface SimGatewayLimits {
+  onlinePerGateway?: number;
+  topologyPerGateway?: number;
+  loginsPerMinute?: number;
 }
 
 export interface SimAccessKey {
@@ -108,6 +125,7 @@ export interface SimulatorConfig {
   failures?: SimFailure[];
   rules?: SimRule[];
   cloud?: SimCloudConfig;
+  gatewayLimits?: SimGatewayLimits;
 }
 
 export const BASIC_PRODUCT_TOPICS: readonly SimTopic[] = [
@@ -149,10 +167,20 @@ export function validateConfig(raw: unknown): SimulatorConfig {
       if (!isValidFilter(topicText)) fail(`${at}.topics[${t}].topic`, 'is not a valid MQTT topic filter');
       if (!['sub', 'pub', 'all'].includes(entry.access as string)) fail(`${at}.topics[${t}].access`, 'must be sub, pub or all');
     });
+    if (record.nodeType !== undefined && !SIM_NODE_TYPES.includes(record.nodeType as SimNodeType)) {
+      fail(`${at}.nodeType`, 'must be device, gateway or sub-device');
+    }
     requireArray(record.devices, `${at}.devices`).forEach((device, d) => {
       const entry = device as Record<string, unknown>;
       requireString(entry?.deviceName, `${at}.devices[${d}].deviceName`);
       requireString(entry?.deviceSecret, `${at}.devices[${d}].deviceSecret`);
+      const subDevices = optionalArray(entry.subDevices, `${at}.devices[${d}].subDevices`);
+      if (subDevices.length > 0 && record.nodeType !== 'gateway') fail(`${at}.devices[${d}].subDevices`, 'belong to devices of a gateway product');
+      subDevices.forEach((sub, s) => {
+        const named = sub as Record<string, unknown>;
+        requireString(named?.productKey, `${at}.devices[${d}].subDevices[${s}].productKey`);
+        requireString(named?.deviceName, `${at}.devices[${d}].subDevices[${s}].deviceName`);
+      });
     });
     optionalArray(record.syncServices, `${at}.syncServices`).forEach((service, s) => {
       if (!matches('thingIdentifier', requireString(service, `${at}.syncServices[${s}]`))) {
@@ -200,6 +228,13 @@ export function validateConfig(raw: unknown): SimulatorConfig {
   });
   optionalArray(config.rules, 'rules').forEach((rule, r) => validateRule(rule, `rules[${r}]`));
   if (config.cloud !== undefined) validateCloud(config.cloud);
+  if (config.gatewayLimits !== undefined) {
+    const limits = config.gatewayLimits as Record<string, unknown>;
+    if (!limits || typeof limits !== 'object') fail('gatewayLimits', 'must be an object');
+    for (const name of ['onlinePerGateway', 'topologyPerGateway', 'loginsPerMinute']) {
+      if (limits[name] !== undefined && !(Number.isInteger(limits[name]) && (limits[name] as number) > 0)) fail(`gatewayLimits.${name}`, 'must be a positive whole number');
+    }
+  }
   return config as SimulatorConfig;
 }
 

@@ -5,6 +5,8 @@ import createMemoryPersistence, { AedesMemoryPersistence } from 'aedes-persisten
 import type { AmqpServer } from './amqp';
 import { BrokerEvents, EmitBrokerEvent, HookContext, brokerHooks, followBrokerEvents } from './broker-hooks';
 import { SimCloudConfig, SimulatorConfig, validateConfig } from './config';
+import { EmitGatewayEvent, GatewayEvents, Gateways } from './gateway';
+import { GATEWAY_METHODS, thingTopics } from '../nodes/lib/protocol';
 import { Listeners } from './listeners';
 import { PlatformEvents, SimulatedPlatform } from './platform';
 import { Registry, Session } from './registry';
@@ -41,7 +43,7 @@ export interface SimulatorOptions extends SimulatorConfig {
   log?: (line: string) => void;
 }
 
-export interface SimulatorEvents extends BrokerEvents {
+export interface SimulatorEvents extends BrokerEvents, GatewayEvents {
   message: Parameters<PlatformEvents['message']>;
   post: Parameters<PlatformEvents['post']>;
   forward: Parameters<PlatformEvents['forward']>;
@@ -53,6 +55,8 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
   readonly host: string;
   /** The simulated platform: thing-model answers, requests to devices, forwarding rules. */
   readonly platform: SimulatedPlatform;
+  /** Topologies and sub-device sessions: the topologies stay across stop() and start(). */
+  readonly gateways: Gateways;
   private readonly cloudConfig?: SimCloudConfig;
   private readonly options: SimulatorOptions;
   private readonly sessions = new Sessions();
@@ -75,7 +79,7 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
     const log = (line: string): void => this.log(line);
     this.platform = new SimulatedPlatform(
       (topic, payload, qos) => this.publishFromPlatform(topic, payload, qos),
-      (device) => this.sessions.online(device),
+      (device) => this.sessions.online(device) ?? this.gateways.sessionOf(device),
       config.failures ?? [],
       config.rules ?? [],
       {
@@ -88,6 +92,15 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
         unmatched: (info) => this.emit('unmatched', info),
       },
       log,
+    );
+    this.gateways = new Gateways(
+      this.registry,
+      (topic, payload, qos) => this.publishFromPlatform(topic, payload, qos),
+      (device) => this.sessions.clientOf(device),
+      log,
+      this.emit.bind(this) as EmitGatewayEvent,
+      (device, properties) => this.platform.recordProperties(device, thingTopics.propertyPost(device), GATEWAY_METHODS.packPost, properties),
+      config.gatewayLimits,
     );
     this.tokenNotices = new TokenNotices(this.registry, this.sessions, options.tokenNoticeMs ?? DEFAULT_TOKEN_NOTICE_MS, log);
     this.servers = new Listeners({ ...options, host: this.host }, log);
@@ -161,6 +174,11 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
     return this.sessions.onlineDevices();
   }
 
+  /** Sub-devices online through some gateway, as `${productKey}/${deviceName}`. */
+  onlineSubDevices(gateway: { productKey: string; deviceName: string }): string[] {
+    return this.gateways.onlineThrough(gateway).map((device) => `${device.productKey}/${device.deviceName}`);
+  }
+
   /** Starts listening; after stop(), starts again on the same ports with the persistent sessions kept. */
   async start(): Promise<this> {
     const context: HookContext = {
@@ -168,6 +186,7 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
       registry: this.registry,
       platform: this.platform,
       tokenNotices: this.tokenNotices,
+      gateways: this.gateways,
       log: (line) => this.log(line),
       // The Simulator emits every broker event too, with the same arguments.
       emit: this.emit.bind(this) as EmitBrokerEvent,
@@ -180,8 +199,9 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
     await this.servers.start(broker, {
       platform: this.platform,
       registry: this.registry,
-      online: (device) => this.sessions.online(device),
-      onlineClientId: (device) => this.sessions.onlineClientId(device),
+      online: (device) => this.sessions.online(device) ?? this.gateways.sessionOf(device),
+      onlineClientId: (device) => this.sessions.onlineClientId(device) ?? this.gateways.clientIdOf(device),
+      gateways: this.gateways,
       revokeToken: (token) => this.tokenNotices.revoke(token),
     }, this.cloudConfig && {
       config: this.cloudConfig, platform: this.platform, registry: this.registry, activityOf: (device) => this.sessions.activityOf(device),
@@ -196,6 +216,7 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
     this.platform.stop();
     await this.servers.stop(() => new Promise<void>((resolve) => (broker ? broker.close(() => resolve()) : resolve())));
     this.sessions.clearOnline();
+    this.gateways.clearOnline();
     this.tokenNotices.stop();
   }
 }

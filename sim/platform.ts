@@ -147,6 +147,12 @@ export class SimulatedPlatform {
     this.later(failure?.delayMs ?? 0, () => this.publish(thingTopics.replyTo(topic), body, 0));
   }
 
+  /** Properties of a device that arrived otherwise than by its own post (a gateway's pack post). */
+  recordProperties(device: Device, topic: string, method: string, params: Record<string, unknown>): void {
+    this.events.post?.({ ...device, topic, method, params, ack: false });
+    this.remember(device, params);
+  }
+
   private remember(device: Device, params: Record<string, unknown>): void {
     const key = `${device.productKey}/${device.deviceName}`;
     const stored = this.properties.get(key) ?? {};

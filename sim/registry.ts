@@ -1,8 +1,8 @@
 // Who may log in and what each login may do: the platform's device registry, topic permissions and ApsaraMQ
 // credentials, verified with the same functions the nodes sign with.
 import { randomBytes } from 'node:crypto';
-import { CONNACK, RefusalCode, deviceSystemTopics, expandPlaceholders, filterCovers, parseMqClientId, parseMqTokenPassword, parseMqUsername, verifyIotLogin, verifyMqSignature } from '../nodes/lib/protocol';
-import { BASIC_PRODUCT_TOPICS, SimMqInstance, SimProduct, SimToken, SimulatorConfig } from './config';
+import { AUTO_SUBSCRIBE_PARAM, CONNACK, Device, RefusalCode, deviceSystemTopics, expandPlaceholders, filterCovers, parseMqClientId, parseMqTokenPassword, parseMqUsername, verifyIotLogin, verifyMqSignature } from '../nodes/lib/protocol';
+import { BASIC_PRODUCT_TOPICS, SimMqInstance, SimNodeType, SimProduct, SimToken, SimulatorConfig } from './config';
 
 /** Topic filters a login may subscribe within, and publish to. */
 export class TopicPermissions {
@@ -34,6 +34,10 @@ export interface IotSession {
   /** Bit 0: the device takes synchronous service calls on /ext/rrpc/... */
   ext: number;
   permissions: TopicPermissions;
+  /** The client id announced `_ss=1`: the platform subscribes its sub-devices' system topics for it. */
+  autoSubscribe?: boolean;
+  /** A sub-device's session: the gateway it is logged in through. */
+  gateway?: { productKey: string; deviceName: string };
 }
 
 export interface MqSession {
@@ -74,6 +78,13 @@ export type LoginResult =
   | { ok: true; session: Session }
   | { ok: false; returnCode: RefusalCode; reason: string };
 
+/** What a gateway may subscribe besides a device's topics: its session answers and errors (docs/protocol.md §8.3). */
+function gatewayTopics(productKey: string, deviceName: string): Array<[string, 'sub' | 'pub' | 'all']> {
+  return [[`/ext/session/${productKey}/${deviceName}/#`, 'sub'], [`/ext/error/${productKey}/${deviceName}`, 'sub']];
+}
+
+export type DeviceState = 'active' | 'disabled' | 'deleted';
+
 function refuse(returnCode: RefusalCode, reason: string): LoginResult {
   return { ok: false, returnCode, reason };
 }
@@ -82,6 +93,8 @@ export class Registry {
   private readonly products = new Map<string, SimProduct>();
   private readonly instances = new Map<string, SimMqInstance>();
   private readonly revokedTokens = new Set<string>();
+  /** Devices disabled or deleted through the admin API; absent means active. */
+  private readonly states = new Map<string, Exclude<DeviceState, 'active'>>();
 
   constructor(config: SimulatorConfig) {
     for (const product of config.products ?? []) this.products.set(product.productKey, product);
@@ -144,6 +157,24 @@ export class Registry {
     return this.products.get(productKey)?.devices.find((device) => device.deviceName === deviceName)?.deviceSecret;
   }
 
+  nodeType(productKey: string): SimNodeType {
+    return this.products.get(productKey)?.nodeType ?? 'device';
+  }
+
+  isSubDevice(device: Device): boolean {
+    return this.nodeType(device.productKey) === 'sub-device' && this.deviceSecret(device.productKey, device.deviceName) !== undefined;
+  }
+
+  stateOf(device: Device): DeviceState {
+    return this.states.get(`${device.productKey}/${device.deviceName}`) ?? 'active';
+  }
+
+  setState(device: Device, state: DeviceState): void {
+    const key = `${device.productKey}/${device.deviceName}`;
+    if (state === 'active') this.states.delete(key);
+    else this.states.set(key, state);
+  }
+
   product(productKey: string): SimProduct | undefined {
     return this.products.get(productKey);
   }
@@ -167,21 +198,30 @@ export class Registry {
     const verdict = verifyIotLogin({ clientId, username, password }, (pk, dn) => this.deviceSecret(pk, dn));
     if (!verdict.ok) return refuse(verdict.returnCode, verdict.reason);
     const { productKey, deviceName } = verdict;
-    const product = this.products.get(productKey) as SimProduct;
-    const variables = { productKey, deviceName };
-    const topics: Array<[string, string]> = [
-      ...deviceSystemTopics(productKey, deviceName),
-      ...(product.topics ?? BASIC_PRODUCT_TOPICS).map((entry): [string, string] => [expandPlaceholders(entry.topic, variables), entry.access]),
-    ];
-    const subscribable = topics.filter(([, access]) => access !== 'pub').map(([topic]) => topic);
-    const publishable = topics.filter(([, access]) => access !== 'sub').map(([topic]) => topic);
+    if (this.stateOf(verdict) !== 'active') return refuse(CONNACK.NOT_AUTHORIZED, `device-${this.stateOf(verdict)}`);
     return {
       ok: true,
       session: {
         kind: 'iot', productKey, deviceName, clientId: verdict.clientId, ext: verdict.ext,
-        permissions: new TopicPermissions(subscribable, publishable),
+        permissions: this.devicePermissions({ productKey, deviceName }),
+        autoSubscribe: verdict.params._ss === AUTO_SUBSCRIBE_PARAM._ss,
       },
     };
+  }
+
+  /** The topics a registered device may use: its platform topics and its product's custom topics. */
+  devicePermissions(device: Device): TopicPermissions {
+    const { productKey, deviceName } = device;
+    const product = this.products.get(productKey) as SimProduct;
+    const variables = { productKey, deviceName };
+    const topics: Array<[string, string]> = [
+      ...deviceSystemTopics(productKey, deviceName),
+      ...(product.nodeType === 'gateway' ? gatewayTopics(productKey, deviceName) : []),
+      ...(product.topics ?? BASIC_PRODUCT_TOPICS).map((entry): [string, string] => [expandPlaceholders(entry.topic, variables), entry.access]),
+    ];
+    const subscribable = topics.filter(([, access]) => access !== 'pub').map(([topic]) => topic);
+    const publishable = topics.filter(([, access]) => access !== 'sub').map(([topic]) => topic);
+    return new TopicPermissions(subscribable, publishable);
   }
 
   private mqLogin(clientId: string, username: string, password: string): LoginResult {

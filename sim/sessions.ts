@@ -101,6 +101,11 @@ export class Sessions {
     return session?.kind === 'iot' ? session : undefined;
   }
 
+  /** The device's live connection. */
+  clientOf(device: Device): Client | undefined {
+    return this.deviceClients.get(deviceKey(device));
+  }
+
   /** The client id the device's live connection sent. */
   onlineClientId(device: Device): string | undefined {
     const client = this.deviceClients.get(deviceKey(device));

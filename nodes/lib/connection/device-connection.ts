@@ -77,6 +77,10 @@ export class DeviceConnection implements SharedConnection {
   /** A token upload between its PUBLISH and the end of its confirmation window. */
   private pendingUpload?: PendingUpload;
   private readonly problems: ProblemLog;
+  /** Filters the broker delivers without a SUBSCRIBE besides ApsaraMQ's point-to-point one (a gateway's auto-subscription). */
+  private readonly localFilterRules: Array<(filter: string) => boolean> = [];
+  /** Topics besides the device's own it may publish on (a gateway: those of its sub-devices). */
+  private readonly publishRules: Array<(topic: string) => boolean> = [];
 
   /**
    * `queueDirectory`: where a disk queue (`queueStore` disk) keeps its files. Opening it recovers what an earlier run
@@ -226,7 +230,18 @@ export class DeviceConnection implements SharedConnection {
   }
 
   private isLocalFilter(filter: string): boolean {
-    return this.profile.mode === 'mq' && isPointToPointFilter(filter, this.profile.clientId);
+    return (this.profile.mode === 'mq' && isPointToPointFilter(filter, this.profile.clientId))
+      || this.localFilterRules.some((rule) => rule(filter));
+  }
+
+  /** From now on, filters `rule` takes get no SUBSCRIBE: the broker delivers them by itself. */
+  addLocalFilterRule(rule: (filter: string) => boolean): void {
+    this.localFilterRules.push(rule);
+  }
+
+  /** A publish on a topic `rule` accepts passes the own-topic check (a gateway publishes for its sub-devices). */
+  addPublishRule(rule: (topic: string) => boolean): void {
+    this.publishRules.push(rule);
   }
 
   private sendSubscribe(filter: string, entry: FilterEntry): void {
@@ -354,7 +369,7 @@ export class DeviceConnection implements SharedConnection {
     let message: QueuedPublish;
     try {
       const topic = validatePublishTopic(typeof topicTemplate === 'string' ? this.expandTopic(topicTemplate) : topicTemplate, this.profile.limits);
-      this.profile.checkPublishTopic?.(topic);
+      if (!this.publishRules.some((rule) => rule(topic))) this.profile.checkPublishTopic?.(topic);
       const qos = parseQos(options.qos);
       const payload = encodePayload(value);
       const bytes = exceedsBytes(payload, this.profile.limits.maxPayloadBytes);

@@ -12,5 +12,6 @@ export * from './post-client';
 export * from './reconnect-policy';
 export * from './settings';
 export * from './status-broadcaster';
+export * from './sub-device-manager';
 export * from './subscription-table';
 export * from './types';

@@ -5,7 +5,10 @@ import { AlinkReply, Device, PostRequest, buildPost, readReply, thingTopics } fr
 import { checkTimerDuration } from '../protocol/limits';
 import type { DeviceConnection } from './device-connection';
 import { AlinkIds, PendingRequests } from './pending-requests';
-import type { MessageReceiver } from './types';
+import type { MessageReceiver, PublishCallback, PublishOptions } from './types';
+
+/** How a post client publishes: on its connection, or (for a sub-device) through the gateway's sub-device manager. */
+export type Publisher = (topic: string, payload: string, options: PublishOptions, callback: PublishCallback) => void;
 
 export interface PostResult {
   id: string;
@@ -21,10 +24,14 @@ export class PostClient implements MessageReceiver {
   private readonly replyFilter: string;
   private users = 0;
 
-  constructor(private readonly connection: DeviceConnection) {
+  private readonly publish: Publisher;
+
+  /** Posts as `device` (default: the connection's own) through `publish` (default: the connection's). */
+  constructor(private readonly connection: DeviceConnection, device?: Device, publish?: Publisher) {
     const { productKey, deviceName } = connection.profile.variables;
-    this.device = { productKey, deviceName };
+    this.device = device ?? { productKey, deviceName };
     this.replyFilter = thingTopics.postReplies(this.device);
+    this.publish = publish ?? ((topic, payload, options, callback) => connection.publish(topic, payload, options, callback));
   }
 
   /** A post node starts: the first one subscribes the reply topics. */
@@ -52,7 +59,7 @@ export class PostClient implements MessageReceiver {
         () => new AliyunIotError('POST_TIMEOUT', { method, id, timeout: timeoutMs }));
     }
     // A post waiting for its reply gives up after timeoutMs, in the offline queue too: never sent after that.
-    this.connection.publish(topic, payload, { qos: 1, ...(request.ack ? { queueTimeoutMs: timeoutMs } : {}) }, (error) => {
+    this.publish(topic, payload, { qos: 1, ...(request.ack ? { queueTimeoutMs: timeoutMs } : {}) }, (error) => {
       if (error) {
         if (request.ack) this.pending.reject(id, error);
         else callback(error);

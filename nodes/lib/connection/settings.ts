@@ -89,6 +89,8 @@ export interface ConnectionProfile {
   sign(): MqttLogin;
   /** IoT Platform: refuses a topic the platform would not take from this device (another device's). */
   checkPublishTopic?(topic: string): void;
+  /** IoT Platform: `key=value` items the client id announces at the next login (a gateway adds `_ss=1`). */
+  clientParams?: Record<string, string>;
   /** ApsaraMQ token mode: later logins use this token (once it is known good); returns the token it replaces. */
   replaceToken?(token: string): string;
 }
@@ -205,6 +207,8 @@ export function resolveConnection(settings: ConnectionSettings): ConnectionProfi
     });
     const device = { productKey, deviceName, deviceSecret: secrets.deviceSecret };
     const securemode = securemodeFor(protocol);
+    // ext=1: this client takes synchronous service calls on /ext/rrpc/... (docs/protocol.md §1, §2).
+    const clientParams: Record<string, string> = { ext: '1' };
     return {
       ...common,
       mode: 'iot',
@@ -213,8 +217,9 @@ export function resolveConnection(settings: ConnectionSettings): ConnectionProfi
       variables: { productKey, deviceName, clientId },
       limits: SERVICE_LIMITS.iot,
       label: `${productKey}/${deviceName} at ${endpointUrl(endpoint)}`,
-      // ext=1: this client takes synchronous service calls on /ext/rrpc/... (docs/protocol.md §1, §2).
-      sign: () => signIotLogin(device, { clientId, signMethod, securemode, extra: { ext: '1' } }),
+      clientParams,
+      // ext=1 (in clientParams): this client takes synchronous service calls on /ext/rrpc/... (docs/protocol.md §1, §2).
+      sign: () => signIotLogin(device, { clientId, signMethod, securemode, extra: clientParams }),
       checkPublishTopic: (topic) => checkOwnPublishTopic(topic, productKey, deviceName),
     };
   }

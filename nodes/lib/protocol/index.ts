@@ -4,6 +4,7 @@ export * from './alink';
 export * from './amqp-login';
 export * from './editor-rules';
 export * from './endpoints';
+export * from './gateway';
 export * from './hmac';
 export * from './identifiers';
 export * from './iot-login';

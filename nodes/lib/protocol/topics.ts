@@ -97,6 +97,8 @@ export function deviceSystemTopics(productKey: string, deviceName: string): Arra
 export function isOwnPublishTopic(topic: string, productKey: string, deviceName: string): boolean {
   const levels = topic.split('/');
   if (levels[1] === productKey && levels[2] === deviceName && levels.length > 3) return true;
+  // A gateway's sub-device sessions (docs/protocol.md §8.3) go on topics of its own.
+  if (levels[1] === 'ext' && levels[2] === 'session' && levels[3] === productKey && levels[4] === deviceName) return true;
   return deviceSystemTopics(productKey, deviceName).some(([filter, access]) => access !== 'sub' && filterCovers(filter, topic));
 }
 

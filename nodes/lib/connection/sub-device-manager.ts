@@ -1,0 +1,581 @@
+// A gateway's sub-devices on its DeviceConnection (docs/protocol.md §8): topology added when needed, logins and
+// logouts batched within the platform's limits, re-login after a reconnect and after a 520 (the failed message then
+// sent once more), a status per sub-device with the platform's reason, and the platform's notices for listeners.
+import { AliyunIotError, ErrorCode, LogMessage, isLogCode } from '../errors';
+import { Device, parseAlink } from '../protocol/alink';
+import {
+  AUTO_SUBSCRIBE_PARAM,
+  GATEWAY_CODES,
+  GATEWAY_LIMITS,
+  GatewayAnswer,
+  GatewayRequest,
+  SubDeviceCredentials,
+  TOPOLOGY_CHANGE,
+  autoSubscribedFilters,
+  buildLogin,
+  buildLogout,
+  buildTopologyAdd,
+  buildTopologyGet,
+  chunks,
+  deviceOfAnyTopic,
+  devicesIn,
+  gatewayTopics,
+  parseGatewayTopic,
+  readGatewayAnswer,
+  subDeviceReason,
+} from '../protocol/gateway';
+import { deviceOfTopic, filterCovers, isOwnPublishTopic } from '../protocol/topics';
+import type { DeviceConnection } from './device-connection';
+import { AlinkIds, PendingRequests } from './pending-requests';
+import { PostClient } from './post-client';
+import type { ConnectionStatus, ConnectionUser, MessageReceiver, PublishCallback, PublishOptions } from './types';
+
+export type SubDeviceState = 'waiting' | 'logging-in' | 'online' | 'refused' | 'offline';
+
+/** `reason` is a key under `status` in the connection node's catalog; `code` the platform's answer when refused. */
+export interface SubDeviceStatus {
+  state: SubDeviceState;
+  reason: string;
+  code?: number;
+}
+
+export interface SubDeviceUser {
+  onStatus(device: Device, status: SubDeviceStatus): void;
+}
+
+/** What the platform told the gateway: topology changes, disable / enable / delete, kick-offs. */
+export interface GatewayNotice {
+  kind: 'topology-change' | 'disable' | 'enable' | 'delete' | 'kicked';
+  devices: Device[];
+  /** topology-change: created, deleted, enabled or disabled. */
+  change?: string;
+  code?: number;
+  topic: string;
+  payload: unknown;
+}
+
+export interface GatewayListener {
+  onGatewayNotice(notice: GatewayNotice): void;
+}
+
+export interface SubDeviceManagerOptions {
+  /** How long a topology or session request waits for its reply. */
+  timeoutMs?: number;
+  /** Sub-devices per batch login / logout, at most the platform's 50. */
+  batchSize?: number;
+  /** How long a sub-device without users stays logged in, in case a redeployed node takes it again. */
+  logoutGraceMs?: number;
+}
+
+interface Entry {
+  credentials: SubDeviceCredentials;
+  users: Set<SubDeviceUser>;
+  status: SubDeviceStatus;
+  /** Publishes waiting for the sub-device to be online. */
+  waiting: Array<() => void>;
+  retryTimer?: NodeJS.Timeout;
+  logoutTimer?: NodeJS.Timeout;
+}
+
+/** Messages remembered by Alink id so that one refused with 520 can go once more after the re-login. */
+const RESEND_MEMORY = 10_000;
+const WAITING_PER_DEVICE = 1000;
+const RETRY_AFTER_429_MS = 60_000;
+const NOTICE_KINDS = ['disable', 'enable', 'delete'] as const;
+
+function keyOf(device: Device): string {
+  return `${device.productKey}/${device.deviceName}`;
+}
+
+function label(device: Device): string {
+  return `${device.productKey}/${device.deviceName}`;
+}
+
+/** The error of each refusal reason (subDeviceReason). */
+const REFUSAL_ERRORS: Readonly<Record<string, ErrorCode>> = {
+  'bad-sign': 'SUBDEVICE_BAD_SIGN',
+  'no-topology': 'SUBDEVICE_NO_TOPOLOGY',
+  'unknown-device': 'SUBDEVICE_UNKNOWN_DEVICE',
+  deleted: 'SUBDEVICE_DELETED',
+  disabled: 'SUBDEVICE_DISABLED',
+  elsewhere: 'SUBDEVICE_ELSEWHERE',
+  'too-many-online': 'SUBDEVICE_TOO_MANY_ONLINE',
+  'too-many-logins': 'SUBDEVICE_TOO_MANY_LOGINS',
+  'bad-request': 'SUBDEVICE_BAD_REQUEST',
+  'no-session': 'SUBDEVICE_NO_SESSION',
+};
+
+/** The error of a refusal, readable: the platform's code and what it means. */
+export function subDeviceError(device: Device, code: number, message = ''): AliyunIotError {
+  return new AliyunIotError(REFUSAL_ERRORS[subDeviceReason(code)] ?? 'SUBDEVICE_CODE_OTHER', { device: label(device), code, message });
+}
+
+export class SubDeviceManager implements MessageReceiver, ConnectionUser {
+  readonly gateway: Device;
+  private readonly entries = new Map<string, Entry>();
+  private readonly listeners = new Set<GatewayListener>();
+  private readonly pending = new PendingRequests<GatewayAnswer>();
+  private readonly ids = new AlinkIds();
+  private readonly sent = new Map<
+    string,
+    { device: Device; topic: string; payload: string | Buffer; options: PublishOptions; resent: boolean }
+  >();
+  private readonly queue = new Set<string>();
+  private readonly postClients = new Map<string, PostClient>();
+  private readonly timeoutMs: number;
+  private readonly batchSize: number;
+  private readonly logoutGraceMs: number;
+  /** The gateway's topology as last learned (topo/get, then our adds and the platform's changes). */
+  private topology?: Set<string>;
+  private busy = false;
+  private attached = 0;
+  private connected = false;
+  /** Login batches sent, for diagnostics and the bench. */
+  loginRequests = 0;
+
+  constructor(
+    readonly connection: DeviceConnection,
+    options: SubDeviceManagerOptions = {},
+  ) {
+    if (connection.mode !== 'iot') throw new AliyunIotError('GATEWAY_NOT_IOT');
+    const { productKey, deviceName } = connection.profile.variables;
+    this.gateway = { productKey, deviceName };
+    this.timeoutMs = options.timeoutMs ?? 5000;
+    this.batchSize = Math.min(options.batchSize ?? GATEWAY_LIMITS.batchLogin, GATEWAY_LIMITS.batchLogin);
+    this.logoutGraceMs = options.logoutGraceMs ?? 1000;
+    // The platform subscribes the system topics of the logged-in sub-devices for us (docs/protocol.md §8.4).
+    Object.assign(connection.profile.clientParams ?? {}, AUTO_SUBSCRIBE_PARAM);
+    connection.addLocalFilterRule((filter) => this.isAutoSubscribed(filter));
+    connection.addPublishRule((topic) => this.isSubDeviceTopic(topic));
+  }
+
+  /** A topic a known sub-device may publish on: the gateway publishes it for that sub-device. */
+  private isSubDeviceTopic(topic: string): boolean {
+    const owner = deviceOfTopic(topic);
+    if (!owner.productKey || !owner.deviceName) return false;
+    const device = { productKey: owner.productKey, deviceName: owner.deviceName };
+    return this.entries.has(keyOf(device)) && isOwnPublishTopic(topic, device.productKey, device.deviceName);
+  }
+
+  /** A user of the gateway (a node) starts: the first subscribes the gateway's answer topics. */
+  attach(): void {
+    if (this.attached++ > 0) return;
+    for (const filter of gatewayTopics.replyFilters(this.gateway)) this.connection.subscribe(this, filter, 0);
+    this.connection.register(this);
+  }
+
+  detach(removed: boolean): void {
+    if (--this.attached > 0) return;
+    this.connection.unsubscribeAll(this, removed);
+    this.connection.deregister(this, removed);
+    this.pending.rejectAll(() => new AliyunIotError('CONNECTION_CLOSED'));
+  }
+
+  private isAutoSubscribed(filter: string): boolean {
+    const device = deviceOfAnyTopic(filter);
+    if (!device || keyOf(device) === keyOf(this.gateway) || device.productKey === '+' || device.deviceName === '+') return false;
+    return autoSubscribedFilters(device).some((pattern) => filterCovers(pattern, filter));
+  }
+
+  addListener(listener: GatewayListener): void {
+    this.listeners.add(listener);
+  }
+
+  removeListener(listener: GatewayListener): void {
+    this.listeners.delete(listener);
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Sub-devices and their users
+
+  /** A sub-device to keep logged in while it has users; the user hears its status at once and on every change. */
+  add(credentials: SubDeviceCredentials, user: SubDeviceUser): void {
+    const key = keyOf(credentials);
+    let entry = this.entries.get(key);
+    if (!entry) {
+      entry = { credentials, users: new Set(), status: { state: 'waiting', reason: 'subdevice-waiting' }, waiting: [] };
+      this.entries.set(key, entry);
+      // Delivered by the auto-subscription: local receivers, no SUBSCRIBE.
+      for (const kind of NOTICE_KINDS) this.connection.subscribe(this, gatewayTopics.notice(credentials, kind), 0);
+    } else {
+      entry.credentials = credentials;
+    }
+    clearTimeout(entry.logoutTimer);
+    entry.users.add(user);
+    user.onStatus(credentials, entry.status);
+    if (entry.status.state !== 'online' && entry.status.state !== 'logging-in') this.scheduleLogin(entry);
+  }
+
+  /** `removed`: the user was deleted; the last one's removal logs the sub-device out (after a grace when redeployed). */
+  remove(device: Device, user: SubDeviceUser, removed: boolean): void {
+    const entry = this.entries.get(keyOf(device));
+    if (!entry || !entry.users.delete(user) || entry.users.size > 0) return;
+    clearTimeout(entry.logoutTimer);
+    if (removed) this.release(entry);
+    else {
+      entry.logoutTimer = setTimeout(() => this.release(entry), this.logoutGraceMs);
+      entry.logoutTimer.unref();
+    }
+  }
+
+  private release(entry: Entry): void {
+    if (entry.users.size > 0) return;
+    const key = keyOf(entry.credentials);
+    this.entries.delete(key);
+    this.queue.delete(key);
+    for (const kind of NOTICE_KINDS) this.connection.unsubscribe(this, gatewayTopics.notice(entry.credentials, kind));
+    clearTimeout(entry.retryTimer);
+    for (const waiting of entry.waiting.splice(0)) waiting();
+    if (entry.status.state === 'online' && this.connected) {
+      this.logout([entry.credentials]).catch((err: Error) =>
+        this.connection.log.debug(new LogMessage('SUBDEVICE_LOGOUT_FAILED', { device: label(entry.credentials), reason: err.message })),
+      );
+    }
+  }
+
+  statusOf(device: Device): SubDeviceStatus | undefined {
+    return this.entries.get(keyOf(device))?.status;
+  }
+
+  /** Sub-devices this gateway keeps, with their status. */
+  list(): Array<Device & { status: SubDeviceStatus }> {
+    return [...this.entries.values()].map((entry) => ({
+      productKey: entry.credentials.productKey,
+      deviceName: entry.credentials.deviceName,
+      status: entry.status,
+    }));
+  }
+
+  private setStatus(entry: Entry, status: SubDeviceStatus): void {
+    entry.status = status;
+    for (const user of [...entry.users]) {
+      try {
+        user.onStatus(entry.credentials, status);
+      } catch (err) {
+        this.connection.log.error(new LogMessage('STATUS_FAILED', { reason: (err as Error).message }));
+      }
+    }
+    if (status.state === 'online' || status.state === 'refused') for (const waiting of entry.waiting.splice(0)) waiting();
+  }
+
+  private refuse(entry: Entry, code: number, message?: string): void {
+    this.setStatus(entry, { state: 'refused', reason: `subdevice-${subDeviceReason(code)}`, code });
+    this.connection.log.warn(new LogMessage('SUBDEVICE_REFUSED', { device: label(entry.credentials), code, message: message ?? '' }));
+    if (code === GATEWAY_CODES.tooManyLogins) {
+      clearTimeout(entry.retryTimer);
+      entry.retryTimer = setTimeout(() => this.scheduleLogin(entry), RETRY_AFTER_429_MS);
+      entry.retryTimer.unref();
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Publishing as a sub-device
+
+  /**
+   * Publishes on a sub-device's topic through the gateway. Waits while the sub-device is logging in; fails at once
+   * with SUBDEVICE_UNKNOWN for a sub-device nobody added, or with the platform's reason when it was refused.
+   */
+  publishAs(device: Device, topic: string, payload: string | Buffer, options: PublishOptions, callback: PublishCallback): void {
+    const entry = this.entries.get(keyOf(device));
+    if (!entry) {
+      callback(new AliyunIotError('SUBDEVICE_UNKNOWN', { device: label(device) }));
+      return;
+    }
+    if (entry.status.state === 'online') {
+      this.remember(device, topic, payload, options);
+      this.connection.publish(topic, payload, options, callback);
+    } else if (entry.status.state === 'refused') {
+      callback(subDeviceError(device, entry.status.code ?? 0));
+    } else if (entry.waiting.length >= WAITING_PER_DEVICE) {
+      callback(new AliyunIotError('SUBDEVICE_NOT_ONLINE', { device: label(device) }));
+    } else {
+      entry.waiting.push(() => {
+        if (this.entries.get(keyOf(device)) === entry && entry.status.state === 'online')
+          this.publishAs(device, topic, payload, options, callback);
+        else
+          callback(
+            entry.status.state === 'refused'
+              ? subDeviceError(device, entry.status.code ?? 0)
+              : new AliyunIotError('SUBDEVICE_NOT_ONLINE', { device: label(device) }),
+          );
+      });
+    }
+  }
+
+  private remember(device: Device, topic: string, payload: string | Buffer, options: PublishOptions): void {
+    const id = parseAlink(payload)?.id;
+    if (typeof id !== 'string' && typeof id !== 'number') return;
+    if (this.sent.size >= RESEND_MEMORY) this.sent.delete(this.sent.keys().next().value as string);
+    this.sent.set(`${keyOf(device)}/${id}`, { device, topic, payload, options, resent: false });
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Requests
+
+  /** Publishes a gateway request and resolves with the reply of the same id. */
+  call(build: (id: string) => GatewayRequest): Promise<GatewayAnswer> {
+    const id = this.ids.take();
+    const request = build(id);
+    const operation = request.topic.slice(request.topic.lastIndexOf('/') + 1);
+    return new Promise((resolve, reject) => {
+      this.pending.add(
+        id,
+        this.timeoutMs,
+        (error, answer) => (error ? reject(error) : resolve(answer as GatewayAnswer)),
+        () => new AliyunIotError('GATEWAY_TIMEOUT', { operation, timeout: this.timeoutMs }),
+      );
+      this.connection.publish(request.topic, request.payload, { qos: 0, queueTimeoutMs: this.timeoutMs }, (error) => {
+        if (error) this.pending.reject(id, error);
+      });
+    });
+  }
+
+  async topologyGet(): Promise<Device[]> {
+    const answer = await this.call((id) => buildTopologyGet(this.gateway, id));
+    if (answer.code !== 200) throw subDeviceError(this.gateway, answer.code, answer.message);
+    const devices = devicesIn(answer.data);
+    this.topology = new Set(devices.map(keyOf));
+    return devices;
+  }
+
+  /**
+   * Adds topology in requests of at most 30; a request refused for a device named in its answer goes again without
+   * it. Returns the refusals by device.
+   */
+  async topologyAdd(credentials: SubDeviceCredentials[]): Promise<Map<string, number>> {
+    const refused = new Map<string, number>();
+    for (let chunk of chunks(credentials, GATEWAY_LIMITS.topoAdd)) {
+      while (chunk.length > 0) {
+        const request = chunk;
+        const answer = await this.call((id) => buildTopologyAdd(this.gateway, id, request));
+        if (answer.code === 200) {
+          for (const device of chunk) this.topology?.add(keyOf(device));
+          break;
+        }
+        const named = new Set(devicesIn(answer.data).map(keyOf));
+        const failing = chunk.filter((device) => named.size === 0 || named.has(keyOf(device)));
+        for (const device of failing) refused.set(keyOf(device), answer.code);
+        chunk = chunk.filter((device) => !failing.includes(device));
+      }
+    }
+    return refused;
+  }
+
+  async logout(devices: Device[]): Promise<void> {
+    for (const chunk of chunks(devices, this.batchSize)) {
+      const answer = await this.call((id) => buildLogout(this.gateway, id, chunk));
+      for (const device of chunk) {
+        const entry = this.entries.get(keyOf(device));
+        if (entry) this.setStatus(entry, { state: 'offline', reason: 'subdevice-offline' });
+      }
+      if (answer.code !== 200 && answer.code !== GATEWAY_CODES.noSession) throw subDeviceError(chunk[0], answer.code, answer.message);
+    }
+  }
+
+  private scheduleLogin(entry: Entry): void {
+    this.queue.add(keyOf(entry.credentials));
+    if (this.connected) setImmediate(() => this.loginQueued());
+  }
+
+  /** Logs in the queued sub-devices in batches, one request at a time. */
+  private async loginQueued(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      while (this.connected && this.queue.size > 0) {
+        const batch = [...this.queue].slice(0, this.batchSize).flatMap((key) => {
+          this.queue.delete(key);
+          const entry = this.entries.get(key);
+          return entry ? [entry] : [];
+        });
+        for (const entry of batch) this.setStatus(entry, { state: 'logging-in', reason: 'subdevice-logging-in' });
+        await this.loginBatch(batch);
+      }
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private async loginBatch(batch: Entry[]): Promise<void> {
+    try {
+      if (!this.topology) await this.topologyGet();
+      const missing = batch.filter((entry) => !this.topology?.has(keyOf(entry.credentials)));
+      let remaining = await this.withTopology(batch, missing);
+      let addedTopology = missing.length > 0;
+      while (remaining.length > 0) {
+        this.loginRequests += 1;
+        const answer = await this.call((id) =>
+          buildLogin(
+            this.gateway,
+            id,
+            remaining.map((entry) => entry.credentials),
+          ),
+        );
+        if (answer.code === 200) {
+          for (const entry of remaining) this.setStatus(entry, { state: 'online', reason: 'subdevice-online' });
+          // Released while their login was under way.
+          const released = remaining.filter((entry) => this.entries.get(keyOf(entry.credentials)) !== entry);
+          if (released.length > 0) await this.logout(released.map((entry) => entry.credentials));
+          return;
+        }
+        const failing = new Set(devicesIn(answer.data).map(keyOf));
+        if (answer.code === GATEWAY_CODES.noTopology && !addedTopology) {
+          // The topology went away since we learned it: add it once for the devices named, then try again.
+          addedTopology = true;
+          const named = remaining.filter((entry) => failing.size === 0 || failing.has(keyOf(entry.credentials)));
+          for (const entry of named) this.topology?.delete(keyOf(entry.credentials));
+          remaining = await this.withTopology(remaining, named);
+          continue;
+        }
+        const refused = remaining.filter((entry) => failing.size === 0 || failing.has(keyOf(entry.credentials)));
+        for (const entry of refused) this.refuse(entry, answer.code, answer.message);
+        remaining = remaining.filter((entry) => !refused.includes(entry));
+      }
+    } catch (err) {
+      // No answer (timeout, connection lost): they wait for the next connect, or try again after the timeout.
+      this.connection.log.debug(new LogMessage('SUBDEVICE_LOGIN_FAILED', { gateway: label(this.gateway), reason: (err as Error).message }));
+      for (const entry of batch) {
+        if (entry.status.state !== 'logging-in') continue;
+        this.setStatus(entry, { state: 'waiting', reason: 'subdevice-waiting' });
+        if (this.connected) {
+          clearTimeout(entry.retryTimer);
+          entry.retryTimer = setTimeout(() => this.scheduleLogin(entry), this.timeoutMs);
+          entry.retryTimer.unref();
+        }
+      }
+    }
+  }
+
+  /** Adds topology for `missing`; returns `batch` without the ones refused. */
+  private async withTopology(batch: Entry[], missing: Entry[]): Promise<Entry[]> {
+    if (missing.length === 0) return batch;
+    const refused = await this.topologyAdd(missing.map((entry) => entry.credentials));
+    for (const entry of missing) {
+      const code = refused.get(keyOf(entry.credentials));
+      if (code !== undefined) this.refuse(entry, code === GATEWAY_CODES.authError ? GATEWAY_CODES.badSign : code);
+    }
+    return batch.filter((entry) => !refused.has(keyOf(entry.credentials)));
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // The connection and what arrives
+
+  onStatus(status: ConnectionStatus): void {
+    const connected = status.state === 'connected';
+    if (connected === this.connected) return;
+    this.connected = connected;
+    for (const entry of this.entries.values()) {
+      if (connected) {
+        if (entry.status.state !== 'refused' || entry.status.code !== GATEWAY_CODES.tooManyLogins) this.scheduleLogin(entry);
+      } else if (entry.status.state !== 'refused') {
+        this.setStatus(entry, { state: 'waiting', reason: 'subdevice-waiting' });
+      }
+    }
+  }
+
+  onMessage(topic: string, payload: Buffer): void {
+    const parsed = parseGatewayTopic(this.gateway, topic);
+    const answer = readGatewayAnswer(payload);
+    if (!parsed || !answer) {
+      this.connection.log.debug(new LogMessage('ALINK_MALFORMED', { topic }));
+      return;
+    }
+    switch (parsed.type) {
+      case 'topology-reply':
+      case 'session-reply':
+      case 'register-reply':
+      case 'pack-reply':
+        if (answer.id === undefined || !this.pending.resolve(answer.id, answer)) {
+          // Kick-offs may come on logout_reply too (docs/protocol.md §8.3).
+          if (parsed.type === 'session-reply' && answer.code !== 200) this.onError(topic, answer);
+        }
+        break;
+      case 'error':
+        this.onError(topic, answer);
+        break;
+      case 'topology-change':
+        this.onTopologyChange(topic, answer);
+        break;
+      case 'notice':
+        this.notify({ kind: parsed.kind, devices: [parsed.device], topic, payload: answer });
+        break;
+      default:
+        break;
+    }
+  }
+
+  private onError(topic: string, answer: GatewayAnswer): void {
+    const devices = devicesIn(answer.data);
+    for (const device of devices) {
+      const entry = this.entries.get(keyOf(device));
+      if (answer.code === GATEWAY_CODES.noSession) {
+        const failed = answer.id === undefined ? undefined : this.sent.get(`${keyOf(device)}/${answer.id}`);
+        if (!entry) continue;
+        this.connection.log.debug(new LogMessage('SUBDEVICE_RELOGIN', { device: label(device) }));
+        if (entry.status.state === 'online') {
+          this.setStatus(entry, { state: 'waiting', reason: 'subdevice-waiting' });
+          this.scheduleLogin(entry);
+        }
+        // Waits for the re-login, then goes once more.
+        if (failed && !failed.resent) {
+          failed.resent = true;
+          this.publishAs(device, failed.topic, failed.payload, failed.options, () => undefined);
+        }
+      } else {
+        if (entry) this.refuse(entry, answer.code, answer.message);
+        if (answer.code === GATEWAY_CODES.noTopology) this.topology?.delete(keyOf(device));
+      }
+    }
+    if (answer.code !== GATEWAY_CODES.noSession) this.notify({ kind: 'kicked', devices, code: answer.code, topic, payload: answer });
+  }
+
+  private onTopologyChange(topic: string, answer: GatewayAnswer): void {
+    const params = (answer.params ?? {}) as { status?: unknown; subList?: unknown };
+    const status = Number(params.status);
+    const devices = devicesIn(params.subList);
+    for (const device of devices) {
+      const entry = this.entries.get(keyOf(device));
+      if (status === 0) this.topology?.add(keyOf(device));
+      if (status === 1) this.topology?.delete(keyOf(device));
+      if (entry && status === 2 && entry.status.state === 'refused') this.scheduleLogin(entry);
+      if (entry && status === 8) this.refuse(entry, GATEWAY_CODES.disabled);
+    }
+    this.notify({ kind: 'topology-change', devices, change: TOPOLOGY_CHANGE[status] ?? String(params.status), topic, payload: answer });
+  }
+
+  private notify(notice: GatewayNotice): void {
+    for (const listener of [...this.listeners]) {
+      try {
+        listener.onGatewayNotice(notice);
+      } catch (err) {
+        this.connection.log.error(new LogMessage('STATUS_FAILED', { reason: (err as Error).message }));
+      }
+    }
+  }
+
+  /** The thing-model post client of a sub-device: its posts go through publishAs, its replies arrive auto-subscribed. */
+  postClientOf(device: Device): PostClient {
+    let client = this.postClients.get(keyOf(device));
+    if (!client) {
+      const target = { productKey: device.productKey, deviceName: device.deviceName };
+      client = new PostClient(this.connection, target, (topic, payload, options, callback) =>
+        this.publishAs(target, topic, payload, options, callback),
+      );
+      this.postClients.set(keyOf(device), client);
+    }
+    return client;
+  }
+
+  onSubscribeError(_filter: string, error: AliyunIotError): void {
+    if (isLogCode(error.code)) this.connection.log.error(new LogMessage(error.code, error.params));
+  }
+}
+
+const managers = new WeakMap<DeviceConnection, SubDeviceManager>();
+
+/** The sub-device manager of a gateway's connection, made on first use and shared by every node on it. */
+export function subDeviceManagerOf(connection: DeviceConnection, options?: SubDeviceManagerOptions): SubDeviceManager {
+  let manager = managers.get(connection);
+  if (!manager) managers.set(connection, (manager = new SubDeviceManager(connection, options)));
+  return manager;
+}

@@ -23,7 +23,9 @@ async function start(kind: BrokerKind): Promise<BrokerReply & { stop(): Promise<
   if (kind === 'cloud') {
     const { uid, accessKeyId, accessKeySecret, consumerGroupId } = BENCH_CLOUD;
     const sim = await startSimulator({
-      ...benchRegistry(0), port: 0, cloud: { uid, accessKeys: [{ accessKeyId, accessKeySecret }], consumerGroups: [consumerGroupId] },
+      ...benchRegistry(0),
+      port: 0,
+      cloud: { uid, accessKeys: [{ accessKeyId, accessKeySecret }], consumerGroups: [consumerGroupId] },
     });
     return { port: sim.port, amqpPort: sim.amqpPort, apiPort: sim.apiPort, stop: () => sim.stop() };
   }
@@ -40,15 +42,19 @@ async function start(kind: BrokerKind): Promise<BrokerReply & { stop(): Promise<
 
 if (require.main === module) {
   const kind: BrokerKind = process.argv[2] === 'aedes' || process.argv[2] === 'cloud' ? process.argv[2] : 'sim';
-  start(kind).then((broker) => {
-    const send = (reply: BrokerReply): void => { process.send?.(reply); };
-    send({ port: broker.port, amqpPort: broker.amqpPort, apiPort: broker.apiPort });
-    process.on('message', (request: BrokerRequest) => {
-      if (request.cmd === 'stop') void broker.stop().finally(() => process.exit(0));
+  start(kind)
+    .then((broker) => {
+      const send = (reply: BrokerReply): void => {
+        process.send?.(reply);
+      };
+      send({ port: broker.port, amqpPort: broker.amqpPort, apiPort: broker.apiPort });
+      process.on('message', (request: BrokerRequest) => {
+        if (request.cmd === 'stop') void broker.stop().finally(() => process.exit(0));
+      });
+      process.on('disconnect', () => process.exit(0));
+    })
+    .catch((err: Error) => {
+      console.error(err);
+      process.exit(1);
     });
-    process.on('disconnect', () => process.exit(0));
-  }).catch((err: Error) => {
-    console.error(err);
-    process.exit(1);
-  });
 }

@@ -78,9 +78,16 @@ function padded(prefix: string): string {
 function cloudConnectionNode(ports: CloudPorts): { node: FlowNode; credentials: Record<string, Record<string, string>> } {
   return {
     node: {
-      id: 'backend', type: 'aliyun-iot-connection', name: '', mode: 'cloud', region: 'cn-shanghai', uid: BENCH_CLOUD.uid,
-      consumerGroupId: BENCH_CLOUD.consumerGroupId, clientId: 'bench-ours',
-      amqpEndpoint: `amqp://127.0.0.1:${ports.amqpPort}`, apiEndpoint: `http://127.0.0.1:${ports.apiPort}`,
+      id: 'backend',
+      type: 'aliyun-iot-connection',
+      name: '',
+      mode: 'cloud',
+      region: 'cn-shanghai',
+      uid: BENCH_CLOUD.uid,
+      consumerGroupId: BENCH_CLOUD.consumerGroupId,
+      clientId: 'bench-ours',
+      amqpEndpoint: `amqp://127.0.0.1:${ports.amqpPort}`,
+      apiEndpoint: `http://127.0.0.1:${ports.apiPort}`,
     },
     credentials: { backend: { accessKeyId: BENCH_CLOUD.accessKeyId, accessKeySecret: BENCH_CLOUD.accessKeySecret } },
   };
@@ -92,9 +99,28 @@ async function oursConsumer(ports: CloudPorts, filters: string[], counter: Count
   const connection = cloudConnectionNode(ports);
   const flow: FlowNode[] = [
     connection.node,
-    { id: 'fn', type: 'function', func: FUNCTION_BODY, outputs: 1, timeout: 0, noerr: 0, initialize: '', finalize: '', libs: [], wires: [['sink']] },
+    {
+      id: 'fn',
+      type: 'function',
+      func: FUNCTION_BODY,
+      outputs: 1,
+      timeout: 0,
+      noerr: 0,
+      initialize: '',
+      finalize: '',
+      libs: [],
+      wires: [['sink']],
+    },
     { id: 'sink', type: 'helper' },
-    ...filters.map((filter, i) => ({ id: `in${i}`, type: 'aliyun-iot-in', connection: 'backend', topic: filter, qos: '1', datatype: 'utf8', wires: [['fn']] })),
+    ...filters.map((filter, i) => ({
+      id: `in${i}`,
+      type: 'aliyun-iot-in',
+      connection: 'backend',
+      topic: filter,
+      qos: '1',
+      datatype: 'utf8',
+      wires: [['fn']],
+    })),
   ];
   await deployFlow(flow, connection.credentials, [FUNCTION_NODE]);
   helper.getNode('sink').on('input', (msg: NodeMessage) => counter.take(String(msg.payload)));
@@ -105,12 +131,21 @@ async function oursConsumer(ports: CloudPorts, filters: string[], counter: Count
 async function rawConsumer(ports: CloudPorts, counter: Counter): Promise<() => Promise<void>> {
   const clientId = 'bench-raw';
   const login = signAmqpLogin({
-    clientId, accessKeyId: BENCH_CLOUD.accessKeyId, accessKeySecret: BENCH_CLOUD.accessKeySecret, consumerGroupId: BENCH_CLOUD.consumerGroupId,
+    clientId,
+    accessKeyId: BENCH_CLOUD.accessKeyId,
+    accessKeySecret: BENCH_CLOUD.accessKeySecret,
+    consumerGroupId: BENCH_CLOUD.consumerGroupId,
   });
   const container = rhea.create_container({ id: clientId });
   container.on('error', () => undefined);
   const connection = container.connect({
-    host: '127.0.0.1', port: ports.amqpPort, container_id: clientId, username: login.username, password: login.password, reconnect: false, transport: 'tcp',
+    host: '127.0.0.1',
+    port: ports.amqpPort,
+    container_id: clientId,
+    username: login.username,
+    password: login.password,
+    reconnect: false,
+    transport: 'tcp',
   });
   connection.on('message', (context: EventContext) => {
     const message = context.message;
@@ -122,14 +157,17 @@ async function rawConsumer(ports: CloudPorts, counter: Counter): Promise<() => P
     counter.take(msg.payload);
     context.delivery?.accept();
   });
-  await new Promise<void>((resolve) => connection.once('connection_open', () => {
-    connection.open_receiver({ autoaccept: false, credit_window: 100 });
-    resolve();
-  }));
-  return () => new Promise<void>((resolve) => {
-    connection.once('connection_close', () => resolve());
-    connection.close();
-  });
+  await new Promise<void>((resolve) =>
+    connection.once('connection_open', () => {
+      connection.open_receiver({ autoaccept: false, credit_window: 100 });
+      resolve();
+    }),
+  );
+  return () =>
+    new Promise<void>((resolve) => {
+      connection.once('connection_close', () => resolve());
+      connection.close();
+    });
 }
 
 /** Publishes `counter.n` messages over `topics` from the generator device, at most `window` not yet counted. */
@@ -151,7 +189,15 @@ async function feed(ports: CloudPorts, topics: string[], window: number, counter
         clearInterval(watchdog);
         counter.onProgress = () => undefined;
         const ms = performance.now() - start;
-        resolve({ id: counter.run, sent, received: counter.received, lost: n - counter.received, ms, perSecond: (counter.received / ms) * 1000, error });
+        resolve({
+          id: counter.run,
+          sent,
+          received: counter.received,
+          lost: n - counter.received,
+          ms,
+          perSecond: (counter.received / ms) * 1000,
+          error,
+        });
       };
       const pump = (): void => {
         while (sent < n && sent - counter.received < window) {
@@ -175,33 +221,59 @@ async function feed(ports: CloudPorts, topics: string[], window: number, counter
 }
 
 /** (f) and (g): one measurement of a consumer over `filters`, fed on `topics`. */
-export async function measureSubscription(variant: CloudVariant, ports: CloudPorts, filters: Array<{ filter: string; topic: string }>,
-  n: number, window: number): Promise<LoadResult> {
+export async function measureSubscription(
+  variant: CloudVariant,
+  ports: CloudPorts,
+  filters: Array<{ filter: string; topic: string }>,
+  n: number,
+  window: number,
+): Promise<LoadResult> {
   const counter = new Counter(n);
-  const stop = variant === 'ours' ? await oursConsumer(ports, filters.map((f) => f.filter), counter) : await rawConsumer(ports, counter);
+  const stop =
+    variant === 'ours'
+      ? await oursConsumer(
+          ports,
+          filters.map((f) => f.filter),
+          counter,
+        )
+      : await rawConsumer(ports, counter);
   try {
-    return await feed(ports, filters.map((f) => f.topic), window, counter);
+    return await feed(
+      ports,
+      filters.map((f) => f.topic),
+      window,
+      counter,
+    );
   } finally {
     await stop();
   }
 }
 
 function pubParams(seq: number): Record<string, string | number> {
-  return { ProductKey: PUB_TOPIC.split('/')[1], TopicFullName: PUB_TOPIC, MessageContent: Buffer.from(padded(`m${seq}:`)).toString('base64'), Qos: 0 };
+  return {
+    ProductKey: PUB_TOPIC.split('/')[1],
+    TopicFullName: PUB_TOPIC,
+    MessageContent: Buffer.from(padded(`m${seq}:`)).toString('base64'),
+    Qos: 0,
+  };
 }
 
 /** (h) ours: `n` messages into an out node on a cloud connection at once; a Complete node counts the accepted Pubs. */
 async function oursPub(ports: CloudPorts, n: number): Promise<LoadResult> {
   await startRuntime();
   const connection = cloudConnectionNode(ports);
-  await deployFlow([
-    connection.node,
-    { id: 'out', type: 'aliyun-iot-out', connection: 'backend', topic: PUB_TOPIC, qos: '0', retain: '' },
-    { id: 'complete', type: 'complete', scope: ['out'], uncaught: false, wires: [['done']] },
-    { id: 'catch', type: 'catch', scope: ['out'], uncaught: false, wires: [['failed']] },
-    { id: 'done', type: 'helper' },
-    { id: 'failed', type: 'helper' },
-  ], connection.credentials, [COMPLETE_NODE, CATCH_NODE]);
+  await deployFlow(
+    [
+      connection.node,
+      { id: 'out', type: 'aliyun-iot-out', connection: 'backend', topic: PUB_TOPIC, qos: '0', retain: '' },
+      { id: 'complete', type: 'complete', scope: ['out'], uncaught: false, wires: [['done']] },
+      { id: 'catch', type: 'catch', scope: ['out'], uncaught: false, wires: [['failed']] },
+      { id: 'done', type: 'helper' },
+      { id: 'failed', type: 'helper' },
+    ],
+    connection.credentials,
+    [COMPLETE_NODE, CATCH_NODE],
+  );
   try {
     return await new Promise<LoadResult>((resolve) => {
       let completed = 0;
@@ -231,7 +303,10 @@ async function oursPub(ports: CloudPorts, n: number): Promise<LoadResult> {
 /** (h) reference: `concurrency` workers calling Pub with pop-core one after another. */
 async function popCorePub(ports: CloudPorts, n: number, concurrency: number): Promise<LoadResult> {
   const client = new RPCClient({
-    accessKeyId: BENCH_CLOUD.accessKeyId, accessKeySecret: BENCH_CLOUD.accessKeySecret, endpoint: `http://127.0.0.1:${ports.apiPort}`, apiVersion: IOT_API_VERSION,
+    accessKeyId: BENCH_CLOUD.accessKeyId,
+    accessKeySecret: BENCH_CLOUD.accessKeySecret,
+    endpoint: `http://127.0.0.1:${ports.apiPort}`,
+    apiVersion: IOT_API_VERSION,
   });
   let next = 0;
   let failed = 0;

@@ -22,7 +22,10 @@ function parseArgs(argv: string[]): Args {
       if (!(size in SIZES)) throw new Error(`--size: one of ${Object.keys(SIZES).join(', ')}`);
       args.size = size as Size;
     } else if (flag === '--only') {
-      args.only = value().split(',').map((s) => s.trim()).filter(Boolean) as Section[];
+      args.only = value()
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean) as Section[];
       const bad = args.only.filter((s) => !SECTIONS.includes(s));
       if (bad.length) throw new Error(`--only: sections are ${SECTIONS.join(',')}`);
     } else if (flag === '--json') args.json = true;
@@ -44,7 +47,9 @@ async function main(): Promise<void> {
   const started = Date.now();
   const result = await runBench({ size: args.size, only: args.only, progress: (line) => process.stderr.write(`${line}\n`) });
   const meta = {
-    date: new Date().toISOString().slice(0, 10), node: process.version, cpus: (await import('node:os')).cpus().length,
+    date: new Date().toISOString().slice(0, 10),
+    node: process.version,
+    cpus: (await import('node:os')).cpus().length,
     seconds: Math.round((Date.now() - started) / 1000),
   };
   if (args.json) process.stdout.write(`${JSON.stringify({ ...meta, ...result }, null, 2)}\n`);

@@ -31,66 +31,102 @@ export function formatReport(result: BenchResult): string {
     }
   }
   if (aRows.length) {
-    lines.push('(a) forwarding in → out, 100 B, msg/s', ...markdown(['broker', 'QoS', 'ours', 'core', 'raw mqtt.js', 'ours/core', 'ours/raw'], aRows), '');
+    lines.push(
+      '(a) forwarding in → out, 100 B, msg/s',
+      ...markdown(['broker', 'QoS', 'ours', 'core', 'raw mqtt.js', 'ours/core', 'ours/raw'], aRows),
+      '',
+    );
   }
   const bRows: string[][] = [];
   for (const qos of [0, 1]) {
     const cells = ['ours', 'core', 'raw'].map((v) => find(result, `b sim qos${qos} ${v}`));
     if (cells.some(Boolean)) bRows.push([`QoS ${qos}`, ...cells.map((m) => `${ms(m?.p50)} / ${ms(m?.p99)}`)]);
   }
-  if (bRows.length) lines.push('(b) latency p50 / p99, ms (simulator, fixed rate)', ...markdown(['QoS', 'ours', 'core', 'raw mqtt.js'], bRows), '');
+  if (bRows.length)
+    lines.push('(b) latency p50 / p99, ms (simulator, fixed rate)', ...markdown(['QoS', 'ours', 'core', 'raw mqtt.js'], bRows), '');
   const cLabels = [...new Set(result.measures.filter((m) => m.label.startsWith('c ')).map((m) => Number(m.label.split(' ')[1])))];
   if (cLabels.length) {
     const oursAt1 = find(result, `c ${Math.min(...cLabels)} ours`);
-    lines.push('(c) dispatch: in nodes with distinct filters on one connection, msg/s (simulator, QoS 0)', ...markdown(
-      ['in nodes', 'ours', 'core', 'ours/core', `ours/ours@${Math.min(...cLabels)}`],
-      cLabels.map((count) => {
-        const [ours, core] = [find(result, `c ${count} ours`), find(result, `c ${count} core`)];
-        return [String(count), rate(ours), rate(core), ratio(ours, core), ratio(ours, oursAt1)];
-      }),
-    ), '');
+    lines.push(
+      '(c) dispatch: in nodes with distinct filters on one connection, msg/s (simulator, QoS 0)',
+      ...markdown(
+        ['in nodes', 'ours', 'core', 'ours/core', `ours/ours@${Math.min(...cLabels)}`],
+        cLabels.map((count) => {
+          const [ours, core] = [find(result, `c ${count} ours`), find(result, `c ${count} core`)];
+          return [String(count), rate(ours), rate(core), ratio(ours, core), ratio(ours, oursAt1)];
+        }),
+      ),
+      '',
+    );
   }
   if (result.scale) {
     const s = result.scale;
-    lines.push('(d) connection scale (simulator)', ...markdown(['devices', 'all connected after', 'RSS per connection'],
-      [[String(s.devices), `${Math.round(s.connectMs)} ms`, `${Math.round(s.rssKiBPerConnection)} KiB`]]), '');
+    lines.push(
+      '(d) connection scale (simulator)',
+      ...markdown(
+        ['devices', 'all connected after', 'RSS per connection'],
+        [[String(s.devices), `${Math.round(s.connectMs)} ms`, `${Math.round(s.rssKiBPerConnection)} KiB`]],
+      ),
+      '',
+    );
   }
   const eRows: string[][] = [];
   for (const qos of [0, 1]) {
     const [sim, aedes] = ['sim', 'aedes'].map((k) => find(result, `e ${k} qos${qos}`));
     if (sim || aedes) eRows.push([`QoS ${qos}`, rate(sim), rate(aedes), ratio(sim, aedes)]);
   }
-  if (eRows.length) lines.push('(e) broker capacity, publisher → subscriber, msg/s', ...markdown(['QoS', 'simulator (auth, ACL)', 'bare aedes', 'sim/aedes'], eRows), '');
+  if (eRows.length)
+    lines.push(
+      '(e) broker capacity, publisher → subscriber, msg/s',
+      ...markdown(['QoS', 'simulator (auth, ACL)', 'bare aedes', 'sim/aedes'], eRows),
+      '',
+    );
   const [fOurs, fRaw] = ['ours', 'raw'].map((v) => find(result, `f ${v}`));
   if (fOurs || fRaw) {
-    lines.push('(f) server-side subscription → in → function node, 100 B, msg/s (simulator AMQP)',
-      ...markdown(['ours', 'raw rhea', 'ours/raw'], [[rate(fOurs), rate(fRaw), ratio(fOurs, fRaw)]]), '');
+    lines.push(
+      '(f) server-side subscription → in → function node, 100 B, msg/s (simulator AMQP)',
+      ...markdown(['ours', 'raw rhea', 'ours/raw'], [[rate(fOurs), rate(fRaw), ratio(fOurs, fRaw)]]),
+      '',
+    );
   }
   const [gOne, gMany] = [1, CLOUD_FILTERS].map((count) => find(result, `g ${count}`));
   if (gOne || gMany) {
-    lines.push('(g) dispatch on a cloud connection: in nodes with distinct filters, msg/s',
-      ...markdown(['1 in node', `${CLOUD_FILTERS} in nodes`, `${CLOUD_FILTERS}/1`], [[rate(gOne), rate(gMany), ratio(gMany, gOne)]]), '');
+    lines.push(
+      '(g) dispatch on a cloud connection: in nodes with distinct filters, msg/s',
+      ...markdown(['1 in node', `${CLOUD_FILTERS} in nodes`, `${CLOUD_FILTERS}/1`], [[rate(gOne), rate(gMany), ratio(gMany, gOne)]]),
+      '',
+    );
   }
   const [hOurs, hRaw] = ['ours', 'raw'].map((v) => find(result, `h ${v}`));
   if (hOurs || hRaw) {
-    lines.push('(h) OpenAPI Pub calls per second, same calls in flight (simulator OpenAPI)',
-      ...markdown(['out node', '@alicloud/pop-core loop', 'ours/pop-core'], [[rate(hOurs), rate(hRaw), ratio(hOurs, hRaw)]]), '');
+    lines.push(
+      '(h) OpenAPI Pub calls per second, same calls in flight (simulator OpenAPI)',
+      ...markdown(['out node', '@alicloud/pop-core loop', 'ours/pop-core'], [[rate(hOurs), rate(hRaw), ratio(hOurs, hRaw)]]),
+      '',
+    );
   }
   const [memory, disk, fsync] = (['memory', 'disk', 'fsync'] as const).map((v) => find(result, `i enqueue ${v}`));
   if (memory || disk || fsync) {
     const [replayMemory, replayDisk] = (['memory', 'disk'] as const).map((v) => find(result, `i replay ${v}`));
-    lines.push('(i) queue stores, 100 B at QoS 1, msg/s: enqueue while offline (disk: until durable) and replay to the simulator', ...markdown(
-      ['', 'memory queue', 'disk queue', 'appendFile + fsync each', 'disk/memory', 'disk/fsync each'],
-      [
-        ['enqueue', rate(memory), rate(disk), rate(fsync), ratio(disk, memory), ratio(disk, fsync)],
-        ['replay', rate(replayMemory), rate(replayDisk), '-', ratio(replayDisk, replayMemory), '-'],
-      ],
-    ), '');
+    lines.push(
+      '(i) queue stores, 100 B at QoS 1, msg/s: enqueue while offline (disk: until durable) and replay to the simulator',
+      ...markdown(
+        ['', 'memory queue', 'disk queue', 'appendFile + fsync each', 'disk/memory', 'disk/fsync each'],
+        [
+          ['enqueue', rate(memory), rate(disk), rate(fsync), ratio(disk, memory), ratio(disk, fsync)],
+          ['replay', rate(replayMemory), rate(replayDisk), '-', ratio(replayDisk, replayMemory), '-'],
+        ],
+      ),
+      '',
+    );
   }
   const lost = result.measures.reduce((sum, m) => sum + m.lost, 0);
   lines.push(`messages lost: ${lost}`);
   for (const m of result.measures) {
-    if (m.errors.length) lines.push(`${m.label}: ${m.errors.length} of ${m.rounds} rounds ended early (${[...new Set(m.errors)].join('; ')}); medians and ratios use the others`);
+    if (m.errors.length)
+      lines.push(
+        `${m.label}: ${m.errors.length} of ${m.rounds} rounds ended early (${[...new Set(m.errors)].join('; ')}); medians and ratios use the others`,
+      );
   }
   return lines.join('\n');
 }

@@ -30,9 +30,36 @@ export interface SizeParams {
 }
 
 export const SIZES: Record<Size, SizeParams> = {
-  smoke: { messages: 300, rounds: 1, window: 200, latencyMessages: 100, latencyRate: 500, filterCounts: [1, 100], devices: 20, storeMessages: 1000 },
-  small: { messages: 5000, rounds: 3, window: 500, latencyMessages: 1000, latencyRate: 1000, filterCounts: [1, 100, 1000], devices: SCALE_DEVICES, storeMessages: 20000 },
-  full: { messages: 20000, rounds: 5, window: 500, latencyMessages: 3000, latencyRate: 1000, filterCounts: [1, 100, 1000], devices: SCALE_DEVICES, storeMessages: 50000 },
+  smoke: {
+    messages: 300,
+    rounds: 1,
+    window: 200,
+    latencyMessages: 100,
+    latencyRate: 500,
+    filterCounts: [1, 100],
+    devices: 20,
+    storeMessages: 1000,
+  },
+  small: {
+    messages: 5000,
+    rounds: 3,
+    window: 500,
+    latencyMessages: 1000,
+    latencyRate: 1000,
+    filterCounts: [1, 100, 1000],
+    devices: SCALE_DEVICES,
+    storeMessages: 20000,
+  },
+  full: {
+    messages: 20000,
+    rounds: 5,
+    window: 500,
+    latencyMessages: 3000,
+    latencyRate: 1000,
+    filterCounts: [1, 100, 1000],
+    devices: SCALE_DEVICES,
+    storeMessages: 50000,
+  },
 };
 
 /** One measured cell: the median over rounds, and what every round lost (must be 0). */
@@ -63,7 +90,12 @@ export interface BenchOptions {
 }
 
 class Broker {
-  private constructor(readonly kind: BrokerKind, readonly port: number, private readonly child: ChildProcess, readonly reply: BrokerReply) {}
+  private constructor(
+    readonly kind: BrokerKind,
+    readonly port: number,
+    private readonly child: ChildProcess,
+    readonly reply: BrokerReply,
+  ) {}
 
   static start(kind: BrokerKind): Promise<Broker> {
     const child = fork(path.join(__dirname, 'broker.js'), [kind], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -119,8 +151,11 @@ class Table {
       const p99 = results.map((r) => r.p99).filter((v): v is number => v !== undefined);
       return {
         // A round that ended early (stalled) has no rate: NaN, left out of medians and ratios, listed under errors.
-        label, perSecond: median(results.filter((r) => !r.error).map((r) => r.perSecond)),
-        samples: results.map((r) => (r.error ? NaN : r.perSecond)), lost: results.reduce((sum, r) => sum + r.lost, 0), rounds: results.length,
+        label,
+        perSecond: median(results.filter((r) => !r.error).map((r) => r.perSecond)),
+        samples: results.map((r) => (r.error ? NaN : r.perSecond)),
+        lost: results.reduce((sum, r) => sum + r.lost, 0),
+        rounds: results.length,
         errors: results.flatMap((r) => (r.error ? [r.error] : [])),
         ...(p50.length ? { p50: median(p50), p99: median(p99) } : {}),
       };
@@ -147,17 +182,31 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const result: BenchResult = { size: options.size, measures: [] };
   const broker = async (kind: BrokerKind): Promise<Broker> => (brokers[kind] ??= await Broker.start(kind));
 
-  const forward = async (label: string, variant: Variant, kind: BrokerKind, qos: Qos, filters: Array<{ filter: string; topic: string }>,
-    rate?: number): Promise<void> => {
+  const forward = async (
+    label: string,
+    variant: Variant,
+    kind: BrokerKind,
+    qos: Qos,
+    filters: Array<{ filter: string; topic: string }>,
+    rate?: number,
+  ): Promise<void> => {
     const { port } = await broker(kind);
     const forwarder = await startForwarder(variant, { port, qos, filters: filters.map((f) => f.filter) });
     try {
       const measured = await load.run({
-        port, qos, topics: filters.map((f) => f.topic), sink: OUT_FILTER, probe: true, window: params.window,
-        n: rate ? params.latencyMessages : params.messages, rate,
+        port,
+        qos,
+        topics: filters.map((f) => f.topic),
+        sink: OUT_FILTER,
+        probe: true,
+        window: params.window,
+        n: rate ? params.latencyMessages : params.messages,
+        rate,
       });
       table.add(label, measured);
-      progress(`${label}: ${Math.round(measured.perSecond)} msg/s${measured.p50 !== undefined ? `, p50 ${measured.p50.toFixed(2)} ms, p99 ${measured.p99?.toFixed(2)} ms` : ''}, lost ${measured.lost}${measured.error ? ` (${measured.error})` : ''}`);
+      progress(
+        `${label}: ${Math.round(measured.perSecond)} msg/s${measured.p50 !== undefined ? `, p50 ${measured.p50.toFixed(2)} ms, p99 ${measured.p99?.toFixed(2)} ms` : ''}, lost ${measured.lost}${measured.error ? ` (${measured.error})` : ''}`,
+      );
     } finally {
       await forwarder.stop();
     }
@@ -178,7 +227,8 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       if (wanted.has('a')) {
         for (const kind of ['sim', 'aedes'] as const) {
           for (const qos of [0, 1] as const) {
-            for (const variant of interleaved(FORWARDERS, round)) await forward(`a ${kind} qos${qos} ${variant}`, variant, kind, qos, single);
+            for (const variant of interleaved(FORWARDERS, round))
+              await forward(`a ${kind} qos${qos} ${variant}`, variant, kind, qos, single);
           }
         }
       }
@@ -194,7 +244,8 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
           const filters = dispatchFilters(count);
           const restore = liftSubscriptionLimit(count);
           try {
-            for (const variant of interleaved(['ours', 'core'] as const, round)) await forward(`c ${count} ${variant}`, variant, 'sim', 0, filters);
+            for (const variant of interleaved(['ours', 'core'] as const, round))
+              await forward(`c ${count} ${variant}`, variant, 'sim', 0, filters);
           } finally {
             restore();
           }
@@ -208,11 +259,15 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       if (wanted.has('g')) {
         const counts = [1, CLOUD_FILTERS];
         for (const count of interleaved(counts, round)) {
-          record(`g ${count}`, await measureSubscription('ours', await cloudPorts(), dispatchFilters(count), params.messages, params.window));
+          record(
+            `g ${count}`,
+            await measureSubscription('ours', await cloudPorts(), dispatchFilters(count), params.messages, params.window),
+          );
         }
       }
       if (wanted.has('h')) {
-        for (const variant of interleaved(CLOUD_VARIANTS, round)) record(`h ${variant}`, await measurePub(variant, await cloudPorts(), params.messages));
+        for (const variant of interleaved(CLOUD_VARIANTS, round))
+          record(`h ${variant}`, await measurePub(variant, await cloudPorts(), params.messages));
       }
       if (wanted.has('i')) {
         const { port } = await broker('sim');
@@ -232,7 +287,15 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
         for (const qos of [0, 1] as const) {
           for (const kind of interleaved(['sim', 'aedes'] as const, round)) {
             const { port } = await broker(kind);
-            const measured = await load.run({ port, qos, topics: [DIRECT_TOPIC], sink: DIRECT_TOPIC, probe: false, window: params.window, n: params.messages });
+            const measured = await load.run({
+              port,
+              qos,
+              topics: [DIRECT_TOPIC],
+              sink: DIRECT_TOPIC,
+              probe: false,
+              window: params.window,
+              n: params.messages,
+            });
             table.add(`e ${kind} qos${qos}`, measured);
             progress(`e ${kind} qos${qos}: ${Math.round(measured.perSecond)} msg/s, lost ${measured.lost}`);
           }
@@ -241,7 +304,9 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     }
     if (wanted.has('d')) {
       result.scale = await connectionScale((await broker('sim')).port, params.devices);
-      progress(`d ${result.scale.devices} devices: ${Math.round(result.scale.connectMs)} ms, ${Math.round(result.scale.rssKiBPerConnection)} KiB RSS each`);
+      progress(
+        `d ${result.scale.devices} devices: ${Math.round(result.scale.connectMs)} ms, ${Math.round(result.scale.rssKiBPerConnection)} KiB RSS each`,
+      );
     }
   } finally {
     await stopRuntime();
@@ -254,14 +319,16 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
 
 /** A store measurement in the shape of a load round. */
 function storeRound(perSecond: number, n: number): LoadResult {
-  return { id: 0, sent: n, received: n, lost: 0, ms: n / perSecond * 1000, perSecond };
+  return { id: 0, sent: n, received: n, lost: 0, ms: (n / perSecond) * 1000, perSecond };
 }
 
 /** (d) in a child process of its own (see scale.ts). */
 function connectionScale(port: number, devices: number): Promise<ScaleResult> {
   const child = fork(path.join(__dirname, 'scale.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   return new Promise((resolve, reject) => {
-    child.once('message', (result: ScaleResult) => (result.error ? reject(new Error(`connection scale: ${result.error}`)) : resolve(result)));
+    child.once('message', (result: ScaleResult) =>
+      result.error ? reject(new Error(`connection scale: ${result.error}`)) : resolve(result),
+    );
     child.once('exit', (code) => reject(new Error(`connection scale exited with ${code}`)));
     child.send({ port, devices } satisfies ScaleRequest);
   });

@@ -9,7 +9,9 @@ import { BENCH_PK, DEVICES, Qos, benchSecret, deviceLogin, outTopic, rawClientOp
 export type Variant = 'ours' | 'core' | 'raw';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const CORE_MQTT: unknown = require(path.join(path.dirname(require.resolve('@node-red/nodes/package.json')), 'core', 'network', '10-mqtt.js'));
+const CORE_MQTT: unknown = require(
+  path.join(path.dirname(require.resolve('@node-red/nodes/package.json')), 'core', 'network', '10-mqtt.js'),
+);
 
 /** A running forwarder: every message on one of `filters` goes to the out topic of the forwarder's device. */
 export interface Forwarder {
@@ -43,7 +45,11 @@ export async function stopRuntime(): Promise<void> {
 }
 
 /** Deploys `flow` with our nodes, the core MQTT nodes and `moreNodes` available, then removes the helper's call recording. */
-export async function deployFlow(flow: FlowNode[], credentials: Record<string, Record<string, string>>, moreNodes: unknown[] = []): Promise<void> {
+export async function deployFlow(
+  flow: FlowNode[],
+  credentials: Record<string, Record<string, string>>,
+  moreNodes: unknown[] = [],
+): Promise<void> {
   await helper.load([...PACKAGE_NODES, CORE_MQTT, ...moreNodes] as never, onTab(flow) as never, credentials as never);
   const internals = helper as unknown as HelperInternals;
   internals._logSpy?.restore();
@@ -56,10 +62,25 @@ export async function undeploy(): Promise<void> {
 }
 
 /** An aliyun-iot-connection node for a bench device, and its credentials. */
-export function oursConnection(id: string, port: number, deviceName: string): { node: FlowNode; credentials: Record<string, Record<string, string>> } {
+export function oursConnection(
+  id: string,
+  port: number,
+  deviceName: string,
+): { node: FlowNode; credentials: Record<string, Record<string, string>> } {
   return {
     node: {
-      id, type: 'aliyun-iot-connection', name: '', mode: 'iot', productKey: BENCH_PK, deviceName, protocol: 'mqtt', host: '127.0.0.1', port: String(port), keepalive: 60, cleanSession: true, queueSize: 1000,
+      id,
+      type: 'aliyun-iot-connection',
+      name: '',
+      mode: 'iot',
+      productKey: BENCH_PK,
+      deviceName,
+      protocol: 'mqtt',
+      host: '127.0.0.1',
+      port: String(port),
+      keepalive: 60,
+      cleanSession: true,
+      queueSize: 1000,
       // Capacity, not the platform's rate limit, is measured.
       maxRate: '0',
     },
@@ -69,9 +90,20 @@ export function oursConnection(id: string, port: number, deviceName: string): { 
 
 function oursFlow(spec: ForwardSpec): { flow: FlowNode[]; credentials: Record<string, Record<string, string>> } {
   const connection = oursConnection('conn', spec.port, DEVICES.ours);
-  const flow: FlowNode[] = [connection.node, { id: 'out', type: 'aliyun-iot-out', connection: 'conn', topic: outTopic(DEVICES.ours), qos: String(spec.qos), retain: '' }];
+  const flow: FlowNode[] = [
+    connection.node,
+    { id: 'out', type: 'aliyun-iot-out', connection: 'conn', topic: outTopic(DEVICES.ours), qos: String(spec.qos), retain: '' },
+  ];
   spec.filters.forEach((filter, i) => {
-    flow.push({ id: `in${i}`, type: 'aliyun-iot-in', connection: 'conn', topic: filter, qos: String(spec.qos), datatype: 'auto-detect', wires: [['out']] });
+    flow.push({
+      id: `in${i}`,
+      type: 'aliyun-iot-in',
+      connection: 'conn',
+      topic: filter,
+      qos: String(spec.qos),
+      datatype: 'auto-detect',
+      wires: [['out']],
+    });
   });
   return { flow, credentials: connection.credentials };
 }
@@ -80,15 +112,34 @@ function coreFlow(spec: ForwardSpec): { flow: FlowNode[]; credentials: Record<st
   const login = deviceLogin(DEVICES.core);
   const flow: FlowNode[] = [
     {
-      id: 'broker', type: 'mqtt-broker', name: '', broker: '127.0.0.1', port: String(spec.port), clientid: login.clientId,
-      usetls: false, protocolVersion: '4', keepalive: '60', cleansession: true, autoConnect: true, autoUnsubscribe: true,
+      id: 'broker',
+      type: 'mqtt-broker',
+      name: '',
+      broker: '127.0.0.1',
+      port: String(spec.port),
+      clientid: login.clientId,
+      usetls: false,
+      protocolVersion: '4',
+      keepalive: '60',
+      cleansession: true,
+      autoConnect: true,
+      autoUnsubscribe: true,
     },
     { id: 'out', type: 'mqtt out', broker: 'broker', topic: outTopic(DEVICES.core), qos: String(spec.qos), retain: '' },
   ];
   spec.filters.forEach((filter, i) => {
     flow.push({
-      id: `in${i}`, type: 'mqtt in', broker: 'broker', topic: filter, qos: String(spec.qos), datatype: 'auto-detect',
-      nl: false, rap: true, rh: 0, inputs: 0, wires: [['out']],
+      id: `in${i}`,
+      type: 'mqtt in',
+      broker: 'broker',
+      topic: filter,
+      qos: String(spec.qos),
+      datatype: 'auto-detect',
+      nl: false,
+      rap: true,
+      rh: 0,
+      inputs: 0,
+      wires: [['out']],
     });
   });
   return { flow, credentials: { broker: { user: login.username, password: login.password } } };

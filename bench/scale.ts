@@ -30,7 +30,14 @@ async function connectionScale({ port, devices }: ScaleRequest): Promise<ScaleRe
   const credentials: Record<string, Record<string, string>> = {};
   for (let i = 0; i < devices; i++) {
     const connection = oursConnection(`conn${i}`, port, scaleDevice(i));
-    flow.push(connection.node, { id: `out${i}`, type: 'aliyun-iot-out', connection: `conn${i}`, topic: outTopic(scaleDevice(i)), qos: '0', retain: '' });
+    flow.push(connection.node, {
+      id: `out${i}`,
+      type: 'aliyun-iot-out',
+      connection: `conn${i}`,
+      topic: outTopic(scaleDevice(i)),
+      qos: '0',
+      retain: '',
+    });
     Object.assign(credentials, connection.credentials);
   }
   await startRuntime();
@@ -68,9 +75,11 @@ async function waitConnected(devices: number): Promise<void> {
 
 if (require.main === module) {
   process.once('message', (request: ScaleRequest) => {
-    connectionScale(request).then(
-      (result) => process.send?.(result),
-      (err: Error) => process.send?.({ devices: request.devices, connectMs: NaN, rssKiBPerConnection: NaN, error: err.message }),
-    ).finally(() => process.disconnect());
+    connectionScale(request)
+      .then(
+        (result) => process.send?.(result),
+        (err: Error) => process.send?.({ devices: request.devices, connectMs: NaN, rssKiBPerConnection: NaN, error: err.message }),
+      )
+      .finally(() => process.disconnect());
   });
 }

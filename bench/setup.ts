@@ -9,7 +9,12 @@ export type Qos = 0 | 1;
 export type BrokerKind = 'sim' | 'aedes' | 'cloud';
 
 /** The cloud side of the bench: one AccessKey and one consumer group. */
-export const BENCH_CLOUD = { uid: '1234567890', accessKeyId: 'LTAI_bench', accessKeySecret: 'bench_secret_0123456789', consumerGroupId: 'GROUP_BENCH' } as const;
+export const BENCH_CLOUD = {
+  uid: '1234567890',
+  accessKeyId: 'LTAI_bench',
+  accessKeySecret: 'bench_secret_0123456789',
+  consumerGroupId: 'GROUP_BENCH',
+} as const;
 
 /** Devices of the load process and of the three forwarders. */
 export const DEVICES = {
@@ -39,14 +44,16 @@ export function benchRegistry(scaleDevices = SCALE_DEVICES): SimulatorConfig {
   const names: string[] = [...Object.values(DEVICES)];
   for (let i = 0; i < scaleDevices; i++) names.push(scaleDevice(i));
   return {
-    products: [{
-      productKey: BENCH_PK,
-      topics: [
-        { topic: '/${productKey}/+/user/bench/#', access: 'all' },
-        { topic: '/${productKey}/${deviceName}/user/get', access: 'sub' },
-      ],
-      devices: names.map((deviceName) => ({ deviceName, deviceSecret: benchSecret(deviceName) })),
-    }],
+    products: [
+      {
+        productKey: BENCH_PK,
+        topics: [
+          { topic: '/${productKey}/+/user/bench/#', access: 'all' },
+          { topic: '/${productKey}/${deviceName}/user/get', access: 'sub' },
+        ],
+        devices: names.map((deviceName) => ({ deviceName, deviceSecret: benchSecret(deviceName) })),
+      },
+    ],
     mq: [],
   };
 }
@@ -85,7 +92,13 @@ export function deviceLogin(deviceName: string): MqttLogin {
 /** Options of a raw mqtt.js client logged in as `deviceName`. */
 export function rawClientOptions(port: number, deviceName: string): IClientOptions {
   return {
-    host: '127.0.0.1', port, protocol: 'mqtt', protocolVersion: 4, clean: true, keepalive: 60, reconnectPeriod: 0,
+    host: '127.0.0.1',
+    port,
+    protocol: 'mqtt',
+    protocolVersion: 4,
+    clean: true,
+    keepalive: 60,
+    reconnectPeriod: 0,
     ...deviceLogin(deviceName),
   };
 }

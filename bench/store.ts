@@ -18,8 +18,17 @@ const FSYNC_MESSAGES = 500;
 
 function settings(port: number, queueStore: 'memory' | 'disk', queueSize: number): ConnectionSettings {
   return {
-    mode: 'iot', productKey: BENCH_PK, deviceName: DEVICES.ours, protocol: 'mqtt', host: '127.0.0.1', port, queueSize,
-    queueStore, maxRate: '0', queueMaxBytes: 0, credentials: { deviceSecret: benchSecret(DEVICES.ours) },
+    mode: 'iot',
+    productKey: BENCH_PK,
+    deviceName: DEVICES.ours,
+    protocol: 'mqtt',
+    host: '127.0.0.1',
+    port,
+    queueSize,
+    queueStore,
+    maxRate: '0',
+    queueMaxBytes: 0,
+    credentials: { deviceSecret: benchSecret(DEVICES.ours) },
   };
 }
 
@@ -81,7 +90,9 @@ export async function measureReplay(variant: 'memory' | 'disk', n: number, port:
   try {
     let acknowledged = 0;
     let allAcknowledged = (): void => undefined;
-    const finished = new Promise<void>((resolve) => { allAcknowledged = resolve; });
+    const finished = new Promise<void>((resolve) => {
+      allAcknowledged = resolve;
+    });
     const onAck = (error?: Error): void => {
       if (!error && ++acknowledged === n) allAcknowledged();
     };

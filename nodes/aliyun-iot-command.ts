@@ -34,7 +34,10 @@ export = function (RED: NodeAPI): void {
     const { productKey, deviceName } = connection.profile.variables;
     const device = { productKey, deviceName };
     const autoReplySet = config.autoReplySet === true || config.autoReplySet === 'true';
-    const services = (config.services ?? '').split(',').map((service) => service.trim()).filter((service) => service !== '');
+    const services = (config.services ?? '')
+      .split(',')
+      .map((service) => service.trim())
+      .filter((service) => service !== '');
 
     const receiver: MessageReceiver = {
       onMessage(topic: string, payload: Buffer) {
@@ -46,7 +49,8 @@ export = function (RED: NodeAPI): void {
           return;
         }
         // Services are narrowed by their topic; a classic RRPC says which service only inside its Alink body.
-        if (!command || (services.length > 0 && command.service && command.alink.kind === 'rrpc' && !services.includes(command.service))) return;
+        if (!command || (services.length > 0 && command.service && command.alink.kind === 'rrpc' && !services.includes(command.service)))
+          return;
         const alink: Record<string, unknown> = { ...command.alink };
         if (autoReplySet && command.alink.kind === 'set') {
           const answer = buildAnswer(command.alink, 200, {});

@@ -1,8 +1,16 @@
 import * as path from 'node:path';
 import type { NodeAPI, NodeDef } from 'node-red';
 import {
-  CloudApplicationConnection, ConnectionLogger, ConnectionSecrets, ConnectionSettings, DeviceConnection, SharedConnection,
-  resolveCloud, resolveConnection, runtimeOptions, withRuntimeLimits,
+  CloudApplicationConnection,
+  ConnectionLogger,
+  ConnectionSecrets,
+  ConnectionSettings,
+  DeviceConnection,
+  SharedConnection,
+  resolveCloud,
+  resolveConnection,
+  runtimeOptions,
+  withRuntimeLimits,
 } from './lib/connection';
 import { ConnectionConfigNode } from './support/connection-lookup';
 import { localizeError, localizeLog } from './support/i18n';
@@ -31,9 +39,10 @@ export = function (RED: NodeAPI): void {
     try {
       const settings: ConnectionSettings = { ...config, credentials: node.credentials ?? {} };
       const runtime = runtimeOptions((RED.settings as { aliyunIot?: unknown }).aliyunIot);
-      const connection: SharedConnection = settings.mode === 'cloud'
-        ? new CloudApplicationConnection(resolveCloud(settings), log, runtime.reconnect)
-        : new DeviceConnection(withRuntimeLimits(resolveConnection(settings), runtime), log, runtime.reconnect, queueDirectory(node.id));
+      const connection: SharedConnection =
+        settings.mode === 'cloud'
+          ? new CloudApplicationConnection(resolveCloud(settings), log, runtime.reconnect)
+          : new DeviceConnection(withRuntimeLimits(resolveConnection(settings), runtime), log, runtime.reconnect, queueDirectory(node.id));
       node.connection = connection;
     } catch (err) {
       node.configError = localizeError(RED, err);
@@ -45,12 +54,16 @@ export = function (RED: NodeAPI): void {
     });
   }
 
-  RED.nodes.registerType<ConnectionConfigNode, ConnectionNodeDef, object, ConnectionSecrets>('aliyun-iot-connection', AliyunIotConnectionNode, {
-    credentials: {
-      deviceSecret: { type: 'password' },
-      accessKeyId: { type: 'text' },
-      accessKeySecret: { type: 'password' },
-      token: { type: 'password' },
+  RED.nodes.registerType<ConnectionConfigNode, ConnectionNodeDef, object, ConnectionSecrets>(
+    'aliyun-iot-connection',
+    AliyunIotConnectionNode,
+    {
+      credentials: {
+        deviceSecret: { type: 'password' },
+        accessKeyId: { type: 'text' },
+        accessKeySecret: { type: 'password' },
+        token: { type: 'password' },
+      },
     },
-  });
+  );
 };

@@ -102,9 +102,10 @@ export = function (RED: NodeAPI): void {
           send(msg);
           return;
         case 'unsubscribe': {
-          const topics = msg.topic === true as unknown
-            ? conn.subscriptionsOf(receiver).map((sub) => sub.topic)
-            : requests(msg.topic).map((request) => request.topic);
+          const topics =
+            msg.topic === (true as unknown)
+              ? conn.subscriptionsOf(receiver).map((sub) => sub.topic)
+              : requests(msg.topic).map((request) => request.topic);
           for (const topic of topics) {
             conn.unsubscribe(receiver, topic, true);
             deniedFilters.delete(conn.expandTopic(topic));

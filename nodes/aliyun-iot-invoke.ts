@@ -62,16 +62,24 @@ export = function (RED: NodeAPI): void {
   }
 
   /** A device's action, the device from the node's settings or the msg. */
-  function invoke(connection: CloudApplicationConnection, action: InvokeAction, msg: InvokeMessage, config: InvokeNodeDef, timeoutMs?: number) {
-    return Promise.resolve().then(() => connection.invoke({
-      action,
-      productKey: text(config.productKey) ?? text(msg.productKey) ?? '',
-      deviceName: text(config.deviceName) ?? text(msg.deviceName) ?? '',
-      identifier: text(config.identifier) ?? text(msg.identifier),
-      topic: config.topic ? connection.expandTopic(config.topic) : undefined,
-      timeoutMs,
-      payload: msg.payload,
-    }));
+  function invoke(
+    connection: CloudApplicationConnection,
+    action: InvokeAction,
+    msg: InvokeMessage,
+    config: InvokeNodeDef,
+    timeoutMs?: number,
+  ) {
+    return Promise.resolve().then(() =>
+      connection.invoke({
+        action,
+        productKey: text(config.productKey) ?? text(msg.productKey) ?? '',
+        deviceName: text(config.deviceName) ?? text(msg.deviceName) ?? '',
+        identifier: text(config.identifier) ?? text(msg.identifier),
+        topic: config.topic ? connection.expandTopic(config.topic) : undefined,
+        timeoutMs,
+        payload: msg.payload,
+      }),
+    );
   }
 
   RED.nodes.registerType('aliyun-iot-invoke', AliyunIotInvokeNode);

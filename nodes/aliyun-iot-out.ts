@@ -30,7 +30,8 @@ export = function (RED: NodeAPI): void {
     const { node, connection } = started;
     const fixedTopic = config.topic || undefined;
     const fixedQos = config.qos === '' || config.qos === undefined ? undefined : Number(config.qos);
-    const fixedRetain = config.retain === '' || config.retain === undefined ? undefined : config.retain === true || config.retain === 'true';
+    const fixedRetain =
+      config.retain === '' || config.retain === undefined ? undefined : config.retain === true || config.retain === 'true';
 
     onInput(RED, node, (msg: OutMessage, _send, done) => {
       if (msg.action !== undefined) {

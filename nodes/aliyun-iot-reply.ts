@@ -42,7 +42,9 @@ export = function (RED: NodeAPI): void {
       }
       const target = typeof context.topic === 'string' ? parseThingTopic(context.topic) : undefined;
       if (target && (target.productKey !== productKey || target.deviceName !== deviceName)) {
-        done(newError(RED, 'REPLY_OTHER_DEVICE', { device: `${target.productKey}/${target.deviceName}`, own: `${productKey}/${deviceName}` }));
+        done(
+          newError(RED, 'REPLY_OTHER_DEVICE', { device: `${target.productKey}/${target.deviceName}`, own: `${productKey}/${deviceName}` }),
+        );
         return;
       }
       const code = msg.code === undefined || msg.code === null || msg.code === '' ? defaultCode : replyCode(msg.code);

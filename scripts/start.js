@@ -35,7 +35,10 @@ function installIntoUserDir() {
   fs.symlinkSync(root, link, 'dir');
   const manifest = path.join(userDir, 'package.json');
   if (!fs.existsSync(manifest)) {
-    fs.writeFileSync(manifest, JSON.stringify({ name: 'aliyun-iot-demo', private: true, dependencies: { 'node-red-contrib-aliyun-iot': `file:${root}` } }, null, 2));
+    fs.writeFileSync(
+      manifest,
+      JSON.stringify({ name: 'aliyun-iot-demo', private: true, dependencies: { 'node-red-contrib-aliyun-iot': `file:${root}` } }, null, 2),
+    );
   }
 }
 
@@ -43,9 +46,12 @@ function installIntoUserDir() {
 async function deployDemo(editorUrl, registry) {
   const current = await fetch(`${editorUrl}flows`, { headers: { 'Node-RED-API-Version': 'v1' } }).then((res) => res.json());
   if (current.some((node) => node.type !== 'tab' || current.length > 1)) return false;
-  const secrets = new Map(registry.products.flatMap((product) => product.devices.map((device) => [device.deviceName, device.deviceSecret])));
+  const secrets = new Map(
+    registry.products.flatMap((product) => product.devices.map((device) => [device.deviceName, device.deviceSecret])),
+  );
   const flow = JSON.parse(fs.readFileSync(demoFlowFile, 'utf8')).map((node) =>
-    (node.type === 'aliyun-iot-connection' ? { ...node, credentials: { deviceSecret: secrets.get(node.deviceName) } } : node));
+    node.type === 'aliyun-iot-connection' ? { ...node, credentials: { deviceSecret: secrets.get(node.deviceName) } } : node,
+  );
   const response = await fetch(`${editorUrl}flows`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json', 'Node-RED-API-Version': 'v1', 'Node-RED-Deployment-Type': 'full' },
@@ -119,7 +125,7 @@ async function main() {
     apiPort: portFromEnvironment('ALIYUN_IOT_SIM_API_PORT'),
   };
   const requestedEditorPort = portFromEnvironment('PORT');
-  const editorPort = requestedEditorPort ?? await preferredPortIfFree(PREFERRED_EDITOR_PORT);
+  const editorPort = requestedEditorPort ?? (await preferredPortIfFree(PREFERRED_EDITOR_PORT));
   if (requestedEditorPort === undefined && editorPort === 0) {
     console.log(`Port ${PREFERRED_EDITOR_PORT} is in use (another Node-RED?): Node-RED takes a free port instead; set PORT to choose one.`);
   }
@@ -132,36 +138,51 @@ async function main() {
   }
   installIntoUserDir();
   // The preload ends Node-RED when this script's IPC channel closes, i.e. when this script ended without stopping it.
-  const nodeRed = spawn(process.execPath, [
-    '--require', path.join(__dirname, 'exit-with-parent.js'),
-    require.resolve('node-red/red.js'), '--userDir', userDir, '--settings', path.join(__dirname, 'node-red-settings.js'),
-    '--port', String(editorPort),
-  ], {
-    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
-    env: { ...process.env, ...simulatorEnvironment(simulator) },
-  });
+  const nodeRed = spawn(
+    process.execPath,
+    [
+      '--require',
+      path.join(__dirname, 'exit-with-parent.js'),
+      require.resolve('node-red/red.js'),
+      '--userDir',
+      userDir,
+      '--settings',
+      path.join(__dirname, 'node-red-settings.js'),
+      '--port',
+      String(editorPort),
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+      env: { ...process.env, ...simulatorEnvironment(simulator) },
+    },
+  );
   running.nodeRed = nodeRed;
   nodeRed.stdout.on('data', (chunk) => {
     process.stdout.write(chunk);
     const listening = /Server now running at (http\S+?)\/?\s/.exec(chunk.toString());
     if (listening) {
       const editorUrl = `${listening[1]}/`;
-      deployDemo(editorUrl, registry).then((deployed) => {
-        console.log(`\nNode-RED:  ${editorUrl} (process ${nodeRed.pid}${deployed ? ', with the demo flow' : ''})`);
-        console.log(`Simulator: mqtt://127.0.0.1:${simulator.port} (demo registry: sim/demo-registry.json)`);
-        console.log(`Simulator admin API: http://127.0.0.1:${simulator.adminPort}/devices`);
-        if (simulator.amqp) {
-          console.log(`Simulator cloud side: AMQP amqp://127.0.0.1:${simulator.amqpPort}, OpenAPI http://127.0.0.1:${simulator.apiPort}`);
-        }
-        console.log(`Ctrl-C (or kill ${process.pid}) stops both.\n`);
-      }, (err) => console.error(err.message));
+      deployDemo(editorUrl, registry).then(
+        (deployed) => {
+          console.log(`\nNode-RED:  ${editorUrl} (process ${nodeRed.pid}${deployed ? ', with the demo flow' : ''})`);
+          console.log(`Simulator: mqtt://127.0.0.1:${simulator.port} (demo registry: sim/demo-registry.json)`);
+          console.log(`Simulator admin API: http://127.0.0.1:${simulator.adminPort}/devices`);
+          if (simulator.amqp) {
+            console.log(`Simulator cloud side: AMQP amqp://127.0.0.1:${simulator.amqpPort}, OpenAPI http://127.0.0.1:${simulator.apiPort}`);
+          }
+          console.log(`Ctrl-C (or kill ${process.pid}) stops both.\n`);
+        },
+        (err) => console.error(err.message),
+      );
     }
   });
   nodeRed.on('exit', async (code) => {
     if (running.stopping) return;
-    if (editorPort !== 0 && await preferredPortIfFree(editorPort) === 0) {
-      console.error(`\nNode-RED cannot listen on port ${editorPort}: something else uses it. Stop that program, or start with`
-        + ' PORT set to a free port (PORT=0 lets the OS choose).');
+    if (editorPort !== 0 && (await preferredPortIfFree(editorPort)) === 0) {
+      console.error(
+        `\nNode-RED cannot listen on port ${editorPort}: something else uses it. Stop that program, or start with` +
+          ' PORT set to a free port (PORT=0 lets the OS choose).',
+      );
     }
     stopAll(undefined, code || 1);
   });

@@ -16,7 +16,10 @@ export interface AdminContext {
 }
 
 class BadRequest extends Error {
-  constructor(message: string, readonly status = 400) {
+  constructor(
+    message: string,
+    readonly status = 400,
+  ) {
     super(message);
   }
 }
@@ -95,7 +98,9 @@ async function route(context: AdminContext, method: string, path: string, body: 
   if (method === 'GET' && path === '/devices') {
     return {
       devices: registry.allDevices().map((entry) => ({
-        ...entry, online: context.online(entry) !== undefined, clientId: context.onlineClientId(entry) ?? null,
+        ...entry,
+        online: context.online(entry) !== undefined,
+        clientId: context.onlineClientId(entry) ?? null,
       })),
     };
   }
@@ -111,8 +116,11 @@ async function route(context: AdminContext, method: string, path: string, body: 
   if (method === 'POST' && (path === '/topology/add' || path === '/topology/delete')) {
     const gateway = device((body.gateway ?? {}) as Body);
     const subDevices = devices(body, 'subDevices');
-    return { subDevices: refusable(() => (path === '/topology/add'
-      ? context.gateways.adminAdd(gateway, subDevices) : context.gateways.adminDelete(gateway, subDevices))) };
+    return {
+      subDevices: refusable(() =>
+        path === '/topology/add' ? context.gateways.adminAdd(gateway, subDevices) : context.gateways.adminDelete(gateway, subDevices),
+      ),
+    };
   }
   const state = /^\/devices\/(disable|enable|delete)$/.exec(path);
   if (method === 'POST' && state) {
@@ -150,7 +158,10 @@ async function route(context: AdminContext, method: string, path: string, body: 
     if (typeof expireTime !== 'number') throw new BadRequest('expireTime must be milliseconds since the epoch');
     try {
       return registry.applyToken(text(body, 'instanceId') as string, {
-        accessKeyId: text(body, 'accessKeyId') as string, actions, resources: body.resources as string[], expireTime,
+        accessKeyId: text(body, 'accessKeyId') as string,
+        actions,
+        resources: body.resources as string[],
+        expireTime,
       });
     } catch (err) {
       throw new BadRequest((err as Error).message);
@@ -231,7 +242,9 @@ export function createAdminServer(context: AdminContext): http.Server {
     };
     readBody(request)
       .then((body) => route(context, request.method ?? 'GET', requestPath(request.url), body))
-      .then((result) => (result === undefined ? send(404, { error: `no such endpoint: ${request.method} ${request.url}` }) : send(200, result)))
+      .then((result) =>
+        result === undefined ? send(404, { error: `no such endpoint: ${request.method} ${request.url}` }) : send(200, result),
+      )
       .catch(fail);
   });
 }

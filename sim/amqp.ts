@@ -28,20 +28,29 @@ interface PlainServerMechanisms {
 export const AMQP_TIMESTAMP_WINDOW_MS = 15 * 60 * 1000;
 
 /** Why an aksign login is refused, or undefined when it is good. */
-export function checkAmqpLogin(cloud: SimCloudConfig, groups: ConsumerGroups, username: string, password: string, now = Date.now()):
-{ login?: ParsedAmqpUsername; reason?: string } {
+export function checkAmqpLogin(
+  cloud: SimCloudConfig,
+  groups: ConsumerGroups,
+  username: string,
+  password: string,
+  now = Date.now(),
+): { login?: ParsedAmqpUsername; reason?: string } {
   const login = parseAmqpUsername(username);
   if (!login) return { reason: 'the username is not ${clientId}|authMode=aksign,...,authId=...,consumerGroupId=...|' };
   if (login.authMode !== 'aksign') return { login, reason: `authMode ${login.authMode || '(none)'} is not aksign` };
   if (login.signMethod !== 'hmacsha1') return { login, reason: `signMethod ${login.signMethod || '(none)'} is not hmacsha1` };
   const key = cloud.accessKeys.find((entry) => entry.accessKeyId === login.accessKeyId);
   if (!key) return { login, reason: `no AccessKey ${login.accessKeyId}` };
-  if (login.iotInstanceId !== '' && login.iotInstanceId !== (cloud.instanceId ?? '')) return { login, reason: `no instance ${login.iotInstanceId}` };
+  if (login.iotInstanceId !== '' && login.iotInstanceId !== (cloud.instanceId ?? ''))
+    return { login, reason: `no instance ${login.iotInstanceId}` };
   if (!groups.exists(login.consumerGroupId)) return { login, reason: `no consumer group ${login.consumerGroupId || '(empty)'}` };
   if (!verifyAmqpPassword(login, key.accessKeySecret, password)) return { login, reason: 'the signature does not match' };
   const timestamp = /^\d+$/.test(login.timestamp) ? Number(login.timestamp) : Number.NaN;
   if (!(Math.abs(now - timestamp) <= AMQP_TIMESTAMP_WINDOW_MS)) {
-    return { login, reason: `the timestamp ${login.timestamp} is not within ${AMQP_TIMESTAMP_WINDOW_MS / 60_000} minutes of the server's clock` };
+    return {
+      login,
+      reason: `the timestamp ${login.timestamp} is not within ${AMQP_TIMESTAMP_WINDOW_MS / 60_000} minutes of the server's clock`,
+    };
   }
   return { login };
 }
@@ -71,7 +80,10 @@ export class AmqpServer extends EventEmitter<AmqpServerEvents> {
     this.container.on('connection_open', (context: EventContext) => this.onOpen(context));
     this.container.on('sender_open', (context: EventContext) => this.onSenderOpen(context));
     this.container.on('receiver_open', (context: EventContext) => {
-      context.receiver?.close({ condition: 'amqp:not-allowed', description: 'the server-side subscription only sends: open a receiver link' });
+      context.receiver?.close({
+        condition: 'amqp:not-allowed',
+        description: 'the server-side subscription only sends: open a receiver link',
+      });
     });
     this.container.on('sendable', (context: EventContext) => this.memberOf(context)?.pump());
     for (const outcome of ['accepted', 'released', 'rejected', 'modified'] as const) {
@@ -183,7 +195,13 @@ export class AmqpServer extends EventEmitter<AmqpServerEvents> {
     return this.tlsPort;
   }
 
-  private async listen(options: { port: number; host: string; transport?: 'tls'; key?: TlsOptions['key']; cert?: TlsOptions['cert'] }): Promise<number> {
+  private async listen(options: {
+    port: number;
+    host: string;
+    transport?: 'tls';
+    key?: TlsOptions['key'];
+    cert?: TlsOptions['cert'];
+  }): Promise<number> {
     const server = this.container.listen(options);
     this.servers.push(server);
     // A client that refuses our certificate ends the handshake: nothing to report.
@@ -210,6 +228,8 @@ export class AmqpServer extends EventEmitter<AmqpServerEvents> {
     for (const connection of [...this.members.keys()]) this.leave(connection);
     for (const socket of this.sockets) socket.destroy();
     const servers = this.servers.splice(0);
-    await Promise.all(servers.filter((server) => server.listening).map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+    await Promise.all(
+      servers.filter((server) => server.listening).map((server) => new Promise<void>((resolve) => server.close(() => resolve()))),
+    );
   }
 }

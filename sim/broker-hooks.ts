@@ -42,7 +42,10 @@ const DROPPED_TOPIC = '$SIM/dropped';
  * before it answered is logged and answered with `refusal` (what the platform does with a message it cannot read).
  */
 function guarded<Args extends unknown[], Callback extends (...answer: never[]) => void>(
-  name: string, log: (line: string) => void, hook: (...args: [...Args, Callback]) => void, refusal: (callback: Callback, ...args: Args) => void,
+  name: string,
+  log: (line: string) => void,
+  hook: (...args: [...Args, Callback]) => void,
+  refusal: (callback: Callback, ...args: Args) => void,
 ): (...args: [...Args, Callback]) => void {
   return (...args) => {
     const callback = args.pop() as Callback;
@@ -71,9 +74,12 @@ export function preConnect({ sessions }: Pick<HookContext, 'sessions'>): Hook<'p
   };
 }
 
-export function authenticate(
-  { sessions, registry, log, emit }: Pick<HookContext, 'sessions' | 'registry' | 'log' | 'emit'>,
-): Hook<'authenticate'> {
+export function authenticate({
+  sessions,
+  registry,
+  log,
+  emit,
+}: Pick<HookContext, 'sessions' | 'registry' | 'log' | 'emit'>): Hook<'authenticate'> {
   return function authenticate(client, username, password, callback) {
     const clientId = sessions.clientIdOf(client);
     const result = registry.login(clientId, username, password?.toString('utf8'));
@@ -91,7 +97,12 @@ export function authenticate(
   };
 }
 
-export function authorizeSubscribe({ sessions, gateways, log, emit }: Pick<HookContext, 'sessions' | 'gateways' | 'log' | 'emit'>): Hook<'authorizeSubscribe'> {
+export function authorizeSubscribe({
+  sessions,
+  gateways,
+  log,
+  emit,
+}: Pick<HookContext, 'sessions' | 'gateways' | 'log' | 'emit'>): Hook<'authorizeSubscribe'> {
   return function authorizeSubscribe(client, subscription, callback) {
     const own = sessions.sessionOf(client);
     // A gateway subscribes its sub-devices' topics with their permissions, while they are online through it.
@@ -143,12 +154,15 @@ export function authorizePublish(context: HookContext): Hook<'authorizePublish'>
 const SERVER_UNAVAILABLE = 3;
 
 /** The hooks of the broker's options, each guarded: a throw refuses the login or subscription, or drops the publish. */
-export function brokerHooks(context: HookContext): Pick<AedesOptions, 'preConnect' | 'authenticate' | 'authorizeSubscribe' | 'authorizePublish'> {
+export function brokerHooks(
+  context: HookContext,
+): Pick<AedesOptions, 'preConnect' | 'authenticate' | 'authorizeSubscribe' | 'authorizePublish'> {
   const { log } = context;
   return {
     preConnect: guarded('preConnect', log, preConnect(context), (callback) => callback(new Error('login failed'), false)),
     authenticate: guarded('authenticate', log, authenticate(context), (callback) =>
-      callback(Object.assign(new Error('login failed'), { returnCode: SERVER_UNAVAILABLE }) as AuthenticateError, false)),
+      callback(Object.assign(new Error('login failed'), { returnCode: SERVER_UNAVAILABLE }) as AuthenticateError, false),
+    ),
     authorizeSubscribe: guarded('authorizeSubscribe', log, authorizeSubscribe(context), (callback) => callback(null, null)),
     authorizePublish: guarded('authorizePublish', log, authorizePublish(context), (callback, _client, packet) => {
       packet.topic = DROPPED_TOPIC;
@@ -157,14 +171,20 @@ export function brokerHooks(context: HookContext): Pick<AedesOptions, 'preConnec
   };
 }
 
-export function onClientReady(
-  { sessions, tokenNotices, log, emit }: Pick<HookContext, 'sessions' | 'tokenNotices' | 'log' | 'emit'>,
-): (client: Client) => void {
+export function onClientReady({
+  sessions,
+  tokenNotices,
+  log,
+  emit,
+}: Pick<HookContext, 'sessions' | 'tokenNotices' | 'log' | 'emit'>): (client: Client) => void {
   return function clientReady(client) {
     const session = sessions.ready(client);
     if (!session) return;
     if (session.kind === 'mq') {
-      client.subscribe(session.p2pTopics.map((topic) => ({ topic, qos: 1 as const })), () => undefined);
+      client.subscribe(
+        session.p2pTopics.map((topic) => ({ topic, qos: 1 as const })),
+        () => undefined,
+      );
       if (session.authMode === 'token') tokenNotices.schedule(client, session);
     }
     log(`login ${sessions.clientIdOf(client)}`);
@@ -172,7 +192,11 @@ export function onClientReady(
   };
 }
 
-export function onClientDisconnect({ sessions, tokenNotices, gateways }: Pick<HookContext, 'sessions' | 'tokenNotices' | 'gateways'>): (client: Client) => void {
+export function onClientDisconnect({
+  sessions,
+  tokenNotices,
+  gateways,
+}: Pick<HookContext, 'sessions' | 'tokenNotices' | 'gateways'>): (client: Client) => void {
   return function clientDisconnect(client) {
     tokenNotices.disconnected(client);
     const session = sessions.sessionOf(client);

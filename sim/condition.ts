@@ -15,10 +15,7 @@ export type Payload = unknown;
 export type Condition = (payload: Payload) => boolean;
 
 type Token =
-  | { kind: 'number'; value: number }
-  | { kind: 'text'; value: string }
-  | { kind: 'word'; value: string }
-  | { kind: 'op'; value: string };
+  { kind: 'number'; value: number } | { kind: 'text'; value: string } | { kind: 'word'; value: string } | { kind: 'op'; value: string };
 
 type Evaluate = (payload: Payload) => unknown;
 

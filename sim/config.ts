@@ -175,7 +175,8 @@ export function validateConfig(raw: unknown): SimulatorConfig {
       requireString(entry?.deviceName, `${at}.devices[${d}].deviceName`);
       requireString(entry?.deviceSecret, `${at}.devices[${d}].deviceSecret`);
       const subDevices = optionalArray(entry.subDevices, `${at}.devices[${d}].subDevices`);
-      if (subDevices.length > 0 && record.nodeType !== 'gateway') fail(`${at}.devices[${d}].subDevices`, 'belong to devices of a gateway product');
+      if (subDevices.length > 0 && record.nodeType !== 'gateway')
+        fail(`${at}.devices[${d}].subDevices`, 'belong to devices of a gateway product');
       subDevices.forEach((sub, s) => {
         const named = sub as Record<string, unknown>;
         requireString(named?.productKey, `${at}.devices[${d}].subDevices[${s}].productKey`);
@@ -224,7 +225,8 @@ export function validateConfig(raw: unknown): SimulatorConfig {
     const entry = failure as Record<string, unknown>;
     if (!entry || typeof entry !== 'object') fail(`failures[${f}]`, 'must be an object');
     if (entry.code !== undefined && !Number.isInteger(entry.code)) fail(`failures[${f}].code`, 'must be a whole number');
-    if (entry.delayMs !== undefined && !(typeof entry.delayMs === 'number' && entry.delayMs >= 0)) fail(`failures[${f}].delayMs`, 'must be a number of milliseconds');
+    if (entry.delayMs !== undefined && !(typeof entry.delayMs === 'number' && entry.delayMs >= 0))
+      fail(`failures[${f}].delayMs`, 'must be a number of milliseconds');
   });
   optionalArray(config.rules, 'rules').forEach((rule, r) => validateRule(rule, `rules[${r}]`));
   if (config.cloud !== undefined) validateCloud(config.cloud);
@@ -232,7 +234,8 @@ export function validateConfig(raw: unknown): SimulatorConfig {
     const limits = config.gatewayLimits as Record<string, unknown>;
     if (!limits || typeof limits !== 'object') fail('gatewayLimits', 'must be an object');
     for (const name of ['onlinePerGateway', 'topologyPerGateway', 'loginsPerMinute']) {
-      if (limits[name] !== undefined && !(Number.isInteger(limits[name]) && (limits[name] as number) > 0)) fail(`gatewayLimits.${name}`, 'must be a positive whole number');
+      if (limits[name] !== undefined && !(Number.isInteger(limits[name]) && (limits[name] as number) > 0))
+        fail(`gatewayLimits.${name}`, 'must be a positive whole number');
     }
   }
   return config as SimulatorConfig;

@@ -67,7 +67,10 @@ class ConsumerGroup {
   private retryTimer?: NodeJS.Timeout;
   dropped = 0;
 
-  constructor(readonly id: string, private readonly options: Required<Omit<ConsumerGroupsOptions, 'known'>>) {}
+  constructor(
+    readonly id: string,
+    private readonly options: Required<Omit<ConsumerGroupsOptions, 'known'>>,
+  ) {}
 
   add(consumer: Consumer): void {
     this.consumers.push(consumer);
@@ -83,7 +86,8 @@ class ConsumerGroup {
     const open = [...(this.unsettled.get(consumer)?.values() ?? [])];
     for (const entry of open) clearTimeout(entry.deadline);
     this.unsettled.delete(consumer);
-    if (open.length > 0) this.options.log(`consumer group ${this.id}: ${consumer.name} left with ${open.length} unaccepted message(s); delivering them again`);
+    if (open.length > 0)
+      this.options.log(`consumer group ${this.id}: ${consumer.name} left with ${open.length} unaccepted message(s); delivering them again`);
     this.queue.unshift(...open.map((entry) => ({ ...entry, avoid: consumer })));
     this.dispatch();
   }
@@ -94,7 +98,9 @@ class ConsumerGroup {
       this.queue.shift();
       this.dropped++;
       if (this.dropped === 1 || this.dropped % 1000 === 0) {
-        this.options.log(`consumer group ${this.id}: backlog over ${this.options.maxBacklog} messages, ${this.dropped} oldest dropped so far`);
+        this.options.log(
+          `consumer group ${this.id}: backlog over ${this.options.maxBacklog} messages, ${this.dropped} oldest dropped so far`,
+        );
       }
     }
     this.dispatch();
@@ -119,7 +125,9 @@ class ConsumerGroup {
     const entry = open?.get(messageId);
     if (!open || !entry) return;
     open.delete(messageId);
-    this.options.log(`consumer group ${this.id}: ${consumer.name} did not accept message ${messageId} within ${this.options.acceptTimeoutMs} ms; delivering it again`);
+    this.options.log(
+      `consumer group ${this.id}: ${consumer.name} did not accept message ${messageId} within ${this.options.acceptTimeoutMs} ms; delivering it again`,
+    );
     this.queue.unshift({ message: entry.message, deliveries: entry.deliveries, avoid: consumer });
     this.dispatch();
   }

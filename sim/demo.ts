@@ -16,10 +16,12 @@ export function simulatorEnvironment(simulator: Simulator): Record<string, strin
   return {
     [`${SIMULATOR_VARIABLE_PREFIX}PORT`]: String(simulator.port),
     [`${SIMULATOR_VARIABLE_PREFIX}ADMIN_PORT`]: String(simulator.adminPort),
-    ...(simulator.amqp ? {
-      [`${SIMULATOR_VARIABLE_PREFIX}AMQP_ENDPOINT`]: `amqp://${host}:${simulator.amqpPort}`,
-      [`${SIMULATOR_VARIABLE_PREFIX}API_ENDPOINT`]: `http://${host}:${simulator.apiPort}`,
-    } : {}),
+    ...(simulator.amqp
+      ? {
+          [`${SIMULATOR_VARIABLE_PREFIX}AMQP_ENDPOINT`]: `amqp://${host}:${simulator.amqpPort}`,
+          [`${SIMULATOR_VARIABLE_PREFIX}API_ENDPOINT`]: `http://${host}:${simulator.apiPort}`,
+        }
+      : {}),
   };
 }
 

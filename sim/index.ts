@@ -99,7 +99,8 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
       (device) => this.sessions.clientOf(device),
       log,
       this.emit.bind(this) as EmitGatewayEvent,
-      (device, properties) => this.platform.recordProperties(device, thingTopics.propertyPost(device), GATEWAY_METHODS.packPost, properties),
+      (device, properties) =>
+        this.platform.recordProperties(device, thingTopics.propertyPost(device), GATEWAY_METHODS.packPost, properties),
       config.gatewayLimits,
     );
     this.tokenNotices = new TokenNotices(this.registry, this.sessions, options.tokenNoticeMs ?? DEFAULT_TOKEN_NOTICE_MS, log);
@@ -196,16 +197,23 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
     const broker = await AedesBroker.createBroker({ maxClientsIdLength: 1024, persistence: this.persistence, ...brokerHooks(context) });
     this.broker = broker;
     followBrokerEvents(broker, context);
-    await this.servers.start(broker, {
-      platform: this.platform,
-      registry: this.registry,
-      online: (device) => this.sessions.online(device) ?? this.gateways.sessionOf(device),
-      onlineClientId: (device) => this.sessions.onlineClientId(device) ?? this.gateways.clientIdOf(device),
-      gateways: this.gateways,
-      revokeToken: (token) => this.tokenNotices.revoke(token),
-    }, this.cloudConfig && {
-      config: this.cloudConfig, platform: this.platform, registry: this.registry, activityOf: (device) => this.sessions.activityOf(device),
-    });
+    await this.servers.start(
+      broker,
+      {
+        platform: this.platform,
+        registry: this.registry,
+        online: (device) => this.sessions.online(device) ?? this.gateways.sessionOf(device),
+        onlineClientId: (device) => this.sessions.onlineClientId(device) ?? this.gateways.clientIdOf(device),
+        gateways: this.gateways,
+        revokeToken: (token) => this.tokenNotices.revoke(token),
+      },
+      this.cloudConfig && {
+        config: this.cloudConfig,
+        platform: this.platform,
+        registry: this.registry,
+        activityOf: (device) => this.sessions.activityOf(device),
+      },
+    );
     this.log(`aliyun-iot-sim listening: ${this.servers.describe()}`);
     return this;
   }

@@ -78,7 +78,10 @@ export class Listeners {
   private apiServer?: http.Server;
   private apiTlsServer?: https.Server;
 
-  constructor(private readonly options: ListenerOptions, private readonly log: (line: string) => void) {}
+  constructor(
+    private readonly options: ListenerOptions,
+    private readonly log: (line: string) => void,
+  ) {}
 
   async start(broker: Aedes, admin: AdminContext, cloudApplication?: CloudApplicationContext): Promise<void> {
     const { host } = this.options;
@@ -108,9 +111,14 @@ export class Listeners {
     const { host } = this.options;
     const log = this.log;
     const { tls: keyAndCert, amqpTlsPort, apiTlsPort, amqpAcceptTimeoutMs } = this.options;
-    this.amqp = new AmqpServer(config, new ConsumerGroups({ known: config.consumerGroups, log, acceptTimeoutMs: amqpAcceptTimeoutMs }), log);
+    this.amqp = new AmqpServer(
+      config,
+      new ConsumerGroups({ known: config.consumerGroups, log, acceptTimeoutMs: amqpAcceptTimeoutMs }),
+      log,
+    );
     this.amqpPort = await this.amqp.start(this.amqpPort || (this.options.amqpPort ?? 0), host);
-    if (amqpTlsPort !== undefined && keyAndCert) this.amqpTlsPort = await this.amqp.startTls(this.amqpTlsPort || amqpTlsPort, host, keyAndCert);
+    if (amqpTlsPort !== undefined && keyAndCert)
+      this.amqpTlsPort = await this.amqp.startTls(this.amqpTlsPort || amqpTlsPort, host, keyAndCert);
     const handler = openApiHandler({ cloud: config, actions: createActions({ cloud: platform, registry, config, activityOf }), log });
     this.apiServer = http.createServer(handler);
     this.apiPort = await listen(this.apiServer, this.apiPort || (this.options.apiPort ?? 0), host);
@@ -125,12 +133,14 @@ export class Listeners {
   /** The URLs listened on, for the log. */
   describe(): string {
     const { host } = this.options;
-    return `mqtt://${host}:${this.port}${this.wsPort ? ` ws://${host}:${this.wsPort}/mqtt` : ''}`
-      + `${this.tlsPort ? ` mqtts://${host}:${this.tlsPort}` : ''}`
-      + ` admin http://${host}:${this.adminPort}`
-      + (this.amqp ? ` amqp://${host}:${this.amqpPort} api http://${host}:${this.apiPort}` : '')
-      + (this.amqpTlsPort ? ` amqps://${host}:${this.amqpTlsPort}` : '')
-      + (this.apiTlsPort ? ` api https://${host}:${this.apiTlsPort}` : '');
+    return (
+      `mqtt://${host}:${this.port}${this.wsPort ? ` ws://${host}:${this.wsPort}/mqtt` : ''}` +
+      `${this.tlsPort ? ` mqtts://${host}:${this.tlsPort}` : ''}` +
+      ` admin http://${host}:${this.adminPort}` +
+      (this.amqp ? ` amqp://${host}:${this.amqpPort} api http://${host}:${this.apiPort}` : '') +
+      (this.amqpTlsPort ? ` amqps://${host}:${this.amqpTlsPort}` : '') +
+      (this.apiTlsPort ? ` api https://${host}:${this.apiTlsPort}` : '')
+    );
   }
 
   /**

@@ -2,7 +2,14 @@
 // device queries of sim/openapi-queries.ts. They use the same platform machinery (sim/platform.ts) as the admin API;
 // failures are shaped like the platform's.
 import {
-  Device, IDENTIFIER_PATTERNS, MAX_JSON_DEPTH, RANGES, SERVICE_LIMITS, nestsDeeperThan, productOfTopic, validatePublishTopic,
+  Device,
+  IDENTIFIER_PATTERNS,
+  MAX_JSON_DEPTH,
+  RANGES,
+  SERVICE_LIMITS,
+  nestsDeeperThan,
+  productOfTopic,
+  validatePublishTopic,
 } from '../nodes/lib/protocol';
 import { SimulatedPlatform, MAX_SYNC_TIMEOUT_MS, messageIds } from './platform';
 import { SimCloudConfig } from './config';
@@ -55,7 +62,8 @@ export function createActions(context: ActionContext): Record<string, ActionHand
   /** The instance named by IotInstanceId must be the simulator's; absent means the default one. */
   const checkInstance = (params: ApiParams): void => {
     const instance = params.IotInstanceId;
-    if (instance && instance !== config.instanceId) throw business('iot.system.InstanceNotFound', `The instance ${instance} does not exist.`);
+    if (instance && instance !== config.instanceId)
+      throw business('iot.system.InstanceNotFound', `The instance ${instance} does not exist.`);
   };
 
   const product = (params: ApiParams): string => {
@@ -80,7 +88,11 @@ export function createActions(context: ActionContext): Record<string, ActionHand
 
   return {
     ...createQueries({
-      registry, activityOf: context.activityOf, properties: (target) => cloud.propertiesOf(target), device, checkInstance,
+      registry,
+      activityOf: context.activityOf,
+      properties: (target) => cloud.propertiesOf(target),
+      device,
+      checkInstance,
     }),
 
     async Pub(params) {
@@ -96,7 +108,8 @@ export function createActions(context: ActionContext): Record<string, ActionHand
       } catch {
         valid = false;
       }
-      if (!valid) throw business('iot.messagebroker.InvalidFormattedTopicName', `The topic ${topic} is not a topic of product ${productKey}.`);
+      if (!valid)
+        throw business('iot.messagebroker.InvalidFormattedTopicName', `The topic ${topic} is not a topic of product ${productKey}.`);
       cloud.pub(topic, payload, qos === '1' ? 1 : 0);
       return { MessageId: nextMessageId() };
     },
@@ -134,14 +147,24 @@ export function createActions(context: ActionContext): Record<string, ActionHand
       if (!IDENTIFIER_PATTERNS.thingIdentifier.test(identifier)) invalid('Identifier', 'not a service identifier');
       const args = jsonObject(params, 'Args');
       const sync = registry.product(target.productKey)?.syncServices?.includes(identifier) ?? false;
-      const result = await cloud.invokeService(target, identifier, args, sync, sync ? config.syncTimeoutMs ?? MAX_SYNC_TIMEOUT_MS : undefined);
+      const result = await cloud.invokeService(
+        target,
+        identifier,
+        args,
+        sync,
+        sync ? (config.syncTimeoutMs ?? MAX_SYNC_TIMEOUT_MS) : undefined,
+      );
       if (result.status === 'OFFLINE') offline(target);
-      if (result.status === 'TIMEOUT') throw business('iot.messagebroker.RrpcTimeout', `The device did not answer the synchronous service ${identifier} in time.`);
+      if (result.status === 'TIMEOUT')
+        throw business('iot.messagebroker.RrpcTimeout', `The device did not answer the synchronous service ${identifier} in time.`);
       if (!sync) return { Data: { MessageId: result.id } };
       const reply = result.reply;
       if (!reply) throw business('iot.device.InvokeThingServiceFailed', `The device's answer to ${identifier} is not an Alink reply.`);
       if (reply.code !== 200) {
-        throw business('iot.device.InvokeThingServiceFailed', `The device answered ${identifier} with code ${reply.code}${reply.message ? `: ${reply.message}` : ''}.`);
+        throw business(
+          'iot.device.InvokeThingServiceFailed',
+          `The device answered ${identifier} with code ${reply.code}${reply.message ? `: ${reply.message}` : ''}.`,
+        );
       }
       return { Data: { Result: JSON.stringify(reply.data ?? {}), MessageId: result.id } };
     },

@@ -72,11 +72,12 @@ export function createQueries(context: QueryContext): Record<string, ActionHandl
   };
 
   /** `Name.1`, `Name.2`, … of a RepeatList, in order. */
-  const repeatList = (params: ApiParams, name: string): string[] => Object.keys(params)
-    .map((key) => new RegExp(`^${name}\\.(\\d+)$`).exec(key))
-    .filter((match): match is RegExpExecArray => match !== null)
-    .sort((a, b) => Number(a[1]) - Number(b[1]))
-    .map((match) => params[match[0]]);
+  const repeatList = (params: ApiParams, name: string): string[] =>
+    Object.keys(params)
+      .map((key) => new RegExp(`^${name}\\.(\\d+)$`).exec(key))
+      .filter((match): match is RegExpExecArray => match !== null)
+      .sort((a, b) => Number(a[1]) - Number(b[1]))
+      .map((match) => params[match[0]]);
 
   return {
     async QueryDeviceDetail(params) {

@@ -5,7 +5,18 @@
 import { createHash, randomUUID } from 'node:crypto';
 import * as http from 'node:http';
 import {
-  IOT_API_VERSION, canonicalQuery, percentEncode, verifySignatureV1, ACS3_HMAC_SHA256, V3_HEADERS, V3Request, canonicalRequestV3, parseAuthorizationV3, sha256Hex, stringToSignV3, unsignedHeadersV3,
+  IOT_API_VERSION,
+  canonicalQuery,
+  percentEncode,
+  verifySignatureV1,
+  ACS3_HMAC_SHA256,
+  V3_HEADERS,
+  V3Request,
+  canonicalRequestV3,
+  parseAuthorizationV3,
+  sha256Hex,
+  stringToSignV3,
+  unsignedHeadersV3,
   verifySignatureV3,
 } from '../nodes/lib/protocol';
 import { SimCloudConfig } from './config';
@@ -15,7 +26,11 @@ export const TIMESTAMP_WINDOW_MS = 15 * 60 * 1000;
 
 /** A refused call: gateway errors carry HTTP 400/403/404, business errors HTTP 200 with Success false. */
 export class ApiFailure extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -38,7 +53,16 @@ export interface OpenApiServerOptions {
   now?: () => number;
 }
 
-const COMMON_REQUIRED = ['Action', 'AccessKeyId', 'Signature', 'SignatureMethod', 'SignatureVersion', 'SignatureNonce', 'Timestamp', 'Version'];
+const COMMON_REQUIRED = [
+  'Action',
+  'AccessKeyId',
+  'Signature',
+  'SignatureMethod',
+  'SignatureVersion',
+  'SignatureNonce',
+  'Timestamp',
+  'Version',
+];
 const TIMESTAMP_FORMAT = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$/;
 
 /**
@@ -68,15 +92,22 @@ function parseTimestamp(text: string): number | undefined {
 }
 
 function checkVersion(version: string): void {
-  if (version !== IOT_API_VERSION) throw new ApiFailure(400, 'InvalidParameter.Version', `Specified parameter Version is not valid: use ${IOT_API_VERSION}.`);
+  if (version !== IOT_API_VERSION)
+    throw new ApiFailure(400, 'InvalidParameter.Version', `Specified parameter Version is not valid: use ${IOT_API_VERSION}.`);
 }
 
 /** The request time within the window; returns the server's now. */
 function checkTime(text: string, options: OpenApiServerOptions): number {
   const time = parseTimestamp(text);
-  if (time === undefined) throw new ApiFailure(400, 'InvalidTimeStamp.Format', 'Specified time stamp or date value is not well formatted (YYYY-MM-DDThh:mm:ssZ).');
+  if (time === undefined)
+    throw new ApiFailure(
+      400,
+      'InvalidTimeStamp.Format',
+      'Specified time stamp or date value is not well formatted (YYYY-MM-DDThh:mm:ssZ).',
+    );
   const now = options.now?.() ?? Date.now();
-  if (Math.abs(now - time) > TIMESTAMP_WINDOW_MS) throw new ApiFailure(400, 'InvalidTimeStamp.Expired', 'Specified time stamp or date value is expired.');
+  if (Math.abs(now - time) > TIMESTAMP_WINDOW_MS)
+    throw new ApiFailure(400, 'InvalidTimeStamp.Expired', 'Specified time stamp or date value is expired.');
   return now;
 }
 
@@ -87,7 +118,11 @@ function secretOf(accessKeyId: string, options: OpenApiServerOptions): string {
 }
 
 function signatureMismatch(stringToSign: string): ApiFailure {
-  return new ApiFailure(400, 'SignatureDoesNotMatch', `Specified signature is not matched with our calculation. server string to sign is:${stringToSign}`);
+  return new ApiFailure(
+    400,
+    'SignatureDoesNotMatch',
+    `Specified signature is not matched with our calculation. server string to sign is:${stringToSign}`,
+  );
 }
 
 function takeNonce(nonces: NonceStore, accessKeyId: string, nonce: string, now: number): void {
@@ -100,8 +135,10 @@ function authenticateV1(method: string, params: ApiParams, options: OpenApiServe
   if (params.Format !== undefined && params.Format.toUpperCase() !== 'JSON') {
     throw new ApiFailure(400, 'InvalidParameter.Format', 'Specified parameter Format is not valid: this simulator answers JSON only.');
   }
-  if (params.SignatureMethod !== 'HMAC-SHA1') throw new ApiFailure(400, 'InvalidParameter.SignatureMethod', 'Specified signature method is not supported: use HMAC-SHA1.');
-  if (params.SignatureVersion !== '1.0') throw new ApiFailure(400, 'InvalidParameter.SignatureVersion', 'Specified signature version is not supported: use 1.0.');
+  if (params.SignatureMethod !== 'HMAC-SHA1')
+    throw new ApiFailure(400, 'InvalidParameter.SignatureMethod', 'Specified signature method is not supported: use HMAC-SHA1.');
+  if (params.SignatureVersion !== '1.0')
+    throw new ApiFailure(400, 'InvalidParameter.SignatureVersion', 'Specified signature version is not supported: use 1.0.');
   checkVersion(params.Version);
   const now = checkTime(params.Timestamp, options);
   const secret = secretOf(params.AccessKeyId, options);
@@ -117,7 +154,10 @@ function authenticateV1(method: string, params: ApiParams, options: OpenApiServe
  * MissingSignatureNonce, MissingTimestamp): inferred, the gateway's codes for absent V3 headers are not documented.
  */
 const V3_REQUIRED: ReadonlyArray<[header: string, param: string]> = [
-  [V3_HEADERS.action, 'Action'], [V3_HEADERS.version, 'Version'], [V3_HEADERS.nonce, 'SignatureNonce'], [V3_HEADERS.date, 'Timestamp'],
+  [V3_HEADERS.action, 'Action'],
+  [V3_HEADERS.version, 'Version'],
+  [V3_HEADERS.nonce, 'SignatureNonce'],
+  [V3_HEADERS.date, 'Timestamp'],
 ];
 
 interface RawRequest {
@@ -130,31 +170,49 @@ interface RawRequest {
 
 function header(request: RawRequest, name: string): string {
   const value = request.headers[name];
-  return (Array.isArray(value) ? value.join(',') : value ?? '').trim();
+  return (Array.isArray(value) ? value.join(',') : (value ?? '')).trim();
 }
 
 /** Signature V3 (ACS3-HMAC-SHA256); returns the action named by x-acs-action, throws the gateway's error. */
 function authenticateV3(request: RawRequest, options: OpenApiServerOptions, nonces: NonceStore): string {
   const authorization = parseAuthorizationV3(header(request, 'authorization'));
   if (!authorization) {
-    throw new ApiFailure(400, 'IncompleteSignature', `The request signature does not conform to Aliyun standards: Authorization is not ${ACS3_HMAC_SHA256} Credential=...,SignedHeaders=...,Signature=...`);
+    throw new ApiFailure(
+      400,
+      'IncompleteSignature',
+      `The request signature does not conform to Aliyun standards: Authorization is not ${ACS3_HMAC_SHA256} Credential=...,SignedHeaders=...,Signature=...`,
+    );
   }
   if (authorization.algorithm !== ACS3_HMAC_SHA256) {
     throw new ApiFailure(400, 'InvalidParameter.SignatureMethod', `Specified signature method is not supported: use ${ACS3_HMAC_SHA256}.`);
   }
-  for (const [name, param] of V3_REQUIRED) if (!header(request, name)) throw new ApiFailure(400, `Missing${param}`, `${name} is mandatory for this action.`);
+  for (const [name, param] of V3_REQUIRED)
+    if (!header(request, name)) throw new ApiFailure(400, `Missing${param}`, `${name} is mandatory for this action.`);
   checkVersion(header(request, V3_HEADERS.version));
   const now = checkTime(header(request, V3_HEADERS.date), options);
   const secret = secretOf(authorization.accessKeyId, options);
   const signed: V3Request = {
-    method: request.method, path: request.path, query: request.query, headers: request.headers,
-    signedHeaders: authorization.signedHeaders, bodySha256: sha256Hex(request.body),
+    method: request.method,
+    path: request.path,
+    query: request.query,
+    headers: request.headers,
+    signedHeaders: authorization.signedHeaders,
+    bodySha256: sha256Hex(request.body),
   };
   const unsigned = unsignedHeadersV3(signed);
-  if (unsigned.length > 0) throw new ApiFailure(400, 'IncompleteSignature', `The request signature does not conform to Aliyun standards: sign the headers ${unsigned.join(', ')}.`);
+  if (unsigned.length > 0)
+    throw new ApiFailure(
+      400,
+      'IncompleteSignature',
+      `The request signature does not conform to Aliyun standards: sign the headers ${unsigned.join(', ')}.`,
+    );
   const claimed = header(request, V3_HEADERS.contentSha256);
   if (claimed !== '' && claimed.toLowerCase() !== signed.bodySha256) {
-    throw new ApiFailure(400, 'SignatureDoesNotMatch', `Specified signature is not matched with our calculation: ${V3_HEADERS.contentSha256} is not the hex SHA-256 of the body.`);
+    throw new ApiFailure(
+      400,
+      'SignatureDoesNotMatch',
+      `Specified signature is not matched with our calculation: ${V3_HEADERS.contentSha256} is not the hex SHA-256 of the body.`,
+    );
   }
   if (!verifySignatureV3(signed, secret, authorization.signature)) {
     const canonical = canonicalRequestV3(signed);
@@ -187,13 +245,16 @@ export function openApiHandler(options: OpenApiServerOptions): http.RequestListe
   const nonces = new NonceStore();
   const handle = async (request: http.IncomingMessage): Promise<Record<string, unknown>> => {
     const method = (request.method ?? 'GET').toUpperCase();
-    if (method !== 'GET' && method !== 'POST') throw new ApiFailure(400, 'InvalidParameter.Method', `HTTP ${method} is not supported: use GET or POST.`);
+    if (method !== 'GET' && method !== 'POST')
+      throw new ApiFailure(400, 'InvalidParameter.Method', `HTTP ${method} is not supported: use GET or POST.`);
     // The request target is split by hand: new URL() throws on targets such as `//`, which are only a wrong path.
     const target = request.url ?? '/';
     const queryStart = target.indexOf('?');
     const raw: RawRequest = {
-      method, path: (queryStart < 0 ? target : target.slice(0, queryStart)) || '/',
-      query: Object.fromEntries(new URLSearchParams(queryStart < 0 ? '' : target.slice(queryStart + 1))), headers: request.headers,
+      method,
+      path: (queryStart < 0 ? target : target.slice(0, queryStart)) || '/',
+      query: Object.fromEntries(new URLSearchParams(queryStart < 0 ? '' : target.slice(queryStart + 1))),
+      headers: request.headers,
       body: method === 'POST' ? await readBody(request) : Buffer.alloc(0),
     };
     // Both signatures take the parameters from the query and from a form body (the SDKs put some in each).
@@ -221,10 +282,18 @@ export function openApiHandler(options: OpenApiServerOptions): http.RequestListe
       (result) => send(200, { Success: true, ...result }),
       (err: Error) => {
         if (!(err instanceof ApiFailure)) options.log(`openapi: ${err.stack ?? err.message}`);
-        const failure = err instanceof ApiFailure ? err : new ApiFailure(500, 'InternalError', 'The request processing has failed due to some unknown error.');
+        const failure =
+          err instanceof ApiFailure
+            ? err
+            : new ApiFailure(500, 'InternalError', 'The request processing has failed due to some unknown error.');
         options.log(`openapi ${failure.code}: ${failure.message}`);
         // The gateway's own errors say Message (what the SDKs read), the IoT Platform's say ErrorMessage.
-        send(failure.status, { Success: false, Code: failure.code, ErrorMessage: failure.message, ...(failure.status === 200 ? {} : { Message: failure.message }) });
+        send(failure.status, {
+          Success: false,
+          Code: failure.code,
+          ErrorMessage: failure.message,
+          ...(failure.status === 200 ? {} : { Message: failure.message }),
+        });
       },
     );
   };

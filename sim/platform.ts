@@ -36,12 +36,17 @@ export interface PlatformEvents {
 export const MAX_SYNC_TIMEOUT_MS = RANGES.rrpcTimeoutMs.max;
 
 function failureFor(failures: SimFailure[], device: Device, eventId: string, params: unknown): SimFailure | undefined {
-  return failures.find((failure) =>
-    (failure.productKey === undefined || failure.productKey === device.productKey)
-    && (failure.deviceName === undefined || failure.deviceName === device.deviceName)
-    && (failure.event === undefined || failure.event === eventId)
-    && (failure.property === undefined || (eventId === 'property' && params !== null && typeof params === 'object'
-      && Object.prototype.hasOwnProperty.call(params, failure.property))));
+  return failures.find(
+    (failure) =>
+      (failure.productKey === undefined || failure.productKey === device.productKey) &&
+      (failure.deviceName === undefined || failure.deviceName === device.deviceName) &&
+      (failure.event === undefined || failure.event === eventId) &&
+      (failure.property === undefined ||
+        (eventId === 'property' &&
+          params !== null &&
+          typeof params === 'object' &&
+          Object.prototype.hasOwnProperty.call(params, failure.property))),
+  );
 }
 
 /** Topics of the platform itself (thing model, NTP, RRPC, shadow, OTA), as opposed to a product's custom topics. */
@@ -96,7 +101,8 @@ export class SimulatedPlatform {
     if (!isPlatformTopic(topic)) return false;
     const parsed = parseThingTopic(topic);
     const own = parsed && parsed.productKey === session.productKey && parsed.deviceName === session.deviceName;
-    if (!own) return topic.startsWith('/sys/') || topic.startsWith('/ext/') || /^\/(shadow\/update|ota\/device\/(inform|progress))\//.test(topic);
+    if (!own)
+      return topic.startsWith('/sys/') || topic.startsWith('/ext/') || /^\/(shadow\/update|ota\/device\/(inform|progress))\//.test(topic);
     const key = `${parsed.productKey}/${parsed.deviceName}`;
     switch (parsed.type) {
       case 'post':
@@ -135,14 +141,19 @@ export class SimulatedPlatform {
     const sys = request?.sys as { ack?: unknown } | undefined;
     const ack = sys?.ack !== 0 && sys?.ack !== '0';
     this.events.post?.({ ...device, topic, id: typeof id === 'string' ? id : undefined, method, params: request?.params, ack });
-    if (eventId === 'property' && request?.params && typeof request.params === 'object') this.remember(device, request.params as Record<string, unknown>);
+    if (eventId === 'property' && request?.params && typeof request.params === 'object')
+      this.remember(device, request.params as Record<string, unknown>);
     if (!ack || id === undefined) return;
     const failure = failureFor(this.failures, device, eventId, request?.params);
     if (failure?.drop) return;
     const code = failure?.code ?? 200;
     const body = JSON.stringify({
-      code, data: {}, id, message: failure?.message ?? (code === 200 ? 'success' : 'failed'),
-      method: method ?? (eventId === 'property' ? METHODS.propertyPost : METHODS.eventPost(eventId)), version: '1.0',
+      code,
+      data: {},
+      id,
+      message: failure?.message ?? (code === 200 ? 'success' : 'failed'),
+      method: method ?? (eventId === 'property' ? METHODS.propertyPost : METHODS.eventPost(eventId)),
+      version: '1.0',
     });
     this.later(failure?.delayMs ?? 0, () => this.publish(thingTopics.replyTo(topic), body, 0));
   }
@@ -160,7 +171,10 @@ export class SimulatedPlatform {
       const timed = entry !== null && typeof entry === 'object' && 'value' in entry;
       const time = timed ? (entry as { time?: unknown }).time : undefined;
       stored[name] = timed
-        ? { value: (entry as { value: unknown }).value, time: (typeof time === 'number' || typeof time === 'string' ? Number(time) : 0) || Date.now() }
+        ? {
+            value: (entry as { value: unknown }).value,
+            time: (typeof time === 'number' || typeof time === 'string' ? Number(time) : 0) || Date.now(),
+          }
         : { value: entry, time: Date.now() };
     }
     this.properties.set(key, stored);
@@ -171,9 +185,15 @@ export class SimulatedPlatform {
     const deviceSendTime = parseAlink(payload)?.deviceSendTime;
     // The device's own time comes back as it sent it: a number or its digits; anything else as an empty string.
     const echoed = typeof deviceSendTime === 'number' || typeof deviceSendTime === 'string' ? String(deviceSendTime) : '';
-    this.publish(thingTopics.ntpResponse(device), JSON.stringify({
-      deviceSendTime: echoed, serverRecvTime: String(serverRecvTime), serverSendTime: String(Date.now()),
-    }), 0);
+    this.publish(
+      thingTopics.ntpResponse(device),
+      JSON.stringify({
+        deviceSendTime: echoed,
+        serverRecvTime: String(serverRecvTime),
+        serverSendTime: String(Date.now()),
+      }),
+      0,
+    );
   }
 
   private later(ms: number, action: () => void): void {
@@ -212,9 +232,8 @@ export class SimulatedPlatform {
     const id = this.ids.take();
     const body = JSON.stringify({ id, version: '1.0', params: args, method: METHODS.service(serviceId) });
     const session = this.online(device);
-    const topicFor = (messageId: string): string => ((session?.ext ?? 0) & 1
-      ? thingTopics.extRrpc(device, messageId, serviceId)
-      : thingTopics.rrpcRequest(device, messageId));
+    const topicFor = (messageId: string): string =>
+      (session?.ext ?? 0) & 1 ? thingTopics.extRrpc(device, messageId, serviceId) : thingTopics.rrpcRequest(device, messageId);
     const result = await this.rrpcTo(device, topicFor, Buffer.from(body), timeoutMs ?? MAX_SYNC_TIMEOUT_MS);
     const reply = result.payload ? readReply(result.payload) : undefined;
     return { status: result.rrpcCode, id, reply };
@@ -222,9 +241,8 @@ export class SimulatedPlatform {
 
   /** Like RRpc: raw bytes to /sys/.../rrpc/request/${messageId}, or with `customTopic` to /ext/rrpc/${messageId}${topic}. */
   rrpc(device: Device, payload: Buffer, timeoutMs: number, customTopic?: string): Promise<RrpcResult> {
-    const topicFor = (messageId: string): string => (customTopic
-      ? thingTopics.customRrpc(messageId, customTopic)
-      : thingTopics.rrpcRequest(device, messageId));
+    const topicFor = (messageId: string): string =>
+      customTopic ? thingTopics.customRrpc(messageId, customTopic) : thingTopics.rrpcRequest(device, messageId);
     return this.rrpcTo(device, topicFor, payload, timeoutMs);
   }
 
@@ -232,9 +250,12 @@ export class SimulatedPlatform {
     const messageId = this.ids.take();
     if (!this.online(device)) return Promise.resolve({ rrpcCode: 'OFFLINE', messageId });
     return new Promise((resolve) => {
-      this.waiting.add(`rrpc:${device.productKey}/${device.deviceName}/${messageId}`, Math.min(timeoutMs, MAX_SYNC_TIMEOUT_MS),
+      this.waiting.add(
+        `rrpc:${device.productKey}/${device.deviceName}/${messageId}`,
+        Math.min(timeoutMs, MAX_SYNC_TIMEOUT_MS),
         (error, answer) => resolve(error ? { rrpcCode: 'TIMEOUT', messageId } : { rrpcCode: 'SUCCESS', messageId, payload: answer }),
-        () => new Error('TIMEOUT'));
+        () => new Error('TIMEOUT'),
+      );
       this.publish(topicFor(messageId), payload, 0);
     });
   }
@@ -248,9 +269,12 @@ export class SimulatedPlatform {
       return Promise.resolve({ status: 'SENT', id });
     }
     return new Promise((resolve) => {
-      this.waiting.add(`alink:${device.productKey}/${device.deviceName}/${id}`, timeoutMs,
+      this.waiting.add(
+        `alink:${device.productKey}/${device.deviceName}/${id}`,
+        timeoutMs,
         (error, answer) => resolve(error ? { status: 'TIMEOUT', id } : { status: 'SUCCESS', id, reply: readReply(answer as Buffer) }),
-        () => new Error('TIMEOUT'));
+        () => new Error('TIMEOUT'),
+      );
       this.publish(topic, body, 1);
     });
   }

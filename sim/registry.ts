@@ -1,14 +1,30 @@
 // Who may log in and what each login may do: the platform's device registry, topic permissions and ApsaraMQ
 // credentials, verified with the same functions the nodes sign with.
 import { randomBytes } from 'node:crypto';
-import { AUTO_SUBSCRIBE_PARAM, CONNACK, Device, RefusalCode, deviceSystemTopics, expandPlaceholders, filterCovers, parseMqClientId, parseMqTokenPassword, parseMqUsername, verifyIotLogin, verifyMqSignature } from '../nodes/lib/protocol';
+import {
+  AUTO_SUBSCRIBE_PARAM,
+  CONNACK,
+  Device,
+  RefusalCode,
+  deviceSystemTopics,
+  expandPlaceholders,
+  filterCovers,
+  parseMqClientId,
+  parseMqTokenPassword,
+  parseMqUsername,
+  verifyIotLogin,
+  verifyMqSignature,
+} from '../nodes/lib/protocol';
 import { BASIC_PRODUCT_TOPICS, SimMqInstance, SimNodeType, SimProduct, SimToken, SimulatorConfig } from './config';
 
 /** Topic filters a login may subscribe within, and publish to. */
 export class TopicPermissions {
   private readonly publishVerdicts = new Map<string, boolean>();
 
-  constructor(readonly subscribable: readonly string[], readonly publishable: readonly string[]) {}
+  constructor(
+    readonly subscribable: readonly string[],
+    readonly publishable: readonly string[],
+  ) {}
 
   canSubscribe(filter: string): boolean {
     return this.subscribable.some((pattern) => filterCovers(pattern, filter));
@@ -64,7 +80,10 @@ export function tokensExpireAt(session: MqSession): number | undefined {
 
 /** The actions of `actions` that `allowed` has too ('' when none). */
 function commonActions(actions: string, allowed: string): SimToken['actions'] {
-  return actions.split('').filter((action) => allowed.includes(action)).join('') as SimToken['actions'];
+  return actions
+    .split('')
+    .filter((action) => allowed.includes(action))
+    .join('') as SimToken['actions'];
 }
 
 function tokenPermissions(tokens: readonly SimToken[]): TopicPermissions {
@@ -74,13 +93,14 @@ function tokenPermissions(tokens: readonly SimToken[]): TopicPermissions {
   );
 }
 
-export type LoginResult =
-  | { ok: true; session: Session }
-  | { ok: false; returnCode: RefusalCode; reason: string };
+export type LoginResult = { ok: true; session: Session } | { ok: false; returnCode: RefusalCode; reason: string };
 
 /** What a gateway may subscribe besides a device's topics: its session answers and errors (docs/protocol.md §8.3). */
 function gatewayTopics(productKey: string, deviceName: string): Array<[string, 'sub' | 'pub' | 'all']> {
-  return [[`/ext/session/${productKey}/${deviceName}/#`, 'sub'], [`/ext/error/${productKey}/${deviceName}`, 'sub']];
+  return [
+    [`/ext/session/${productKey}/${deviceName}/#`, 'sub'],
+    [`/ext/error/${productKey}/${deviceName}`, 'sub'],
+  ];
 }
 
 export type DeviceState = 'active' | 'disabled' | 'deleted';
@@ -98,7 +118,7 @@ export class Registry {
 
   constructor(config: SimulatorConfig) {
     for (const product of config.products ?? []) this.products.set(product.productKey, product);
-    for (const instance of config.mq ?? []) this.instances.set(instance.instanceId, { ...instance, tokens: [...instance.tokens ?? []] });
+    for (const instance of config.mq ?? []) this.instances.set(instance.instanceId, { ...instance, tokens: [...(instance.tokens ?? [])] });
   }
 
   /** Like ApplyToken: a new token of an instance's AccessKey. */
@@ -181,7 +201,8 @@ export class Registry {
 
   allDevices(): Array<{ productKey: string; deviceName: string }> {
     return [...this.products.values()].flatMap((product) =>
-      product.devices.map((device) => ({ productKey: product.productKey, deviceName: device.deviceName })));
+      product.devices.map((device) => ({ productKey: product.productKey, deviceName: device.deviceName })),
+    );
   }
 
   mqInstance(instanceId: string): SimMqInstance | undefined {
@@ -202,7 +223,11 @@ export class Registry {
     return {
       ok: true,
       session: {
-        kind: 'iot', productKey, deviceName, clientId: verdict.clientId, ext: verdict.ext,
+        kind: 'iot',
+        productKey,
+        deviceName,
+        clientId: verdict.clientId,
+        ext: verdict.ext,
         permissions: this.devicePermissions({ productKey, deviceName }),
         autoSubscribe: verdict.params._ss === AUTO_SUBSCRIBE_PARAM._ss,
       },
@@ -217,7 +242,10 @@ export class Registry {
     const topics: Array<[string, string]> = [
       ...deviceSystemTopics(productKey, deviceName),
       ...(product.nodeType === 'gateway' ? gatewayTopics(productKey, deviceName) : []),
-      ...(product.topics ?? BASIC_PRODUCT_TOPICS).map((entry): [string, string] => [expandPlaceholders(entry.topic, variables), entry.access]),
+      ...(product.topics ?? BASIC_PRODUCT_TOPICS).map((entry): [string, string] => [
+        expandPlaceholders(entry.topic, variables),
+        entry.access,
+      ]),
     ];
     const subscribable = topics.filter(([, access]) => access !== 'pub').map(([topic]) => topic);
     const publishable = topics.filter(([, access]) => access !== 'sub').map(([topic]) => topic);
@@ -261,7 +289,13 @@ export class Registry {
     return {
       ok: true,
       session: {
-        kind: 'mq', instanceId, clientId, ...ids, authMode, accessKeyId, tokens,
+        kind: 'mq',
+        instanceId,
+        clientId,
+        ...ids,
+        authMode,
+        accessKeyId,
+        tokens,
         p2pTopics: instance.parentTopics.map((parent) => `${parent}/p2p/${clientId}`),
         permissions,
       },

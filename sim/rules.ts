@@ -40,7 +40,7 @@ function compile(rule: SimRule): CompiledRule {
     condition: rule.where ? compileCondition(rule.where) : undefined,
     select: rule.select?.map((entry) => {
       const [path, alias] = entry.split(/\s+as\s+/i).map((part) => part.trim());
-      return { name: alias || path.split('.').at(-1) as string, read: field(path) };
+      return { name: alias || (path.split('.').at(-1) as string), read: field(path) };
     }),
   };
 }
@@ -84,7 +84,7 @@ export class RuleEngine {
       const target = rule.to.replace(/\$\{([A-Za-z0-9]+)\}/g, (whole, name: string) => {
         if (name === 'productKey') return source.productKey;
         if (name === 'deviceName') return source.deviceName;
-        return /^[0-9]+$/.test(name) ? captures[Number(name) - 1] ?? whole : whole;
+        return /^[0-9]+$/.test(name) ? (captures[Number(name) - 1] ?? whole) : whole;
       });
       let body: Buffer | string = payload;
       if (select && json) {

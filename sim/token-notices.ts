@@ -44,7 +44,10 @@ export class TokenNotices {
     }
     const next = noticeAt > now ? noticeAt : expireAt;
     if (next - now > MAX_TIMER_MS) return;
-    this.timers.set(client, setTimeout(() => this.schedule(client, session), Math.max(0, next - now)));
+    this.timers.set(
+      client,
+      setTimeout(() => this.schedule(client, session), Math.max(0, next - now)),
+    );
   }
 
   /** A client published to `$SYS/uploadToken`: a new token for its session, or an invalid notice saying why not. */

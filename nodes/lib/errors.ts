@@ -17,7 +17,10 @@ export type ErrorParams = Record<string, string | number>;
 
 /** A line for the log: `code` names an entry under `log` in the connection node's catalog. */
 export class LogMessage {
-  constructor(readonly code: LogCode, readonly params: ErrorParams = {}) {}
+  constructor(
+    readonly code: LogCode,
+    readonly params: ErrorParams = {},
+  ) {}
 
   get text(): string {
     return formatMessage(englishCatalog().log[this.code] ?? this.code, this.params);
@@ -35,7 +38,12 @@ export class AliyunIotError extends Error {
   readonly params: ErrorParams;
 
   constructor(code: ErrorCode, params: ErrorParams = {}) {
-    super(formatMessage(englishCatalog().errors[code] ?? code, withFieldLabel(params, (field) => englishCatalog().label[field])));
+    super(
+      formatMessage(
+        englishCatalog().errors[code] ?? code,
+        withFieldLabel(params, (field) => englishCatalog().label[field]),
+      ),
+    );
     this.name = 'AliyunIotError';
     this.code = code;
     this.params = params;
@@ -58,7 +66,8 @@ export function shownValue(value: unknown): string {
 
 export function formatMessage(template: string, params: ErrorParams): string {
   return template.replace(/__([A-Za-z0-9_]+)__/g, (whole, name: string) =>
-    Object.prototype.hasOwnProperty.call(params, name) ? String(params[name]) : whole);
+    Object.prototype.hasOwnProperty.call(params, name) ? String(params[name]) : whole,
+  );
 }
 
 /**
@@ -83,7 +92,10 @@ const catalogs = new Map<string, CatalogTexts>();
 
 /** The languages the message catalogs are written in, e.g. `['en-US', 'zh-CN']`. */
 export function catalogLanguages(): string[] {
-  return fs.readdirSync(LOCALES, { withFileTypes: true }).filter((entry) => entry.isDirectory()).map((entry) => entry.name);
+  return fs
+    .readdirSync(LOCALES, { withFileTypes: true })
+    .filter((entry) => entry.isDirectory())
+    .map((entry) => entry.name);
 }
 
 function catalogIn(language: string): CatalogTexts {

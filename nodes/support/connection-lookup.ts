@@ -35,7 +35,12 @@ const SERVING: { [Need in ServiceNeed]: (connection: SharedConnection) => Connec
  * The connection a user node names. Without one (no config node, or a misconfigured one, or one of a service the node
  * cannot use) the node shows why in its status, logs it once, fails every input with it, and gets undefined.
  */
-export function connectionOf<Need extends ServiceNeed>(RED: NodeAPI, node: Node, configId: string | undefined, need: Need): ConnectionFor<Need> | undefined {
+export function connectionOf<Need extends ServiceNeed>(
+  RED: NodeAPI,
+  node: Node,
+  configId: string | undefined,
+  need: Need,
+): ConnectionFor<Need> | undefined {
   const config = configId ? (RED.nodes.getNode(configId) as ConnectionConfigNode | null) : null;
   const serving: (connection: SharedConnection) => ConnectionFor<Need> | ErrorCode = SERVING[need];
   const found = config?.connection ? serving(config.connection) : undefined;

@@ -26,7 +26,11 @@ export interface ExpandedFields<Fields> {
  * The fields as the runtime would give them to the node `nodeId`: its flow's and the global environment when it is
  * deployed, else the process environment (less the settings' `envVarExcludes`, as the runtime does).
  */
-export function expandEnvironment<Fields extends Record<string, unknown>>(RED: NodeAPI, fields: Fields, nodeId?: string): ExpandedFields<Fields> {
+export function expandEnvironment<Fields extends Record<string, unknown>>(
+  RED: NodeAPI,
+  fields: Fields,
+  nodeId?: string,
+): ExpandedFields<Fields> {
   const deployed = nodeId ? RED.nodes.getNode(nodeId) : null;
   const excluded = (RED.settings as { envVarExcludes?: unknown }).envVarExcludes;
   const lookup = (name: string): string | undefined => {

@@ -25,16 +25,20 @@ function preview(RED: NodeAPI, form: PreviewForm, language: string): Preview {
     const [unset] = expanded.unset;
     if (unset) throw new AliyunIotError('ENV_VARIABLE_UNSET', { field: fieldLabelIn(language, unset.field), name: unset.name });
     const credentials = {
-      deviceSecret: '-', accessKeyId: typeof accessKeyId === 'string' && accessKeyId !== '' ? accessKeyId : 'AccessKeyId',
-      accessKeySecret: '-', token: '-',
+      deviceSecret: '-',
+      accessKeyId: typeof accessKeyId === 'string' && accessKeyId !== '' ? accessKeyId : 'AccessKeyId',
+      accessKeySecret: '-',
+      token: '-',
     };
     const settings = { ...(expanded.fields as Omit<ConnectionSettings, 'credentials'>), credentials };
     if (settings.mode === 'cloud') {
       const cloud = resolveCloud(settings);
       const { amqp } = cloud;
       return {
-        endpoint: `${amqp.tls ? 'amqps' : 'amqp'}://${amqp.host}:${amqp.port}`, apiEndpoint: cloud.apiEndpoint,
-        clientId: cloud.clientId, username: cloud.amqpLogin().username,
+        endpoint: `${amqp.tls ? 'amqps' : 'amqp'}://${amqp.host}:${amqp.port}`,
+        apiEndpoint: cloud.apiEndpoint,
+        clientId: cloud.clientId,
+        username: cloud.amqpLogin().username,
       };
     }
     const profile = resolveConnection(settings);

@@ -40,7 +40,10 @@ function noticeReporter(RED: NodeAPI, node: Node): (notice: ConnectionNotice) =>
  * why and fails every input (see connectionOf), and the answer is undefined.
  */
 export function startUserNode<Need extends ServiceNeed>(
-  RED: NodeAPI, node: Node, config: UserNodeDef, options: UserNodeOptions<Need>,
+  RED: NodeAPI,
+  node: Node,
+  config: UserNodeDef,
+  options: UserNodeOptions<Need>,
 ): UserNode<Need> | undefined {
   RED.nodes.createNode(node, config);
   const connection = connectionOf(RED, node, config.connection, options.service);

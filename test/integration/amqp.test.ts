@@ -44,7 +44,7 @@ describe('simulator: server-side subscription over AMQP', function () {
     await good.ready;
   });
 
-  it('splits a group\'s messages round robin between its consumers, none lost, none twice', async function () {
+  it("splits a group's messages round robin between its consumers, none lost, none twice", async function () {
     const a = consumer({ clientId: 'a' });
     const b = consumer({ clientId: 'b' });
     await Promise.all([a.ready, b.ready]);
@@ -105,7 +105,10 @@ describe('simulator: server-side subscription over AMQP', function () {
     await waitFor(() => suite.sim.amqp?.groups.stats(GROUP).queued === 5, 'five messages kept for the group');
     const late = consumer({ clientId: 'late' });
     await waitForCount(late.messages, 5, 'kept messages');
-    assert.deepEqual(late.messages.map((message) => message.payload.toString()), sent);
+    assert.deepEqual(
+      late.messages.map((message) => message.payload.toString()),
+      sent,
+    );
   });
 
   it('serves no AMQP or OpenAPI listener without a cloud section', async function () {

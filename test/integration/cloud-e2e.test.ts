@@ -1,7 +1,14 @@
 // The client of the cloud-application mode (nodes/lib/cloud.ts) end to end against the simulator.
 import { strict as assert } from 'node:assert';
 import { MqttClient } from 'mqtt';
-import { CloudApplicationConnection, ConnectionLogger, ConnectionStatus, MessageMeta, MessageReceiver, resolveCloud } from '../../nodes/lib/connection';
+import {
+  CloudApplicationConnection,
+  ConnectionLogger,
+  ConnectionStatus,
+  MessageMeta,
+  MessageReceiver,
+  resolveCloud,
+} from '../../nodes/lib/connection';
 import { Simulator } from '../../sim';
 import { connectDevice, endClients, startCloudSimulator, subscribe } from '../support/cloud-fixtures';
 import { waitFor } from '../support/helpers';
@@ -10,11 +17,18 @@ import { AK_ID, AK_SECRET, GROUP, PK } from '../support/registry';
 const quiet: ConnectionLogger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 
 function cloudConnection(sim: Simulator, secret = AK_SECRET): CloudApplicationConnection {
-  return new CloudApplicationConnection(resolveCloud({
-    mode: 'cloud', uid: '1234567890', consumerGroupId: GROUP, clientId: 'e2e-app',
-    amqpEndpoint: `amqp://127.0.0.1:${sim.amqpPort}`, apiEndpoint: `http://127.0.0.1:${sim.apiPort}`,
-    credentials: { accessKeyId: AK_ID, accessKeySecret: secret },
-  }), quiet);
+  return new CloudApplicationConnection(
+    resolveCloud({
+      mode: 'cloud',
+      uid: '1234567890',
+      consumerGroupId: GROUP,
+      clientId: 'e2e-app',
+      amqpEndpoint: `amqp://127.0.0.1:${sim.amqpPort}`,
+      apiEndpoint: `http://127.0.0.1:${sim.apiPort}`,
+      credentials: { accessKeyId: AK_ID, accessKeySecret: secret },
+    }),
+    quiet,
+  );
 }
 
 describe('cloud-application client against the simulator', function () {
@@ -59,18 +73,23 @@ describe('cloud-application client against the simulator', function () {
     await subscribe(device, `/sys/${PK}/dev01/rrpc/request/+`);
     const arrived: string[] = [];
     device.on('message', (topic, payload) => {
-      if (topic.includes('/rrpc/request/')) device.publish(topic.replace('/request/', '/response/'), JSON.stringify({ echo: payload.toString() }));
+      if (topic.includes('/rrpc/request/'))
+        device.publish(topic.replace('/request/', '/response/'), JSON.stringify({ echo: payload.toString() }));
       else arrived.push(payload.toString());
     });
-    await new Promise<void>((resolve, reject) => cloud.publish(`/${PK}/dev01/user/get`, { on: true }, { qos: 1 }, (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      cloud.publish(`/${PK}/dev01/user/get`, { on: true }, { qos: 1 }, (err) => (err ? reject(err) : resolve())),
+    );
     await waitFor(() => arrived.length === 1, 'the Pub at the device');
     assert.equal(arrived[0], '{"on":true}');
 
     const answer = await cloud.invoke({ action: 'rrpc', productKey: PK, deviceName: 'dev01', payload: 'ping', timeoutMs: 2000 });
     assert.deepEqual(answer.payload, { echo: 'ping' });
     assert.equal(answer.rrpcCode, 'SUCCESS');
-    await assert.rejects(cloud.invoke({ action: 'rrpc', productKey: PK, deviceName: 'dev02', payload: 'ping', timeoutMs: 1000 }),
-      (err: { rrpcCode?: string }) => err.rrpcCode === 'OFFLINE');
+    await assert.rejects(
+      cloud.invoke({ action: 'rrpc', productKey: PK, deviceName: 'dev02', payload: 'ping', timeoutMs: 1000 }),
+      (err: { rrpcCode?: string }) => err.rrpcCode === 'OFFLINE',
+    );
   });
 
   it('sets properties and invokes a synchronous service; platform errors carry their code', async function () {
@@ -84,8 +103,10 @@ describe('cloud-application client against the simulator', function () {
     assert.match(String(set.messageId), /^\d+$/);
     const service = await cloud.invoke({ action: 'service', productKey: PK, deviceName: 'dev01', identifier: 'getStatus', payload: {} });
     assert.deepEqual(service.payload, { status: 'ok' });
-    await assert.rejects(cloud.invoke({ action: 'set', productKey: PK, deviceName: 'dev02', payload: { power: 1 } }),
-      (err: { apiCode?: string }) => err.apiCode === 'iot.device.DeviceOffline');
+    await assert.rejects(
+      cloud.invoke({ action: 'set', productKey: PK, deviceName: 'dev02', payload: { power: 1 } }),
+      (err: { apiCode?: string }) => err.apiCode === 'iot.device.DeviceOffline',
+    );
   });
 
   it('shows a refused AMQP login as refused', async function () {

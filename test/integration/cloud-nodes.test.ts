@@ -30,20 +30,69 @@ describe('nodes on a cloud-application connection', function () {
     const backend = cloudConnection('backend', sim);
     const device = iotConnection('device', sim, 'dev01');
     const invoke = (id: string, action: string, extra: Record<string, unknown> = {}): FlowNode => ({
-      id, type: 'aliyun-iot-invoke', connection: 'backend', action, productKey: PK, deviceName: 'dev01', identifier: '', topic: '', timeout: 2000, wires: [['answers']], ...extra,
+      id,
+      type: 'aliyun-iot-invoke',
+      connection: 'backend',
+      action,
+      productKey: PK,
+      deviceName: 'dev01',
+      identifier: '',
+      topic: '',
+      timeout: 2000,
+      wires: [['answers']],
+      ...extra,
     });
-    await deploy([
-      backend.node, device.node, ...CATCH_ALL,
-      { id: 'heard', type: 'aliyun-iot-in', connection: 'backend', topic: '/+/+/user/update', qos: '1', datatype: 'json', wires: [['backendHeard']] },
-      { id: 'pub', type: 'aliyun-iot-out', connection: 'backend', topic: '', qos: '1', retain: '' },
-      invoke('set', 'set'), invoke('service', 'service', { identifier: 'getStatus' }), invoke('rrpc', 'rrpc'),
-      invoke('offline', 'rrpc', { deviceName: 'dev02' }), invoke('unknown', 'set', { deviceName: 'nosuchdevice' }),
-      { id: 'deviceOut', type: 'aliyun-iot-out', connection: 'device', topic: '/${productKey}/${deviceName}/user/update', qos: '1', retain: '' },
-      { id: 'deviceIn', type: 'aliyun-iot-in', connection: 'device', topic: '/${productKey}/${deviceName}/user/get', qos: '1', datatype: 'utf8', wires: [['deviceHeard']] },
-      { id: 'command', type: 'aliyun-iot-command', connection: 'device', services: '', autoReplySet: true, rrpcTopic: '', wires: [['commands', 'reply']] },
-      { id: 'reply', type: 'aliyun-iot-reply', connection: 'device', code: '' },
-      ...['backendHeard', 'deviceHeard', 'answers', 'commands'].map((id) => ({ id, type: 'helper' })),
-    ], { ...backend.credentials, ...device.credentials });
+    await deploy(
+      [
+        backend.node,
+        device.node,
+        ...CATCH_ALL,
+        {
+          id: 'heard',
+          type: 'aliyun-iot-in',
+          connection: 'backend',
+          topic: '/+/+/user/update',
+          qos: '1',
+          datatype: 'json',
+          wires: [['backendHeard']],
+        },
+        { id: 'pub', type: 'aliyun-iot-out', connection: 'backend', topic: '', qos: '1', retain: '' },
+        invoke('set', 'set'),
+        invoke('service', 'service', { identifier: 'getStatus' }),
+        invoke('rrpc', 'rrpc'),
+        invoke('offline', 'rrpc', { deviceName: 'dev02' }),
+        invoke('unknown', 'set', { deviceName: 'nosuchdevice' }),
+        {
+          id: 'deviceOut',
+          type: 'aliyun-iot-out',
+          connection: 'device',
+          topic: '/${productKey}/${deviceName}/user/update',
+          qos: '1',
+          retain: '',
+        },
+        {
+          id: 'deviceIn',
+          type: 'aliyun-iot-in',
+          connection: 'device',
+          topic: '/${productKey}/${deviceName}/user/get',
+          qos: '1',
+          datatype: 'utf8',
+          wires: [['deviceHeard']],
+        },
+        {
+          id: 'command',
+          type: 'aliyun-iot-command',
+          connection: 'device',
+          services: '',
+          autoReplySet: true,
+          rrpcTopic: '',
+          wires: [['commands', 'reply']],
+        },
+        { id: 'reply', type: 'aliyun-iot-reply', connection: 'device', code: '' },
+        ...['backendHeard', 'deviceHeard', 'answers', 'commands'].map((id) => ({ id, type: 'helper' })),
+      ],
+      { ...backend.credentials, ...device.credentials },
+    );
     const [backendHeard, deviceHeard, answers, commands] = ['backendHeard', 'deviceHeard', 'answers', 'commands'].map(collect) as Msg[][];
     const caught = collect('caught') as CaughtMsg[];
     await waitForStatus('heard', 'connected');
@@ -52,7 +101,10 @@ describe('nodes on a cloud-application connection', function () {
 
     node('deviceOut').receive({ payload: { temperature: 31 } } as NodeMessage);
     await waitFor(() => backendHeard.length === 1, 'the device message at the backend');
-    assert.deepEqual([backendHeard[0].topic, backendHeard[0].productKey, backendHeard[0].deviceName], [`/${PK}/dev01/user/update`, PK, 'dev01']);
+    assert.deepEqual(
+      [backendHeard[0].topic, backendHeard[0].productKey, backendHeard[0].deviceName],
+      [`/${PK}/dev01/user/update`, PK, 'dev01'],
+    );
     assert.deepEqual(backendHeard[0].payload, { temperature: 31 });
     assert.match(String(backendHeard[0].messageId), /^\d+$/);
 
@@ -84,11 +136,15 @@ describe('nodes on a cloud-application connection', function () {
 
   it('a refused login shows on the in node, and a wildcard Pub topic is a catchable error', async function () {
     const wrong = cloudConnection('wrong', sim, 'not-the-secret');
-    await deploy([
-      wrong.node, ...CATCH_ALL,
-      { id: 'heard', type: 'aliyun-iot-in', connection: 'wrong', topic: '#', qos: '1', datatype: 'utf8', wires: [[]] },
-      { id: 'pub', type: 'aliyun-iot-out', connection: 'wrong', topic: '', qos: '1', retain: '' },
-    ], wrong.credentials);
+    await deploy(
+      [
+        wrong.node,
+        ...CATCH_ALL,
+        { id: 'heard', type: 'aliyun-iot-in', connection: 'wrong', topic: '#', qos: '1', datatype: 'utf8', wires: [[]] },
+        { id: 'pub', type: 'aliyun-iot-out', connection: 'wrong', topic: '', qos: '1', retain: '' },
+      ],
+      wrong.credentials,
+    );
     const caught = collect('caught') as CaughtMsg[];
     await waitForStatus('heard', 'refused-not-authorized');
     node('pub').receive({ topic: `/${PK}/+/user/get`, payload: 1 } as NodeMessage);
@@ -96,15 +152,27 @@ describe('nodes on a cloud-application connection', function () {
     assert.match(caught[0].error.message, /only allowed in subscriptions/);
   });
 
-  it('every cloud node reports its errors to Catch with msg.code: the platform\'s code, or this package\'s', async function () {
+  it("every cloud node reports its errors to Catch with msg.code: the platform's code, or this package's", async function () {
     const backend = cloudConnection('backend', sim);
-    await deploy([
-      backend.node, ...CATCH_ALL,
-      { id: 'heard', type: 'aliyun-iot-in', connection: 'backend', topic: '/+/+/user/update', qos: '1', datatype: 'json', wires: [[]] },
-      { id: 'pub', type: 'aliyun-iot-out', connection: 'backend', topic: '', qos: '1', retain: '' },
-      { id: 'api', type: 'aliyun-iot-invoke', connection: 'backend', action: 'api', api: '', wires: [[]] },
-      { id: 'set', type: 'aliyun-iot-invoke', connection: 'backend', action: 'set', productKey: PK, deviceName: 'nosuchdevice', wires: [[]] },
-    ], backend.credentials);
+    await deploy(
+      [
+        backend.node,
+        ...CATCH_ALL,
+        { id: 'heard', type: 'aliyun-iot-in', connection: 'backend', topic: '/+/+/user/update', qos: '1', datatype: 'json', wires: [[]] },
+        { id: 'pub', type: 'aliyun-iot-out', connection: 'backend', topic: '', qos: '1', retain: '' },
+        { id: 'api', type: 'aliyun-iot-invoke', connection: 'backend', action: 'api', api: '', wires: [[]] },
+        {
+          id: 'set',
+          type: 'aliyun-iot-invoke',
+          connection: 'backend',
+          action: 'set',
+          productKey: PK,
+          deviceName: 'nosuchdevice',
+          wires: [[]],
+        },
+      ],
+      backend.credentials,
+    );
     const caught = collect('caught') as CaughtMsg[];
     await waitForStatus('heard', 'connected');
     const codeFrom = async (source: string, send: () => void): Promise<unknown> => {
@@ -115,12 +183,29 @@ describe('nodes on a cloud-application connection', function () {
       return caught[before].code;
     };
     // out: a Pub the platform refuses, and one refused before sending
-    assert.equal(await codeFrom('pub', () => node('pub').receive({ topic: '/a1Z9y8X7w6V/dev01/user/get', payload: 1 } as NodeMessage)), 'iot.prod.NotExistedProduct');
-    assert.equal(await codeFrom('pub', () => node('pub').receive({ topic: `/${PK}/+/user/get`, payload: 1 } as NodeMessage)), 'TOPIC_WILDCARD');
+    assert.equal(
+      await codeFrom('pub', () => node('pub').receive({ topic: '/a1Z9y8X7w6V/dev01/user/get', payload: 1 } as NodeMessage)),
+      'iot.prod.NotExistedProduct',
+    );
+    assert.equal(
+      await codeFrom('pub', () => node('pub').receive({ topic: `/${PK}/+/user/get`, payload: 1 } as NodeMessage)),
+      'TOPIC_WILDCARD',
+    );
     // invoke: an API error, an unknown action, bad parameters, a device action on an unknown device
-    assert.equal(await codeFrom('api', () => node('api').receive({ api: 'QueryDeviceDetail', payload: { ProductKey: PK, DeviceName: 'nosuchdevice' } } as NodeMessage)), 'iot.device.NotExistedDevice');
-    assert.equal(await codeFrom('api', () => node('api').receive({ api: 'NoSuchAction', payload: {} } as NodeMessage)), 'InvalidAction.NotFound');
-    assert.equal(await codeFrom('api', () => node('api').receive({ api: 'GetDeviceStatus', payload: { Signature: 'x' } } as NodeMessage)), 'API_PARAMS_INVALID');
+    assert.equal(
+      await codeFrom('api', () =>
+        node('api').receive({ api: 'QueryDeviceDetail', payload: { ProductKey: PK, DeviceName: 'nosuchdevice' } } as NodeMessage),
+      ),
+      'iot.device.NotExistedDevice',
+    );
+    assert.equal(
+      await codeFrom('api', () => node('api').receive({ api: 'NoSuchAction', payload: {} } as NodeMessage)),
+      'InvalidAction.NotFound',
+    );
+    assert.equal(
+      await codeFrom('api', () => node('api').receive({ api: 'GetDeviceStatus', payload: { Signature: 'x' } } as NodeMessage)),
+      'API_PARAMS_INVALID',
+    );
     assert.equal(await codeFrom('api', () => node('api').receive({ payload: {} } as NodeMessage)), 'API_ACTION_INVALID');
     assert.equal(await codeFrom('set', () => node('set').receive({ payload: { light: 1 } } as NodeMessage)), 'iot.device.NotExistedDevice');
     // in: a device message that is not JSON for a json node, and an unknown action
@@ -130,14 +215,18 @@ describe('nodes on a cloud-application connection', function () {
     await endClients(device);
   });
 
-  it('invoke action api calls any OpenAPI action by name and answers the device queries from the platform\'s state', async function () {
+  it("invoke action api calls any OpenAPI action by name and answers the device queries from the platform's state", async function () {
     const backend = cloudConnection('backend', sim);
-    await deploy([
-      backend.node, ...CATCH_ALL,
-      { id: 'detail', type: 'aliyun-iot-invoke', connection: 'backend', action: 'api', api: 'QueryDeviceDetail', wires: [['answers']] },
-      { id: 'api', type: 'aliyun-iot-invoke', connection: 'backend', action: 'api', api: '', wires: [['answers']] },
-      { id: 'answers', type: 'helper' },
-    ], backend.credentials);
+    await deploy(
+      [
+        backend.node,
+        ...CATCH_ALL,
+        { id: 'detail', type: 'aliyun-iot-invoke', connection: 'backend', action: 'api', api: 'QueryDeviceDetail', wires: [['answers']] },
+        { id: 'api', type: 'aliyun-iot-invoke', connection: 'backend', action: 'api', api: '', wires: [['answers']] },
+        { id: 'answers', type: 'helper' },
+      ],
+      backend.credentials,
+    );
     const answers = collect('answers') as Msg[];
     const ask = async (id: string, msg: Record<string, unknown>): Promise<Record<string, unknown>> => {
       const before = answers.length;
@@ -148,7 +237,10 @@ describe('nodes on a cloud-application connection', function () {
     const device = await connectDevice(sim, 'dev01');
     const replied = new Promise<void>((resolve) => device.once('message', () => resolve()));
     await subscribe(device, `/sys/${PK}/dev01/thing/event/property/post_reply`);
-    device.publish(`/sys/${PK}/dev01/thing/event/property/post`, JSON.stringify({ id: '1', version: '1.0', params: { temperature: 21.5, light: 1 }, method: 'thing.event.property.post' }));
+    device.publish(
+      `/sys/${PK}/dev01/thing/event/property/post`,
+      JSON.stringify({ id: '1', version: '1.0', params: { temperature: 21.5, light: 1 }, method: 'thing.event.property.post' }),
+    );
     await replied;
 
     const detail = await ask('detail', { payload: { ProductKey: PK, DeviceName: 'dev01' } });
@@ -164,10 +256,16 @@ describe('nodes on a cloud-application connection', function () {
 
     const batch = await ask('api', { api: 'BatchGetDeviceState', payload: { ProductKey: PK, DeviceName: ['dev01', 'dev02'] } });
     const states = (batch.DeviceStatusList as { DeviceStatus: Array<Record<string, unknown>> }).DeviceStatus;
-    assert.deepEqual(states.map((state) => [state.DeviceName, state.Status]), [['dev01', 'ONLINE'], ['dev02', 'UNACTIVE']]);
+    assert.deepEqual(
+      states.map((state) => [state.DeviceName, state.Status]),
+      [
+        ['dev01', 'ONLINE'],
+        ['dev02', 'UNACTIVE'],
+      ],
+    );
 
     const properties = await ask('api', { api: 'QueryDevicePropertyStatus', payload: { ProductKey: PK, DeviceName: 'dev01' } });
-    const list = ((properties.Data as { List: { PropertyStatusInfo: Array<Record<string, unknown>> } }).List.PropertyStatusInfo);
+    const list = (properties.Data as { List: { PropertyStatusInfo: Array<Record<string, unknown>> } }).List.PropertyStatusInfo;
     const byName = new Map(list.map((entry) => [entry.Identifier, entry]));
     assert.deepEqual([byName.get('temperature')?.Value, byName.get('temperature')?.DataType], ['21.5', 'double']);
     assert.deepEqual([byName.get('light')?.Value, byName.get('light')?.DataType], ['1', 'int']);
@@ -182,11 +280,22 @@ describe('nodes on a cloud-application connection', function () {
   it('a dropped AMQP link reconnects, signing again, and the flow hears the devices again', async function () {
     this.timeout(30_000);
     const backend = cloudConnection('backend', sim);
-    await deploy([
-      backend.node,
-      { id: 'heard', type: 'aliyun-iot-in', connection: 'backend', topic: '/+/+/user/update', qos: '1', datatype: 'utf8', wires: [['backendHeard']] },
-      { id: 'backendHeard', type: 'helper' },
-    ], backend.credentials);
+    await deploy(
+      [
+        backend.node,
+        {
+          id: 'heard',
+          type: 'aliyun-iot-in',
+          connection: 'backend',
+          topic: '/+/+/user/update',
+          qos: '1',
+          datatype: 'utf8',
+          wires: [['backendHeard']],
+        },
+        { id: 'backendHeard', type: 'helper' },
+      ],
+      backend.credentials,
+    );
     const heard = collect('backendHeard') as Msg[];
     await waitForStatus('heard', 'connected');
     await sim.stop();
@@ -214,11 +323,15 @@ describe('nodes on a cloud-application connection', function () {
     const amqpEndpoint = `amqps://127.0.0.1:${(front.address() as net.AddressInfo).port}`;
     const untrusting = cloudConnection('untrusting', sim);
     const trusting = cloudConnection('trusting', sim);
-    await deploy([
-      { ...untrusting.node, amqpEndpoint }, { ...trusting.node, amqpEndpoint, ca: TEST_CA },
-      { id: 'refused', type: 'aliyun-iot-in', connection: 'untrusting', topic: '#', qos: '1', datatype: 'utf8', wires: [[]] },
-      { id: 'accepted', type: 'aliyun-iot-in', connection: 'trusting', topic: '#', qos: '1', datatype: 'utf8', wires: [[]] },
-    ], { ...untrusting.credentials, ...trusting.credentials });
+    await deploy(
+      [
+        { ...untrusting.node, amqpEndpoint },
+        { ...trusting.node, amqpEndpoint, ca: TEST_CA },
+        { id: 'refused', type: 'aliyun-iot-in', connection: 'untrusting', topic: '#', qos: '1', datatype: 'utf8', wires: [[]] },
+        { id: 'accepted', type: 'aliyun-iot-in', connection: 'trusting', topic: '#', qos: '1', datatype: 'utf8', wires: [[]] },
+      ],
+      { ...untrusting.credentials, ...trusting.credentials },
+    );
     await waitForStatus('refused', 'tls-error');
     await waitForStatus('accepted', 'connected');
   });

@@ -8,10 +8,20 @@ import { PK, deviceSecret } from '../support/registry';
 const quiet: ConnectionLogger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 
 function deviceConnection(sim: Simulator, deviceName: string, log = quiet, clientId?: string): DeviceConnection {
-  return new DeviceConnection(resolveConnection({
-    mode: 'iot', productKey: PK, deviceName, clientId, protocol: 'mqtt', host: '127.0.0.1', port: sim.port,
-    credentials: { deviceSecret: deviceSecret(deviceName) },
-  }), log, { ...TEST_RECONNECT_POLICY, shortSessionMs: 5000, unsubscribeGraceMs: 100 });
+  return new DeviceConnection(
+    resolveConnection({
+      mode: 'iot',
+      productKey: PK,
+      deviceName,
+      clientId,
+      protocol: 'mqtt',
+      host: '127.0.0.1',
+      port: sim.port,
+      credentials: { deviceSecret: deviceSecret(deviceName) },
+    }),
+    log,
+    { ...TEST_RECONNECT_POLICY, shortSessionMs: 5000, unsubscribeGraceMs: 100 },
+  );
 }
 
 function close(...connections: DeviceConnection[]): Promise<void[]> {
@@ -20,8 +30,12 @@ function close(...connections: DeviceConnection[]): Promise<void[]> {
 
 describe('connection core', function () {
   let sim: Simulator;
-  beforeEach(async function () { sim = await startTestSimulator(); });
-  afterEach(async function () { await sim.stop(); });
+  beforeEach(async function () {
+    sim = await startTestSimulator();
+  });
+  afterEach(async function () {
+    await sim.stop();
+  });
 
   it('recognises being knocked off by another login of the same device and says so', async function () {
     const warnings: string[] = [];
@@ -33,7 +47,10 @@ describe('connection core', function () {
     second.register({ onStatus: () => undefined });
     await waitFor(() => statuses.some((status) => status.state === 'kicked'), 'the kicked status', 8000);
     assert.equal(statuses.find((status) => status.state === 'kicked')?.reason, 'kicked');
-    assert.match(warnings[0], /another program is probably logged in as the same device \(the platform keeps one connection per device, whatever its client ID\)/);
+    assert.match(
+      warnings[0],
+      /another program is probably logged in as the same device \(the platform keeps one connection per device, whatever its client ID\)/,
+    );
     await close(first, second);
   });
 
@@ -53,12 +70,15 @@ describe('connection core', function () {
     assert.equal(connection.status.state, 'closed');
   });
 
-  it('a redeployed owner\'s filter stays subscribed for its successor; a removed one is unsubscribed', async function () {
+  it("a redeployed owner's filter stays subscribed for its successor; a removed one is unsubscribed", async function () {
     const connection = deviceConnection(sim, 'dev01');
     const traffic: string[] = [];
     sim.on('subscribe', ({ topics }) => traffic.push(...topics.map((topic) => `SUBSCRIBE ${topic}`)));
     sim.on('unsubscribe', ({ topics }) => traffic.push(...topics.map((topic) => `UNSUBSCRIBE ${topic}`)));
-    const receiver = (): { onMessage(): void; onSubscribeError(): void } => ({ onMessage: () => undefined, onSubscribeError: () => undefined });
+    const receiver = (): { onMessage(): void; onSubscribeError(): void } => ({
+      onMessage: () => undefined,
+      onSubscribeError: () => undefined,
+    });
     const filter = '/${productKey}/${deviceName}/user/get';
     // A second filter, redeployed without a successor, is the sentinel: its grace started after the first one's
     // successor arrived and lasts as long, so its UNSUBSCRIBE comes after any the first filter would have had.
@@ -76,7 +96,11 @@ describe('connection core', function () {
     const sentinelGone = waitForUnsubscribed(sim, `${PK}.dev01`, `/${PK}/dev01/user/echo`);
     connection.unsubscribe(sentinelOwner, sentinelFilter, false);
     await sentinelGone;
-    assert.deepEqual(traffic, [`SUBSCRIBE /${PK}/dev01/user/get`, `SUBSCRIBE /${PK}/dev01/user/echo`, `UNSUBSCRIBE /${PK}/dev01/user/echo`]);
+    assert.deepEqual(traffic, [
+      `SUBSCRIBE /${PK}/dev01/user/get`,
+      `SUBSCRIBE /${PK}/dev01/user/echo`,
+      `UNSUBSCRIBE /${PK}/dev01/user/echo`,
+    ]);
     const unsubscribed = waitForUnsubscribed(sim, `${PK}.dev01`, `/${PK}/dev01/user/get`);
     connection.unsubscribe(successor, filter, true);
     await unsubscribed;
@@ -98,7 +122,9 @@ describe('connection core', function () {
     connection.unsubscribe(receiver, filter, true);
     connection.subscribe(receiver, filter, 1);
     await waitFor(() => subscribes === 2, 'the second SUBSCRIBE');
-    await new Promise<void>((resolve, reject) => connection.publish(`/${PK}/dev01/user/data/x`, 'x', { qos: 1 }, (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      connection.publish(`/${PK}/dev01/user/data/x`, 'x', { qos: 1 }, (err) => (err ? reject(err) : resolve())),
+    );
     await waitFor(() => received.length === 1, 'the message on the renewed subscription');
     await close(connection);
   });

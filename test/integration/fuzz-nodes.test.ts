@@ -7,7 +7,14 @@ import type { Node, NodeMessage } from 'node-red';
 import { Simulator } from '../../sim';
 import { cloudConnection, startCloudSimulator } from '../support/cloud-fixtures';
 import {
-  FUZZ_SEED, Outcome, catchingCrashes, describeValue, emptyOutcome, formatOutcomes, hostileMsg, samples,
+  FUZZ_SEED,
+  Outcome,
+  catchingCrashes,
+  describeValue,
+  emptyOutcome,
+  formatOutcomes,
+  hostileMsg,
+  samples,
 } from '../support/fuzz-inputs';
 import { FlowNode, iotConnection, mqConnection, waitFor } from '../support/helpers';
 import { CATCH_ALL, Credentials, collect, deploy, node, startServer, stopServer, waitForStatus } from '../support/node-harness';
@@ -25,19 +32,51 @@ interface CompletingNode extends Node {
 
 /** The nodes under test, by id, with the connection each uses. */
 function fuzzedNodes(): FlowNode[] {
-  const user = (id: string, type: string, connection: string, extra: Record<string, unknown>): FlowNode => ({ id, type, connection, ...extra });
-  const inNode = (id: string, connection: string): FlowNode => user(id, 'aliyun-iot-in', connection, { topic: '', qos: '0', datatype: 'auto-detect', dynamic: true });
+  const user = (id: string, type: string, connection: string, extra: Record<string, unknown>): FlowNode => ({
+    id,
+    type,
+    connection,
+    ...extra,
+  });
+  const inNode = (id: string, connection: string): FlowNode =>
+    user(id, 'aliyun-iot-in', connection, { topic: '', qos: '0', datatype: 'auto-detect', dynamic: true });
   const outNode = (id: string, connection: string): FlowNode => user(id, 'aliyun-iot-out', connection, { topic: '', qos: '', retain: '' });
   return [
-    inNode('in-iot', 'conn-iot'), inNode('in-mq', 'conn-mq-signature'), inNode('in-cloud', 'conn-cloud'),
-    outNode('out-iot', 'conn-iot'), outNode('out-mq-token', 'conn-mq-token'), outNode('out-mq', 'conn-mq-signature'), outNode('out-cloud', 'conn-cloud'),
+    inNode('in-iot', 'conn-iot'),
+    inNode('in-mq', 'conn-mq-signature'),
+    inNode('in-cloud', 'conn-cloud'),
+    outNode('out-iot', 'conn-iot'),
+    outNode('out-mq-token', 'conn-mq-token'),
+    outNode('out-mq', 'conn-mq-signature'),
+    outNode('out-cloud', 'conn-cloud'),
     user('post-property', 'aliyun-iot-post', 'conn-iot', { kind: 'property', event: '', ack: true, timeout: '1000' }),
     user('post-event', 'aliyun-iot-post', 'conn-iot', { kind: 'event', event: '', ack: true, timeout: '1000' }),
     user('post-no-ack', 'aliyun-iot-post', 'conn-iot', { kind: 'property', event: '', ack: false, timeout: '' }),
     user('reply', 'aliyun-iot-reply', 'conn-iot', { code: '' }),
-    user('invoke-rrpc', 'aliyun-iot-invoke', 'conn-cloud', { action: 'rrpc', productKey: '', deviceName: '', identifier: '', topic: '', timeout: '1000' }),
-    user('invoke-service', 'aliyun-iot-invoke', 'conn-cloud', { action: 'service', productKey: '', deviceName: '', identifier: '', topic: '', timeout: '1000' }),
-    user('invoke-set', 'aliyun-iot-invoke', 'conn-cloud', { action: 'set', productKey: '', deviceName: '', identifier: '', topic: '', timeout: '1000' }),
+    user('invoke-rrpc', 'aliyun-iot-invoke', 'conn-cloud', {
+      action: 'rrpc',
+      productKey: '',
+      deviceName: '',
+      identifier: '',
+      topic: '',
+      timeout: '1000',
+    }),
+    user('invoke-service', 'aliyun-iot-invoke', 'conn-cloud', {
+      action: 'service',
+      productKey: '',
+      deviceName: '',
+      identifier: '',
+      topic: '',
+      timeout: '1000',
+    }),
+    user('invoke-set', 'aliyun-iot-invoke', 'conn-cloud', {
+      action: 'set',
+      productKey: '',
+      deviceName: '',
+      identifier: '',
+      topic: '',
+      timeout: '1000',
+    }),
     // A node without a usable connection fails every input.
     user('post-on-mq', 'aliyun-iot-post', 'conn-mq-signature', { kind: 'property', event: '', ack: true, timeout: '' }),
   ];
@@ -64,12 +103,25 @@ describe('fuzz: every node input ends in exactly one done() or done(err), and no
     ];
     const nodes = fuzzedNodes();
     const ids = nodes.map((entry) => entry.id);
-    await deploy([
-      ...connections.map((connection) => connection.node), ...nodes, ...CATCH_ALL,
-      { id: 'complete', type: 'complete', scope: ids, uncaught: false, wires: [[]] },
-      { id: 'echo-in', type: 'aliyun-iot-in', connection: 'conn-iot', topic: ECHO, qos: '1', datatype: 'auto-detect', wires: [['received']] },
-      { id: 'received', type: 'helper' },
-    ], Object.assign({}, ...connections.map((connection) => connection.credentials)) as Credentials);
+    await deploy(
+      [
+        ...connections.map((connection) => connection.node),
+        ...nodes,
+        ...CATCH_ALL,
+        { id: 'complete', type: 'complete', scope: ids, uncaught: false, wires: [[]] },
+        {
+          id: 'echo-in',
+          type: 'aliyun-iot-in',
+          connection: 'conn-iot',
+          topic: ECHO,
+          qos: '1',
+          datatype: 'auto-detect',
+          wires: [['received']],
+        },
+        { id: 'received', type: 'helper' },
+      ],
+      Object.assign({}, ...connections.map((connection) => connection.credentials)) as Credentials,
+    );
     for (const id of ['echo-in', 'out-mq-token', 'out-mq']) await waitForStatus(id, 'connected');
     await waitForStatus('out-cloud', 'api-ready');
 
@@ -125,10 +177,16 @@ describe('fuzz: every node input ends in exactly one done() or done(err), and no
     });
     console.log(formatOutcomes('node inputs', outcomes, ['done', 'doneWithError', 'none', 'crashes', 'twice']));
     const failures = Object.entries(outcomes).filter(([, outcome]) => outcome.none + outcome.crashes + outcome.twice > 0);
-    assert.deepEqual(failures, [], [
-      `FUZZ_SEED=${FUZZ_SEED}: inputs without exactly one done, or crashes`,
-      ...unfinished,
-      ...crashes.slice(0, 5).map((crash) => `crash: ${crash instanceof Error ? crash.stack?.split('\n').slice(0, 4).join(' | ') : describeValue(crash)}`),
-    ].join('\n'));
+    assert.deepEqual(
+      failures,
+      [],
+      [
+        `FUZZ_SEED=${FUZZ_SEED}: inputs without exactly one done, or crashes`,
+        ...unfinished,
+        ...crashes
+          .slice(0, 5)
+          .map((crash) => `crash: ${crash instanceof Error ? crash.stack?.split('\n').slice(0, 4).join(' | ') : describeValue(crash)}`),
+      ].join('\n'),
+    );
   });
 });

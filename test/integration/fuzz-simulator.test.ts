@@ -10,7 +10,16 @@ import { signIotLogin, signMqLogin } from '../../nodes/lib/protocol';
 import { Simulator } from '../../sim';
 import { amqpConsumer, callApi, startCloudSimulator } from '../support/cloud-fixtures';
 import {
-  FUZZ_SEED, Outcome, catchingCrashes, describeValue, emptyOutcome, formatOutcomes, hostileValue, nestedJson, plausibleTopic, samples,
+  FUZZ_SEED,
+  Outcome,
+  catchingCrashes,
+  describeValue,
+  emptyOutcome,
+  formatOutcomes,
+  hostileValue,
+  nestedJson,
+  plausibleTopic,
+  samples,
 } from '../support/fuzz-inputs';
 import { admin, waitFor } from '../support/helpers';
 import { MQ_INSTANCE, PK, deviceSecret } from '../support/registry';
@@ -32,14 +41,26 @@ const hostileJsonField = fc.oneof(
 
 /** Alink bodies with hostile fields, raw garbage bytes, and JSON texts of any shape. */
 const hostileBody: fc.Arbitrary<Buffer> = fc.oneof(
-  fc.record({
-    id: hostileJsonField, code: hostileJsonField, params: hostileJsonField, time: hostileJsonField, deviceSendTime: hostileJsonField,
-    method: fc.constantFrom('"thing.event.property.post"', '1', '{"toString":1}'), value: hostileJsonField,
-  }, { requiredKeys: [] }).map((fields) => {
-    const entries = Object.entries(fields);
-    const params = fields.value === undefined ? [] : [`"params":{"a":${fields.value},"p":{"value":1,"time":${fields.time ?? '1'}}}`];
-    return Buffer.from(`{${[...entries.filter(([name]) => name !== 'value').map(([name, text]) => `"${name}":${text}`), ...params].join(',')}}`);
-  }),
+  fc
+    .record(
+      {
+        id: hostileJsonField,
+        code: hostileJsonField,
+        params: hostileJsonField,
+        time: hostileJsonField,
+        deviceSendTime: hostileJsonField,
+        method: fc.constantFrom('"thing.event.property.post"', '1', '{"toString":1}'),
+        value: hostileJsonField,
+      },
+      { requiredKeys: [] },
+    )
+    .map((fields) => {
+      const entries = Object.entries(fields);
+      const params = fields.value === undefined ? [] : [`"params":{"a":${fields.value},"p":{"value":1,"time":${fields.time ?? '1'}}}`];
+      return Buffer.from(
+        `{${[...entries.filter(([name]) => name !== 'value').map(([name, text]) => `"${name}":${text}`), ...params].join(',')}}`,
+      );
+    }),
   fc.uint8Array({ maxLength: 200 }).map((bytes) => Buffer.from(bytes)),
   fc.jsonValue({ maxDepth: 4 }).map((value) => Buffer.from(JSON.stringify(value) ?? 'null')),
   fc.constantFrom('null', '', '{', '[]', '"x"').map((text) => Buffer.from(text)),
@@ -70,7 +91,13 @@ function connectIot(sim: Simulator, deviceName: string): Promise<MqttClient> {
 }
 
 function connectMqToken(sim: Simulator): Promise<MqttClient> {
-  const login = signMqLogin({ authMode: 'token', instanceId: MQ_INSTANCE, clientId: 'GID_test@@@fuzzsim', accessKeyId: 'AK', token: 'tok1' });
+  const login = signMqLogin({
+    authMode: 'token',
+    instanceId: MQ_INSTANCE,
+    clientId: 'GID_test@@@fuzzsim',
+    accessKeyId: 'AK',
+    token: 'tok1',
+  });
   return mqtt.connectAsync({ host: '127.0.0.1', port: sim.port, reconnectPeriod: 0, ...login });
 }
 
@@ -79,9 +106,17 @@ type Answer = 'answered' | 'failed' | 'none';
 /** Resolves with whether the promise settled within the bound. */
 async function within(promise: Promise<unknown>, ms: number): Promise<Answer> {
   let timer: NodeJS.Timeout | undefined;
-  const bound = new Promise<'none'>((resolve) => { timer = setTimeout(() => resolve('none'), ms); });
+  const bound = new Promise<'none'>((resolve) => {
+    timer = setTimeout(() => resolve('none'), ms);
+  });
   try {
-    return await Promise.race([promise.then(() => 'answered' as const, () => 'failed' as const), bound]);
+    return await Promise.race([
+      promise.then(
+        () => 'answered' as const,
+        () => 'failed' as const,
+      ),
+      bound,
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -90,7 +125,15 @@ async function within(promise: Promise<unknown>, ms: number): Promise<Answer> {
 /** A QoS 1 publish: answered at its PUBACK, failed when the broker closes the connection instead. */
 function published(client: MqttClient, topic: string, body: Buffer): Promise<Answer> {
   const closed = new Promise<'failed'>((resolve) => client.once('close', () => resolve('failed')));
-  return within(Promise.race([client.publishAsync(topic, body, { qos: 1 }), closed.then(() => { throw new Error('closed'); })]), ANSWER_BOUND_MS);
+  return within(
+    Promise.race([
+      client.publishAsync(topic, body, { qos: 1 }),
+      closed.then(() => {
+        throw new Error('closed');
+      }),
+    ]),
+    ANSWER_BOUND_MS,
+  );
 }
 
 /** After this many unanswered inputs in a row an endpoint counts as down: its remaining inputs are not sent and count as unanswered. */
@@ -122,7 +165,13 @@ describe('fuzz: every simulator endpoint survives garbage and still serves', fun
       badAnswers.push(what);
     };
     /** Runs the inputs of one endpoint, counting crashes seen meanwhile. */
-    const endpoint = async <T>(name: string, inputs: T[], send: (input: T) => Promise<Answer>, seen: unknown[], downAfter = DOWN_AFTER): Promise<void> => {
+    const endpoint = async <T>(
+      name: string,
+      inputs: T[],
+      send: (input: T) => Promise<Answer>,
+      seen: unknown[],
+      downAfter = DOWN_AFTER,
+    ): Promise<void> => {
       const outcome = emptyOutcome();
       outcomes[name] = outcome;
       const before = seen.length;
@@ -145,101 +194,210 @@ describe('fuzz: every simulator endpoint survives garbage and still serves', fun
 
     const { crashes } = await catchingCrashes(async (seen) => {
       // MQTT: devices publish garbage to thing-model, custom and platform topics.
-      const thingInputs = samples(fc.tuple(fc.oneof({ arbitrary: fc.constantFrom(...THING_TOPICS), weight: 4 }, { arbitrary: plausibleTopic, weight: 1 }), hostileBody), RUNS, 100);
-      await endpoint('mqtt: thing topics', thingInputs, async ([topic, body]) => {
-        return published(await deviceClient(), topic, body);
-      }, seen);
+      const thingInputs = samples(
+        fc.tuple(
+          fc.oneof({ arbitrary: fc.constantFrom(...THING_TOPICS), weight: 4 }, { arbitrary: plausibleTopic, weight: 1 }),
+          hostileBody,
+        ),
+        RUNS,
+        100,
+      );
+      await endpoint(
+        'mqtt: thing topics',
+        thingInputs,
+        async ([topic, body]) => {
+          return published(await deviceClient(), topic, body);
+        },
+        seen,
+      );
 
       let mq: MqttClient | undefined;
-      const tokenInputs = samples(fc.oneof(
-        hostileBody,
-        fc.record({ token: hostileValue, type: hostileValue }, { requiredKeys: [] }).map((request) => Buffer.from(describeValue(request))),
-      ), RUNS, 101);
-      await endpoint('mqtt: $SYS/uploadToken', tokenInputs, async (body) => {
-        if (!mq?.connected) {
-          mq = await connectMqToken(sim);
-          clients.push(mq);
-        }
-        return published(mq, '$SYS/uploadToken', body);
-      }, seen);
+      const tokenInputs = samples(
+        fc.oneof(
+          hostileBody,
+          fc
+            .record({ token: hostileValue, type: hostileValue }, { requiredKeys: [] })
+            .map((request) => Buffer.from(describeValue(request))),
+        ),
+        RUNS,
+        101,
+      );
+      await endpoint(
+        'mqtt: $SYS/uploadToken',
+        tokenInputs,
+        async (body) => {
+          if (!mq?.connected) {
+            mq = await connectMqToken(sim);
+            clients.push(mq);
+          }
+          return published(mq, '$SYS/uploadToken', body);
+        },
+        seen,
+      );
 
       // The admin API: any method, path and body.
       const adminPaths = fc.oneof(
-        fc.constantFrom('/devices', `/devices/${PK}/${DEVICE}/properties`, `/devices/${PK}/%E0%A4%A/properties`, '/pub', '/properties/set',
-          '/services/invoke', '/rrpc', '/mq/tokens', '/mq/tokens/revoke', '/rules', '/nope', '/?a=%'),
+        fc.constantFrom(
+          '/devices',
+          `/devices/${PK}/${DEVICE}/properties`,
+          `/devices/${PK}/%E0%A4%A/properties`,
+          '/pub',
+          '/properties/set',
+          '/services/invoke',
+          '/rrpc',
+          '/mq/tokens',
+          '/mq/tokens/revoke',
+          '/rules',
+          '/nope',
+          '/?a=%',
+        ),
         fc.webPath(),
       );
-      const adminInputs = samples(fc.record({
-        method: fc.constantFrom('GET', 'POST', 'PUT', 'DELETE'),
-        path: adminPaths,
-        body: fc.oneof(fc.constant(undefined), fc.jsonValue({ maxDepth: 3 }).map((value) => JSON.stringify(value) ?? ''), fc.string(),
-          fc.record({ topic: plausibleTopic, payload: fc.string(), productKey: fc.constantFrom(PK, 'x'), deviceName: fc.constantFrom('dev07', DEVICE),
-            items: fc.jsonValue({ maxDepth: 2 }), rules: fc.jsonValue({ maxDepth: 2 }), timeout: fc.jsonValue({ maxDepth: 1 }) }, { requiredKeys: [] })
-            .map((body) => JSON.stringify(body))),
-      }), RUNS, 102)
+      const adminInputs = samples(
+        fc.record({
+          method: fc.constantFrom('GET', 'POST', 'PUT', 'DELETE'),
+          path: adminPaths,
+          body: fc.oneof(
+            fc.constant(undefined),
+            fc.jsonValue({ maxDepth: 3 }).map((value) => JSON.stringify(value) ?? ''),
+            fc.string(),
+            fc
+              .record(
+                {
+                  topic: plausibleTopic,
+                  payload: fc.string(),
+                  productKey: fc.constantFrom(PK, 'x'),
+                  deviceName: fc.constantFrom('dev07', DEVICE),
+                  items: fc.jsonValue({ maxDepth: 2 }),
+                  rules: fc.jsonValue({ maxDepth: 2 }),
+                  timeout: fc.jsonValue({ maxDepth: 1 }),
+                },
+                { requiredKeys: [] },
+              )
+              .map((body) => JSON.stringify(body)),
+          ),
+        }),
+        RUNS,
+        102,
+      )
         // Left to the admin API's own fixes (issue 16, item 11): a request target starting `//`, and the properties
         // of the device this suite makes post deep values.
         .filter((input) => !input.path.startsWith('//') && !input.path.includes('/properties'));
-      await endpoint('admin API', adminInputs, async (input) => {
-        const request = fetch(`http://127.0.0.1:${sim.adminPort}${input.path}`, {
-          method: input.method, headers: { 'content-type': 'application/json' }, body: input.method === 'GET' ? undefined : input.body,
-        }).then(async (response) => {
-          await response.arrayBuffer();
-          if (response.status >= 500) serverError('admin API', `admin ${input.method} ${input.path}: ${response.status}`);
-        });
-        return within(request, ANSWER_BOUND_MS);
-      }, seen);
+      await endpoint(
+        'admin API',
+        adminInputs,
+        async (input) => {
+          const request = fetch(`http://127.0.0.1:${sim.adminPort}${input.path}`, {
+            method: input.method,
+            headers: { 'content-type': 'application/json' },
+            body: input.method === 'GET' ? undefined : input.body,
+          }).then(async (response) => {
+            await response.arrayBuffer();
+            if (response.status >= 500) serverError('admin API', `admin ${input.method} ${input.path}: ${response.status}`);
+          });
+          return within(request, ANSWER_BOUND_MS);
+        },
+        seen,
+      );
 
       // The OpenAPI: unsigned garbage, and signed calls of every action with generated parameters.
-      const rawInputs = samples(fc.record({
-        method: fc.constantFrom('GET', 'POST', 'PUT'),
-        path: fc.oneof(fc.constantFrom('/', '//', '///x', '/?Action=Pub', '/?a=%E0%A4%A', '/?%'), fc.webPath()),
-        body: fc.string({ maxLength: 200 }),
-        authorization: fc.oneof(fc.constant(undefined), fc.constantFrom('ACS3-HMAC-SHA256 Credential=x', 'ACS3-', 'Bearer x'), fc.string({ maxLength: 40 })),
-      }), RUNS, 103);
-      await endpoint('openapi: unsigned', rawInputs, async (input) => {
-        const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
-        if (input.authorization !== undefined) headers.authorization = input.authorization.replace(/[^\x20-\x7e]/g, '');
-        const request = fetch(`http://127.0.0.1:${sim.apiPort}${input.path}`, {
-          method: input.method, headers, body: input.method === 'GET' ? undefined : input.body,
-        }).then(async (response) => {
-          await response.arrayBuffer();
-          if (response.status >= 500) serverError('openapi: unsigned', `openapi ${input.method} ${input.path}: ${response.status}`);
-        });
-        return within(request, ANSWER_BOUND_MS);
-      }, seen);
+      const rawInputs = samples(
+        fc.record({
+          method: fc.constantFrom('GET', 'POST', 'PUT'),
+          path: fc.oneof(fc.constantFrom('/', '//', '///x', '/?Action=Pub', '/?a=%E0%A4%A', '/?%'), fc.webPath()),
+          body: fc.string({ maxLength: 200 }),
+          authorization: fc.oneof(
+            fc.constant(undefined),
+            fc.constantFrom('ACS3-HMAC-SHA256 Credential=x', 'ACS3-', 'Bearer x'),
+            fc.string({ maxLength: 40 }),
+          ),
+        }),
+        RUNS,
+        103,
+      );
+      await endpoint(
+        'openapi: unsigned',
+        rawInputs,
+        async (input) => {
+          const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
+          if (input.authorization !== undefined) headers.authorization = input.authorization.replace(/[^\x20-\x7e]/g, '');
+          const request = fetch(`http://127.0.0.1:${sim.apiPort}${input.path}`, {
+            method: input.method,
+            headers,
+            body: input.method === 'GET' ? undefined : input.body,
+          }).then(async (response) => {
+            await response.arrayBuffer();
+            if (response.status >= 500) serverError('openapi: unsigned', `openapi ${input.method} ${input.path}: ${response.status}`);
+          });
+          return within(request, ANSWER_BOUND_MS);
+        },
+        seen,
+      );
 
       const text = fc.oneof(fc.string({ maxLength: 20 }), fc.constantFrom('', '0', '1', '1000', '-1', 'dev07', PK));
-      const signedInputs = samples(fc.record({
-        action: fc.constantFrom('Pub', 'RRpc', 'SetDeviceProperty', 'InvokeThingService', 'Nope'),
-        params: fc.record({
-          ProductKey: fc.oneof(fc.constant(PK), text), DeviceName: fc.oneof(fc.constant('dev07'), text),
-          TopicFullName: fc.oneof(plausibleTopic, text), MessageContent: fc.oneof(fc.base64String({ maxLength: 40 }), text),
-          Qos: text, Timeout: text, Topic: fc.oneof(plausibleTopic, text), RequestBase64Byte: fc.oneof(fc.base64String({ maxLength: 40 }), text),
-          Items: hostileJsonField, Args: hostileJsonField, Identifier: fc.oneof(fc.constantFrom('getStatus', 'reboot'), text),
-          IotInstanceId: text,
-        }, { requiredKeys: [] }),
-      }), RUNS, 104);
-      await endpoint('openapi: signed', signedInputs, async (input) => {
-        const request = callApi(sim, input.action, input.params).then((answer) => {
-          if (answer.status >= 500) serverError('openapi: signed', `openapi ${input.action} ${describeValue(input.params)}: ${answer.status} ${describeValue(answer.body)}`);
-        });
-        return within(request, ANSWER_BOUND_MS);
-      }, seen);
+      const signedInputs = samples(
+        fc.record({
+          action: fc.constantFrom('Pub', 'RRpc', 'SetDeviceProperty', 'InvokeThingService', 'Nope'),
+          params: fc.record(
+            {
+              ProductKey: fc.oneof(fc.constant(PK), text),
+              DeviceName: fc.oneof(fc.constant('dev07'), text),
+              TopicFullName: fc.oneof(plausibleTopic, text),
+              MessageContent: fc.oneof(fc.base64String({ maxLength: 40 }), text),
+              Qos: text,
+              Timeout: text,
+              Topic: fc.oneof(plausibleTopic, text),
+              RequestBase64Byte: fc.oneof(fc.base64String({ maxLength: 40 }), text),
+              Items: hostileJsonField,
+              Args: hostileJsonField,
+              Identifier: fc.oneof(fc.constantFrom('getStatus', 'reboot'), text),
+              IotInstanceId: text,
+            },
+            { requiredKeys: [] },
+          ),
+        }),
+        RUNS,
+        104,
+      );
+      await endpoint(
+        'openapi: signed',
+        signedInputs,
+        async (input) => {
+          const request = callApi(sim, input.action, input.params).then((answer) => {
+            if (answer.status >= 500)
+              serverError(
+                'openapi: signed',
+                `openapi ${input.action} ${describeValue(input.params)}: ${answer.status} ${describeValue(answer.body)}`,
+              );
+          });
+          return within(request, ANSWER_BOUND_MS);
+        },
+        seen,
+      );
 
       // AMQP: garbage bytes instead of the protocol header and frames.
-      const amqpInputs = samples(fc.oneof(
-        fc.uint8Array({ minLength: 1, maxLength: 300 }).map((bytes) => Buffer.from(bytes)),
-        fc.uint8Array({ maxLength: 300 }).map((bytes) => Buffer.concat([Buffer.from('AMQP\x03\x01\x00\x00'), Buffer.from(bytes)])),
-        fc.uint8Array({ maxLength: 300 }).map((bytes) => Buffer.concat([Buffer.from('AMQP\x00\x01\x00\x00'), Buffer.from(bytes)])),
-      ), Math.ceil(RUNS / 2), 105);
-      await endpoint('amqp: raw bytes', amqpInputs, async (bytes) => {
-        const socket = net.connect(sim.amqpPort, '127.0.0.1', () => socket.end(bytes));
-        socket.on('error', () => undefined);
-        const answer = await within(new Promise((resolve) => socket.on('close', resolve)), AMQP_CLOSE_BOUND_MS);
-        socket.destroy();
-        return answer;
-      }, seen, Infinity);
+      const amqpInputs = samples(
+        fc.oneof(
+          fc.uint8Array({ minLength: 1, maxLength: 300 }).map((bytes) => Buffer.from(bytes)),
+          fc.uint8Array({ maxLength: 300 }).map((bytes) => Buffer.concat([Buffer.from('AMQP\x03\x01\x00\x00'), Buffer.from(bytes)])),
+          fc.uint8Array({ maxLength: 300 }).map((bytes) => Buffer.concat([Buffer.from('AMQP\x00\x01\x00\x00'), Buffer.from(bytes)])),
+        ),
+        Math.ceil(RUNS / 2),
+        105,
+      );
+      await endpoint(
+        'amqp: raw bytes',
+        amqpInputs,
+        async (bytes) => {
+          const socket = net.connect(sim.amqpPort, '127.0.0.1', () => socket.end(bytes));
+          socket.on('error', () => undefined);
+          const answer = await within(new Promise((resolve) => socket.on('close', resolve)), AMQP_CLOSE_BOUND_MS);
+          socket.destroy();
+          return answer;
+        },
+        seen,
+        Infinity,
+      );
 
       // Sentinels: each endpoint still serves.
       const sentinel = await connectIot(sim, 'dev06');
@@ -247,23 +405,50 @@ describe('fuzz: every simulator endpoint survives garbage and still serves', fun
       await sentinel.subscribeAsync(`/sys/${PK}/dev06/thing/event/property/post_reply`, { qos: 1 });
       const replies: string[] = [];
       sentinel.on('message', (_topic, payload) => replies.push(payload.toString()));
-      await sentinel.publishAsync(`/sys/${PK}/dev06/thing/event/property/post`, JSON.stringify({ id: '42', version: '1.0', params: { t: 1 }, method: 'thing.event.property.post' }), { qos: 1 });
-      await waitFor(() => replies.some((reply) => (JSON.parse(reply) as { id?: string }).id === '42'), 'the post_reply to the sentinel post');
+      await sentinel.publishAsync(
+        `/sys/${PK}/dev06/thing/event/property/post`,
+        JSON.stringify({ id: '42', version: '1.0', params: { t: 1 }, method: 'thing.event.property.post' }),
+        { qos: 1 },
+      );
+      await waitFor(
+        () => replies.some((reply) => (JSON.parse(reply) as { id?: string }).id === '42'),
+        'the post_reply to the sentinel post',
+      );
       const devices = await admin<{ devices: unknown[] }>(sim, 'GET', '/devices');
       assert.ok(devices.devices.length > 0, 'the admin API lists devices');
-      const pub = await callApi(sim, 'Pub', { ProductKey: PK, TopicFullName: `/${PK}/dev06/user/get`, MessageContent: Buffer.from('hi').toString('base64') });
+      const pub = await callApi(sim, 'Pub', {
+        ProductKey: PK,
+        TopicFullName: `/${PK}/dev06/user/get`,
+        MessageContent: Buffer.from('hi').toString('base64'),
+      });
       assert.equal(pub.body.Success, true, 'the OpenAPI answers a Pub');
       const consumer = amqpConsumer(sim, { clientId: 'fuzz-sentinel' });
       await consumer.ready;
       await consumer.close();
     });
-    console.log(formatOutcomes('simulator endpoints (done = answered, doneWithError = refused or closed)', outcomes, ['done', 'doneWithError', 'none', 'crashes', 'http500']));
+    console.log(
+      formatOutcomes('simulator endpoints (done = answered, doneWithError = refused or closed)', outcomes, [
+        'done',
+        'doneWithError',
+        'none',
+        'crashes',
+        'http500',
+      ]),
+    );
     // A raw AMQP connection left half-open by the listener counts as unanswered but is reported only: the listener
     // (rhea) keeps a socket whose peer sent a partial frame and its FIN; the sentinel login shows the listener serves.
-    const failures = Object.entries(outcomes).filter(([name, outcome]) => outcome.crashes + outcome.http500 + (name.startsWith('amqp') ? 0 : outcome.none) > 0);
-    assert.deepEqual({ failures, badAnswers: badAnswers.slice(0, 10) }, { failures: [], badAnswers: [] }, [
-      `FUZZ_SEED=${FUZZ_SEED}: unanswered inputs, answers of HTTP 500, or crashes`,
-      ...crashes.slice(0, 5).map((crash) => `crash: ${crash instanceof Error ? crash.stack?.split('\n').slice(0, 4).join(' | ') : describeValue(crash)}`),
-    ].join('\n'));
+    const failures = Object.entries(outcomes).filter(
+      ([name, outcome]) => outcome.crashes + outcome.http500 + (name.startsWith('amqp') ? 0 : outcome.none) > 0,
+    );
+    assert.deepEqual(
+      { failures, badAnswers: badAnswers.slice(0, 10) },
+      { failures: [], badAnswers: [] },
+      [
+        `FUZZ_SEED=${FUZZ_SEED}: unanswered inputs, answers of HTTP 500, or crashes`,
+        ...crashes
+          .slice(0, 5)
+          .map((crash) => `crash: ${crash instanceof Error ? crash.stack?.split('\n').slice(0, 4).join(' | ') : describeValue(crash)}`),
+      ].join('\n'),
+    );
   });
 });

@@ -43,14 +43,29 @@ describe('hostile inputs to the nodes (issue 16, items 3, 8, 9)', function () {
   async function deployNodes(): Promise<void> {
     const device = iotConnection('conn-iot', sim, 'dev01');
     const cloud = cloudConnection('conn-cloud', sim);
-    await deploy([
-      device.node, cloud.node, ...CATCH_ALL,
-      { id: 'invoke', type: 'aliyun-iot-invoke', connection: 'conn-cloud', action: 'set', productKey: PK, deviceName: 'dev01', identifier: '', topic: '', timeout: '' },
-      { id: 'post', type: 'aliyun-iot-post', connection: 'conn-iot', kind: 'property', event: '', ack: true, timeout: '1000' },
-      { id: 'out', type: 'aliyun-iot-out', connection: 'conn-iot', topic: `/${PK}/dev01/user/echo`, qos: '', retain: '' },
-      { id: 'in', type: 'aliyun-iot-in', connection: 'conn-iot', topic: '', qos: '0', datatype: 'auto-detect', dynamic: true },
-      { id: 'reply', type: 'aliyun-iot-reply', connection: 'conn-iot', code: '' },
-    ], { ...device.credentials, ...cloud.credentials });
+    await deploy(
+      [
+        device.node,
+        cloud.node,
+        ...CATCH_ALL,
+        {
+          id: 'invoke',
+          type: 'aliyun-iot-invoke',
+          connection: 'conn-cloud',
+          action: 'set',
+          productKey: PK,
+          deviceName: 'dev01',
+          identifier: '',
+          topic: '',
+          timeout: '',
+        },
+        { id: 'post', type: 'aliyun-iot-post', connection: 'conn-iot', kind: 'property', event: '', ack: true, timeout: '1000' },
+        { id: 'out', type: 'aliyun-iot-out', connection: 'conn-iot', topic: `/${PK}/dev01/user/echo`, qos: '', retain: '' },
+        { id: 'in', type: 'aliyun-iot-in', connection: 'conn-iot', topic: '', qos: '0', datatype: 'auto-detect', dynamic: true },
+        { id: 'reply', type: 'aliyun-iot-reply', connection: 'conn-iot', code: '' },
+      ],
+      { ...device.credentials, ...cloud.credentials },
+    );
     await waitForStatus('out', 'connected');
     await waitForStatus('invoke', 'api-ready');
   }
@@ -86,12 +101,20 @@ describe('hostile inputs to the nodes (issue 16, items 3, 8, 9)', function () {
     const replies: Array<[Record<string, unknown>, RegExp]> = [
       [{ alink: { ...context, topic: { level: 1 } } }, /^$/],
       [{ alink: { ...context, topic: Object.create(null) } }, /^$/],
-      [{ alink: { ...context, topic: `/sys/${PK}/dev01/thing/service/property/set` }, code: Symbol('code') }, /Reply code 'Symbol\(code\)' is not a whole number/],
-      [{ alink: { ...context, topic: `/sys/${PK}/dev01/thing/service/property/set` }, code: { toString: 1, valueOf: 1 } }, /Reply code '\[object Object\]' is not a whole number/],
+      [
+        { alink: { ...context, topic: `/sys/${PK}/dev01/thing/service/property/set` }, code: Symbol('code') },
+        /Reply code 'Symbol\(code\)' is not a whole number/,
+      ],
+      [
+        { alink: { ...context, topic: `/sys/${PK}/dev01/thing/service/property/set` }, code: { toString: 1, valueOf: 1 } },
+        /Reply code '\[object Object\]' is not a whole number/,
+      ],
     ];
     const actions: Array<[string, Record<string, unknown>]> = [
-      ['in', { action: Object.create(null) }], ['in', { action: { toString: 1 } }],
-      ['out', { action: Object.create(null) }], ['out', { action: Symbol('x') }],
+      ['in', { action: Object.create(null) }],
+      ['in', { action: { toString: 1 } }],
+      ['out', { action: Object.create(null) }],
+      ['out', { action: Symbol('x') }],
     ];
     const { crashes } = await catchingCrashes(async () => {
       for (const [msg] of replies) node('reply').receive(msg as NodeMessage);
@@ -153,7 +176,13 @@ describe('hostile inputs to the simulator (issue 16, items 10, 12, 13)', functio
       [`${own}/thing/event/property/post`, '{"id":"2","params":{"p":{"value":1,"time":{"toString":1}}}}'],
       [`/${PK}/dev04/user/update`, `{"params":{"a":${nestedJson(MAX_JSON_DEPTH + 10)}}}`],
     ];
-    const login = signMqLogin({ authMode: 'token', instanceId: MQ_INSTANCE, clientId: 'GID_test@@@hostile', accessKeyId: 'AK', token: 'tok1' });
+    const login = signMqLogin({
+      authMode: 'token',
+      instanceId: MQ_INSTANCE,
+      clientId: 'GID_test@@@hostile',
+      accessKeyId: 'AK',
+      token: 'tok1',
+    });
     const mq = await mqtt.connectAsync({ host: '127.0.0.1', port: sim.port, reconnectPeriod: 0, ...login });
     clients.push(mq);
     const { crashes } = await catchingCrashes(async () => {
@@ -186,7 +215,8 @@ describe('hostile inputs to the simulator (issue 16, items 10, 12, 13)', functio
     const gc = (globalThis as { gc?: () => void }).gc;
     assert.ok(gc, 'the tests run with --expose-gc');
     const padding = 'x'.repeat(1024 * 1024);
-    const call = (): Promise<unknown> => callApi(sim, 'Pub', { ProductKey: PK, TopicFullName: `/${PK}/dev04/user/get`, MessageContent: 'aGk=', Padding: padding });
+    const call = (): Promise<unknown> =>
+      callApi(sim, 'Pub', { ProductKey: PK, TopicFullName: `/${PK}/dev04/user/get`, MessageContent: 'aGk=', Padding: padding });
     await call();
     gc();
     const before = process.memoryUsage().heapUsed;

@@ -9,7 +9,15 @@ import { startTestSimulator, waitFor } from '../support/helpers';
 import { MQ_INSTANCE, PK, deviceSecret } from '../support/registry';
 
 const quiet: ConnectionLogger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
-const FAST_POLICY = { networkBaseMs: 20, networkMaxMs: 100, refusedBaseMs: 20, refusedMaxMs: 100, kickedBaseMs: 50, closeTimeoutMs: 300, tokenConfirmMs: 50 };
+const FAST_POLICY = {
+  networkBaseMs: 20,
+  networkMaxMs: 100,
+  refusedBaseMs: 20,
+  refusedMaxMs: 100,
+  kickedBaseMs: 50,
+  closeTimeoutMs: 300,
+  tokenConfirmMs: 50,
+};
 
 type Action =
   | { kind: 'connect' | 'disconnect' | 'redeploy' }
@@ -25,7 +33,14 @@ interface Scenario {
 const actionArbitrary: fc.Arbitrary<Action> = fc.oneof(
   { arbitrary: fc.constantFrom<Action>({ kind: 'connect' }, { kind: 'disconnect' }), weight: 6 },
   { arbitrary: fc.constantFrom<0 | 1>(0, 1).map((qos): Action => ({ kind: 'publish', qos })), weight: 4 },
-  { arbitrary: fc.record({ kind: fc.constantFrom<'register' | 'deregister'>('register', 'deregister'), user: fc.integer({ min: 0, max: 2 }), removed: fc.boolean() }), weight: 3 },
+  {
+    arbitrary: fc.record({
+      kind: fc.constantFrom<'register' | 'deregister'>('register', 'deregister'),
+      user: fc.integer({ min: 0, max: 2 }),
+      removed: fc.boolean(),
+    }),
+    weight: 3,
+  },
   { arbitrary: fc.boolean().map((good): Action => ({ kind: 'uploadToken', good })), weight: 2 },
   { arbitrary: fc.constant<Action>({ kind: 'redeploy' }), weight: 1 },
 );
@@ -75,8 +90,12 @@ function pause(ms: number): Promise<void> {
 
 describe('connection life cycle: generated action sequences', function () {
   let sim: Simulator;
-  before(async function () { sim = await startTestSimulator(); });
-  after(async function () { await sim.stop(); });
+  before(async function () {
+    sim = await startTestSimulator();
+  });
+  after(async function () {
+    await sim.stop();
+  });
 
   it('any sequence: no crash, every publish answered once, one session at the end, connected after a final connect', async function () {
     this.timeout(120_000);
@@ -90,77 +109,126 @@ describe('connection life cycle: generated action sequences', function () {
     });
     let sequence = 0;
     try {
-      await fc.assert(fc.asyncProperty(scenarioArbitrary, async (scenario) => {
-        counts.sequences++;
-        const crashesBefore = counts.crashes;
-        const run = sequence++;
-        const deviceName = `dev0${(run % 9) + 1}`;
-        const mqClientId = `GID_test@@@fuzz${run}`;
-        const ours = (clientId: string): boolean => (scenario.mode === 'iot' ? clientId.includes(`.${deviceName}|`) : clientId === mqClientId);
-        const make = (): DeviceConnection => new DeviceConnection(resolveConnection(scenario.mode === 'iot'
-          ? { mode: 'iot', productKey: PK, deviceName, protocol: 'mqtt', host: '127.0.0.1', port: sim.port, credentials: { deviceSecret: deviceSecret(deviceName) } }
-          : { mode: 'mq', instanceId: MQ_INSTANCE, groupId: 'GID_test', deviceId: `fuzz${run}`, authMode: 'token', protocol: 'mqtt', host: '127.0.0.1', port: sim.port, credentials: { accessKeyId: 'AK', token: 'tok1' } },
-        ), quiet, FAST_POLICY);
-        const sessions = new Set<Client>();
-        const onLogin = (client: Client): void => { if (ours(sim.clientIdOf(client))) sessions.add(client); };
-        let kicks = 0;
-        const onKicked = ({ clientId }: { clientId: string }): void => { if (ours(clientId)) kicks++; };
-        sim.on('login', onLogin);
-        sim.on('kicked', onKicked);
-        /** How often each publish's (or upload's) callback ran. */
-        const answers: number[] = [];
-        const expectAnswer = (): (() => void) => {
-          const index = answers.push(0) - 1;
-          counts.publishes++;
-          return () => {
-            answers[index]++;
-            counts.callbacks++;
-            if (answers[index] === 2) counts.doubleCallbacks++;
+      await fc.assert(
+        fc.asyncProperty(scenarioArbitrary, async (scenario) => {
+          counts.sequences++;
+          const crashesBefore = counts.crashes;
+          const run = sequence++;
+          const deviceName = `dev0${(run % 9) + 1}`;
+          const mqClientId = `GID_test@@@fuzz${run}`;
+          const ours = (clientId: string): boolean =>
+            scenario.mode === 'iot' ? clientId.includes(`.${deviceName}|`) : clientId === mqClientId;
+          const make = (): DeviceConnection =>
+            new DeviceConnection(
+              resolveConnection(
+                scenario.mode === 'iot'
+                  ? {
+                      mode: 'iot',
+                      productKey: PK,
+                      deviceName,
+                      protocol: 'mqtt',
+                      host: '127.0.0.1',
+                      port: sim.port,
+                      credentials: { deviceSecret: deviceSecret(deviceName) },
+                    }
+                  : {
+                      mode: 'mq',
+                      instanceId: MQ_INSTANCE,
+                      groupId: 'GID_test',
+                      deviceId: `fuzz${run}`,
+                      authMode: 'token',
+                      protocol: 'mqtt',
+                      host: '127.0.0.1',
+                      port: sim.port,
+                      credentials: { accessKeyId: 'AK', token: 'tok1' },
+                    },
+              ),
+              quiet,
+              FAST_POLICY,
+            );
+          const sessions = new Set<Client>();
+          const onLogin = (client: Client): void => {
+            if (ours(sim.clientIdOf(client))) sessions.add(client);
           };
-        };
-        const live = (): number => [...sessions].filter((client) => !client.closed).length;
-        let connection = make();
-        const users: ConnectionUser[] = [0, 1, 2].map(() => ({ onStatus: () => undefined, onNotice: () => undefined }));
-        const topic = scenario.mode === 'iot' ? `/${PK}/${deviceName}/user/update` : 'parent/fuzz';
-        try {
-          connection.register(users[0]);
-          for (const { action, gapMs } of scenario.steps) {
-            switch (action.kind) {
-              case 'connect': connection.connect(); break;
-              case 'disconnect': connection.disconnect(); break;
-              case 'publish': connection.publish(topic, 'x', { qos: action.qos }, expectAnswer()); break;
-              case 'register': connection.register(users[action.user]); break;
-              case 'deregister': connection.deregister(users[action.user], action.removed); break;
-              case 'uploadToken':
-                if (scenario.mode === 'mq') connection.uploadToken(action.good ? 'tok1' : 'tokExpired', 'RW', expectAnswer());
-                break;
-              case 'redeploy':
-                await closeConnection(connection);
-                connection = make();
-                connection.register(users[0]);
-                break;
+          let kicks = 0;
+          const onKicked = ({ clientId }: { clientId: string }): void => {
+            if (ours(clientId)) kicks++;
+          };
+          sim.on('login', onLogin);
+          sim.on('kicked', onKicked);
+          /** How often each publish's (or upload's) callback ran. */
+          const answers: number[] = [];
+          const expectAnswer = (): (() => void) => {
+            const index = answers.push(0) - 1;
+            counts.publishes++;
+            return () => {
+              answers[index]++;
+              counts.callbacks++;
+              if (answers[index] === 2) counts.doubleCallbacks++;
+            };
+          };
+          const live = (): number => [...sessions].filter((client) => !client.closed).length;
+          let connection = make();
+          const users: ConnectionUser[] = [0, 1, 2].map(() => ({ onStatus: () => undefined, onNotice: () => undefined }));
+          const topic = scenario.mode === 'iot' ? `/${PK}/${deviceName}/user/update` : 'parent/fuzz';
+          try {
+            connection.register(users[0]);
+            for (const { action, gapMs } of scenario.steps) {
+              switch (action.kind) {
+                case 'connect':
+                  connection.connect();
+                  break;
+                case 'disconnect':
+                  connection.disconnect();
+                  break;
+                case 'publish':
+                  connection.publish(topic, 'x', { qos: action.qos }, expectAnswer());
+                  break;
+                case 'register':
+                  connection.register(users[action.user]);
+                  break;
+                case 'deregister':
+                  connection.deregister(users[action.user], action.removed);
+                  break;
+                case 'uploadToken':
+                  if (scenario.mode === 'mq') connection.uploadToken(action.good ? 'tok1' : 'tokExpired', 'RW', expectAnswer());
+                  break;
+                case 'redeploy':
+                  await closeConnection(connection);
+                  connection = make();
+                  connection.register(users[0]);
+                  break;
+              }
+              if (gapMs > 0) await pause(gapMs);
             }
-            if (gapMs > 0) await pause(gapMs);
+            connection.connect();
+            await waitFor(() => connection.connected, 'connected after the final connect', 5000);
+            await waitFor(() => live() === 1, 'one live session', 3000).catch((err: Error) => {
+              throw new Error(
+                `${err.message}: ${live()} live of ${sessions.size}; kicks ${kicks}; status ${JSON.stringify(connection.status)}`,
+              );
+            });
+            await waitFor(() => answers.every((n) => n > 0), 'an answer to every publish while connected', 5000);
+            await closeConnection(connection);
+            await waitFor(() => live() === 0, 'the session ended by close', 3000);
+          } catch (err) {
+            counts.failures++;
+            throw err;
+          } finally {
+            await closeConnection(connection);
+            sim.off('login', onLogin);
+            sim.off('kicked', onKicked);
+            counts.kicks += kicks;
           }
-          connection.connect();
-          await waitFor(() => connection.connected, 'connected after the final connect', 5000);
-          await waitFor(() => live() === 1, 'one live session', 3000).catch((err: Error) => { throw new Error(`${err.message}: ${live()} live of ${sessions.size}; kicks ${kicks}; status ${JSON.stringify(connection.status)}`); });
-          await waitFor(() => answers.every((n) => n > 0), 'an answer to every publish while connected', 5000);
-          await closeConnection(connection);
-          await waitFor(() => live() === 0, 'the session ended by close', 3000);
-        } catch (err) {
-          counts.failures++;
-          throw err;
-        } finally {
-          await closeConnection(connection);
-          sim.off('login', onLogin);
-          sim.off('kicked', onKicked);
-          counts.kicks += kicks;
-        }
-        assert.equal(counts.crashes, crashesBefore, `no uncaught exception or unhandled rejection:\n${crashes.join('\n')}`);
-        assert.ok(answers.every((n) => n === 1), 'every publish callback called exactly once');
-        assert.equal(kicks, 0, 'the connection never knocked itself off');
-      }), { seed, numRuns, endOnFailure: true, interruptAfterTimeLimit: 90_000 });
+          assert.equal(counts.crashes, crashesBefore, `no uncaught exception or unhandled rejection:\n${crashes.join('\n')}`);
+          assert.ok(
+            answers.every((n) => n === 1),
+            'every publish callback called exactly once',
+          );
+          assert.equal(kicks, 0, 'the connection never knocked itself off');
+        }),
+        { seed, numRuns, endOnFailure: true, interruptAfterTimeLimit: 90_000 },
+      );
     } catch (err) {
       console.log(`      lifecycle fuzz failed with seed ${seed} (FUZZ_SEED=${seed} to replay)`);
       throw err;
@@ -187,16 +255,37 @@ describe('connection life cycle: the sequences of issue 16', function () {
   });
 
   function iot(deviceName: string): DeviceConnection {
-    return new DeviceConnection(resolveConnection({
-      mode: 'iot', productKey: PK, deviceName, protocol: 'mqtt', host: '127.0.0.1', port: sim.port, credentials: { deviceSecret: deviceSecret(deviceName) },
-    }), quiet, FAST_POLICY);
+    return new DeviceConnection(
+      resolveConnection({
+        mode: 'iot',
+        productKey: PK,
+        deviceName,
+        protocol: 'mqtt',
+        host: '127.0.0.1',
+        port: sim.port,
+        credentials: { deviceSecret: deviceSecret(deviceName) },
+      }),
+      quiet,
+      FAST_POLICY,
+    );
   }
 
   function mqToken(deviceId: string): DeviceConnection {
-    return new DeviceConnection(resolveConnection({
-      mode: 'mq', instanceId: MQ_INSTANCE, groupId: 'GID_test', deviceId, authMode: 'token', protocol: 'mqtt', host: '127.0.0.1', port: sim.port,
-      credentials: { accessKeyId: 'AK', token: 'tok1' },
-    }), quiet, FAST_POLICY);
+    return new DeviceConnection(
+      resolveConnection({
+        mode: 'mq',
+        instanceId: MQ_INSTANCE,
+        groupId: 'GID_test',
+        deviceId,
+        authMode: 'token',
+        protocol: 'mqtt',
+        host: '127.0.0.1',
+        port: sim.port,
+        credentials: { accessKeyId: 'AK', token: 'tok1' },
+      }),
+      quiet,
+      FAST_POLICY,
+    );
   }
 
   function publishQos1(connection: DeviceConnection, topic: string): Promise<Error | undefined> {
@@ -228,7 +317,9 @@ describe('connection life cycle: the sequences of issue 16', function () {
     connection.register({ onStatus: () => undefined });
     await waitFor(() => connection.connected, 'connected');
     let disconnected = false;
-    connection.disconnect(() => { disconnected = true; });
+    connection.disconnect(() => {
+      disconnected = true;
+    });
     connection.connect();
     assert.equal(disconnected, false, 'the disconnect is still under way');
     await waitFor(() => disconnected, 'the disconnect done');

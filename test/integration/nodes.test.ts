@@ -1,12 +1,34 @@
 import { strict as assert } from 'node:assert';
 import type { NodeMessage } from 'node-red';
 import {
-  CATCH_ALL, ECHO_TOPIC, collect, deploy, deviceConnectionOf as connectionOfNode, echoFlow, errorsOf, helper, lastStatusText, node,
-  redeploy, send, simulatorAndRuntime, waitForStatus,
+  CATCH_ALL,
+  ECHO_TOPIC,
+  collect,
+  deploy,
+  deviceConnectionOf as connectionOfNode,
+  echoFlow,
+  errorsOf,
+  helper,
+  lastStatusText,
+  node,
+  redeploy,
+  send,
+  simulatorAndRuntime,
+  waitForStatus,
 } from '../support/node-harness';
 import {
-  FlowNode, SENTINEL, endSdkDevice, iotConnection, isSentinel, mqConnection, sdkDevice, startTestSimulator, waitFor,
-  waitForSubscribed, waitForUnsubscribed, withoutSentinel,
+  FlowNode,
+  SENTINEL,
+  endSdkDevice,
+  iotConnection,
+  isSentinel,
+  mqConnection,
+  sdkDevice,
+  startTestSimulator,
+  waitFor,
+  waitForSubscribed,
+  waitForUnsubscribed,
+  withoutSentinel,
 } from '../support/helpers';
 import { TEST_RECONNECT_POLICY, shortestBackoff } from '../support/reconnect';
 import { PK } from '../support/registry';
@@ -16,7 +38,11 @@ const CLIENT_ID = `${PK}.dev01`;
 describe('nodes: a flow through the simulator for each auth mode', function () {
   const env = simulatorAndRuntime();
 
-  async function roundTrip(connection: { node: FlowNode; credentials: Record<string, Record<string, string>> }, topic: string, expectedTopic: string): Promise<void> {
+  async function roundTrip(
+    connection: { node: FlowNode; credentials: Record<string, Record<string, string>> },
+    topic: string,
+    expectedTopic: string,
+  ): Promise<void> {
     await deploy(echoFlow(connection.node, { topic, datatype: 'auto-detect' }), connection.credentials);
     const received = collect('received');
     await waitForStatus('in', 'connected');
@@ -35,8 +61,11 @@ describe('nodes: a flow through the simulator for each auth mode', function () {
   }
 
   it('ApsaraMQ, AccessKey signature', async function () {
-    await roundTrip(mqConnection('conn', env.sim, 'dev01', 'signature', { accessKeyId: 'AK', accessKeySecret: 'SK' }),
-      'parent/${groupId}/${deviceId}', 'parent/GID_test/dev01');
+    await roundTrip(
+      mqConnection('conn', env.sim, 'dev01', 'signature', { accessKeyId: 'AK', accessKeySecret: 'SK' }),
+      'parent/${groupId}/${deviceId}',
+      'parent/GID_test/dev01',
+    );
   });
 
   it('ApsaraMQ, token', async function () {
@@ -44,19 +73,34 @@ describe('nodes: a flow through the simulator for each auth mode', function () {
   });
 
   it('ApsaraMQ, device credential', async function () {
-    await roundTrip(mqConnection('conn', env.sim, 'dev02', 'device-credential', { accessKeyId: 'DC.1', accessKeySecret: 'dsk' }),
-      'parent/${clientId}', 'parent/GID_test@@@dev02');
+    await roundTrip(
+      mqConnection('conn', env.sim, 'dev02', 'device-credential', { accessKeyId: 'DC.1', accessKeySecret: 'dsk' }),
+      'parent/${clientId}',
+      'parent/GID_test@@@dev02',
+    );
   });
 
   it('ApsaraMQ point-to-point: parent/p2p/${clientId} arrives without a SUBSCRIBE', async function () {
     const receiver = mqConnection('rxConn', env.sim, 'receiver', 'signature', { accessKeyId: 'AK', accessKeySecret: 'SK' });
     const sender = mqConnection('txConn', env.sim, 'sender', 'signature', { accessKeyId: 'AK', accessKeySecret: 'SK' });
-    await deploy([
-      receiver.node, sender.node,
-      { id: 'in', type: 'aliyun-iot-in', connection: 'rxConn', topic: 'parent/p2p/${clientId}', qos: '1', datatype: 'utf8', wires: [['received']] },
-      { id: 'out', type: 'aliyun-iot-out', connection: 'txConn', topic: 'parent/p2p/GID_test@@@receiver', qos: '1', retain: '' },
-      { id: 'received', type: 'helper' },
-    ], { ...receiver.credentials, ...sender.credentials });
+    await deploy(
+      [
+        receiver.node,
+        sender.node,
+        {
+          id: 'in',
+          type: 'aliyun-iot-in',
+          connection: 'rxConn',
+          topic: 'parent/p2p/${clientId}',
+          qos: '1',
+          datatype: 'utf8',
+          wires: [['received']],
+        },
+        { id: 'out', type: 'aliyun-iot-out', connection: 'txConn', topic: 'parent/p2p/GID_test@@@receiver', qos: '1', retain: '' },
+        { id: 'received', type: 'helper' },
+      ],
+      { ...receiver.credentials, ...sender.credentials },
+    );
     const received = collect('received');
     await waitForStatus('in', 'connected');
     await waitForStatus('out', 'connected');
@@ -75,13 +119,22 @@ describe('nodes: refused logins and bad input', function () {
     env.sim.on('refused', () => attempts.push(Date.now()));
     const connection = iotConnection('conn', env.sim, 'dev01');
     connection.credentials.conn.deviceSecret = 'wrong-secret';
-    await deploy([connection.node, { id: 'out', type: 'aliyun-iot-out', connection: 'conn', topic: '/${productKey}/${deviceName}/user/update', qos: '', retain: '' }], connection.credentials);
+    await deploy(
+      [
+        connection.node,
+        { id: 'out', type: 'aliyun-iot-out', connection: 'conn', topic: '/${productKey}/${deviceName}/user/update', qos: '', retain: '' },
+      ],
+      connection.credentials,
+    );
     await waitForStatus('out', 'refused-signature');
     await waitFor(() => attempts.length >= 4, 'four refused attempts');
     const { refusedBaseMs = 0, refusedMaxMs = 0 } = TEST_RECONNECT_POLICY;
     attempts.slice(1, 4).forEach((time, i) => {
       const least = shortestBackoff(i, refusedBaseMs, refusedMaxMs);
-      assert.ok(time - attempts[i] >= least, `attempt ${i + 2} came ${time - attempts[i]} ms after the one before, not after at least ${least} ms`);
+      assert.ok(
+        time - attempts[i] >= least,
+        `attempt ${i + 2} came ${time - attempts[i]} ms after the one before, not after at least ${least} ms`,
+      );
     });
     const logged = errorsOf(node('conn')).join('\n');
     assert.match(logged, /CONNACK 5\): bad signature: check DeviceSecret/);
@@ -90,26 +143,50 @@ describe('nodes: refused logins and bad input', function () {
 
   it('unknown device and unregistered GroupID: each status says which', async function () {
     const unknown = iotConnection('iotConn', env.sim, 'nosuchdevice');
-    const badGroup = mqConnection('mqConn', env.sim, 'x', 'signature', { accessKeyId: 'AK', accessKeySecret: 'SK' }, { groupId: 'GID_unknown' });
-    await deploy([
-      unknown.node, badGroup.node,
-      { id: 'a', type: 'aliyun-iot-out', connection: 'iotConn', topic: '/x', qos: '', retain: '' },
-      { id: 'b', type: 'aliyun-iot-out', connection: 'mqConn', topic: 'parent/x', qos: '', retain: '' },
-    ], { ...unknown.credentials, ...badGroup.credentials });
+    const badGroup = mqConnection(
+      'mqConn',
+      env.sim,
+      'x',
+      'signature',
+      { accessKeyId: 'AK', accessKeySecret: 'SK' },
+      { groupId: 'GID_unknown' },
+    );
+    await deploy(
+      [
+        unknown.node,
+        badGroup.node,
+        { id: 'a', type: 'aliyun-iot-out', connection: 'iotConn', topic: '/x', qos: '', retain: '' },
+        { id: 'b', type: 'aliyun-iot-out', connection: 'mqConn', topic: 'parent/x', qos: '', retain: '' },
+      ],
+      { ...unknown.credentials, ...badGroup.credentials },
+    );
     await waitForStatus('a', 'refused-unknown-device');
     await waitForStatus('b', 'refused-client-id');
   });
 
   it('malformed settings are a config error on every user node, and their input fails catchably', async function () {
     const badKey = iotConnection('badKey', env.sim, 'dev01', { productKey: 'a1B2c3' });
-    const badGroup = mqConnection('badGroup', env.sim, 'x', 'signature', { accessKeyId: 'AK', accessKeySecret: 'SK' }, { groupId: 'group1' });
+    const badGroup = mqConnection(
+      'badGroup',
+      env.sim,
+      'x',
+      'signature',
+      { accessKeyId: 'AK', accessKeySecret: 'SK' },
+      { groupId: 'group1' },
+    );
     const badKeepalive = iotConnection('badKeepalive', env.sim, 'dev01', { keepalive: 10 });
-    await deploy([
-      badKey.node, badGroup.node, badKeepalive.node, ...CATCH_ALL,
-      { id: 'a', type: 'aliyun-iot-out', connection: 'badKey', topic: '/x', qos: '', retain: '' },
-      { id: 'b', type: 'aliyun-iot-in', connection: 'badGroup', topic: 'parent/x', qos: '0', datatype: 'utf8', wires: [[]] },
-      { id: 'c', type: 'aliyun-iot-out', connection: 'badKeepalive', topic: '/x', qos: '', retain: '' },
-    ], { ...badKey.credentials, ...badGroup.credentials, ...badKeepalive.credentials });
+    await deploy(
+      [
+        badKey.node,
+        badGroup.node,
+        badKeepalive.node,
+        ...CATCH_ALL,
+        { id: 'a', type: 'aliyun-iot-out', connection: 'badKey', topic: '/x', qos: '', retain: '' },
+        { id: 'b', type: 'aliyun-iot-in', connection: 'badGroup', topic: 'parent/x', qos: '0', datatype: 'utf8', wires: [[]] },
+        { id: 'c', type: 'aliyun-iot-out', connection: 'badKeepalive', topic: '/x', qos: '', retain: '' },
+      ],
+      { ...badKey.credentials, ...badGroup.credentials, ...badKeepalive.credentials },
+    );
     const caught = collect('caught');
     for (const id of ['a', 'b', 'c']) assert.equal(lastStatusText(node(id)).split('.').at(-1), 'config-error');
     assert.match(errorsOf(node('badKey'))[0], /ProductKey 'a1B2c3' is malformed/);
@@ -128,16 +205,41 @@ describe('nodes: refused logins and bad input', function () {
     try {
       const simulatorPort = iotConnection('simPort', env.sim, 'dev01', { port: '${ALIYUN_IOT_SIM_PORT}' });
       const ownHost = iotConnection('ownHost', env.sim, 'dev02', { host: '${ALIYUN_IOT_TEST_UNSET_HOST}' });
-      await deploy([
-        simulatorPort.node, ownHost.node, ...CATCH_ALL,
-        { id: 'a', type: 'aliyun-iot-out', connection: 'simPort', topic: '/${productKey}/${deviceName}/user/update', qos: '', retain: '' },
-        { id: 'b', type: 'aliyun-iot-out', connection: 'ownHost', topic: '/${productKey}/${deviceName}/user/update', qos: '', retain: '' },
-      ], { ...simulatorPort.credentials, ...ownHost.credentials });
+      await deploy(
+        [
+          simulatorPort.node,
+          ownHost.node,
+          ...CATCH_ALL,
+          {
+            id: 'a',
+            type: 'aliyun-iot-out',
+            connection: 'simPort',
+            topic: '/${productKey}/${deviceName}/user/update',
+            qos: '',
+            retain: '',
+          },
+          {
+            id: 'b',
+            type: 'aliyun-iot-out',
+            connection: 'ownHost',
+            topic: '/${productKey}/${deviceName}/user/update',
+            qos: '',
+            retain: '',
+          },
+        ],
+        { ...simulatorPort.credentials, ...ownHost.credentials },
+      );
       const caught = collect('caught');
       const [simulatorError] = errorsOf(node('simPort'));
-      assert.match(simulatorError, /^ALIYUN_IOT_SIM_PORT is not set \(the Port field says \$\{ALIYUN_IOT_SIM_PORT\}\): start the simulator with `npx aliyun-iot-sim --demo`/);
+      assert.match(
+        simulatorError,
+        /^ALIYUN_IOT_SIM_PORT is not set \(the Port field says \$\{ALIYUN_IOT_SIM_PORT\}\): start the simulator with `npx aliyun-iot-sim --demo`/,
+      );
       assert.doesNotMatch(simulatorError, /NaN/);
-      assert.match(errorsOf(node('ownHost'))[0], /^ALIYUN_IOT_TEST_UNSET_HOST is not set \(the Host field says .*\): set this environment variable before starting Node-RED/);
+      assert.match(
+        errorsOf(node('ownHost'))[0],
+        /^ALIYUN_IOT_TEST_UNSET_HOST is not set \(the Host field says .*\): set this environment variable before starting Node-RED/,
+      );
       send('a', { payload: 'x' });
       await waitFor(() => caught.length === 1, 'the caught error');
       assert.match((caught[0] as NodeMessage & { error: { message: string } }).error.message, /ALIYUN_IOT_SIM_PORT is not set/);
@@ -147,34 +249,47 @@ describe('nodes: refused logins and bad input', function () {
     }
   });
 
-  it('a publish to another device\'s topic on the IoT Platform is refused before it leaves, catchably; own topics pass', async function () {
+  it("a publish to another device's topic on the IoT Platform is refused before it leaves, catchably; own topics pass", async function () {
     const published: string[] = [];
     env.sim.on('message', (info) => published.push(info.topic));
     const connection = iotConnection('conn', env.sim, 'dev01');
-    await deploy([
-      connection.node, ...CATCH_ALL,
-      { id: 'out', type: 'aliyun-iot-out', connection: 'conn', topic: '', qos: '1', retain: '' },
-      { id: 'done', type: 'complete', scope: ['out'], uncaught: false, wires: [['completed']] },
-      { id: 'completed', type: 'helper' },
-    ], connection.credentials);
+    await deploy(
+      [
+        connection.node,
+        ...CATCH_ALL,
+        { id: 'out', type: 'aliyun-iot-out', connection: 'conn', topic: '', qos: '1', retain: '' },
+        { id: 'done', type: 'complete', scope: ['out'], uncaught: false, wires: [['completed']] },
+        { id: 'completed', type: 'helper' },
+      ],
+      connection.credentials,
+    );
     const [caught, completed] = [collect('caught'), collect('completed')];
     await waitForStatus('out', 'connected');
     send('out', { topic: `/${PK}/dev02/user/update`, payload: 'not mine' });
     await waitFor(() => caught.length === 1, 'the refusal');
     const error = (caught[0] as NodeMessage & { error: { message: string } }).error.message;
-    assert.match(error, new RegExp(`Cannot publish to '/${PK}/dev02/user/update': on the IoT Platform a device publishes only on its own topics \\(/${PK}/dev01/\\.\\.\\.`));
+    assert.match(
+      error,
+      new RegExp(
+        `Cannot publish to '/${PK}/dev02/user/update': on the IoT Platform a device publishes only on its own topics \\(/${PK}/dev01/\\.\\.\\.`,
+      ),
+    );
     send('out', { topic: `/${PK}/dev01/user/update`, payload: 'mine' });
     await waitFor(() => completed.length === 1, 'the own publish');
     assert.equal(completed[0].topic, `/${PK}/dev01/user/update`);
     assert.deepEqual(published, [`/${PK}/dev01/user/update`], 'only the own topic reached the broker');
   });
 
-  it('a subscription outside the product\'s topics is a catchable error and a status', async function () {
+  it("a subscription outside the product's topics is a catchable error and a status", async function () {
     const connection = iotConnection('conn', env.sim, 'dev01');
-    await deploy([
-      connection.node, ...CATCH_ALL,
-      { id: 'in', type: 'aliyun-iot-in', connection: 'conn', topic: `/${PK}/dev02/user/get`, qos: '0', datatype: 'utf8', wires: [[]] },
-    ], connection.credentials);
+    await deploy(
+      [
+        connection.node,
+        ...CATCH_ALL,
+        { id: 'in', type: 'aliyun-iot-in', connection: 'conn', topic: `/${PK}/dev02/user/get`, qos: '0', datatype: 'utf8', wires: [[]] },
+      ],
+      connection.credentials,
+    );
     const caught = collect('caught');
     await waitFor(() => caught.length === 1, 'the caught SUBACK error');
     const error = caught[0] as NodeMessage & { error: { message: string } };
@@ -185,12 +300,24 @@ describe('nodes: refused logins and bad input', function () {
 
   it('bad publish input fails with done(err) and publishes nothing', async function () {
     const connection = iotConnection('conn', env.sim, 'dev01');
-    await deploy([
-      connection.node, ...CATCH_ALL,
-      { id: 'in', type: 'aliyun-iot-in', connection: 'conn', topic: '/${productKey}/${deviceName}/user/data/#', qos: '1', datatype: 'buffer', wires: [['received']] },
-      { id: 'out', type: 'aliyun-iot-out', connection: 'conn', topic: '', qos: '', retain: '' },
-      { id: 'received', type: 'helper' },
-    ], connection.credentials);
+    await deploy(
+      [
+        connection.node,
+        ...CATCH_ALL,
+        {
+          id: 'in',
+          type: 'aliyun-iot-in',
+          connection: 'conn',
+          topic: '/${productKey}/${deviceName}/user/data/#',
+          qos: '1',
+          datatype: 'buffer',
+          wires: [['received']],
+        },
+        { id: 'out', type: 'aliyun-iot-out', connection: 'conn', topic: '', qos: '', retain: '' },
+        { id: 'received', type: 'helper' },
+      ],
+      connection.credentials,
+    );
     const caught = collect('caught');
     const received = collect('received');
     await waitForStatus('out', 'connected');
@@ -221,10 +348,10 @@ describe('nodes: refused logins and bad input', function () {
 
   it('ApsaraMQ limits: 64 KB payloads and 64-character topics', async function () {
     const connection = mqConnection('conn', env.sim, 'dev01', 'signature', { accessKeyId: 'AK', accessKeySecret: 'SK' });
-    await deploy([
-      connection.node, ...CATCH_ALL,
-      { id: 'out', type: 'aliyun-iot-out', connection: 'conn', topic: '', qos: '1', retain: '' },
-    ], connection.credentials);
+    await deploy(
+      [connection.node, ...CATCH_ALL, { id: 'out', type: 'aliyun-iot-out', connection: 'conn', topic: '', qos: '1', retain: '' }],
+      connection.credentials,
+    );
     const caught = collect('caught');
     await waitForStatus('out', 'connected');
     send('out', { topic: 'parent/big', payload: Buffer.alloc(64 * 1024 + 1) });
@@ -243,14 +370,35 @@ describe('nodes: subscriptions on one connection', function () {
 
   it('overlapping filters of two nodes: one SUBSCRIBE each, one copy per node', async function () {
     const connection = iotConnection('conn', env.sim, 'dev01');
-    await deploy([
-      connection.node,
-      { id: 'wide', type: 'aliyun-iot-in', connection: 'conn', topic: `${data}/#`, qos: '1', datatype: 'utf8', wires: [['wideOut']] },
-      { id: 'narrow', type: 'aliyun-iot-in', connection: 'conn', topic: `${data}/+/temp`, qos: '0', datatype: 'utf8', wires: [['narrowOut']] },
-      { id: 'same', type: 'aliyun-iot-in', connection: 'conn', topic: `${data}/+/temp`, qos: '1', datatype: 'utf8', wires: [['sameOut']] },
-      { id: 'out', type: 'aliyun-iot-out', connection: 'conn', topic: '', qos: '1', retain: '' },
-      { id: 'wideOut', type: 'helper' }, { id: 'narrowOut', type: 'helper' }, { id: 'sameOut', type: 'helper' },
-    ], connection.credentials);
+    await deploy(
+      [
+        connection.node,
+        { id: 'wide', type: 'aliyun-iot-in', connection: 'conn', topic: `${data}/#`, qos: '1', datatype: 'utf8', wires: [['wideOut']] },
+        {
+          id: 'narrow',
+          type: 'aliyun-iot-in',
+          connection: 'conn',
+          topic: `${data}/+/temp`,
+          qos: '0',
+          datatype: 'utf8',
+          wires: [['narrowOut']],
+        },
+        {
+          id: 'same',
+          type: 'aliyun-iot-in',
+          connection: 'conn',
+          topic: `${data}/+/temp`,
+          qos: '1',
+          datatype: 'utf8',
+          wires: [['sameOut']],
+        },
+        { id: 'out', type: 'aliyun-iot-out', connection: 'conn', topic: '', qos: '1', retain: '' },
+        { id: 'wideOut', type: 'helper' },
+        { id: 'narrowOut', type: 'helper' },
+        { id: 'sameOut', type: 'helper' },
+      ],
+      connection.credentials,
+    );
     const [wide, narrow, same] = ['wideOut', 'narrowOut', 'sameOut'].map(collect);
     const subscribed: string[] = [];
     env.sim.on('subscribe', ({ topics }) => subscribed.push(...topics));
@@ -261,19 +409,40 @@ describe('nodes: subscriptions on one connection', function () {
     send('out', { topic: `${data}/room1/humidity`, payload: '40' });
     send('out', { topic: `${data}/room1/temp`, payload: SENTINEL });
     await waitFor(() => [wide, narrow, same].every((received) => received.some(isSentinel)), 'the sentinel on every node');
-    assert.deepEqual(wide.map((msg) => msg.payload), ['22', '40', SENTINEL]);
-    assert.deepEqual(narrow.map((msg) => msg.payload), ['22', SENTINEL]);
-    assert.deepEqual(same.map((msg) => msg.payload), ['22', SENTINEL]);
+    assert.deepEqual(
+      wide.map((msg) => msg.payload),
+      ['22', '40', SENTINEL],
+    );
+    assert.deepEqual(
+      narrow.map((msg) => msg.payload),
+      ['22', SENTINEL],
+    );
+    assert.deepEqual(
+      same.map((msg) => msg.payload),
+      ['22', SENTINEL],
+    );
   });
 
   it('dynamic: subscribe, one copy for two matching filters, getSubscriptions, unsubscribe', async function () {
     const connection = iotConnection('conn', env.sim, 'dev01');
-    await deploy([
-      connection.node,
-      { id: 'in', type: 'aliyun-iot-in', connection: 'conn', topic: '', qos: '1', datatype: 'utf8', dynamic: true, wires: [['received']] },
-      { id: 'out', type: 'aliyun-iot-out', connection: 'conn', topic: '', qos: '1', retain: '' },
-      { id: 'received', type: 'helper' },
-    ], connection.credentials);
+    await deploy(
+      [
+        connection.node,
+        {
+          id: 'in',
+          type: 'aliyun-iot-in',
+          connection: 'conn',
+          topic: '',
+          qos: '1',
+          datatype: 'utf8',
+          dynamic: true,
+          wires: [['received']],
+        },
+        { id: 'out', type: 'aliyun-iot-out', connection: 'conn', topic: '', qos: '1', retain: '' },
+        { id: 'received', type: 'helper' },
+      ],
+      connection.credentials,
+    );
     const received = collect('received');
     await waitForStatus('in', 'connected');
     assert.deepEqual(connectionOfNode('conn').brokerSubscriptions, []);
@@ -284,13 +453,20 @@ describe('nodes: subscriptions on one connection', function () {
     send('out', { topic: `${data}/room1/temp`, payload: 'once' });
     send('out', { topic: `${data}/room1/temp`, payload: SENTINEL });
     await waitFor(() => received.some(isSentinel), 'the sentinel');
-    assert.deepEqual(received.map((msg) => msg.payload), ['once', SENTINEL], 'one copy of each although two filters match');
+    assert.deepEqual(
+      received.map((msg) => msg.payload),
+      ['once', SENTINEL],
+      'one copy of each although two filters match',
+    );
     received.splice(0);
 
     send('in', { action: 'getSubscriptions' });
     await waitFor(() => received.length === 1, 'the subscription list');
     assert.equal(received[0].topic, 'subscriptions');
-    assert.deepEqual(received[0].payload, [{ topic: `${data}/#`, qos: 1 }, { topic: `${data}/+/temp`, qos: 0 }]);
+    assert.deepEqual(received[0].payload, [
+      { topic: `${data}/#`, qos: 1 },
+      { topic: `${data}/+/temp`, qos: 0 },
+    ]);
 
     send('in', { action: 'unsubscribe', topic: `${data}/#` });
     send('out', { topic: `${data}/room1/humidity`, payload: 'not subscribed' });
@@ -303,22 +479,31 @@ describe('nodes: subscriptions on one connection', function () {
     assert.deepEqual(connectionOfNode('conn').brokerSubscriptions, [], 'no subscriptions');
     // Published and acknowledged (the broker routes a QoS 1 message before its PUBACK), then subscribed again: the
     // sentinel comes after anything the broker would have routed to the old subscriptions.
-    await new Promise<void>((resolve, reject) => connectionOfNode('conn').publish(`${data}/room3/temp`, 'nobody', { qos: 1 },
-      (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      connectionOfNode('conn').publish(`${data}/room3/temp`, 'nobody', { qos: 1 }, (err) => (err ? reject(err) : resolve())),
+    );
     const resubscribed = waitForSubscribed(env.sim, CLIENT_ID, `${data}/#`);
     send('in', { action: 'subscribe', topic: `${data}/#` });
     await resubscribed;
     send('out', { topic: `${data}/room3/temp`, payload: SENTINEL });
     await waitFor(() => received.some(isSentinel), 'the sentinel');
-    assert.deepEqual(received.slice(1).map((msg) => msg.payload), ['still subscribed', SENTINEL], 'nothing arrived while unsubscribed');
+    assert.deepEqual(
+      received.slice(1).map((msg) => msg.payload),
+      ['still subscribed', SENTINEL],
+      'nothing arrived while unsubscribed',
+    );
   });
 
   it('dynamic: a bad entry leaves the subscriptions unchanged; unknown actions fail', async function () {
     const connection = iotConnection('conn', env.sim, 'dev01');
-    await deploy([
-      connection.node, ...CATCH_ALL,
-      { id: 'in', type: 'aliyun-iot-in', connection: 'conn', topic: '', qos: '0', datatype: 'utf8', dynamic: true, wires: [[]] },
-    ], connection.credentials);
+    await deploy(
+      [
+        connection.node,
+        ...CATCH_ALL,
+        { id: 'in', type: 'aliyun-iot-in', connection: 'conn', topic: '', qos: '0', datatype: 'utf8', dynamic: true, wires: [[]] },
+      ],
+      connection.credentials,
+    );
     const caught = collect('caught');
     await waitForStatus('in', 'connected');
     send('in', { action: 'subscribe', topic: [`${data}/a`, { qos: 1 }] });
@@ -339,13 +524,25 @@ describe('nodes: subscriptions on one connection', function () {
   it('decodes payloads per datatype; invalid JSON with datatype json is a catchable error', async function () {
     const connection = iotConnection('conn', env.sim, 'dev01');
     const inNode = (id: string, datatype: string): FlowNode => ({
-      id, type: 'aliyun-iot-in', connection: 'conn', topic: `${data}/t`, qos: '0', datatype, wires: [[`${id}Out`]],
+      id,
+      type: 'aliyun-iot-in',
+      connection: 'conn',
+      topic: `${data}/t`,
+      qos: '0',
+      datatype,
+      wires: [[`${id}Out`]],
     });
     const types = ['auto-detect', 'json', 'utf8', 'buffer', 'base64'];
-    await deploy([
-      connection.node, ...CATCH_ALL, ...types.map((type) => inNode(type, type)), ...types.map((type) => ({ id: `${type}Out`, type: 'helper' })),
-      { id: 'out', type: 'aliyun-iot-out', connection: 'conn', topic: `${data}/t`, qos: '1', retain: '' },
-    ], connection.credentials);
+    await deploy(
+      [
+        connection.node,
+        ...CATCH_ALL,
+        ...types.map((type) => inNode(type, type)),
+        ...types.map((type) => ({ id: `${type}Out`, type: 'helper' })),
+        { id: 'out', type: 'aliyun-iot-out', connection: 'conn', topic: `${data}/t`, qos: '1', retain: '' },
+      ],
+      connection.credentials,
+    );
     const outputs = Object.fromEntries(types.map((type) => [type, collect(`${type}Out`)]));
     const caught = collect('caught');
     await waitForStatus('out', 'connected');
@@ -354,10 +551,19 @@ describe('nodes: subscriptions on one connection', function () {
     send('out', { payload: Buffer.from([0xff, 0x00, 0xfe]) });
     await waitFor(() => outputs.buffer.length === 3, 'three messages');
     await waitFor(() => caught.length === 2, 'two JSON errors');
-    assert.deepEqual(outputs['auto-detect'].map((msg) => msg.payload), [{ a: 1 }, 'plain text', Buffer.from([0xff, 0x00, 0xfe])]);
-    assert.deepEqual(outputs.json.map((msg) => msg.payload), [{ a: 1 }]);
+    assert.deepEqual(
+      outputs['auto-detect'].map((msg) => msg.payload),
+      [{ a: 1 }, 'plain text', Buffer.from([0xff, 0x00, 0xfe])],
+    );
+    assert.deepEqual(
+      outputs.json.map((msg) => msg.payload),
+      [{ a: 1 }],
+    );
     assert.deepEqual(outputs.utf8.map((msg) => msg.payload).slice(0, 2), ['{"a":1}', 'plain text']);
-    assert.deepEqual(outputs.base64.map((msg) => msg.payload), ['eyJhIjoxfQ==', 'cGxhaW4gdGV4dA==', '/wD+']);
+    assert.deepEqual(
+      outputs.base64.map((msg) => msg.payload),
+      ['eyJhIjoxfQ==', 'cGxhaW4gdGV4dA==', '/wD+'],
+    );
     assert.ok(caught.every((msg) => /not valid JSON/.test((msg as NodeMessage & { error: { message: string } }).error.message)));
     assert.ok(Buffer.isBuffer(caught[0].payload), 'the error carries the raw payload');
   });
@@ -386,14 +592,20 @@ describe('nodes: lifecycle', function () {
     send('out', { payload: 'after redeploys' });
     send('out', { payload: SENTINEL });
     await waitFor(() => received.some(isSentinel), 'the sentinel');
-    assert.deepEqual(received.map((msg) => msg.payload), ['after redeploys', SENTINEL], 'each delivered once');
+    assert.deepEqual(
+      received.map((msg) => msg.payload),
+      ['after redeploys', SENTINEL],
+      'each delivered once',
+    );
     assert.deepEqual(connectionOfNode('conn').brokerSubscriptions, [`/${PK}/dev01/user/echo`]);
   });
 
   it('closes within 2 s, connected or still trying to connect', async function () {
     const unreachable = iotConnection('dead', env.sim, 'dev01', { port: '1' });
-    await deploy([...flow('x'), unreachable.node, { id: 'deadOut', type: 'aliyun-iot-out', connection: 'dead', topic: '/x', qos: '1', retain: '' }],
-      { ...iotConnection('conn', env.sim, 'dev01').credentials, ...unreachable.credentials });
+    await deploy(
+      [...flow('x'), unreachable.node, { id: 'deadOut', type: 'aliyun-iot-out', connection: 'dead', topic: '/x', qos: '1', retain: '' }],
+      { ...iotConnection('conn', env.sim, 'dev01').credentials, ...unreachable.credentials },
+    );
     await waitForStatus('in', 'connected');
     send('out', { payload: 'in flight at close', qos: 1 });
     const start = Date.now();
@@ -408,11 +620,15 @@ describe('nodes: lifecycle', function () {
     const logins: string[] = [];
     env.sim.on('login', (client) => logins.push(client.id));
     const connection = iotConnection('conn', env.sim, 'dev01', { queueSize: 3 });
-    await deploy([
-      ...echoFlow(connection.node), ...CATCH_ALL,
-      { id: 'complete', type: 'complete', scope: ['out'], uncaught: false, wires: [['completed']] },
-      { id: 'completed', type: 'helper' },
-    ], connection.credentials);
+    await deploy(
+      [
+        ...echoFlow(connection.node),
+        ...CATCH_ALL,
+        { id: 'complete', type: 'complete', scope: ['out'], uncaught: false, wires: [['completed']] },
+        { id: 'completed', type: 'helper' },
+      ],
+      connection.credentials,
+    );
     const [received, completed, caught] = ['received', 'completed', 'caught'].map(collect);
     await waitForStatus('in', 'connected');
     await env.sim.stop();
@@ -428,7 +644,10 @@ describe('nodes: lifecycle', function () {
     const timestamps = logins.map((clientId) => Number(/timestamp=(\d+)/.exec(clientId)?.[1]));
     assert.equal(timestamps.length, 2);
     assert.ok(timestamps[1] > timestamps[0], 'the reconnect signs again with a fresh timestamp');
-    assert.deepEqual(received.map((msg) => msg.payload), ['one', 'two', 'three']);
+    assert.deepEqual(
+      received.map((msg) => msg.payload),
+      ['one', 'two', 'three'],
+    );
     await waitFor(() => completed.length === 3, 'done() for each queued message');
   });
 });
@@ -436,11 +655,22 @@ describe('nodes: lifecycle', function () {
 describe('nodes: transports and peers', function () {
   const env = simulatorAndRuntime({ wsPort: 0 });
 
-  for (const [mode, protocol] of [['iot', 'ws'], ['mq', 'ws']] as const) {
+  for (const [mode, protocol] of [
+    ['iot', 'ws'],
+    ['mq', 'ws'],
+  ] as const) {
     it(`${mode} over WebSocket`, async function () {
-      const connection = mode === 'iot'
-        ? iotConnection('conn', env.sim, 'dev01', { protocol, port: String(env.sim.wsPort) })
-        : mqConnection('conn', env.sim, 'dev01', 'signature', { accessKeyId: 'AK', accessKeySecret: 'SK' }, { protocol, port: String(env.sim.wsPort) });
+      const connection =
+        mode === 'iot'
+          ? iotConnection('conn', env.sim, 'dev01', { protocol, port: String(env.sim.wsPort) })
+          : mqConnection(
+              'conn',
+              env.sim,
+              'dev01',
+              'signature',
+              { accessKeyId: 'AK', accessKeySecret: 'SK' },
+              { protocol, port: String(env.sim.wsPort) },
+            );
       await deploy(echoFlow(connection.node, { topic: mode === 'iot' ? ECHO_TOPIC : 'parent/ws' }), connection.credentials);
       const received = collect('received');
       await waitForStatus('in', 'connected');
@@ -452,12 +682,23 @@ describe('nodes: transports and peers', function () {
 
   it('the official device SDK (as dev01) and our nodes (as dev02) exchange messages', async function () {
     const connection = iotConnection('conn', env.sim, 'dev02');
-    await deploy([
-      connection.node,
-      { id: 'in', type: 'aliyun-iot-in', connection: 'conn', topic: '/${productKey}/dev01/user/fanout', qos: '1', datatype: 'utf8', wires: [['received']] },
-      { id: 'out', type: 'aliyun-iot-out', connection: 'conn', topic: '/${productKey}/${deviceName}/user/fanout', qos: '1', retain: '' },
-      { id: 'received', type: 'helper' },
-    ], connection.credentials);
+    await deploy(
+      [
+        connection.node,
+        {
+          id: 'in',
+          type: 'aliyun-iot-in',
+          connection: 'conn',
+          topic: '/${productKey}/dev01/user/fanout',
+          qos: '1',
+          datatype: 'utf8',
+          wires: [['received']],
+        },
+        { id: 'out', type: 'aliyun-iot-out', connection: 'conn', topic: '/${productKey}/${deviceName}/user/fanout', qos: '1', retain: '' },
+        { id: 'received', type: 'helper' },
+      ],
+      connection.credentials,
+    );
     const received = collect('received');
     const device = sdkDevice(env.sim, 'dev01');
     const heard: Array<[string, string]> = [];

@@ -38,9 +38,17 @@ describe('simulator: OpenAPI endpoint', function () {
       await subscribe(env.device, `/${PK}/dev01/user/get`);
       for (const method of ['POST', 'GET'] as const) {
         const arrived = nextMessage(env.device);
-        const answer = await callApi(env.sim, 'Pub', {
-          ProductKey: PK, TopicFullName: `/${PK}/dev01/user/get`, MessageContent: b64(`hello ${method}`), Qos: 1,
-        }, { method });
+        const answer = await callApi(
+          env.sim,
+          'Pub',
+          {
+            ProductKey: PK,
+            TopicFullName: `/${PK}/dev01/user/get`,
+            MessageContent: b64(`hello ${method}`),
+            Qos: 1,
+          },
+          { method },
+        );
         assertSuccess(answer);
         assert.match(String(answer.body.MessageId), /^\d+$/);
         assert.deepEqual(await arrived, { topic: `/${PK}/dev01/user/get`, payload: `hello ${method}` });
@@ -54,26 +62,44 @@ describe('simulator: OpenAPI endpoint', function () {
         if (topic.includes('/rrpc/request/')) env.device.publish(topic.replace('/request/', '/response/'), `pong:${payload}`);
         else if (topic.startsWith('/ext/rrpc/') && payload.toString() !== 'silence') env.device.publish(topic, `echo:${payload}`);
       });
-      const classic = await callApi(env.sim, 'RRpc', { ProductKey: PK, DeviceName: 'dev01', RequestBase64Byte: b64('ping'), Timeout: 2000 });
+      const classic = await callApi(env.sim, 'RRpc', {
+        ProductKey: PK,
+        DeviceName: 'dev01',
+        RequestBase64Byte: b64('ping'),
+        Timeout: 2000,
+      });
       assertSuccess(classic);
       assert.equal(classic.body.RrpcCode, 'SUCCESS');
       assert.equal(Buffer.from(String(classic.body.PayloadBase64Byte), 'base64').toString(), 'pong:ping');
       assert.match(String(classic.body.MessageId), /^\d+$/);
 
       const custom = await callApi(env.sim, 'RRpc', {
-        ProductKey: PK, DeviceName: 'dev01', RequestBase64Byte: b64('hi'), Timeout: 2000, Topic: `/${PK}/dev01/user/echo`,
+        ProductKey: PK,
+        DeviceName: 'dev01',
+        RequestBase64Byte: b64('hi'),
+        Timeout: 2000,
+        Topic: `/${PK}/dev01/user/echo`,
       });
       assert.equal(custom.body.RrpcCode, 'SUCCESS');
       assert.equal(Buffer.from(String(custom.body.PayloadBase64Byte), 'base64').toString(), 'echo:hi');
 
       const silent = await callApi(env.sim, 'RRpc', {
-        ProductKey: PK, DeviceName: 'dev01', RequestBase64Byte: b64('silence'), Timeout: 1000, Topic: `/${PK}/dev01/user/echo`,
+        ProductKey: PK,
+        DeviceName: 'dev01',
+        RequestBase64Byte: b64('silence'),
+        Timeout: 1000,
+        Topic: `/${PK}/dev01/user/echo`,
       });
       assertSuccess(silent);
       assert.equal(silent.body.RrpcCode, 'TIMEOUT');
       assert.equal(silent.body.PayloadBase64Byte, undefined);
 
-      const offline = await callApi(env.sim, 'RRpc', { ProductKey: PK, DeviceName: 'dev02', RequestBase64Byte: b64('ping'), Timeout: 1000 });
+      const offline = await callApi(env.sim, 'RRpc', {
+        ProductKey: PK,
+        DeviceName: 'dev02',
+        RequestBase64Byte: b64('ping'),
+        Timeout: 1000,
+      });
       assertSuccess(offline);
       assert.equal(offline.body.RrpcCode, 'OFFLINE');
     });
@@ -81,7 +107,11 @@ describe('simulator: OpenAPI endpoint', function () {
     it('SetDeviceProperty: sends thing.service.property.set to the device', async function () {
       await subscribe(env.device, `/sys/${PK}/dev01/thing/service/property/set`);
       const arrived = nextMessage(env.device);
-      const answer = await callApi(env.sim, 'SetDeviceProperty', { ProductKey: PK, DeviceName: 'dev01', Items: JSON.stringify({ power: 1 }) });
+      const answer = await callApi(env.sim, 'SetDeviceProperty', {
+        ProductKey: PK,
+        DeviceName: 'dev01',
+        Items: JSON.stringify({ power: 1 }),
+      });
       assertSuccess(answer);
       const request = JSON.parse((await arrived).payload) as { id: string; method: string; params: unknown };
       assert.equal(request.method, 'thing.service.property.set');
@@ -93,7 +123,12 @@ describe('simulator: OpenAPI endpoint', function () {
       await subscribe(env.device, `/sys/${PK}/dev01/thing/service/+`);
       await subscribe(env.device, `/sys/${PK}/dev01/rrpc/request/+`);
       const asyncArrived = nextMessage(env.device);
-      const asyncAnswer = await callApi(env.sim, 'InvokeThingService', { ProductKey: PK, DeviceName: 'dev01', Identifier: 'reboot', Args: '{"delay":3}' });
+      const asyncAnswer = await callApi(env.sim, 'InvokeThingService', {
+        ProductKey: PK,
+        DeviceName: 'dev01',
+        Identifier: 'reboot',
+        Args: '{"delay":3}',
+      });
       assertSuccess(asyncAnswer);
       const asyncRequest = await asyncArrived;
       assert.equal(asyncRequest.topic, `/sys/${PK}/dev01/thing/service/reboot`);
@@ -107,16 +142,29 @@ describe('simulator: OpenAPI endpoint', function () {
         if (!topic.includes('/rrpc/request/')) return;
         const request = JSON.parse(payload.toString()) as { id: string; method: string };
         assert.equal(request.method, 'thing.service.getStatus');
-        env.device.publish(topic.replace('/request/', '/response/'), JSON.stringify({ id: request.id, code, data: { status: 'ok' }, message: 'nope' }));
+        env.device.publish(
+          topic.replace('/request/', '/response/'),
+          JSON.stringify({ id: request.id, code, data: { status: 'ok' }, message: 'nope' }),
+        );
       });
-      const sync = await callApi(env.sim, 'InvokeThingService', { ProductKey: PK, DeviceName: 'dev01', Identifier: 'getStatus', Args: '{}' });
+      const sync = await callApi(env.sim, 'InvokeThingService', {
+        ProductKey: PK,
+        DeviceName: 'dev01',
+        Identifier: 'getStatus',
+        Args: '{}',
+      });
       assertSuccess(sync);
       const data = sync.body.Data as { Result: string; MessageId: string };
       assert.deepEqual(JSON.parse(data.Result), { status: 'ok' });
       assert.match(data.MessageId, /^\d+$/);
 
       code = 460;
-      const failed = await callApi(env.sim, 'InvokeThingService', { ProductKey: PK, DeviceName: 'dev01', Identifier: 'getStatus', Args: '{}' });
+      const failed = await callApi(env.sim, 'InvokeThingService', {
+        ProductKey: PK,
+        DeviceName: 'dev01',
+        Identifier: 'getStatus',
+        Args: '{}',
+      });
       assertFailure(failed, 200, 'iot.device.InvokeThingServiceFailed');
       assert.match(String(failed.body.ErrorMessage), /460/);
     });
@@ -128,17 +176,61 @@ describe('simulator: OpenAPI endpoint', function () {
     it('Missing<Param> for an absent common or action parameter', async function () {
       assertFailure(await callApi(env.sim, 'Pub', { ...pub, ProductKey: undefined }), 400, 'MissingProductKey');
       assertFailure(await callApi(env.sim, 'Pub', { ...pub, TopicFullName: undefined }), 400, 'MissingTopicFullName');
-      assertFailure(await callApi(env.sim, 'RRpc', { ProductKey: PK, DeviceName: 'dev01', Timeout: 1000 }), 400, 'MissingRequestBase64Byte');
+      assertFailure(
+        await callApi(env.sim, 'RRpc', { ProductKey: PK, DeviceName: 'dev01', Timeout: 1000 }),
+        400,
+        'MissingRequestBase64Byte',
+      );
       for (const name of ['Signature', 'SignatureNonce', 'Timestamp', 'AccessKeyId', 'Action']) {
-        assertFailure(await callApi(env.sim, 'Pub', pub, { tamper: (params) => { delete params[name]; } }), 400, `Missing${name}`);
+        assertFailure(
+          await callApi(env.sim, 'Pub', pub, {
+            tamper: (params) => {
+              delete params[name];
+            },
+          }),
+          400,
+          `Missing${name}`,
+        );
       }
     });
 
     it('InvalidParameter.* for a wrong format, signature method or version', async function () {
-      assertFailure(await callApi(env.sim, 'Pub', pub, { tamper: (params) => { params.SignatureMethod = 'HMAC-SHA256'; } }), 400, 'InvalidParameter.SignatureMethod');
-      assertFailure(await callApi(env.sim, 'Pub', pub, { tamper: (params) => { params.SignatureVersion = '2.0'; } }), 400, 'InvalidParameter.SignatureVersion');
-      assertFailure(await callApi(env.sim, 'Pub', pub, { tamper: (params) => { params.Format = 'XML'; } }), 400, 'InvalidParameter.Format');
-      assertFailure(await callApi(env.sim, 'Pub', pub, { tamper: (params) => { params.Version = '2017-04-20'; } }), 400, 'InvalidParameter.Version');
+      assertFailure(
+        await callApi(env.sim, 'Pub', pub, {
+          tamper: (params) => {
+            params.SignatureMethod = 'HMAC-SHA256';
+          },
+        }),
+        400,
+        'InvalidParameter.SignatureMethod',
+      );
+      assertFailure(
+        await callApi(env.sim, 'Pub', pub, {
+          tamper: (params) => {
+            params.SignatureVersion = '2.0';
+          },
+        }),
+        400,
+        'InvalidParameter.SignatureVersion',
+      );
+      assertFailure(
+        await callApi(env.sim, 'Pub', pub, {
+          tamper: (params) => {
+            params.Format = 'XML';
+          },
+        }),
+        400,
+        'InvalidParameter.Format',
+      );
+      assertFailure(
+        await callApi(env.sim, 'Pub', pub, {
+          tamper: (params) => {
+            params.Version = '2017-04-20';
+          },
+        }),
+        400,
+        'InvalidParameter.Version',
+      );
     });
 
     it('InvalidAction.NotFound for an action it does not serve', async function () {
@@ -147,8 +239,16 @@ describe('simulator: OpenAPI endpoint', function () {
 
     it('InvalidTimeStamp.Format and InvalidTimeStamp.Expired', async function () {
       assertFailure(await callApi(env.sim, 'Pub', pub, { timestamp: '2023-11-14 22:13:20' }), 400, 'InvalidTimeStamp.Format');
-      assertFailure(await callApi(env.sim, 'Pub', pub, { timestamp: apiTimestamp(new Date(Date.now() - 3_600_000)) }), 400, 'InvalidTimeStamp.Expired');
-      assertFailure(await callApi(env.sim, 'Pub', pub, { timestamp: apiTimestamp(new Date(Date.now() + 3_600_000)) }), 400, 'InvalidTimeStamp.Expired');
+      assertFailure(
+        await callApi(env.sim, 'Pub', pub, { timestamp: apiTimestamp(new Date(Date.now() - 3_600_000)) }),
+        400,
+        'InvalidTimeStamp.Expired',
+      );
+      assertFailure(
+        await callApi(env.sim, 'Pub', pub, { timestamp: apiTimestamp(new Date(Date.now() + 3_600_000)) }),
+        400,
+        'InvalidTimeStamp.Expired',
+      );
     });
 
     it('InvalidAccessKeyId.NotFound for an unknown AccessKey', async function () {
@@ -157,10 +257,23 @@ describe('simulator: OpenAPI endpoint', function () {
 
     it('SignatureDoesNotMatch for a wrong secret or a parameter changed after signing', async function () {
       assertFailure(await callApi(env.sim, 'Pub', pub, { accessKeySecret: 'wrong' }), 400, 'SignatureDoesNotMatch');
-      const tampered = await callApi(env.sim, 'Pub', pub, { tamper: (params) => { params.TopicFullName = `/${PK}/dev02/user/get`; } });
+      const tampered = await callApi(env.sim, 'Pub', pub, {
+        tamper: (params) => {
+          params.TopicFullName = `/${PK}/dev02/user/get`;
+        },
+      });
       assertFailure(tampered, 400, 'SignatureDoesNotMatch');
       assert.match(String(tampered.body.ErrorMessage), /string to sign/);
-      assertFailure(await callApi(env.sim, 'Pub', pub, { method: 'GET', tamper: (params) => { params.Signature = params.Signature.slice(1); } }), 400, 'SignatureDoesNotMatch');
+      assertFailure(
+        await callApi(env.sim, 'Pub', pub, {
+          method: 'GET',
+          tamper: (params) => {
+            params.Signature = params.Signature.slice(1);
+          },
+        }),
+        400,
+        'SignatureDoesNotMatch',
+      );
     });
 
     it('SignatureNonceUsed for a replayed nonce, not for a refused first try', async function () {
@@ -183,36 +296,84 @@ describe('simulator: OpenAPI endpoint', function () {
         ['SetDeviceProperty', { ProductKey: PK, DeviceName: 'dev01', Items: '[1]' }],
         ['InvokeThingService', { ProductKey: PK, DeviceName: 'dev01', Identifier: 'reboot', Args: '"x"' }],
       ];
-      for (const [action, params] of cases) assertFailure(await callApi(env.sim, action, params), 200, 'iot.common.InvalidFormattedParameter');
+      for (const [action, params] of cases)
+        assertFailure(await callApi(env.sim, action, params), 200, 'iot.common.InvalidFormattedParameter');
     });
 
     it('iot.messagebroker.InvalidFormattedTopicName', async function () {
-      for (const topic of ['/otherProduct/dev01/user/get', `/${PK}/dev01/user/+`, `/sys/${PK}/dev01/thing/service/property/set`, 'no-slash']) {
-        assertFailure(await callApi(env.sim, 'Pub', { ProductKey: PK, TopicFullName: topic, MessageContent: b64('x') }), 200, 'iot.messagebroker.InvalidFormattedTopicName');
+      for (const topic of [
+        '/otherProduct/dev01/user/get',
+        `/${PK}/dev01/user/+`,
+        `/sys/${PK}/dev01/thing/service/property/set`,
+        'no-slash',
+      ]) {
+        assertFailure(
+          await callApi(env.sim, 'Pub', { ProductKey: PK, TopicFullName: topic, MessageContent: b64('x') }),
+          200,
+          'iot.messagebroker.InvalidFormattedTopicName',
+        );
       }
-      assertFailure(await callApi(env.sim, 'RRpc', {
-        ProductKey: PK, DeviceName: 'dev01', RequestBase64Byte: b64('x'), Timeout: 1000, Topic: `/${PK}/dev02/user/echo`,
-      }), 200, 'iot.messagebroker.InvalidFormattedTopicName');
+      assertFailure(
+        await callApi(env.sim, 'RRpc', {
+          ProductKey: PK,
+          DeviceName: 'dev01',
+          RequestBase64Byte: b64('x'),
+          Timeout: 1000,
+          Topic: `/${PK}/dev02/user/echo`,
+        }),
+        200,
+        'iot.messagebroker.InvalidFormattedTopicName',
+      );
     });
 
     it('iot.prod.NotExistedProduct, iot.device.NotExistedDevice, iot.system.InstanceNotFound', async function () {
-      assertFailure(await callApi(env.sim, 'Pub', { ProductKey: 'a1NoSuchPrd', TopicFullName: '/a1NoSuchPrd/d/user/get', MessageContent: b64('x') }),
-        200, 'iot.prod.NotExistedProduct');
-      assertFailure(await callApi(env.sim, 'SetDeviceProperty', { ProductKey: PK, DeviceName: 'nobody', Items: '{}' }), 200, 'iot.device.NotExistedDevice');
-      assertFailure(await callApi(env.sim, 'RRpc', { ProductKey: PK, DeviceName: 'nobody', RequestBase64Byte: b64('x'), Timeout: 1000 }),
-        200, 'iot.device.NotExistedDevice');
-      assertFailure(await callApi(env.sim, 'SetDeviceProperty', { IotInstanceId: 'iot-06z00other', ProductKey: PK, DeviceName: 'dev01', Items: '{}' }),
-        200, 'iot.system.InstanceNotFound');
+      assertFailure(
+        await callApi(env.sim, 'Pub', { ProductKey: 'a1NoSuchPrd', TopicFullName: '/a1NoSuchPrd/d/user/get', MessageContent: b64('x') }),
+        200,
+        'iot.prod.NotExistedProduct',
+      );
+      assertFailure(
+        await callApi(env.sim, 'SetDeviceProperty', { ProductKey: PK, DeviceName: 'nobody', Items: '{}' }),
+        200,
+        'iot.device.NotExistedDevice',
+      );
+      assertFailure(
+        await callApi(env.sim, 'RRpc', { ProductKey: PK, DeviceName: 'nobody', RequestBase64Byte: b64('x'), Timeout: 1000 }),
+        200,
+        'iot.device.NotExistedDevice',
+      );
+      assertFailure(
+        await callApi(env.sim, 'SetDeviceProperty', { IotInstanceId: 'iot-06z00other', ProductKey: PK, DeviceName: 'dev01', Items: '{}' }),
+        200,
+        'iot.system.InstanceNotFound',
+      );
     });
 
     it('iot.device.DeviceOffline for sets and services to a device that is not connected', async function () {
-      assertFailure(await callApi(env.sim, 'SetDeviceProperty', { ProductKey: PK, DeviceName: 'dev02', Items: '{"power":1}' }), 200, 'iot.device.DeviceOffline');
-      assertFailure(await callApi(env.sim, 'InvokeThingService', { ProductKey: PK, DeviceName: 'dev02', Identifier: 'reboot', Args: '{}' }), 200, 'iot.device.DeviceOffline');
-      assertFailure(await callApi(env.sim, 'InvokeThingService', { ProductKey: PK, DeviceName: 'dev02', Identifier: 'getStatus', Args: '{}' }), 200, 'iot.device.DeviceOffline');
+      assertFailure(
+        await callApi(env.sim, 'SetDeviceProperty', { ProductKey: PK, DeviceName: 'dev02', Items: '{"power":1}' }),
+        200,
+        'iot.device.DeviceOffline',
+      );
+      assertFailure(
+        await callApi(env.sim, 'InvokeThingService', { ProductKey: PK, DeviceName: 'dev02', Identifier: 'reboot', Args: '{}' }),
+        200,
+        'iot.device.DeviceOffline',
+      );
+      assertFailure(
+        await callApi(env.sim, 'InvokeThingService', { ProductKey: PK, DeviceName: 'dev02', Identifier: 'getStatus', Args: '{}' }),
+        200,
+        'iot.device.DeviceOffline',
+      );
     });
 
     it('iot.messagebroker.RrpcTimeout when a synchronous service is not answered', async function () {
-      const answer = await callApi(env.sim, 'InvokeThingService', { ProductKey: PK, DeviceName: 'dev01', Identifier: 'getStatus', Args: '{}' });
+      const answer = await callApi(env.sim, 'InvokeThingService', {
+        ProductKey: PK,
+        DeviceName: 'dev01',
+        Identifier: 'getStatus',
+        Args: '{}',
+      });
       assertFailure(answer, 200, 'iot.messagebroker.RrpcTimeout');
     });
   });

@@ -20,12 +20,23 @@ const NPM_START_ENVIRONMENT: Record<string, string> = {
 type FlowNode = Record<string, unknown> & { id: string; type: string };
 
 function exampleConnections(): Array<{ example: string; node: FlowNode }> {
-  return fs.readdirSync(EXAMPLES).filter((file) => file.endsWith('.json')).flatMap((example) =>
-    (JSON.parse(fs.readFileSync(path.join(EXAMPLES, example), 'utf8')) as FlowNode[])
-      .filter((node) => node.type === 'aliyun-iot-connection').map((node) => ({ example, node })));
+  return fs
+    .readdirSync(EXAMPLES)
+    .filter((file) => file.endsWith('.json'))
+    .flatMap((example) =>
+      (JSON.parse(fs.readFileSync(path.join(EXAMPLES, example), 'utf8')) as FlowNode[])
+        .filter((node) => node.type === 'aliyun-iot-connection')
+        .map((node) => ({ example, node })),
+    );
 }
 
-interface Preview { endpoint?: string; apiEndpoint?: string; clientId?: string; username?: string; error?: string }
+interface Preview {
+  endpoint?: string;
+  apiEndpoint?: string;
+  clientId?: string;
+  username?: string;
+  error?: string;
+}
 
 async function preview(form: Record<string, unknown>, language?: string): Promise<Preview> {
   const request = helper.request().post('/aliyun-iot/preview');
@@ -87,7 +98,7 @@ describe('connection preview in the editor', function () {
     assert.match(cloudResult.error ?? '', /^AMQP endpoint uses the environment variable ALIYUN_IOT_SIM_AMQP_ENDPOINT/);
   });
 
-  it('answers in the editor\'s language: Chinese for zh-CN, English otherwise', async function () {
+  it("answers in the editor's language: Chinese for zh-CN, English otherwise", async function () {
     setEnvironment({ ALIYUN_IOT_SIM_PORT: undefined });
     const [device] = exampleConnections().filter(({ node }) => node.mode === 'iot');
     const unset = await preview(device.node, 'zh-CN');

@@ -3,11 +3,31 @@ import type { NodeMessage } from 'node-red';
 import mqtt, { MqttClient } from 'mqtt';
 import { signIotLogin } from '../../nodes/lib/protocol';
 import {
-  CATCH_ALL, collect, deploy, deviceConnectionOf as deviceConnection, echoFlow, errorsOf, lastStatusText, node, redeploy, send,
-  simulatorAndRuntime, statusesOf, waitForStatus,
+  CATCH_ALL,
+  collect,
+  deploy,
+  deviceConnectionOf as deviceConnection,
+  echoFlow,
+  errorsOf,
+  lastStatusText,
+  node,
+  redeploy,
+  send,
+  simulatorAndRuntime,
+  statusesOf,
+  waitForStatus,
 } from '../support/node-harness';
 import {
-  FlowNode, SENTINEL, admin, endSdkDevice, iotConnection, isSentinel, mqConnection, sdkDevice, waitFor, withoutSentinel,
+  FlowNode,
+  SENTINEL,
+  admin,
+  endSdkDevice,
+  iotConnection,
+  isSentinel,
+  mqConnection,
+  sdkDevice,
+  waitFor,
+  withoutSentinel,
 } from '../support/helpers';
 import { MqttProxy } from '../support/proxy';
 import { TEST_RECONNECT_POLICY, shortestBackoff } from '../support/reconnect';
@@ -31,15 +51,35 @@ describe('reliability: bad input', function () {
       ['token mode without token', mqConnection('noToken', env.sim, 'x', 'token', { accessKeyId: 'AK' }).node, {}],
     ];
     const flow: FlowNode[] = [
-      good.node, ...CATCH_ALL, ...configs.map(([, config]) => config),
+      good.node,
+      ...CATCH_ALL,
+      ...configs.map(([, config]) => config),
       { id: 'out', type: 'aliyun-iot-out', connection: 'conn', topic: '', qos: '', retain: '' },
-      { id: 'in', type: 'aliyun-iot-in', connection: 'conn', topic: '/${productKey}/${deviceName}/user/data/#', qos: '1', datatype: 'json', wires: [['received']] },
+      {
+        id: 'in',
+        type: 'aliyun-iot-in',
+        connection: 'conn',
+        topic: '/${productKey}/${deviceName}/user/data/#',
+        qos: '1',
+        datatype: 'json',
+        wires: [['received']],
+      },
       { id: 'command', type: 'aliyun-iot-command', connection: 'conn', services: '', autoReplySet: false, rrpcTopic: '', wires: [[]] },
       { id: 'reply', type: 'aliyun-iot-reply', connection: 'conn', code: '' },
       { id: 'received', type: 'helper' },
-      ...configs.map(([, config]) => ({ id: `out-${config.id}`, type: 'aliyun-iot-out', connection: config.id, topic: '/x', qos: '', retain: '' })),
+      ...configs.map(([, config]) => ({
+        id: `out-${config.id}`,
+        type: 'aliyun-iot-out',
+        connection: config.id,
+        topic: '/x',
+        qos: '',
+        retain: '',
+      })),
     ];
-    const credentials = Object.assign({}, good.credentials, ...configs.map(([, , creds]) => creds)) as Record<string, Record<string, string>>;
+    const credentials = Object.assign({}, good.credentials, ...configs.map(([, , creds]) => creds)) as Record<
+      string,
+      Record<string, string>
+    >;
     for (const [, config] of configs) credentials[config.id] ??= { deviceSecret: 'configured', accessKeyId: 'AK', accessKeySecret: 'SK' };
     credentials.noSecret = {};
     await deploy(flow, credentials);
@@ -53,14 +93,30 @@ describe('reliability: bad input', function () {
       ['wildcard publish topic', () => send('out', { topic: `${data}/+`, payload: 1 }), /only allowed in subscriptions/],
       ['empty publish topic', () => send('out', { topic: '', payload: 1 }), /No topic/],
       ['topic over 128 characters', () => send('out', { topic: `${data}/${'t'.repeat(128)}`, payload: 1 }), /longer than 128 characters/],
-      ['payload over 256 KB', () => send('out', { topic: `${data}/x`, payload: Buffer.alloc(262145) }), /more than the service's limit of 262144 bytes/],
+      [
+        'payload over 256 KB',
+        () => send('out', { topic: `${data}/x`, payload: Buffer.alloc(262145) }),
+        /more than the service's limit of 262144 bytes/,
+      ],
       ['circular object payload', () => send('out', { topic: `${data}/x`, payload: circular }), /cannot be sent as JSON/],
       ['QoS 2', () => send('out', { topic: `${data}/x`, payload: 1, qos: 2 }), /QoS 2 is not supported/],
       ['unknown msg.action', () => send('out', { action: 'explode' }), /Unknown msg.action 'explode'/],
       ['reply without context', () => send('reply', { payload: {} }), /msg.alink is missing or incomplete/],
-      ['invalid JSON with datatype json', () => admin(env.sim, 'POST', '/pub', { topic: `${data}/bad`, payload: '{not json' }), /not valid JSON/],
-      ['non-JSON Alink request from the broker', () => admin(env.sim, 'POST', '/pub', { topic: `/sys/${PK}/dev01/thing/service/property/set`, payload: 'garbage' }), /not a valid Alink request/],
-      ...configs.map(([name, config]): [string, () => void, RegExp] => [name, () => send(`out-${config.id}`, { payload: 1 }), /misconfigured/]),
+      [
+        'invalid JSON with datatype json',
+        () => admin(env.sim, 'POST', '/pub', { topic: `${data}/bad`, payload: '{not json' }),
+        /not valid JSON/,
+      ],
+      [
+        'non-JSON Alink request from the broker',
+        () => admin(env.sim, 'POST', '/pub', { topic: `/sys/${PK}/dev01/thing/service/property/set`, payload: 'garbage' }),
+        /not a valid Alink request/,
+      ],
+      ...configs.map(([name, config]): [string, () => void, RegExp] => [
+        name,
+        () => send(`out-${config.id}`, { payload: 1 }),
+        /misconfigured/,
+      ]),
     ];
     const rows: string[] = [];
     for (const [name, act, expected] of matrix) {
@@ -87,8 +143,28 @@ describe('reliability: redeploys', function () {
     const credentials = iotConnection('conn', env.sim, 'dev01').credentials;
     const flow = (version: number): FlowNode[] => [
       ...echoFlow(iotConnection('conn', env.sim, 'dev01').node, { inNode: { name: `v${version}` }, outNode: { name: `v${version}` } }),
-      { id: 'dyn', type: 'aliyun-iot-in', name: `v${version}`, connection: 'conn', topic: '', qos: '1', datatype: 'utf8', dynamic: true, wires: [['received']] },
-      { id: 'post', type: 'aliyun-iot-post', name: `v${version}`, connection: 'conn', kind: 'property', event: '', ack: true, timeout: 2000, wires: [[]] },
+      {
+        id: 'dyn',
+        type: 'aliyun-iot-in',
+        name: `v${version}`,
+        connection: 'conn',
+        topic: '',
+        qos: '1',
+        datatype: 'utf8',
+        dynamic: true,
+        wires: [['received']],
+      },
+      {
+        id: 'post',
+        type: 'aliyun-iot-post',
+        name: `v${version}`,
+        connection: 'conn',
+        kind: 'property',
+        event: '',
+        ack: true,
+        timeout: 2000,
+        wires: [[]],
+      },
     ];
     const gc = (globalThis as { gc?: () => void }).gc;
     assert.ok(gc, 'tests run with --expose-gc');
@@ -108,16 +184,25 @@ describe('reliability: redeploys', function () {
     const connection = deviceConnection('conn');
     await waitFor(() => connection.brokerSubscriptions.length === 3, 'three subscriptions');
     assert.deepEqual(connection.brokerSubscriptions.sort(), [
-      `/${PK}/dev01/user/data/#`, `/${PK}/dev01/user/echo`, `/sys/${PK}/dev01/thing/event/+/post_reply`,
+      `/${PK}/dev01/user/data/#`,
+      `/${PK}/dev01/user/echo`,
+      `/sys/${PK}/dev01/thing/event/+/post_reply`,
     ]);
     const client = (connection as unknown as { run?: { client: { listenerCount(event: string): number } } }).run?.client;
     assert.ok(client, 'the connection has its client');
-    assert.deepEqual(['message', 'connect', 'close', 'error'].map((event) => client.listenerCount(event) <= 2), [true, true, true, true]);
+    assert.deepEqual(
+      ['message', 'connect', 'close', 'error'].map((event) => client.listenerCount(event) <= 2),
+      [true, true, true, true],
+    );
     const received = collect('received');
     send('out', { payload: 'once' });
     send('out', { payload: SENTINEL });
     await waitFor(() => received.some(isSentinel), 'the sentinel');
-    assert.deepEqual(received.map((msg) => msg.payload), ['once', SENTINEL], 'each delivered once');
+    assert.deepEqual(
+      received.map((msg) => msg.payload),
+      ['once', SENTINEL],
+      'each delivered once',
+    );
     gc();
     const growth = process.memoryUsage().heapUsed - heapAtTen;
     assert.ok(growth < 15 * 1024 * 1024, `heap grew by ${Math.round(growth / 1024 / 1024)} MB over 90 redeploys`);
@@ -137,7 +222,10 @@ describe('reliability: logins', function () {
     await waitFor(() => attempts.length >= 4, 'four attempts');
     const gaps = attempts.slice(1, 4).map((time, i) => time - attempts[i]);
     const least = gaps.map((_, i) => shortestBackoff(i, refusedBaseMs, refusedMaxMs));
-    assert.ok(gaps.every((gap, i) => gap >= least[i]), `gaps ${gaps.join(', ')} ms, at least ${least.join(', ')} ms (doubling)`);
+    assert.ok(
+      gaps.every((gap, i) => gap >= least[i]),
+      `gaps ${gaps.join(', ')} ms, at least ${least.join(', ')} ms (doubling)`,
+    );
     const start = Date.now();
     await redeploy(flow, 'full', wrong.credentials);
     await waitForStatus('out', 'connected');
@@ -148,11 +236,15 @@ describe('reliability: logins', function () {
   it('expired, revoked and unknown tokens are refused with a status that says so', async function () {
     const expired = mqConnection('expired', env.sim, 'a', 'token', { accessKeyId: 'AK', token: 'tokExpired' });
     const unknown = mqConnection('unknown', env.sim, 'b', 'token', { accessKeyId: 'AK', token: 'never-issued' });
-    await deploy([
-      expired.node, unknown.node,
-      { id: 'a', type: 'aliyun-iot-out', connection: 'expired', topic: 'parent/x', qos: '', retain: '' },
-      { id: 'b', type: 'aliyun-iot-out', connection: 'unknown', topic: 'parent/x', qos: '', retain: '' },
-    ], { ...expired.credentials, ...unknown.credentials });
+    await deploy(
+      [
+        expired.node,
+        unknown.node,
+        { id: 'a', type: 'aliyun-iot-out', connection: 'expired', topic: 'parent/x', qos: '', retain: '' },
+        { id: 'b', type: 'aliyun-iot-out', connection: 'unknown', topic: 'parent/x', qos: '', retain: '' },
+      ],
+      { ...expired.credentials, ...unknown.credentials },
+    );
     await waitForStatus('a', 'refused-not-authorized');
     await waitForStatus('b', 'refused-not-authorized');
     assert.match(errorsOf(node('expired')).join('\n'), /the token has expired or been revoked/);
@@ -172,22 +264,36 @@ describe('reliability: logins', function () {
       if (ours(env.sim.clientIdOf(client))) ourEvents.push(['login', Date.now()]);
     });
     const connection = iotConnection('conn', env.sim, 'dev01');
-    await deploy([connection.node, { id: 'out', type: 'aliyun-iot-out', connection: 'conn', topic: '/x', qos: '', retain: '' }], connection.credentials);
+    await deploy(
+      [connection.node, { id: 'out', type: 'aliyun-iot-out', connection: 'conn', topic: '/x', qos: '', retain: '' }],
+      connection.credentials,
+    );
     await waitForStatus('out', 'connected');
     const device = sdkDevice(env.sim, 'dev01');
     device.on('error', () => undefined);
     await waitFor(() => statusesOf(node('out')).some((status) => String(status.text).endsWith('status.kicked')), 'the kicked status');
     assert.ok(kicks.length <= 3, `the status came after ${kicks.length} knock-offs`);
-    assert.match(errorsOf(node('conn')).join('\n') + (node('conn') as unknown as { warn: { getCalls(): Array<{ args: unknown[] }> } }).warn.getCalls().map((call) => String(call.args[0])).join('\n'),
-      /another program is probably logged in as the same device \(the platform keeps one connection per device, whatever its client ID\)/);
+    assert.match(
+      errorsOf(node('conn')).join('\n') +
+        (node('conn') as unknown as { warn: { getCalls(): Array<{ args: unknown[] }> } }).warn
+          .getCalls()
+          .map((call) => String(call.args[0]))
+          .join('\n'),
+      /another program is probably logged in as the same device \(the platform keeps one connection per device, whatever its client ID\)/,
+    );
     // From the status on, each time ours is knocked off it waits the kicked back-off, doubling, before it returns.
     const settled = ourEvents.length;
-    const returns = (): number[] => ourEvents.slice(settled).flatMap(([event, at], i, later) => (
-      event === 'kicked' && later[i + 1]?.[0] === 'login' ? [later[i + 1][1] - at] : []));
+    const returns = (): number[] =>
+      ourEvents
+        .slice(settled)
+        .flatMap(([event, at], i, later) => (event === 'kicked' && later[i + 1]?.[0] === 'login' ? [later[i + 1][1] - at] : []));
     await waitFor(() => returns().length >= 3, 'three returns after the kicked status', 15_000);
     const waited = returns().slice(0, 3);
     const least = waited.map((_, i) => shortestBackoff(i + 1, kickedBaseMs, kickedMaxMs));
-    assert.ok(waited.every((gap, i) => gap >= least[i]), `returned after ${waited.join(', ')} ms, at least ${least.join(', ')} ms`);
+    assert.ok(
+      waited.every((gap, i) => gap >= least[i]),
+      `returned after ${waited.join(', ')} ms, at least ${least.join(', ')} ms`,
+    );
     assert.match(lastStatusText(node('out')), /status\.(kicked|connected)$/);
     await endSdkDevice(device);
   });
@@ -200,12 +306,25 @@ describe('reliability: broker outage', function () {
     this.timeout(60_000);
     const up = iotConnection('up', env.sim, 'dev01', { cleanSession: false, queueSize: 5000 });
     const down = iotConnection('down', env.sim, 'dev03', { cleanSession: false });
-    await deploy([
-      up.node, down.node, ...CATCH_ALL,
-      { id: 'out', type: 'aliyun-iot-out', connection: 'up', topic: `/${PK}/dev01/user/update`, qos: '1', retain: '' },
-      { id: 'in', type: 'aliyun-iot-in', connection: 'down', topic: '/${productKey}/${deviceName}/user/get', qos: '1', datatype: 'utf8', wires: [['received']] },
-      { id: 'received', type: 'helper' },
-    ], { ...up.credentials, ...down.credentials });
+    await deploy(
+      [
+        up.node,
+        down.node,
+        ...CATCH_ALL,
+        { id: 'out', type: 'aliyun-iot-out', connection: 'up', topic: `/${PK}/dev01/user/update`, qos: '1', retain: '' },
+        {
+          id: 'in',
+          type: 'aliyun-iot-in',
+          connection: 'down',
+          topic: '/${productKey}/${deviceName}/user/get',
+          qos: '1',
+          datatype: 'utf8',
+          wires: [['received']],
+        },
+        { id: 'received', type: 'helper' },
+      ],
+      { ...up.credentials, ...down.credentials },
+    );
     const caught = collect('caught') as CaughtMsg[];
     const received = collect('received');
     await waitForStatus('out', 'connected');
@@ -240,8 +359,16 @@ describe('reliability: broker outage', function () {
     await waitFor(() => received.length === offline.length, 'the messages kept for the offline device');
     const duplicates = [...arrivals.values()].reduce((sum, count) => sum + count - 1, 0);
     console.log(`      outage after message ${outageAt}: ${arrivals.size}/${total} arrived, ${duplicates} duplicates`);
-    assert.deepEqual(received.map((msg) => msg.payload), offline, 'kept in order');
-    assert.deepEqual(caught.map((msg) => msg.error.message), [], 'no publish failed');
+    assert.deepEqual(
+      received.map((msg) => msg.payload),
+      offline,
+      'kept in order',
+    );
+    assert.deepEqual(
+      caught.map((msg) => msg.error.message),
+      [],
+      'no publish failed',
+    );
   });
 });
 
@@ -250,7 +377,11 @@ describe('reliability: ApsaraMQ token lifecycle', function () {
 
   async function applyToken(lifetimeMs: number): Promise<string> {
     const issued = await admin<{ token: string }>(env.sim, 'POST', '/mq/tokens', {
-      instanceId: MQ_INSTANCE, accessKeyId: 'AK', actions: 'RW', resources: ['parent/#'], expireTime: Date.now() + lifetimeMs,
+      instanceId: MQ_INSTANCE,
+      accessKeyId: 'AK',
+      actions: 'RW',
+      resources: ['parent/#'],
+      expireTime: Date.now() + lifetimeMs,
     });
     return issued.token;
   }
@@ -259,22 +390,38 @@ describe('reliability: ApsaraMQ token lifecycle', function () {
     this.timeout(30_000);
     const renewed = mqConnection('renewed', env.sim, 'tokenDevice1', 'token', { accessKeyId: 'AK', token: await applyToken(3000) });
     const lapsing = mqConnection('lapsing', env.sim, 'tokenDevice2', 'token', { accessKeyId: 'AK', token: await applyToken(3000) });
-    await deploy([
-      renewed.node, lapsing.node, ...CATCH_ALL,
-      { id: 'out', type: 'aliyun-iot-out', connection: 'renewed', topic: 'parent/token', qos: '1', retain: '' },
-      { id: 'in', type: 'aliyun-iot-in', connection: 'renewed', topic: 'parent/token', qos: '1', datatype: 'utf8', wires: [['received']] },
-      { id: 'lapsingOut', type: 'aliyun-iot-out', connection: 'lapsing', topic: 'parent/token', qos: '1', retain: '' },
-      { id: 'received', type: 'helper' },
-      { id: 'complete', type: 'complete', scope: ['out'], uncaught: false, wires: [['completed']] },
-      { id: 'completed', type: 'helper' },
-    ], { ...renewed.credentials, ...lapsing.credentials });
+    await deploy(
+      [
+        renewed.node,
+        lapsing.node,
+        ...CATCH_ALL,
+        { id: 'out', type: 'aliyun-iot-out', connection: 'renewed', topic: 'parent/token', qos: '1', retain: '' },
+        {
+          id: 'in',
+          type: 'aliyun-iot-in',
+          connection: 'renewed',
+          topic: 'parent/token',
+          qos: '1',
+          datatype: 'utf8',
+          wires: [['received']],
+        },
+        { id: 'lapsingOut', type: 'aliyun-iot-out', connection: 'lapsing', topic: 'parent/token', qos: '1', retain: '' },
+        { id: 'received', type: 'helper' },
+        { id: 'complete', type: 'complete', scope: ['out'], uncaught: false, wires: [['completed']] },
+        { id: 'completed', type: 'helper' },
+      ],
+      { ...renewed.credentials, ...lapsing.credentials },
+    );
     const caught = collect('caught') as CaughtMsg[];
     const received = collect('received');
     const completed = collect('completed');
 
     await waitForStatus('out', 'token-expiring');
     await waitForStatus('lapsingOut', 'token-expiring');
-    await waitFor(() => caught.some((msg) => msg.topic === '$SYS/tokenExpireNotice' && /expires soon/.test(msg.error.message)), 'a catchable expiry notice');
+    await waitFor(
+      () => caught.some((msg) => msg.topic === '$SYS/tokenExpireNotice' && /expires soon/.test(msg.error.message)),
+      'a catchable expiry notice',
+    );
 
     const fresh = await applyToken(3_600_000);
     send('out', { action: 'uploadToken', payload: fresh });
@@ -283,14 +430,20 @@ describe('reliability: ApsaraMQ token lifecycle', function () {
 
     // Past the first token's expiry: the renewed connection stays up, the other one is told and refused.
     await waitForStatus('lapsingOut', 'refused-not-authorized', 8000);
-    assert.ok(caught.some((msg) => msg.topic === '$SYS/tokenInvalidNotice' && msg.error.source?.id === 'lapsingOut'), 'a catchable invalid-token notice');
+    assert.ok(
+      caught.some((msg) => msg.topic === '$SYS/tokenInvalidNotice' && msg.error.source?.id === 'lapsingOut'),
+      'a catchable invalid-token notice',
+    );
     assert.equal(lastStatusText(node('out')), lastStatusText(node('in')));
     send('out', { payload: 'still allowed' });
     await waitFor(() => received.some((msg) => msg.payload === 'still allowed'), 'a round trip on the uploaded token');
     assert.equal(lastStatusText(node('out')).endsWith('status.connected'), true);
 
     await admin(env.sim, 'POST', '/mq/tokens/revoke', { token: fresh });
-    await waitFor(() => caught.some((msg) => msg.topic === '$SYS/tokenInvalidNotice' && msg.error.source?.id === 'out'), 'the revocation notice');
+    await waitFor(
+      () => caught.some((msg) => msg.topic === '$SYS/tokenInvalidNotice' && msg.error.source?.id === 'out'),
+      'the revocation notice',
+    );
     await waitForStatus('out', 'refused-not-authorized', 8000);
   });
 });
@@ -312,7 +465,8 @@ describe('reliability: the offline queue', function () {
 
   function queueFlow(connection: FlowNode): FlowNode[] {
     return [
-      ...echoFlow(connection, { outNode: { topic: '', qos: '' } }), ...CATCH_ALL,
+      ...echoFlow(connection, { outNode: { topic: '', qos: '' } }),
+      ...CATCH_ALL,
       { id: 'complete', type: 'complete', scope: ['out'], uncaught: false, wires: [['completed']] },
       { id: 'completed', type: 'helper' },
     ];
@@ -336,7 +490,13 @@ describe('reliability: the offline queue', function () {
     proxy.cutNetwork();
     await waitForStatus('out', 'disconnected');
     const topic = `/${PK}/dev01/user/fanout`;
-    const messages: Array<[string, 0 | 1]> = [['one', 1], ['two', 0], ['three', 1], ['four', 1], ['five', 1]];
+    const messages: Array<[string, 0 | 1]> = [
+      ['one', 1],
+      ['two', 0],
+      ['three', 1],
+      ['four', 1],
+      ['five', 1],
+    ];
     for (const [payload, qos] of messages) send('out', { topic, payload, qos });
     await waitFor(() => caught.length === 1, 'the overflow error');
     assert.equal(caught[0].payload, 'five');
@@ -349,17 +509,32 @@ describe('reliability: the offline queue', function () {
     proxy.restoreNetwork();
     await waitFor(() => seen.length === 4, 'the queued messages at the subscriber', 10_000);
     const wire = proxy.published.filter((packet) => packet.topic === topic);
-    assert.deepEqual(wire.map((packet) => [packet.payload, packet.qos]), messages.slice(0, 4), 'written in the order sent, each once');
-    assert.deepEqual(seen.filter((payload) => payload !== 'two'), ['one', 'three', 'four'], 'QoS 1 delivered in order');
+    assert.deepEqual(
+      wire.map((packet) => [packet.payload, packet.qos]),
+      messages.slice(0, 4),
+      'written in the order sent, each once',
+    );
+    assert.deepEqual(
+      seen.filter((payload) => payload !== 'two'),
+      ['one', 'three', 'four'],
+      'QoS 1 delivered in order',
+    );
     assert.deepEqual([...seen].sort(), ['four', 'one', 'three', 'two']);
     await waitFor(() => proxy?.heldAcks === 3, 'three PUBACKs held back');
     await waitFor(() => completed.length >= 1, 'the QoS 0 message done');
     // Every PUBACK is held in the proxy, so no QoS 1 message can be done yet.
-    assert.deepEqual(completed.map((msg) => msg.payload), ['two'], 'QoS 0 is done when written; QoS 1 waits for its PUBACK');
+    assert.deepEqual(
+      completed.map((msg) => msg.payload),
+      ['two'],
+      'QoS 0 is done when written; QoS 1 waits for its PUBACK',
+    );
 
     proxy.releaseAcks();
     await waitFor(() => completed.length === 4, 'done() for each queued message');
-    assert.deepEqual(completed.map((msg) => msg.payload), ['two', 'one', 'three', 'four']);
+    assert.deepEqual(
+      completed.map((msg) => msg.payload),
+      ['two', 'one', 'three', 'four'],
+    );
     send('out', { topic, payload: SENTINEL, qos: 1 });
     await waitFor(() => seen.includes(SENTINEL) && completed.some(isSentinel), 'the sentinel delivered and done');
     assert.equal(caught.length, 1, 'only the excess failed');
@@ -385,7 +560,10 @@ describe('reliability: the offline queue', function () {
     proxy.releaseAcks();
     proxy.restoreNetwork();
     await waitFor(() => completed.length === 2, 'done() after the PUBACKs of the new connection', 10_000);
-    assert.deepEqual(completed.map((msg) => msg.payload), ['p', 'q']);
+    assert.deepEqual(
+      completed.map((msg) => msg.payload),
+      ['p', 'q'],
+    );
     const resent = proxy.published.filter((packet) => packet.topic === topic).map((packet) => packet.payload);
     assert.deepEqual(resent, ['p', 'q', 'p', 'q'], 'written again on the new connection (at least once)');
     assert.equal(caught.length, 0);
@@ -416,9 +594,15 @@ describe('reliability: the offline queue', function () {
     assert.equal(completed.filter((msg) => msg.payload !== undefined).length, 0, 'nothing done before connect');
     send('out', { action: 'connect' });
     await waitFor(() => received.length === 3, 'the queued messages', 10_000);
-    assert.deepEqual(received.map((msg) => msg.payload), ['a', 'b', 'c']);
+    assert.deepEqual(
+      received.map((msg) => msg.payload),
+      ['a', 'b', 'c'],
+    );
     await waitFor(() => completed.filter((msg) => msg.payload !== undefined).length === 3, 'done() for each');
-    assert.deepEqual(completed.filter((msg) => msg.payload !== undefined).map((msg) => msg.payload), ['a', 'b', 'c']);
+    assert.deepEqual(
+      completed.filter((msg) => msg.payload !== undefined).map((msg) => msg.payload),
+      ['a', 'b', 'c'],
+    );
     assert.equal(caught.length, 1);
   });
 
@@ -427,10 +611,13 @@ describe('reliability: the offline queue', function () {
     const connection = iotConnection('conn', env.sim, 'dev01', { queueTimeout: 1 });
     const posts: unknown[] = [];
     env.sim.on('post', (info) => posts.push(info));
-    await deploy([
-      ...queueFlow(connection.node),
-      { id: 'post', type: 'aliyun-iot-post', connection: 'conn', kind: 'property', event: '', ack: true, timeout: 500, wires: [[]] },
-    ], connection.credentials);
+    await deploy(
+      [
+        ...queueFlow(connection.node),
+        { id: 'post', type: 'aliyun-iot-post', connection: 'conn', kind: 'property', event: '', ack: true, timeout: 500, wires: [[]] },
+      ],
+      connection.credentials,
+    );
     const received = collect('received');
     const caught = collect('caught') as CaughtWithCode[];
     await waitForStatus('in', 'connected');
@@ -451,7 +638,11 @@ describe('reliability: the offline queue', function () {
     send('out', { topic, payload: 'fresh', qos: 1 });
     send('out', { topic, payload: SENTINEL, qos: 1 });
     await waitFor(() => received.some(isSentinel), 'the sentinel');
-    assert.deepEqual(withoutSentinel(received).map((msg) => msg.payload), ['fresh'], 'the expired message was never sent');
+    assert.deepEqual(
+      withoutSentinel(received).map((msg) => msg.payload),
+      ['fresh'],
+      'the expired message was never sent',
+    );
     assert.equal(posts.length, 0, 'the timed-out post was never sent');
   });
 });

@@ -2,7 +2,14 @@
 import { strict as assert } from 'node:assert';
 import * as http from 'node:http';
 import {
-  ConnectionLogger, ConnectionSettings, ConnectionStatus, DeviceConnection, OfflineQueue, PostClient, reconnectPolicy, resolveConnection,
+  ConnectionLogger,
+  ConnectionSettings,
+  ConnectionStatus,
+  DeviceConnection,
+  OfflineQueue,
+  PostClient,
+  reconnectPolicy,
+  resolveConnection,
 } from '../../nodes/lib/connection';
 import { LogMessage } from '../../nodes/lib/errors';
 import { MAX_TIMER_MS, endpointUrl, iotEndpoint } from '../../nodes/lib/protocol';
@@ -13,14 +20,26 @@ import { PK } from '../support/registry';
 const quiet: ConnectionLogger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 
 function iotSettings(extra: Record<string, unknown> = {}): ConnectionSettings {
-  return { mode: 'iot', productKey: PK, deviceName: 'dev01', protocol: 'mqtt', host: '127.0.0.1', port: 1883, credentials: { deviceSecret: 'secret123' }, ...extra } as ConnectionSettings;
+  return {
+    mode: 'iot',
+    productKey: PK,
+    deviceName: 'dev01',
+    protocol: 'mqtt',
+    host: '127.0.0.1',
+    port: 1883,
+    credentials: { deviceSecret: 'secret123' },
+    ...extra,
+  } as ConnectionSettings;
 }
 
-describe('robustness: durations past setTimeout\'s limit', function () {
+describe("robustness: durations past setTimeout's limit", function () {
   it('a queueTimeout, a reconnect setting or a post timeout longer than a timer can wait is refused, naming the limit', function () {
     assert.throws(() => resolveConnection(iotSettings({ queueTimeout: 3_000_000 })), /Queue time limit 3000000 s .*at most 2147483 s/);
     assert.equal(resolveConnection(iotSettings({ queueTimeout: 2_147_483 })).queueTimeoutMs, 2_147_483_000);
-    assert.throws(() => reconnectPolicy({ networkMaxMs: 1e10 }), new RegExp(`aliyunIot.reconnect.networkMaxMs 10000000000 ms .*at most ${MAX_TIMER_MS} ms`));
+    assert.throws(
+      () => reconnectPolicy({ networkMaxMs: 1e10 }),
+      new RegExp(`aliyunIot.reconnect.networkMaxMs 10000000000 ms .*at most ${MAX_TIMER_MS} ms`),
+    );
     assert.throws(() => reconnectPolicy({ closeTimeoutMs: 'soon' }), /aliyunIot.reconnect.closeTimeoutMs 'soon' must be a number/);
     assert.equal(reconnectPolicy({ closeTimeoutMs: MAX_TIMER_MS }).closeTimeoutMs, MAX_TIMER_MS);
     const connection = new DeviceConnection(resolveConnection(iotSettings()), quiet);
@@ -28,7 +47,18 @@ describe('robustness: durations past setTimeout\'s limit', function () {
     assert.throws(() => client.post({ kind: 'property', params: { a: 1 }, ack: true }, 1e10, () => undefined), /timeout 10000000000 ms/);
     const queue = new OfflineQueue(10);
     let error: Error | undefined;
-    queue.push({ topic: 't', payload: 'x', qos: 1, retain: false, callback: (err) => { error = err; } }, 1e10);
+    queue.push(
+      {
+        topic: 't',
+        payload: 'x',
+        qos: 1,
+        retain: false,
+        callback: (err) => {
+          error = err;
+        },
+      },
+      1e10,
+    );
     assert.match(String(error), /at most 2147483647 ms/);
     assert.equal(queue.length, 0);
     connection.close();
@@ -45,7 +75,10 @@ describe('robustness: config values of the wrong type', function () {
 
 describe('robustness: WebSocket over IPv6', function () {
   let sim: Simulator | undefined;
-  afterEach(async function () { await sim?.stop(); sim = undefined; });
+  afterEach(async function () {
+    await sim?.stop();
+    sim = undefined;
+  });
 
   it('brackets an IPv6 host in every URL, given with or without brackets', function () {
     for (const host of ['::1', '[::1]']) {
@@ -65,8 +98,10 @@ describe('robustness: WebSocket over IPv6', function () {
   it('a client that cannot be built becomes a status and a logged error, never a throw at the registering node', function () {
     const errors: LogMessage[] = [];
     const statuses: ConnectionStatus[] = [];
-    const connection = new DeviceConnection(resolveConnection(iotSettings({ protocol: 'ws', host: 'no such host', port: 8080 })),
-      { ...quiet, error: (message) => errors.push(message) });
+    const connection = new DeviceConnection(resolveConnection(iotSettings({ protocol: 'ws', host: 'no such host', port: 8080 })), {
+      ...quiet,
+      error: (message) => errors.push(message),
+    });
     assert.doesNotThrow(() => connection.register({ onStatus: (status) => statuses.push(status) }));
     assert.deepEqual(statuses.at(-1), { state: 'refused', reason: 'config-error' });
     assert.match(errors[0].text, /Cannot start the MQTT client/);
@@ -74,10 +109,14 @@ describe('robustness: WebSocket over IPv6', function () {
   });
 });
 
-describe('robustness: the simulator\'s admin API', function () {
+describe("robustness: the simulator's admin API", function () {
   let sim: Simulator;
-  before(async function () { sim = await startTestSimulator(); });
-  after(async function () { await sim.stop(); });
+  before(async function () {
+    sim = await startTestSimulator();
+  });
+  after(async function () {
+    await sim.stop();
+  });
 
   function raw(method: string, target: string, body?: Buffer): Promise<{ status: number; body: string }> {
     return new Promise((resolve, reject) => {

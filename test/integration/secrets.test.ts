@@ -9,19 +9,32 @@ import type { NodeMessage } from 'node-red';
 import rhea from 'rhea';
 import { Simulator, SimulatorConfig } from '../../sim';
 import {
-  CATCH_ALL, PACKAGE_NODES, errorsOf, helper, node, onTab, send, simulatorAndRuntime, statusesOf, waitForStatus,
+  CATCH_ALL,
+  PACKAGE_NODES,
+  errorsOf,
+  helper,
+  node,
+  onTab,
+  send,
+  simulatorAndRuntime,
+  statusesOf,
+  waitForStatus,
 } from '../support/node-harness';
 import { FlowNode, SERVER_TLS, iotConnection, mqConnection, nodeModule, waitFor } from '../support/helpers';
 import { FAR_FUTURE, MQ_INSTANCE, PK, testRegistry } from '../support/registry';
 import { SECRET, assertNoLeak } from '../support/secrets';
 
-
 /** The test registry plus devices and keys with the distinctive secrets. */
 const SECRETS_CONFIG: SimulatorConfig = testRegistry({
-  devices: [{ deviceName: 'secretdev', deviceSecret: SECRET.deviceSecret }, { deviceName: 'otherdev', deviceSecret: SECRET.otherDeviceSecret }],
+  devices: [
+    { deviceName: 'secretdev', deviceSecret: SECRET.deviceSecret },
+    { deviceName: 'otherdev', deviceSecret: SECRET.otherDeviceSecret },
+  ],
   mqAccessKeys: [{ accessKeyId: 'AKsecret', accessKeySecret: SECRET.accessKeySecret }],
   mqTokens: [{ accessKeyId: 'AKsecret', token: SECRET.token, actions: 'RW', resources: ['parent/#'], expireTime: FAR_FUTURE }],
-  mqDeviceCredentials: [{ clientId: 'GID_test@@@secretdc', deviceAccessKeyId: 'DC.secret', deviceAccessKeySecret: SECRET.deviceAccessKeySecret }],
+  mqDeviceCredentials: [
+    { clientId: 'GID_test@@@secretdc', deviceAccessKeyId: 'DC.secret', deviceAccessKeySecret: SECRET.deviceAccessKeySecret },
+  ],
 });
 
 type Connection = { node: FlowNode; credentials: Record<string, Record<string, string>> };
@@ -38,9 +51,17 @@ function mq(id: string, sim: Simulator, deviceId: string, authMode: string, secr
 function cloud(id: string, amqpPort: number, apiPort: number): Connection {
   return {
     node: {
-      id, type: 'aliyun-iot-connection', name: '', mode: 'cloud', region: 'cn-shanghai', instanceId: '',
-      consumerGroupId: 'DEFAULT_GROUP', clientId: 'secrets-test', amqpEndpoint: `amqp://127.0.0.1:${amqpPort}`,
-      apiEndpoint: `http://127.0.0.1:${apiPort}`, uid: '',
+      id,
+      type: 'aliyun-iot-connection',
+      name: '',
+      mode: 'cloud',
+      region: 'cn-shanghai',
+      instanceId: '',
+      consumerGroupId: 'DEFAULT_GROUP',
+      clientId: 'secrets-test',
+      amqpEndpoint: `amqp://127.0.0.1:${amqpPort}`,
+      apiEndpoint: `http://127.0.0.1:${apiPort}`,
+      uid: '',
     },
     credentials: { [id]: { accessKeyId: 'LTAIsecret', accessKeySecret: SECRET.cloudAccessKeySecret } },
   };
@@ -57,19 +78,31 @@ class RefusingCloud {
   async start(): Promise<this> {
     this.api = http.createServer((request, response) => {
       let body = '';
-      request.on('data', (chunk: Buffer) => { body += chunk.toString(); });
+      request.on('data', (chunk: Buffer) => {
+        body += chunk.toString();
+      });
       request.on('end', () => {
         const signature = new URLSearchParams(body).get('Signature');
         if (signature) this.seen.push(signature);
         response.writeHead(400, { 'content-type': 'application/json' });
-        response.end(JSON.stringify({ Code: 'SignatureDoesNotMatch', Message: 'Specified signature is not matched with our calculation.', RequestId: 'r1' }));
+        response.end(
+          JSON.stringify({
+            Code: 'SignatureDoesNotMatch',
+            Message: 'Specified signature is not matched with our calculation.',
+            RequestId: 'r1',
+          }),
+        );
       });
     });
     await new Promise<void>((resolve) => this.api?.listen(0, '127.0.0.1', resolve));
     this.apiPort = (this.api.address() as AddressInfo).port;
     const container = rhea.create_container();
-    (container.sasl_server_mechanisms as { enable_plain(check: (username: string, password: string) => boolean): void })
-      .enable_plain((_username, password) => { this.seen.push(password); return false; });
+    (container.sasl_server_mechanisms as { enable_plain(check: (username: string, password: string) => boolean): void }).enable_plain(
+      (_username, password) => {
+        this.seen.push(password);
+        return false;
+      },
+    );
     container.on('disconnected', () => undefined);
     const server = container.listen({ port: 0, host: '127.0.0.1' }) as unknown as http.Server;
     await new Promise<void>((resolve) => server.once('listening', resolve));
@@ -93,7 +126,6 @@ async function closedPort(): Promise<number> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
 }
-
 
 describe('secrets: never in logs, statuses, messages or errors', function () {
   this.timeout(60_000);
@@ -134,23 +166,56 @@ describe('secrets: never in logs, statuses, messages or errors', function () {
     ];
     const users: FlowNode[] = [];
     for (const { node: config } of connections) {
-      const topic = config.mode === 'iot' ? '/${productKey}/${deviceName}/user/echo' : config.mode === 'mq' ? 'parent/${clientId}' : `/${PK}/+/user/#`;
-      users.push({ id: `in-${config.id}`, type: 'aliyun-iot-in', connection: config.id, topic, qos: '1', datatype: 'utf8', wires: [['received']] });
+      const topic =
+        config.mode === 'iot' ? '/${productKey}/${deviceName}/user/echo' : config.mode === 'mq' ? 'parent/${clientId}' : `/${PK}/+/user/#`;
+      users.push({
+        id: `in-${config.id}`,
+        type: 'aliyun-iot-in',
+        connection: config.id,
+        topic,
+        qos: '1',
+        datatype: 'utf8',
+        wires: [['received']],
+      });
       if (config.mode === 'cloud') {
-        users.push({ id: `invoke-${config.id}`, type: 'aliyun-iot-invoke', connection: config.id, action: 'service', productKey: PK,
-          deviceName: 'secretdev', identifier: 'reboot', topic: '', timeout: '1000', wires: [['received']] });
+        users.push({
+          id: `invoke-${config.id}`,
+          type: 'aliyun-iot-invoke',
+          connection: config.id,
+          action: 'service',
+          productKey: PK,
+          deviceName: 'secretdev',
+          identifier: 'reboot',
+          topic: '',
+          timeout: '1000',
+          wires: [['received']],
+        });
       } else {
         users.push({ id: `out-${config.id}`, type: 'aliyun-iot-out', connection: config.id, topic: '', qos: '1', retain: '' });
       }
     }
-    users.push({ id: 'post', type: 'aliyun-iot-post', connection: 'iotOk', kind: 'property', event: '', ack: true, timeout: '1000', wires: [['received']] });
+    users.push({
+      id: 'post',
+      type: 'aliyun-iot-post',
+      connection: 'iotOk',
+      kind: 'property',
+      event: '',
+      ack: true,
+      timeout: '1000',
+      wires: [['received']],
+    });
     const flow = onTab([
-      ...connections.map((connection) => connection.node), ...users, ...CATCH_ALL,
+      ...connections.map((connection) => connection.node),
+      ...users,
+      ...CATCH_ALL,
       { id: 'status', type: 'status', scope: null, wires: [['statuses']] },
       { id: 'received', type: 'helper' },
       { id: 'statuses', type: 'helper' },
     ]);
-    const credentials = Object.assign({}, ...connections.map((connection) => connection.credentials)) as Record<string, Record<string, string>>;
+    const credentials = Object.assign({}, ...connections.map((connection) => connection.credentials)) as Record<
+      string,
+      Record<string, string>
+    >;
     await helper.load(PACKAGE_NODES as never, flow as never, credentials as never);
     const seen: unknown[] = [];
     for (const id of ['received', 'caught', 'statuses']) helper.getNode(id).on('input', (msg: NodeMessage) => seen.push(msg));
@@ -187,7 +252,11 @@ describe('secrets: never in logs, statuses, messages or errors', function () {
     send('invoke-cloudDown', { payload: { a: 1 } });
     await waitFor(() => seen.filter((msg) => (msg as { payload?: unknown }).payload === 'hello').length === 4, 'the four echoes', 10_000);
     await waitFor(() => refusing.seen.length >= 2, 'the refused cloud logins', 10_000);
-    await waitFor(() => errorsOf(node('invoke-cloudDown')).length > 0 && errorsOf(node('invoke-cloudRefused')).length > 0, 'the invoke errors', 10_000);
+    await waitFor(
+      () => errorsOf(node('invoke-cloudDown')).length > 0 && errorsOf(node('invoke-cloudRefused')).length > 0,
+      'the invoke errors',
+      10_000,
+    );
     // One more refused cloud login after all that: the retry paths have logged too.
     const refusedSoFar = refusing.seen.length;
     await waitFor(() => refusing.seen.length > refusedSoFar, 'one more refused cloud login');
@@ -200,7 +269,10 @@ describe('secrets: never in logs, statuses, messages or errors', function () {
 
     const signed = [...passwords, ...refusing.seen];
     assert.ok(passwords.length >= 7, `the simulator saw ${passwords.length} logins`);
-    const logLines = helper.log().getCalls().map((call) => inspect(call.args, { depth: 8 }));
+    const logLines = helper
+      .log()
+      .getCalls()
+      .map((call) => inspect(call.args, { depth: 8 }));
     assertNoLeak('a log line', logLines.join('\n'), signed);
     assertNoLeak('a status', deployedNodes.map((each) => inspect(statusesOf(each))).join('\n'), signed);
     assertNoLeak('an error', deployedNodes.map((each) => errorsOf(each).join('\n')).join('\n'), signed);
@@ -216,9 +288,33 @@ describe('secrets: never in logs, statuses, messages or errors', function () {
 
   it('the editor preview of a connection shows endpoint, client id and username, never a secret or password', async function () {
     const forms = [
-      { mode: 'iot', productKey: PK, deviceName: 'secretdev', protocol: 'mqtt', host: '127.0.0.1', port: '1883', deviceSecret: SECRET.deviceSecret },
-      { mode: 'mq', instanceId: MQ_INSTANCE, groupId: 'GID_test', deviceId: 'd1', authMode: 'signature', accessKeyId: 'AKsecret', accessKeySecret: SECRET.accessKeySecret },
-      { mode: 'mq', instanceId: MQ_INSTANCE, groupId: 'GID_test', deviceId: 'd1', authMode: 'token', accessKeyId: 'AKsecret', token: SECRET.token },
+      {
+        mode: 'iot',
+        productKey: PK,
+        deviceName: 'secretdev',
+        protocol: 'mqtt',
+        host: '127.0.0.1',
+        port: '1883',
+        deviceSecret: SECRET.deviceSecret,
+      },
+      {
+        mode: 'mq',
+        instanceId: MQ_INSTANCE,
+        groupId: 'GID_test',
+        deviceId: 'd1',
+        authMode: 'signature',
+        accessKeyId: 'AKsecret',
+        accessKeySecret: SECRET.accessKeySecret,
+      },
+      {
+        mode: 'mq',
+        instanceId: MQ_INSTANCE,
+        groupId: 'GID_test',
+        deviceId: 'd1',
+        authMode: 'token',
+        accessKeyId: 'AKsecret',
+        token: SECRET.token,
+      },
       { mode: 'cloud', uid: '1234567890', accessKeyId: 'LTAIsecret', accessKeySecret: SECRET.cloudAccessKeySecret },
       { mode: 'iot', productKey: 'bad', deviceName: 'x', deviceSecret: SECRET.deviceSecret },
     ];

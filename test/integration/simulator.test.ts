@@ -55,8 +55,12 @@ function end(...clients: MqttClient[]): Promise<void[]> {
 
 describe('simulator: logins', function () {
   let sim: Simulator;
-  beforeEach(async function () { sim = await startTestSimulator(); });
-  afterEach(async function () { await sim.stop(); });
+  beforeEach(async function () {
+    sim = await startTestSimulator();
+  });
+  afterEach(async function () {
+    await sim.stop();
+  });
 
   for (const signMethod of ['hmacsha256', 'hmacsha1', 'hmacmd5'] as const) {
     it(`accepts an IoT device signed with ${signMethod}`, async function () {
@@ -78,18 +82,45 @@ describe('simulator: logins', function () {
     const good: MqttLogin[] = [
       signMqLogin({ ...base, authMode: 'signature', clientId: 'GID_test@@@a', accessKeySecret: 'SK' }),
       signMqLogin({ ...base, authMode: 'token', clientId: 'GID_test@@@b', token: 'tok1' }),
-      signMqLogin({ authMode: 'device-credential', instanceId: MQ_INSTANCE, clientId: 'GID_test@@@dev02', accessKeyId: 'DC.1', accessKeySecret: 'dsk' }),
+      signMqLogin({
+        authMode: 'device-credential',
+        instanceId: MQ_INSTANCE,
+        clientId: 'GID_test@@@dev02',
+        accessKeyId: 'DC.1',
+        accessKeySecret: 'dsk',
+      }),
     ];
-    await end(...await Promise.all(good.map((login) => connect(sim, login))));
+    await end(...(await Promise.all(good.map((login) => connect(sim, login)))));
     const refusals = await Promise.all([
       refusal(sim, signMqLogin({ ...base, authMode: 'signature', clientId: 'GID_test@@@a', accessKeySecret: 'wrong' })),
       refusal(sim, signMqLogin({ ...base, authMode: 'signature', clientId: 'GID_other@@@a', accessKeySecret: 'SK' })),
-      refusal(sim, { ...signMqLogin({ ...base, authMode: 'signature', clientId: 'GID_test@@@a', accessKeySecret: 'SK' }), clientId: 'plain' }),
+      refusal(sim, {
+        ...signMqLogin({ ...base, authMode: 'signature', clientId: 'GID_test@@@a', accessKeySecret: 'SK' }),
+        clientId: 'plain',
+      }),
       refusal(sim, signMqLogin({ ...base, authMode: 'signature', clientId: 'GID_test@@@a', accessKeyId: 'AK2', accessKeySecret: 'SK' })),
       refusal(sim, signMqLogin({ ...base, authMode: 'token', clientId: 'GID_test@@@b', token: 'tokExpired' })),
       refusal(sim, signMqLogin({ ...base, authMode: 'token', clientId: 'GID_test@@@b', token: 'revoked' })),
-      refusal(sim, signMqLogin({ authMode: 'device-credential', instanceId: MQ_INSTANCE, clientId: 'GID_test@@@dev03', accessKeyId: 'DC.1', accessKeySecret: 'dsk' })),
-      refusal(sim, signMqLogin({ authMode: 'signature', instanceId: 'post-cn-none', clientId: 'GID_test@@@a', accessKeyId: 'AK', accessKeySecret: 'SK' })),
+      refusal(
+        sim,
+        signMqLogin({
+          authMode: 'device-credential',
+          instanceId: MQ_INSTANCE,
+          clientId: 'GID_test@@@dev03',
+          accessKeyId: 'DC.1',
+          accessKeySecret: 'dsk',
+        }),
+      ),
+      refusal(
+        sim,
+        signMqLogin({
+          authMode: 'signature',
+          instanceId: 'post-cn-none',
+          clientId: 'GID_test@@@a',
+          accessKeyId: 'AK',
+          accessKeySecret: 'SK',
+        }),
+      ),
     ]);
     assert.deepEqual(refusals, [5, 2, 2, 4, 5, 5, 5, 4]);
   });
@@ -122,11 +153,25 @@ describe('simulator: topic permissions', function () {
 
   it('grants a device its own custom and thing-model topics and refuses others with SUBACK 0x80', async function () {
     const allowed = [
-      `/${PK}/dev01/user/get`, `/${PK}/dev01/user/data/#`, `/${PK}/+/user/fanout`, `/sys/${PK}/dev01/thing/service/+`,
-      `/sys/${PK}/dev01/rrpc/request/+`, `/ext/rrpc/+/sys/${PK}/dev01/thing/service/+`, `/ext/ntp/${PK}/dev01/response`,
-      `/shadow/get/${PK}/dev01`, `/ota/device/upgrade/${PK}/dev01`, `/broadcast/${PK}/news`,
+      `/${PK}/dev01/user/get`,
+      `/${PK}/dev01/user/data/#`,
+      `/${PK}/+/user/fanout`,
+      `/sys/${PK}/dev01/thing/service/+`,
+      `/sys/${PK}/dev01/rrpc/request/+`,
+      `/ext/rrpc/+/sys/${PK}/dev01/thing/service/+`,
+      `/ext/ntp/${PK}/dev01/response`,
+      `/shadow/get/${PK}/dev01`,
+      `/ota/device/upgrade/${PK}/dev01`,
+      `/broadcast/${PK}/news`,
     ];
-    const denied = [`/${PK}/dev02/user/get`, `/${PK}/dev01/user/update`, `/${PK}/dev01/#`, `/sys/${PK}/dev02/thing/service/+`, '#', `/broadcast/other/x`];
+    const denied = [
+      `/${PK}/dev02/user/get`,
+      `/${PK}/dev01/user/update`,
+      `/${PK}/dev01/#`,
+      `/sys/${PK}/dev02/thing/service/+`,
+      '#',
+      `/broadcast/other/x`,
+    ];
     const codes = await suback(dev01, [...allowed, ...denied]);
     assert.deepEqual(codes, [...allowed.map(() => 1), ...denied.map(() => 128)]);
     assert.ok(dev01.connected, 'the connection stays up after SUBACK 0x80');
@@ -165,11 +210,24 @@ describe('simulator: topic permissions', function () {
 
 describe('simulator: ApsaraMQ topics', function () {
   let sim: Simulator;
-  beforeEach(async function () { sim = await startTestSimulator(); });
-  afterEach(async function () { await sim.stop(); });
+  beforeEach(async function () {
+    sim = await startTestSimulator();
+  });
+  afterEach(async function () {
+    await sim.stop();
+  });
 
   function mq(deviceId: string): Promise<MqttClient> {
-    return connect(sim, signMqLogin({ authMode: 'signature', instanceId: MQ_INSTANCE, accessKeyId: 'AK', accessKeySecret: 'SK', clientId: `GID_test@@@${deviceId}` }));
+    return connect(
+      sim,
+      signMqLogin({
+        authMode: 'signature',
+        instanceId: MQ_INSTANCE,
+        accessKeyId: 'AK',
+        accessKeySecret: 'SK',
+        clientId: `GID_test@@@${deviceId}`,
+      }),
+    );
   }
 
   it('allows topics under the parent topics only', async function () {
@@ -188,13 +246,21 @@ describe('simulator: ApsaraMQ topics', function () {
     await end(sender, receiver);
   });
 
-  it('limits token logins to the token\'s resources', async function () {
+  it("limits token logins to the token's resources", async function () {
     const restricted = await startSimulator({
       ...SIM_CONFIG,
-      mq: [{ ...SIM_CONFIG.mq![0], tokens: [{ accessKeyId: 'AK', token: 'readOnly', actions: 'R', resources: ['parent/a/#'], expireTime: Date.now() + 60_000 }] }],
+      mq: [
+        {
+          ...SIM_CONFIG.mq![0],
+          tokens: [{ accessKeyId: 'AK', token: 'readOnly', actions: 'R', resources: ['parent/a/#'], expireTime: Date.now() + 60_000 }],
+        },
+      ],
     });
     try {
-      const client = await connect(restricted, signMqLogin({ authMode: 'token', instanceId: MQ_INSTANCE, accessKeyId: 'AK', token: 'R|readOnly', clientId: 'GID_test@@@t' }));
+      const client = await connect(
+        restricted,
+        signMqLogin({ authMode: 'token', instanceId: MQ_INSTANCE, accessKeyId: 'AK', token: 'R|readOnly', clientId: 'GID_test@@@t' }),
+      );
       assert.deepEqual(await suback(client, ['parent/a/1', 'parent/b']), [1, 128]);
       const denied = new Promise<{ topic: string }>((resolve) => restricted.once('publish-denied', resolve));
       client.publish('parent/a/1', 'w', { qos: 0 });
@@ -208,8 +274,12 @@ describe('simulator: ApsaraMQ topics', function () {
 
 describe('simulator: the official device SDK as a peer', function () {
   let sim: Simulator;
-  beforeEach(async function () { sim = await startTestSimulator(); });
-  afterEach(async function () { await sim.stop(); });
+  beforeEach(async function () {
+    sim = await startTestSimulator();
+  });
+  afterEach(async function () {
+    await sim.stop();
+  });
 
   it('connects with its default sha1 signing and exchanges messages with a raw client', async function () {
     const device = sdkDevice(sim, 'dev01');

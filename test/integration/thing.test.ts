@@ -10,7 +10,6 @@ type Msg = NodeMessage & Record<string, unknown>;
 type CaughtMsg = Msg & { error: { message: string } };
 const dev01 = { productKey: PK, deviceName: 'dev01' };
 
-
 describe('thing model: aliyun-iot-post', function () {
   const env = simulatorAndRuntime({
     failures: [
@@ -23,8 +22,19 @@ describe('thing model: aliyun-iot-post', function () {
 
   function postFlow(extra: Record<string, unknown> = {}): FlowNode[] {
     return [
-      iotConnection('conn', env.sim, 'dev01').node, ...CATCH_ALL,
-      { id: 'post', type: 'aliyun-iot-post', connection: 'conn', kind: 'property', event: '', ack: true, timeout: 2000, wires: [['posted']], ...extra },
+      iotConnection('conn', env.sim, 'dev01').node,
+      ...CATCH_ALL,
+      {
+        id: 'post',
+        type: 'aliyun-iot-post',
+        connection: 'conn',
+        kind: 'property',
+        event: '',
+        ack: true,
+        timeout: 2000,
+        wires: [['posted']],
+        ...extra,
+      },
       { id: 'posted', type: 'helper' },
     ];
   }
@@ -57,17 +67,32 @@ describe('thing model: aliyun-iot-post', function () {
   it('posts events named by the node or by msg.event', async function () {
     const posts: Array<Record<string, unknown>> = [];
     env.sim.on('post', (info) => posts.push(info));
-    await deploy([
-      ...postFlow({ kind: 'event', event: 'overheat' }),
-      { id: 'post2', type: 'aliyun-iot-post', connection: 'conn', kind: 'event', event: '', ack: true, timeout: 2000, wires: [['posted']] },
-    ], iotConnection('conn', env.sim, 'dev01').credentials);
+    await deploy(
+      [
+        ...postFlow({ kind: 'event', event: 'overheat' }),
+        {
+          id: 'post2',
+          type: 'aliyun-iot-post',
+          connection: 'conn',
+          kind: 'event',
+          event: '',
+          ack: true,
+          timeout: 2000,
+          wires: [['posted']],
+        },
+      ],
+      iotConnection('conn', env.sim, 'dev01').credentials,
+    );
     const posted = collect('posted') as Msg[];
     await waitForStatus('post', 'connected');
     await waitForConnectionSubscribed(env.sim, 'conn');
     send('post', { payload: { level: 3 } });
     send('post2', { payload: { code: 'E1' }, event: 'alarm' });
     await waitFor(() => posted.length === 2, 'two replies');
-    assert.deepEqual(posted.map((msg) => (msg.alink as { method: string }).method).sort(), ['thing.event.alarm.post', 'thing.event.overheat.post']);
+    assert.deepEqual(posted.map((msg) => (msg.alink as { method: string }).method).sort(), [
+      'thing.event.alarm.post',
+      'thing.event.overheat.post',
+    ]);
     const overheat = posts.find((post) => post.method === 'thing.event.overheat.post') as { params: { value: unknown }; topic: string };
     assert.deepEqual(overheat.params.value, { level: 3 });
     assert.equal(overheat.topic, `/sys/${PK}/dev01/thing/event/overheat/post`);
@@ -119,16 +144,32 @@ describe('thing model: aliyun-iot-post', function () {
     }
     assert.equal(ids.size, 200);
     const orderOfReplies = posted.map((msg) => msg.n as number);
-    assert.notDeepEqual(orderOfReplies, [...orderOfReplies].sort((a, b) => a - b), 'replies arrived out of order');
+    assert.notDeepEqual(
+      orderOfReplies,
+      [...orderOfReplies].sort((a, b) => a - b),
+      'replies arrived out of order',
+    );
   });
 
   it('a reply after its timeout is not delivered to another request', async function () {
     const posts = new Map<number, string>();
     env.sim.on('post', (info) => posts.set((info.params as { slow: number }).slow, String(info.id)));
-    await deploy([
-      ...postFlow({ timeout: 200 }),
-      { id: 'patient', type: 'aliyun-iot-post', connection: 'conn', kind: 'property', event: '', ack: true, timeout: 2000, wires: [['posted']] },
-    ], iotConnection('conn', env.sim, 'dev01').credentials);
+    await deploy(
+      [
+        ...postFlow({ timeout: 200 }),
+        {
+          id: 'patient',
+          type: 'aliyun-iot-post',
+          connection: 'conn',
+          kind: 'property',
+          event: '',
+          ack: true,
+          timeout: 2000,
+          wires: [['posted']],
+        },
+      ],
+      iotConnection('conn', env.sim, 'dev01').credentials,
+    );
     const posted = collect('posted') as Msg[];
     const caught = collect('caught') as CaughtMsg[];
     await waitForStatus('post', 'connected');
@@ -140,18 +181,23 @@ describe('thing model: aliyun-iot-post', function () {
     await firstPosted;
     send('patient', { tag: 'second', payload: { slow: 2 } });
     await waitFor(() => posted.length === 1, 'the second reply', 3000);
-    assert.deepEqual(caught.map((msg) => msg.tag), ['first']);
+    assert.deepEqual(
+      caught.map((msg) => msg.tag),
+      ['first'],
+    );
     assert.equal(posted[0].tag, 'second');
     assert.equal((posted[0].alink as { id: string }).id, posts.get(2), 'the second post got its own reply');
     assert.notEqual(posts.get(1), posts.get(2));
   });
 
-  it('the official device SDK\'s postProps gets the simulator\'s post_reply with its id echoed', async function () {
+  it("the official device SDK's postProps gets the simulator's post_reply with its id echoed", async function () {
     const device = sdkDevice(env.sim, 'dev02');
     await new Promise<void>((resolve) => device.on('connect', () => resolve()));
     const reply = await new Promise<{ id: string; code: number; message: string }>((resolve) => {
-      (device as unknown as { postProps(params: unknown, callback: (reply: never) => void): void })
-        .postProps({ temperature: 20 }, (response) => resolve(response));
+      (device as unknown as { postProps(params: unknown, callback: (reply: never) => void): void }).postProps(
+        { temperature: 20 },
+        (response) => resolve(response),
+      );
     });
     assert.equal(reply.code, 200);
     assert.equal(reply.message, 'success');
@@ -165,12 +211,25 @@ describe('thing model: aliyun-iot-command and aliyun-iot-reply', function () {
 
   async function deployCommand(extra: Record<string, unknown> = {}): Promise<{ commands: Msg[]; caught: CaughtMsg[] }> {
     const connection = iotConnection('conn', env.sim, 'dev01');
-    await deploy([
-      connection.node, ...CATCH_ALL,
-      { id: 'command', type: 'aliyun-iot-command', connection: 'conn', services: '', autoReplySet: false, rrpcTopic: '', wires: [['commands']], ...extra },
-      { id: 'reply', type: 'aliyun-iot-reply', connection: 'conn', code: '' },
-      { id: 'commands', type: 'helper' },
-    ], connection.credentials);
+    await deploy(
+      [
+        connection.node,
+        ...CATCH_ALL,
+        {
+          id: 'command',
+          type: 'aliyun-iot-command',
+          connection: 'conn',
+          services: '',
+          autoReplySet: false,
+          rrpcTopic: '',
+          wires: [['commands']],
+          ...extra,
+        },
+        { id: 'reply', type: 'aliyun-iot-reply', connection: 'conn', code: '' },
+        { id: 'commands', type: 'helper' },
+      ],
+      connection.credentials,
+    );
     const commands = collect('commands') as Msg[];
     const caught = collect('caught') as CaughtMsg[];
     await waitForStatus('command', 'connected');
@@ -192,17 +251,24 @@ describe('thing model: aliyun-iot-command and aliyun-iot-reply', function () {
     assert.equal(command.method, 'thing.service.property.set');
     assert.equal(command.service, 'property.set');
     assert.deepEqual(command.alink, {
-      id: (command.alink as { id: string }).id, topic: thingTopics.propertySet(dev01), replyTopic: `${thingTopics.propertySet(dev01)}_reply`, kind: 'set',
+      id: (command.alink as { id: string }).id,
+      topic: thingTopics.propertySet(dev01),
+      replyTopic: `${thingTopics.propertySet(dev01)}_reply`,
+      kind: 'set',
     });
     answer(commands, 0, { light: 1 });
-    const result = await pending as { status: string; reply: { code: number; data: unknown } };
+    const result = (await pending) as { status: string; reply: { code: number; data: unknown } };
     assert.equal(result.status, 'SUCCESS');
     assert.deepEqual([result.reply.code, result.reply.data], [200, { light: 1 }]);
   });
 
   it('a property set, answered at once with autoReplySet; the reply node then sends nothing more', async function () {
     const { commands, caught } = await deployCommand({ autoReplySet: true });
-    const result = await admin<{ status: string; reply: { code: number } }>(env.sim, 'POST', '/properties/set', { ...dev01, items: { light: 0 }, timeout: 3000 });
+    const result = await admin<{ status: string; reply: { code: number } }>(env.sim, 'POST', '/properties/set', {
+      ...dev01,
+      items: { light: 0 },
+      timeout: 3000,
+    });
     assert.deepEqual([result.status, result.reply.code], ['SUCCESS', 200]);
     await waitFor(() => commands.length === 1, 'the flow still gets the set');
     assert.equal((commands[0].alink as { autoReplied: boolean }).autoReplied, true);
@@ -220,10 +286,13 @@ describe('thing model: aliyun-iot-command and aliyun-iot-reply', function () {
     const { commands } = await deployCommand();
     const pending = admin(env.sim, 'POST', '/services/invoke', { ...dev01, identifier: 'reboot', args: { delay: 5 }, timeout: 3000 });
     await waitFor(() => commands.length === 1, 'the service call');
-    assert.deepEqual([commands[0].service, commands[0].method, (commands[0].alink as { kind: string }).kind], ['reboot', 'thing.service.reboot', 'async']);
+    assert.deepEqual(
+      [commands[0].service, commands[0].method, (commands[0].alink as { kind: string }).kind],
+      ['reboot', 'thing.service.reboot', 'async'],
+    );
     assert.deepEqual(commands[0].payload, { delay: 5 });
     answer(commands, 0, { accepted: true }, 201);
-    const result = await pending as { status: string; reply: { code: number; data: unknown } };
+    const result = (await pending) as { status: string; reply: { code: number; data: unknown } };
     assert.deepEqual([result.status, result.reply.code, result.reply.data], ['SUCCESS', 201, { accepted: true }]);
   });
 
@@ -236,7 +305,7 @@ describe('thing model: aliyun-iot-command and aliyun-iot-reply', function () {
     assert.equal(context.replyTopic, context.topic);
     assert.equal(context.topic, thingTopics.extRrpc(dev01, context.messageId, 'getStatus'));
     answer(commands, 0, { battery: 87 });
-    const result = await pending as { status: string; reply: { code: number; data: unknown } };
+    const result = (await pending) as { status: string; reply: { code: number; data: unknown } };
     assert.deepEqual([result.status, result.reply.code, result.reply.data], ['SUCCESS', 200, { battery: 87 }]);
   });
 
@@ -254,7 +323,12 @@ describe('thing model: aliyun-iot-command and aliyun-iot-reply', function () {
 
   it('RRPC on a custom topic', async function () {
     const { commands } = await deployCommand({ rrpcTopic: '/${productKey}/${deviceName}/user/rpc' });
-    const pending = admin<{ rrpcCode: string; payload: string }>(env.sim, 'POST', '/rrpc', { ...dev01, payload: '{"op":"open"}', topic: `/${PK}/dev01/user/rpc`, timeout: 3000 });
+    const pending = admin<{ rrpcCode: string; payload: string }>(env.sim, 'POST', '/rrpc', {
+      ...dev01,
+      payload: '{"op":"open"}',
+      topic: `/${PK}/dev01/user/rpc`,
+      timeout: 3000,
+    });
     await waitFor(() => commands.length === 1, 'the custom RRPC request');
     assert.deepEqual(commands[0].payload, { op: 'open' });
     assert.equal((commands[0].alink as { kind: string }).kind, 'custom-rrpc');
@@ -267,7 +341,12 @@ describe('thing model: aliyun-iot-command and aliyun-iot-reply', function () {
     await deployCommand();
     const timedOut = await admin<{ rrpcCode: string }>(env.sim, 'POST', '/rrpc', { ...dev01, payload: 'x', timeout: 1000 });
     assert.equal(timedOut.rrpcCode, 'TIMEOUT');
-    const offline = await admin<{ rrpcCode: string }>(env.sim, 'POST', '/rrpc', { productKey: PK, deviceName: 'dev05', payload: 'x', timeout: 1000 });
+    const offline = await admin<{ rrpcCode: string }>(env.sim, 'POST', '/rrpc', {
+      productKey: PK,
+      deviceName: 'dev05',
+      payload: 'x',
+      timeout: 1000,
+    });
     assert.equal(offline.rrpcCode, 'OFFLINE');
   });
 
@@ -277,7 +356,10 @@ describe('thing model: aliyun-iot-command and aliyun-iot-reply', function () {
     await waitFor(() => caught.length === 1, 'the malformed request error');
     assert.match(caught[0].error.message, /is not a valid Alink request/);
     send('reply', { payload: {} });
-    send('reply', { payload: {}, alink: { id: '1', topic: thingTopics.propertySet({ ...dev01, deviceName: 'dev02' }), replyTopic: 'x', kind: 'set' } });
+    send('reply', {
+      payload: {},
+      alink: { id: '1', topic: thingTopics.propertySet({ ...dev01, deviceName: 'dev02' }), replyTopic: 'x', kind: 'set' },
+    });
     send('reply', { payload: {}, code: 'fine', alink: { id: '1', topic: thingTopics.propertySet(dev01), replyTopic: 'x', kind: 'set' } });
     await waitFor(() => caught.length === 4, 'three reply errors');
     assert.match(caught[1].error.message, /msg.alink is missing or incomplete/);
@@ -295,7 +377,12 @@ describe('thing model: aliyun-iot-command and aliyun-iot-reply', function () {
       const messageId = topic.split('/').at(-1) as string;
       client.publish(thingTopics.rrpcResponse(dev01, messageId), JSON.stringify({ id: request.id, code: 200, data: { via: 'classic' } }));
     });
-    const result = await admin<{ status: string; reply: { data: unknown } }>(env.sim, 'POST', '/services/invoke', { ...dev01, identifier: 'x', sync: true, timeout: 3000 });
+    const result = await admin<{ status: string; reply: { data: unknown } }>(env.sim, 'POST', '/services/invoke', {
+      ...dev01,
+      identifier: 'x',
+      sync: true,
+      timeout: 3000,
+    });
     assert.deepEqual([result.status, result.reply.data], ['SUCCESS', { via: 'classic' }]);
     await client.endAsync();
   });
@@ -309,12 +396,31 @@ describe('simulator as the cloud: rules and NTP', function () {
   it('a forwarding rule moves a message from one device to another with select and where', async function () {
     const sender = iotConnection('sender', env.sim, 'dev01');
     const receiver = iotConnection('receiver', env.sim, 'dev02');
-    await deploy([
-      sender.node, receiver.node,
-      { id: 'out', type: 'aliyun-iot-out', connection: 'sender', topic: '/${productKey}/${deviceName}/user/update', qos: '1', retain: '' },
-      { id: 'in', type: 'aliyun-iot-in', connection: 'receiver', topic: '/${productKey}/${deviceName}/user/get', qos: '1', datatype: 'json', wires: [['received']] },
-      { id: 'received', type: 'helper' },
-    ], { ...sender.credentials, ...receiver.credentials });
+    await deploy(
+      [
+        sender.node,
+        receiver.node,
+        {
+          id: 'out',
+          type: 'aliyun-iot-out',
+          connection: 'sender',
+          topic: '/${productKey}/${deviceName}/user/update',
+          qos: '1',
+          retain: '',
+        },
+        {
+          id: 'in',
+          type: 'aliyun-iot-in',
+          connection: 'receiver',
+          topic: '/${productKey}/${deviceName}/user/get',
+          qos: '1',
+          datatype: 'json',
+          wires: [['received']],
+        },
+        { id: 'received', type: 'helper' },
+      ],
+      { ...sender.credentials, ...receiver.credentials },
+    );
     const received = collect('received') as Msg[];
     await waitForStatus('in', 'connected');
     await waitForStatus('out', 'connected');
@@ -323,7 +429,14 @@ describe('simulator as the cloud: rules and NTP', function () {
     send('out', { payload: { temp: 35, humidity: 60, site: 'B' } });
     send('out', { payload: { temp: 99, humidity: 0, site: SENTINEL } });
     await waitFor(() => received.some((msg) => (msg.payload as { site?: string }).site === SENTINEL), 'the forwarded sentinel');
-    assert.deepEqual(received.map((msg) => msg.payload), [{ temp: 35, site: 'B' }, { temp: 99, site: SENTINEL }], 'only what the where clause lets through');
+    assert.deepEqual(
+      received.map((msg) => msg.payload),
+      [
+        { temp: 35, site: 'B' },
+        { temp: 99, site: SENTINEL },
+      ],
+      'only what the where clause lets through',
+    );
     const rules = await admin<{ rules: unknown[] }>(env.sim, 'GET', '/rules');
     assert.equal(rules.rules.length, 1);
   });
@@ -336,12 +449,30 @@ describe('simulator as the cloud: rules and NTP', function () {
 
   it('answers NTP requests', async function () {
     const connection = iotConnection('conn', env.sim, 'dev01');
-    await deploy([
-      connection.node,
-      { id: 'out', type: 'aliyun-iot-out', connection: 'conn', topic: '/ext/ntp/${productKey}/${deviceName}/request', qos: '0', retain: '' },
-      { id: 'in', type: 'aliyun-iot-in', connection: 'conn', topic: '/ext/ntp/${productKey}/${deviceName}/response', qos: '0', datatype: 'json', wires: [['received']] },
-      { id: 'received', type: 'helper' },
-    ], connection.credentials);
+    await deploy(
+      [
+        connection.node,
+        {
+          id: 'out',
+          type: 'aliyun-iot-out',
+          connection: 'conn',
+          topic: '/ext/ntp/${productKey}/${deviceName}/request',
+          qos: '0',
+          retain: '',
+        },
+        {
+          id: 'in',
+          type: 'aliyun-iot-in',
+          connection: 'conn',
+          topic: '/ext/ntp/${productKey}/${deviceName}/response',
+          qos: '0',
+          datatype: 'json',
+          wires: [['received']],
+        },
+        { id: 'received', type: 'helper' },
+      ],
+      connection.credentials,
+    );
     const received = collect('received') as Msg[];
     await waitForStatus('in', 'connected');
     await waitForConnectionSubscribed(env.sim, 'conn');
@@ -360,12 +491,19 @@ describe('simulator as the cloud: rules and NTP', function () {
     await device.subscribeAsync([`/sys/${PK}/dev01/thing/event/property/#`, echo], { qos: 0 });
     const seen: string[] = [];
     device.on('message', (topic) => seen.push(topic));
-    await device.publishAsync(thingTopics.propertyPost(dev01), JSON.stringify({ id: '1', version: '1.0', params: { a: 1 }, method: 'thing.event.property.post' }));
+    await device.publishAsync(
+      thingTopics.propertyPost(dev01),
+      JSON.stringify({ id: '1', version: '1.0', params: { a: 1 }, method: 'thing.event.property.post' }),
+    );
     // The sentinel, published after the post: the post, had the broker routed it back, would have come first.
     await device.publishAsync(echo, SENTINEL);
     const reply = `${thingTopics.propertyPost(dev01)}_reply`;
     await waitFor(() => seen.includes(reply) && seen.includes(echo), 'the post reply and the sentinel');
-    assert.deepEqual(seen.filter((topic) => topic !== echo), [reply], 'the device gets the reply but not its own post back');
+    assert.deepEqual(
+      seen.filter((topic) => topic !== echo),
+      [reply],
+      'the device gets the reply but not its own post back',
+    );
     await device.endAsync();
   });
 });

@@ -4,7 +4,17 @@ import { strict as assert } from 'node:assert';
 import type { NodeMessage } from 'node-red';
 import { statusText } from '../../nodes/support/status';
 import { Simulator } from '../../sim';
-import { collect, deploy, deviceConnectionOf, echoFlow, errorsOf, node, simulatorAndRuntime, statusesOf, waitForStatus } from '../support/node-harness';
+import {
+  collect,
+  deploy,
+  deviceConnectionOf,
+  echoFlow,
+  errorsOf,
+  node,
+  simulatorAndRuntime,
+  statusesOf,
+  waitForStatus,
+} from '../support/node-harness';
 import { TEST_RECONNECT_POLICY, shortestBackoff } from '../support/reconnect';
 import { FlowNode, SERVER_TLS, TEST_CA, iotConnection, mqConnection, waitFor } from '../support/helpers';
 import { PK } from '../support/registry';
@@ -16,7 +26,6 @@ const { refusedBaseMs = 0, refusedMaxMs = 0 } = TEST_RECONNECT_POLICY;
 function overTls(sim: Simulator, connection: Connection, ca?: string): Connection {
   return { ...connection, node: { ...connection.node, protocol: 'mqtts', port: String(sim.tlsPort), ...(ca ? { ca } : {}) } };
 }
-
 
 describe('TLS: the server certificate is verified', function () {
   const env = simulatorAndRuntime({ tlsPort: 0, tls: SERVER_TLS });
@@ -30,14 +39,24 @@ describe('TLS: the server certificate is verified', function () {
     const connection = overTls(env.sim, iotConnection('conn', env.sim, 'dev01'));
     await deploy(echoFlow(connection.node), connection.credentials);
     const failures: number[] = [];
-    deviceConnectionOf('conn').register({ onStatus: (status) => { if (status.reason === 'tls-error') failures.push(Date.now()); } });
+    deviceConnectionOf('conn').register({
+      onStatus: (status) => {
+        if (status.reason === 'tls-error') failures.push(Date.now());
+      },
+    });
     await waitForStatus('in', 'tls-error');
     // The refused-login back-off applies, doubling: no tight loop of handshakes.
     await waitFor(() => failures.length >= 4, 'four failed handshakes');
     const gaps = failures.slice(1, 4).map((time, i) => time - failures[i]);
     const least = gaps.map((_, i) => shortestBackoff(i, refusedBaseMs, refusedMaxMs));
-    assert.ok(gaps.every((gap, i) => gap >= least[i]), `gaps ${gaps.join(', ')} ms, at least ${least.join(', ')} ms`);
-    assert.equal(statusesOf(node('in')).some((status) => status.text === statusText('connected')), false);
+    assert.ok(
+      gaps.every((gap, i) => gap >= least[i]),
+      `gaps ${gaps.join(', ')} ms, at least ${least.join(', ')} ms`,
+    );
+    assert.equal(
+      statusesOf(node('in')).some((status) => status.text === statusText('connected')),
+      false,
+    );
     assert.deepEqual(env.sim.onlineDevices(), []);
     const logged = errorsOf(node('conn')).join('\n');
     assert.match(logged, /certificate/i);
@@ -46,7 +65,11 @@ describe('TLS: the server certificate is verified', function () {
 
   for (const [mode, make, topic] of [
     ['IoT Platform', (sim: Simulator) => iotConnection('conn', sim, 'dev01'), '/${productKey}/${deviceName}/user/echo'],
-    ['ApsaraMQ', (sim: Simulator) => mqConnection('conn', sim, 'dev01', 'signature', { accessKeyId: 'AK', accessKeySecret: 'SK' }), 'parent/tls'],
+    [
+      'ApsaraMQ',
+      (sim: Simulator) => mqConnection('conn', sim, 'dev01', 'signature', { accessKeyId: 'AK', accessKeySecret: 'SK' }),
+      'parent/tls',
+    ],
   ] as const) {
     it(`${mode}: with the CA in the config node it connects, and a publish comes back`, async function () {
       const connection = overTls(env.sim, make(env.sim), TEST_CA);

@@ -10,11 +10,13 @@ describe('bench (smoke size)', function () {
     const labels = result.measures.map((m) => m.label);
     for (const kind of ['sim', 'aedes']) {
       for (const qos of [0, 1]) {
-        for (const variant of ['ours', 'core', 'raw']) assert.ok(labels.includes(`a ${kind} qos${qos} ${variant}`), `a ${kind} qos${qos} ${variant}`);
+        for (const variant of ['ours', 'core', 'raw'])
+          assert.ok(labels.includes(`a ${kind} qos${qos} ${variant}`), `a ${kind} qos${qos} ${variant}`);
         assert.ok(labels.includes(`e ${kind} qos${qos}`));
       }
     }
-    for (const count of SIZES.smoke.filterCounts) for (const variant of ['ours', 'core']) assert.ok(labels.includes(`c ${count} ${variant}`));
+    for (const count of SIZES.smoke.filterCounts)
+      for (const variant of ['ours', 'core']) assert.ok(labels.includes(`c ${count} ${variant}`));
     for (const qos of [0, 1]) {
       for (const variant of ['ours', 'core', 'raw']) {
         const latency = result.measures.find((m) => m.label === `b sim qos${qos} ${variant}`);

@@ -12,7 +12,10 @@ export function startCloudSimulator(extra: Partial<SimulatorOptions> = {}): Prom
 }
 
 /** Mocha hooks of a suite: one cloud simulator for all its tests, and a device connected afresh for each test. */
-export function cloudSimulatorWithDevice(deviceName: string, extra: Partial<SimulatorOptions> = {}): { readonly sim: Simulator; readonly device: MqttClient } {
+export function cloudSimulatorWithDevice(
+  deviceName: string,
+  extra: Partial<SimulatorOptions> = {},
+): { readonly sim: Simulator; readonly device: MqttClient } {
   const env = {} as { sim: Simulator; device: MqttClient };
   before(async function () {
     env.sim = await startCloudSimulator(extra);
@@ -30,12 +33,23 @@ export function cloudSimulatorWithDevice(deviceName: string, extra: Partial<Simu
 }
 
 /** A cloud-application connection config node for the simulator and its credentials, keyed for helper.load. */
-export function cloudConnection(id: string, sim: Simulator, secret = AK_SECRET): { node: FlowNode; credentials: Record<string, Record<string, string>> } {
+export function cloudConnection(
+  id: string,
+  sim: Simulator,
+  secret = AK_SECRET,
+): { node: FlowNode; credentials: Record<string, Record<string, string>> } {
   return {
     node: {
-      id, type: 'aliyun-iot-connection', name: '', mode: 'cloud', region: 'cn-shanghai', uid: '1234567890',
-      consumerGroupId: GROUP, clientId: `nodes-${id}`,
-      amqpEndpoint: `amqp://127.0.0.1:${sim.amqpPort}`, apiEndpoint: `http://127.0.0.1:${sim.apiPort}`,
+      id,
+      type: 'aliyun-iot-connection',
+      name: '',
+      mode: 'cloud',
+      region: 'cn-shanghai',
+      uid: '1234567890',
+      consumerGroupId: GROUP,
+      clientId: `nodes-${id}`,
+      amqpEndpoint: `amqp://127.0.0.1:${sim.amqpPort}`,
+      apiEndpoint: `http://127.0.0.1:${sim.apiPort}`,
     },
     credentials: { [id]: { accessKeyId: AK_ID, accessKeySecret: secret } },
   };
@@ -78,18 +92,30 @@ export interface ApiAnswer {
 }
 
 /** A signed OpenAPI call to the simulator, signed by nodes/lib/protocol's signedParams. */
-export async function callApi(sim: Simulator, action: string, params: Record<string, string | number | undefined>, call: ApiCall = {}): Promise<ApiAnswer> {
+export async function callApi(
+  sim: Simulator,
+  action: string,
+  params: Record<string, string | number | undefined>,
+  call: ApiCall = {},
+): Promise<ApiAnswer> {
   const method = call.method ?? 'POST';
   const signed = signedParams({
-    accessKeyId: call.accessKeyId ?? AK_ID, accessKeySecret: call.accessKeySecret ?? AK_SECRET, action, regionId: 'cn-shanghai',
-    params, method, nonce: call.nonce, timestamp: call.timestamp,
+    accessKeyId: call.accessKeyId ?? AK_ID,
+    accessKeySecret: call.accessKeySecret ?? AK_SECRET,
+    action,
+    regionId: 'cn-shanghai',
+    params,
+    method,
+    nonce: call.nonce,
+    timestamp: call.timestamp,
   });
   call.tamper?.(signed);
   const query = new URLSearchParams(signed);
   const url = `http://127.0.0.1:${sim.apiPort}/`;
-  const response = method === 'GET'
-    ? await fetch(`${url}?${query}`)
-    : await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: query });
+  const response =
+    method === 'GET'
+      ? await fetch(`${url}?${query}`)
+      : await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: query });
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
@@ -128,19 +154,29 @@ export interface ConsumerOptions {
 /** An AMQP 1.0 consumer of the server-side subscription, as a backend would write it with rhea. */
 export function amqpConsumer(sim: Simulator, options: ConsumerOptions): Consumer {
   const login = signAmqpLogin({
-    clientId: options.clientId, accessKeyId: options.accessKeyId ?? AK_ID, accessKeySecret: options.accessKeySecret ?? AK_SECRET,
-    consumerGroupId: options.group ?? GROUP, timestamp: options.timestamp,
+    clientId: options.clientId,
+    accessKeyId: options.accessKeyId ?? AK_ID,
+    accessKeySecret: options.accessKeySecret ?? AK_SECRET,
+    consumerGroupId: options.group ?? GROUP,
+    timestamp: options.timestamp,
   });
   const container = rhea.create_container({ id: options.clientId });
   container.on('error', () => undefined);
   const connection = container.connect({
-    host: '127.0.0.1', reconnect: false, username: login.username, password: login.password,
-    ...(options.ca === undefined ? { port: sim.amqpPort, transport: 'tcp' as const } : { port: sim.amqpTlsPort, transport: 'tls' as const, ca: options.ca, servername: 'localhost' }),
+    host: '127.0.0.1',
+    reconnect: false,
+    username: login.username,
+    password: login.password,
+    ...(options.ca === undefined
+      ? { port: sim.amqpPort, transport: 'tcp' as const }
+      : { port: sim.amqpTlsPort, transport: 'tls' as const, ca: options.ca, servername: 'localhost' }),
   });
   const messages: ReceivedMessage[] = [];
   const ready = new Promise<void>((resolve, reject) => {
     connection.on('receiver_open', () => resolve());
-    connection.on('connection_error', (context: EventContext) => reject(context.error ?? context.connection.error ?? new Error('connection error')));
+    connection.on('connection_error', (context: EventContext) =>
+      reject(context.error ?? context.connection.error ?? new Error('connection error')),
+    );
     connection.on('disconnected', (context: EventContext) => reject(context.error ?? new Error('disconnected')));
   });
   ready.catch(() => undefined);
@@ -152,30 +188,36 @@ export function amqpConsumer(sim: Simulator, options: ConsumerOptions): Consumer
     if (!message) return;
     const properties = (message.application_properties ?? {}) as Record<string, unknown>;
     messages.push({
-      topic: String(properties.topic), messageId: String(properties.messageId), generateTime: Number(properties.generateTime),
-      payload: bodyBytes(message.body), context,
+      topic: String(properties.topic),
+      messageId: String(properties.messageId),
+      generateTime: Number(properties.generateTime),
+      payload: bodyBytes(message.body),
+      context,
     });
   });
   let gone = false;
-  connection.on('disconnected', () => { gone = true; });
+  connection.on('disconnected', () => {
+    gone = true;
+  });
   return {
     connection,
     messages,
     ready,
-    close: () => new Promise<void>((resolve) => {
-      if (gone || !connection.is_open()) return resolve();
-      const timer = setTimeout(() => {
-        (connection as unknown as { socket?: { destroy(): void } }).socket?.destroy();
-        resolve();
-      }, 1000);
-      const done = (): void => {
-        clearTimeout(timer);
-        resolve();
-      };
-      connection.once('connection_close', done);
-      connection.once('disconnected', done);
-      connection.close();
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (gone || !connection.is_open()) return resolve();
+        const timer = setTimeout(() => {
+          (connection as unknown as { socket?: { destroy(): void } }).socket?.destroy();
+          resolve();
+        }, 1000);
+        const done = (): void => {
+          clearTimeout(timer);
+          resolve();
+        };
+        connection.once('connection_close', done);
+        connection.once('disconnected', done);
+        connection.close();
+      }),
     destroy: () => {
       gone = true;
       (connection as unknown as { socket?: { destroy(): void } }).socket?.destroy();
@@ -229,7 +271,9 @@ export function amqpSuite(extra: Partial<SimulatorOptions> = {}): AmqpSuite {
       for (let i = 0; i < count; i++) {
         const payload = `${prefix}${i}`;
         sent.push(payload);
-        await new Promise<void>((resolve, reject) => env.device.publish(UPDATE_TOPIC, payload, { qos: 1 }, (err) => (err ? reject(err) : resolve())));
+        await new Promise<void>((resolve, reject) =>
+          env.device.publish(UPDATE_TOPIC, payload, { qos: 1 }, (err) => (err ? reject(err) : resolve())),
+        );
       }
       return sent;
     },

@@ -3,7 +3,6 @@
 import fc from 'fast-check';
 import { PK } from './registry';
 
-
 /** The seed of every fuzz run; FUZZ_SEED=<n> replays a failure. */
 export const FUZZ_SEED = process.env.FUZZ_SEED === undefined ? 20240616 : Number(process.env.FUZZ_SEED);
 
@@ -28,12 +27,18 @@ function prototypeLess(): Record<string, unknown> {
 }
 
 /** Objects that break String(), Number() and template literals. */
-const unconvertible = fc.constantFrom<() => unknown>(
-  prototypeLess,
-  () => ({ toString: 1, valueOf: 1 }),
-  () => ({ toString: () => ({}), valueOf: () => ({}) }),
-  () => ({ [Symbol.toPrimitive]: () => { throw new Error('no primitive'); } }),
-).map((make) => make());
+const unconvertible = fc
+  .constantFrom<() => unknown>(
+    prototypeLess,
+    () => ({ toString: 1, valueOf: 1 }),
+    () => ({ toString: () => ({}), valueOf: () => ({}) }),
+    () => ({
+      [Symbol.toPrimitive]: () => {
+        throw new Error('no primitive');
+      },
+    }),
+  )
+  .map((make) => make());
 
 const deep = fc.integer({ min: 3000, max: 12000 }).map((depth) => nested(depth));
 const huge = fc.constantFrom(300 * 1024, 1024 * 1024).map((size) => 'x'.repeat(size));
@@ -41,7 +46,17 @@ const garbageBytes = fc.uint8Array({ maxLength: 64 }).map((bytes) => Buffer.from
 
 /** Any value a msg property might hold in a careless or hostile flow. */
 export const hostileValue: fc.Arbitrary<unknown> = fc.oneof(
-  { arbitrary: fc.anything({ maxDepth: 3, withBigInt: true, withBoxedValues: true, withNullPrototype: true, withTypedArray: true, withSparseArray: true }), weight: WEIGHT_COMMON },
+  {
+    arbitrary: fc.anything({
+      maxDepth: 3,
+      withBigInt: true,
+      withBoxedValues: true,
+      withNullPrototype: true,
+      withTypedArray: true,
+      withSparseArray: true,
+    }),
+    weight: WEIGHT_COMMON,
+  },
   { arbitrary: fc.string({ maxLength: 40 }), weight: WEIGHT_COMMON },
   { arbitrary: fc.oneof(fc.double(), fc.integer(), fc.constantFrom(NaN, Infinity, -1, 2, 1e21)), weight: WEIGHT_COMMON },
   { arbitrary: fc.string().map((text) => Symbol(text)), weight: WEIGHT_COMMON },
@@ -52,10 +67,18 @@ export const hostileValue: fc.Arbitrary<unknown> = fc.oneof(
   { arbitrary: huge, weight: WEIGHT_RARE },
 );
 
-const topicLevel = fc.oneof(fc.constantFrom('+', '#', '', '${deviceName}', '${productKey}', '${groupId}', 'user', 'thing'), fc.string({ maxLength: 8 }));
+const topicLevel = fc.oneof(
+  fc.constantFrom('+', '#', '', '${deviceName}', '${productKey}', '${groupId}', 'user', 'thing'),
+  fc.string({ maxLength: 8 }),
+);
 /** Topics that look like the services' topics, often wrong. */
 export const plausibleTopic: fc.Arbitrary<string> = fc.oneof(
-  fc.constantFrom(`/${PK}/dev01/user/echo`, '/${productKey}/${deviceName}/user/update', 'parent/fuzz', `/sys/${PK}/dev01/thing/event/property/post`),
+  fc.constantFrom(
+    `/${PK}/dev01/user/echo`,
+    '/${productKey}/${deviceName}/user/update',
+    'parent/fuzz',
+    `/sys/${PK}/dev01/thing/event/property/post`,
+  ),
   fc.array(topicLevel, { minLength: 1, maxLength: 6 }).map((levels) => levels.join('/')),
   fc.array(topicLevel, { minLength: 1, maxLength: 6 }).map((levels) => `/${levels.join('/')}`),
 );
@@ -75,14 +98,19 @@ const MSG_FIELDS = {
   action: field(fc.constantFrom('connect', 'subscribe', 'unsubscribe', 'getSubscriptions', 'uploadToken', 'reboot')),
   qos: field(fc.constantFrom(0, 1, 2, '1', -1)),
   retain: field(fc.boolean()),
-  alink: field(fc.record({
-    kind: field(fc.constantFrom('set', 'async', 'rrpc', 'ext-rrpc', 'custom-rrpc')),
-    replyTopic: field(plausibleTopic),
-    topic: field(plausibleTopic),
-    id: field(fc.string({ maxLength: 6 })),
-    messageId: field(fc.string({ maxLength: 6 })),
-    autoReplied: field(fc.boolean()),
-  }, { requiredKeys: [] })),
+  alink: field(
+    fc.record(
+      {
+        kind: field(fc.constantFrom('set', 'async', 'rrpc', 'ext-rrpc', 'custom-rrpc')),
+        replyTopic: field(plausibleTopic),
+        topic: field(plausibleTopic),
+        id: field(fc.string({ maxLength: 6 })),
+        messageId: field(fc.string({ maxLength: 6 })),
+        autoReplied: field(fc.boolean()),
+      },
+      { requiredKeys: [] },
+    ),
+  ),
   code: field(fc.constantFrom(200, 400, '200', '', null)),
   message: hostileValue,
   event: field(fc.constantFrom('alarm', 'bad id', '')),
@@ -155,6 +183,8 @@ export async function catchingCrashes<T>(run: (crashes: unknown[]) => Promise<T>
 /** The counts table of a fuzz run, printed with the test's output. */
 export function formatOutcomes(title: string, outcomes: Record<string, Outcome>, columns: Array<keyof Outcome>): string {
   const header = `  ${'input'.padEnd(28)}${columns.map((column) => column.padStart(14)).join('')}`;
-  const rows = Object.entries(outcomes).map(([name, outcome]) => `  ${name.padEnd(28)}${columns.map((column) => String(outcome[column]).padStart(14)).join('')}`);
+  const rows = Object.entries(outcomes).map(
+    ([name, outcome]) => `  ${name.padEnd(28)}${columns.map((column) => String(outcome[column]).padStart(14)).join('')}`,
+  );
   return [`${title} (seed ${FUZZ_SEED})`, header, ...rows].join('\n');
 }

@@ -30,27 +30,59 @@ export interface FlowNode {
 }
 
 /** A connection config node for the simulator and its credentials, keyed for helper.load. */
-export function iotConnection(id: string, sim: Simulator, deviceName: string, extra: Record<string, unknown> = {}):
-{ node: FlowNode; credentials: Record<string, Record<string, string>> } {
+export function iotConnection(
+  id: string,
+  sim: Simulator,
+  deviceName: string,
+  extra: Record<string, unknown> = {},
+): { node: FlowNode; credentials: Record<string, Record<string, string>> } {
   return {
     node: {
-      id, type: 'aliyun-iot-connection', name: '', mode: 'iot', productKey: PK, deviceName,
-      protocol: 'mqtt', host: '127.0.0.1', port: String(sim.port), keepalive: 60, cleanSession: true, queueSize: 1000,
+      id,
+      type: 'aliyun-iot-connection',
+      name: '',
+      mode: 'iot',
+      productKey: PK,
+      deviceName,
+      protocol: 'mqtt',
+      host: '127.0.0.1',
+      port: String(sim.port),
+      keepalive: 60,
+      cleanSession: true,
+      queueSize: 1000,
       // Tests publish in bursts the platform would not take: no pacing unless a test asks for it.
-      maxRate: '0', ...extra,
+      maxRate: '0',
+      ...extra,
     },
     credentials: { [id]: { deviceSecret: deviceSecret(deviceName) } },
   };
 }
 
-export function mqConnection(id: string, sim: Simulator, deviceId: string, authMode: string,
-  secrets: Record<string, string>, extra: Record<string, unknown> = {}):
-{ node: FlowNode; credentials: Record<string, Record<string, string>> } {
+export function mqConnection(
+  id: string,
+  sim: Simulator,
+  deviceId: string,
+  authMode: string,
+  secrets: Record<string, string>,
+  extra: Record<string, unknown> = {},
+): { node: FlowNode; credentials: Record<string, Record<string, string>> } {
   return {
     node: {
-      id, type: 'aliyun-iot-connection', name: '', mode: 'mq', instanceId: MQ_INSTANCE, groupId: 'GID_test', deviceId,
-      authMode, protocol: 'mqtt', host: '127.0.0.1', port: String(sim.port), keepalive: 60, cleanSession: true,
-      queueSize: 1000, ...extra,
+      id,
+      type: 'aliyun-iot-connection',
+      name: '',
+      mode: 'mq',
+      instanceId: MQ_INSTANCE,
+      groupId: 'GID_test',
+      deviceId,
+      authMode,
+      protocol: 'mqtt',
+      host: '127.0.0.1',
+      port: String(sim.port),
+      keepalive: 60,
+      cleanSession: true,
+      queueSize: 1000,
+      ...extra,
     },
     credentials: { [id]: secrets },
   };
@@ -71,9 +103,17 @@ export function isClient(sent: string, clientId: string): boolean {
 }
 
 /** Resolves with the arguments of the simulator's next `event` that `matches`; call it before what causes the event. */
-export function nextEvent<E extends keyof SimulatorEvents>(sim: Simulator, event: E, matches: (...args: SimulatorEvents[E]) => boolean,
-  what: string, timeoutMs = 5000): Promise<SimulatorEvents[E]> {
-  const emitter = sim as unknown as { on(name: string, listener: (...args: unknown[]) => void): void; off(name: string, listener: (...args: unknown[]) => void): void };
+export function nextEvent<E extends keyof SimulatorEvents>(
+  sim: Simulator,
+  event: E,
+  matches: (...args: SimulatorEvents[E]) => boolean,
+  what: string,
+  timeoutMs = 5000,
+): Promise<SimulatorEvents[E]> {
+  const emitter = sim as unknown as {
+    on(name: string, listener: (...args: unknown[]) => void): void;
+    off(name: string, listener: (...args: unknown[]) => void): void;
+  };
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       emitter.off(event, listener);
@@ -94,14 +134,24 @@ export function nextEvent<E extends keyof SimulatorEvents>(sim: Simulator, event
  * messages on the filter are routed to it). Call it before what makes the client subscribe.
  */
 export async function waitForSubscribed(sim: Simulator, clientId: string, filter: string, timeoutMs = 5000): Promise<void> {
-  await nextEvent(sim, 'subscribe', (info) => isClient(info.clientId, clientId) && info.topics.includes(filter),
-    `${clientId} to be subscribed to ${filter}`, timeoutMs);
+  await nextEvent(
+    sim,
+    'subscribe',
+    (info) => isClient(info.clientId, clientId) && info.topics.includes(filter),
+    `${clientId} to be subscribed to ${filter}`,
+    timeoutMs,
+  );
 }
 
 /** Resolves when the simulator has removed `filter` for the client `clientId` (its `unsubscribe` event). */
 export async function waitForUnsubscribed(sim: Simulator, clientId: string, filter: string, timeoutMs = 5000): Promise<void> {
-  await nextEvent(sim, 'unsubscribe', (info) => isClient(info.clientId, clientId) && info.topics.includes(filter),
-    `${clientId} to be unsubscribed from ${filter}`, timeoutMs);
+  await nextEvent(
+    sim,
+    'unsubscribe',
+    (info) => isClient(info.clientId, clientId) && info.topics.includes(filter),
+    `${clientId} to be unsubscribed from ${filter}`,
+    timeoutMs,
+  );
 }
 
 /** The payload of the message a test publishes last and waits for: once it arrived, nothing sent before it is still on the way. */
@@ -140,7 +190,9 @@ export function endSdkDevice(device: SdkDevice): Promise<void> {
 /** A call to the simulator's admin API; resolves with the JSON body, rejects on a status other than 200. */
 export async function admin<T = Record<string, unknown>>(sim: Simulator, method: string, path: string, body?: unknown): Promise<T> {
   const response = await fetch(`http://127.0.0.1:${sim.adminPort}${path}`, {
-    method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
+    method,
+    headers: { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
   });
   const json = (await response.json()) as T;
   if (response.status !== 200) throw new Error(`admin ${method} ${path}: ${response.status} ${JSON.stringify(json)}`);

@@ -7,10 +7,16 @@ import * as net from 'node:net';
 type Patch = [target: object, key: string];
 
 const PATCHES: Patch[] = [
-  [net, 'connect'], [net, 'createConnection'], [net, 'createServer'],
-  [net.Socket.prototype, 'connect'], [net.Server.prototype, 'listen'],
+  [net, 'connect'],
+  [net, 'createConnection'],
+  [net, 'createServer'],
+  [net.Socket.prototype, 'connect'],
+  [net.Server.prototype, 'listen'],
   [dgram, 'createSocket'],
-  [childProcess, 'spawn'], [childProcess, 'fork'], [childProcess, 'exec'], [childProcess, 'execFile'],
+  [childProcess, 'spawn'],
+  [childProcess, 'fork'],
+  [childProcess, 'exec'],
+  [childProcess, 'execFile'],
 ];
 
 const originals = new Map<Patch, unknown>();

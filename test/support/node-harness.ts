@@ -16,7 +16,12 @@ helper.settings({ aliyunIot: TEST_RUNTIME_SETTINGS } as Parameters<typeof helper
 export { helper };
 
 export const PACKAGE_NODES = [
-  'aliyun-iot-connection', 'aliyun-iot-in', 'aliyun-iot-out', 'aliyun-iot-post', 'aliyun-iot-command', 'aliyun-iot-reply',
+  'aliyun-iot-connection',
+  'aliyun-iot-in',
+  'aliyun-iot-out',
+  'aliyun-iot-post',
+  'aliyun-iot-command',
+  'aliyun-iot-reply',
   'aliyun-iot-invoke',
 ].map(nodeModule);
 
@@ -28,7 +33,10 @@ interface RecordingSpy {
 }
 
 function callsOf(node: Node, method: 'status' | 'error' | 'warn' | 'log'): unknown[][] {
-  return (node[method] as unknown as RecordingSpy).getCalls().filter((call) => call.thisValue === node).map((call) => call.args);
+  return (node[method] as unknown as RecordingSpy)
+    .getCalls()
+    .filter((call) => call.thisValue === node)
+    .map((call) => call.args);
 }
 
 export function statusesOf(node: Node): NodeStatus[] {
@@ -128,8 +136,10 @@ export async function waitForConnectionSubscribed(sim: Simulator, connectionId: 
   const clientId = connection.expandTopic('${clientId}');
   const granted = grants.get(sim) ?? [];
   const isGranted = (filter: string): boolean => granted.some((info) => isClient(info.clientId, clientId) && info.topics.includes(filter));
-  await waitFor(() => connection.connected && connection.brokerSubscriptions.length > 0 && connection.brokerSubscriptions.every(isGranted),
-    `the subscriptions of ${connectionId} granted to ${clientId}`);
+  await waitFor(
+    () => connection.connected && connection.brokerSubscriptions.length > 0 && connection.brokerSubscriptions.every(isGranted),
+    `the subscriptions of ${connectionId} granted to ${clientId}`,
+  );
 }
 
 /** Hands `msg` to the node's input, as a wire would. */
@@ -158,7 +168,16 @@ export function echoFlow(connection: FlowNode, options: EchoFlowOptions = {}): F
   const qos = options.qos ?? '1';
   return [
     connection,
-    { id: 'in', type: 'aliyun-iot-in', connection: connection.id, topic, qos, datatype: options.datatype ?? 'utf8', wires: [['received']], ...options.inNode },
+    {
+      id: 'in',
+      type: 'aliyun-iot-in',
+      connection: connection.id,
+      topic,
+      qos,
+      datatype: options.datatype ?? 'utf8',
+      wires: [['received']],
+      ...options.inNode,
+    },
     { id: 'out', type: 'aliyun-iot-out', connection: connection.id, topic, qos, retain: '', ...options.outNode },
     { id: 'received', type: 'helper' },
   ];
@@ -166,8 +185,9 @@ export function echoFlow(connection: FlowNode, options: EchoFlowOptions = {}): F
 
 /** Waits until the node's latest status is the given reason (a key under `status` in the catalog). */
 export async function waitForStatus(id: string, reason: StatusCode, timeoutMs = 5000): Promise<void> {
-  await waitFor(() => lastStatusText(node(id)) === statusText(reason), `status ${reason} on ${id}`, timeoutMs)
-    .catch((err: Error) => { throw new Error(`${err.message} (last: ${lastStatusText(node(id))})`); });
+  await waitFor(() => lastStatusText(node(id)) === statusText(reason), `status ${reason} on ${id}`, timeoutMs).catch((err: Error) => {
+    throw new Error(`${err.message} (last: ${lastStatusText(node(id))})`);
+  });
 }
 
 /** A catch node for every node of the flow, wired to a helper node called `caught`. */

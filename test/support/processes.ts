@@ -18,10 +18,15 @@ export class NodeRedProcess {
   private constructor(env: NodeJS.ProcessEnv, userDir?: string) {
     this.userDir = userDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'aliyun-iot-node-red-'));
     this.child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'node-red-server.js'), this.userDir], {
-      env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
-    this.child.stdout?.on('data', (chunk: Buffer) => { this.output += chunk.toString(); });
-    this.child.stderr?.on('data', (chunk: Buffer) => { this.output += chunk.toString(); });
+    this.child.stdout?.on('data', (chunk: Buffer) => {
+      this.output += chunk.toString();
+    });
+    this.child.stderr?.on('data', (chunk: Buffer) => {
+      this.output += chunk.toString();
+    });
   }
 
   /**
@@ -30,8 +35,9 @@ export class NodeRedProcess {
    */
   static async start(env: NodeJS.ProcessEnv = {}, userDir?: string): Promise<NodeRedProcess> {
     const nodeRed = new NodeRedProcess(env, userDir);
-    await waitFor(() => /listening \d+/.test(nodeRed.output), 'Node-RED to listen', 30_000)
-      .catch((err: Error) => { throw new Error(`${err.message}; it printed: ${nodeRed.output.slice(-2000)}`); });
+    await waitFor(() => /listening \d+/.test(nodeRed.output), 'Node-RED to listen', 30_000).catch((err: Error) => {
+      throw new Error(`${err.message}; it printed: ${nodeRed.output.slice(-2000)}`);
+    });
     nodeRed.url = `http://127.0.0.1:${/listening (\d+)/.exec(nodeRed.output)?.[1]}/`;
     return nodeRed;
   }
@@ -82,12 +88,18 @@ export class SimulatorCli {
     }
     const source = file === 'demo' ? ['--demo'] : ['--config', file];
     this.child = spawn(process.execPath, [path.join(BUILD_ROOT, 'sim', 'cli.js'), ...source, ...args]);
-    this.child.stdout?.on('data', (chunk: Buffer) => { this.stdout += chunk.toString(); });
-    this.child.stderr?.on('data', (chunk: Buffer) => { this.stderr += chunk.toString(); });
-    this.exited = new Promise((resolve) => this.child.on('exit', (code) => {
-      fs.rmSync(this.dir, { recursive: true, force: true });
-      resolve(code);
-    }));
+    this.child.stdout?.on('data', (chunk: Buffer) => {
+      this.stdout += chunk.toString();
+    });
+    this.child.stderr?.on('data', (chunk: Buffer) => {
+      this.stderr += chunk.toString();
+    });
+    this.exited = new Promise((resolve) =>
+      this.child.on('exit', (code) => {
+        fs.rmSync(this.dir, { recursive: true, force: true });
+        resolve(code);
+      }),
+    );
   }
 
   /** Waits for a line of its output, and returns the number in it (e.g. `port 1883`). */

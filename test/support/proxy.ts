@@ -119,13 +119,19 @@ export class MqttProxy {
         upstream.destroy();
       });
     }
-    client.on('data', packetSplitter((packet) => {
-      if (packet[0] >> 4 === PUBLISH) this.published.push(parsePublish(packet));
-      upstream.write(packet);
-    }));
-    upstream.on('data', packetSplitter((packet) => {
-      if (this.holding && packet[0] >> 4 === PUBACK) this.held.push([client, Buffer.from(packet)]);
-      else client.write(packet);
-    }));
+    client.on(
+      'data',
+      packetSplitter((packet) => {
+        if (packet[0] >> 4 === PUBLISH) this.published.push(parsePublish(packet));
+        upstream.write(packet);
+      }),
+    );
+    upstream.on(
+      'data',
+      packetSplitter((packet) => {
+        if (this.holding && packet[0] >> 4 === PUBACK) this.held.push([client, Buffer.from(packet)]);
+        else client.write(packet);
+      }),
+    );
   }
 }

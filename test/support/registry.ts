@@ -13,30 +13,36 @@ export function deviceSecret(deviceName: string): string {
 }
 
 export const SIM_CONFIG: SimulatorConfig = {
-  products: [{
-    productKey: PK,
-    topics: [
-      { topic: '/${productKey}/${deviceName}/user/get', access: 'sub' },
-      { topic: '/${productKey}/${deviceName}/user/update', access: 'pub' },
-      { topic: '/${productKey}/${deviceName}/user/echo', access: 'all' },
-      { topic: '/${productKey}/${deviceName}/user/data/#', access: 'all' },
-      { topic: '/${productKey}/${deviceName}/user/fanout', access: 'pub' },
-      { topic: '/${productKey}/+/user/fanout', access: 'sub' },
-    ],
-    devices: ['dev01', 'dev02', 'dev03', 'dev04', 'dev05', 'dev06', 'dev07', 'dev08', 'dev09']
-      .map((deviceName) => ({ deviceName, deviceSecret: deviceSecret(deviceName) })),
-  }],
-  mq: [{
-    instanceId: MQ_INSTANCE,
-    accessKeys: [{ accessKeyId: 'AK', accessKeySecret: 'SK' }],
-    groups: ['GID_test'],
-    parentTopics: ['parent'],
-    tokens: [
-      { accessKeyId: 'AK', token: 'tok1', actions: 'RW', resources: ['parent/#'], expireTime: FAR_FUTURE },
-      { accessKeyId: 'AK', token: 'tokExpired', actions: 'RW', resources: ['parent/#'], expireTime: 1000 },
-    ],
-    deviceCredentials: [{ clientId: 'GID_test@@@dev02', deviceAccessKeyId: 'DC.1', deviceAccessKeySecret: 'dsk' }],
-  }],
+  products: [
+    {
+      productKey: PK,
+      topics: [
+        { topic: '/${productKey}/${deviceName}/user/get', access: 'sub' },
+        { topic: '/${productKey}/${deviceName}/user/update', access: 'pub' },
+        { topic: '/${productKey}/${deviceName}/user/echo', access: 'all' },
+        { topic: '/${productKey}/${deviceName}/user/data/#', access: 'all' },
+        { topic: '/${productKey}/${deviceName}/user/fanout', access: 'pub' },
+        { topic: '/${productKey}/+/user/fanout', access: 'sub' },
+      ],
+      devices: ['dev01', 'dev02', 'dev03', 'dev04', 'dev05', 'dev06', 'dev07', 'dev08', 'dev09'].map((deviceName) => ({
+        deviceName,
+        deviceSecret: deviceSecret(deviceName),
+      })),
+    },
+  ],
+  mq: [
+    {
+      instanceId: MQ_INSTANCE,
+      accessKeys: [{ accessKeyId: 'AK', accessKeySecret: 'SK' }],
+      groups: ['GID_test'],
+      parentTopics: ['parent'],
+      tokens: [
+        { accessKeyId: 'AK', token: 'tok1', actions: 'RW', resources: ['parent/#'], expireTime: FAR_FUTURE },
+        { accessKeyId: 'AK', token: 'tokExpired', actions: 'RW', resources: ['parent/#'], expireTime: 1000 },
+      ],
+      deviceCredentials: [{ clientId: 'GID_test@@@dev02', deviceAccessKeyId: 'DC.1', deviceAccessKeySecret: 'dsk' }],
+    },
+  ],
 };
 
 type Product = NonNullable<SimulatorConfig['products']>[number];
@@ -59,12 +65,14 @@ export function testRegistry(extras: RegistryExtras = {}): SimulatorConfig {
   return {
     ...SIM_CONFIG,
     products: [{ ...product, devices: [...product.devices, ...(extras.devices ?? [])] }],
-    mq: [{
-      ...mq,
-      accessKeys: [...(mq.accessKeys ?? []), ...(extras.mqAccessKeys ?? [])],
-      tokens: [...(extras.replaceTokens ? [] : mq.tokens ?? []), ...(extras.mqTokens ?? [])],
-      deviceCredentials: [...(mq.deviceCredentials ?? []), ...(extras.mqDeviceCredentials ?? [])],
-    }],
+    mq: [
+      {
+        ...mq,
+        accessKeys: [...(mq.accessKeys ?? []), ...(extras.mqAccessKeys ?? [])],
+        tokens: [...(extras.replaceTokens ? [] : (mq.tokens ?? [])), ...(extras.mqTokens ?? [])],
+        deviceCredentials: [...(mq.deviceCredentials ?? []), ...(extras.mqDeviceCredentials ?? [])],
+      },
+    ],
   };
 }
 

@@ -31,7 +31,10 @@ declare const RED: {
 declare const $: { getJSON(url: string): PromiseLike<unknown> };
 
 function catalog(language: string, type: string): Record<string, Record<string, unknown>> {
-  return JSON.parse(fs.readFileSync(path.join(ROOT, 'nodes', 'locales', language, `${type}.json`), 'utf8')) as Record<string, Record<string, unknown>>;
+  return JSON.parse(fs.readFileSync(path.join(ROOT, 'nodes', 'locales', language, `${type}.json`), 'utf8')) as Record<
+    string,
+    Record<string, unknown>
+  >;
 }
 
 describe('editor (headless Chromium)', function () {
@@ -54,8 +57,10 @@ describe('editor (headless Chromium)', function () {
     sim = await startSimulator({ ...DEMO_REGISTRY, port: 0, adminPort: 0 });
     // The variables npm start gives Node-RED.
     nodeRed = await NodeRedProcess.start({
-      ALIYUN_IOT_SIM_PORT: String(sim.port), ALIYUN_IOT_SIM_ADMIN_PORT: String(sim.adminPort),
-      ALIYUN_IOT_SIM_AMQP_ENDPOINT: `amqp://127.0.0.1:${sim.amqpPort}`, ALIYUN_IOT_SIM_API_ENDPOINT: `http://127.0.0.1:${sim.apiPort}`,
+      ALIYUN_IOT_SIM_PORT: String(sim.port),
+      ALIYUN_IOT_SIM_ADMIN_PORT: String(sim.adminPort),
+      ALIYUN_IOT_SIM_AMQP_ENDPOINT: `amqp://127.0.0.1:${sim.amqpPort}`,
+      ALIYUN_IOT_SIM_API_ENDPOINT: `http://127.0.0.1:${sim.apiPort}`,
     });
     editorUrl = nodeRed.url;
   });
@@ -80,11 +85,18 @@ describe('editor (headless Chromium)', function () {
       headless: true,
       locale,
       viewport: { width: 1400, height: 1250 },
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
     contexts.push(context);
-    const page = context.pages()[0] ?? await context.newPage();
+    const page = context.pages()[0] ?? (await context.newPage());
     await page.goto(editorUrl);
     await page.waitForSelector('#red-ui-palette .red-ui-palette-node[data-palette-type="aliyun-iot-in"]', { timeout: 30_000 });
     return page;
@@ -101,15 +113,27 @@ describe('editor (headless Chromium)', function () {
 
   it('lists every node type under "Aliyun IoT" in the palette', async function () {
     const page = await openEditor();
-    const categories = await page.evaluate((types) => types.map((type) => {
-      const entry = document.querySelector(`.red-ui-palette-node[data-palette-type="${type}"]`);
-      const category = entry?.closest('.red-ui-palette-category');
-      return category?.querySelector('.red-ui-palette-header')?.textContent?.trim() ?? null;
-    }), NODE_TYPES);
-    assert.deepEqual(categories, NODE_TYPES.map(() => 'Aliyun IoT'));
+    const categories = await page.evaluate(
+      (types) =>
+        types.map((type) => {
+          const entry = document.querySelector(`.red-ui-palette-node[data-palette-type="${type}"]`);
+          const category = entry?.closest('.red-ui-palette-category');
+          return category?.querySelector('.red-ui-palette-header')?.textContent?.trim() ?? null;
+        }),
+      NODE_TYPES,
+    );
+    assert.deepEqual(
+      categories,
+      NODE_TYPES.map(() => 'Aliyun IoT'),
+    );
     const labels = await page.locator('.red-ui-palette-node[data-palette-type^="aliyun-iot-"] .red-ui-palette-label').allInnerTexts();
-    assert.deepEqual(labels.map((label) => label.replace(/\s+/g, ' ').trim()), NODE_TYPES.map((type) => catalog('en-US', type)[type].paletteLabel));
-    const category = page.locator('.red-ui-palette-node[data-palette-type="aliyun-iot-in"]').locator('xpath=ancestor::div[contains(@class,"red-ui-palette-category")]');
+    assert.deepEqual(
+      labels.map((label) => label.replace(/\s+/g, ' ').trim()),
+      NODE_TYPES.map((type) => catalog('en-US', type)[type].paletteLabel),
+    );
+    const category = page
+      .locator('.red-ui-palette-node[data-palette-type="aliyun-iot-in"]')
+      .locator('xpath=ancestor::div[contains(@class,"red-ui-palette-category")]');
     await category.screenshot({ path: path.join(ARTIFACTS, 'palette.png') });
   });
 
@@ -118,8 +142,14 @@ describe('editor (headless Chromium)', function () {
     await openConfigDialog(page);
     const visible = (field: string): Promise<boolean> => page.locator(`#node-config-input-${field}`).isVisible();
 
-    assert.deepEqual(await Promise.all(['productKey', 'deviceName', 'deviceSecret', 'region', 'groupId', 'token'].map(visible)),
-      [true, true, true, true, false, false]);
+    assert.deepEqual(await Promise.all(['productKey', 'deviceName', 'deviceSecret', 'region', 'groupId', 'token'].map(visible)), [
+      true,
+      true,
+      true,
+      true,
+      false,
+      false,
+    ]);
     await page.fill('#node-config-input-productKey', 'a1B2c3D4e5F');
     await page.fill('#node-config-input-deviceName', 'dev01');
     await page.fill('#node-config-input-deviceSecret', 'Very-Secret-Value-1');
@@ -132,14 +162,20 @@ describe('editor (headless Chromium)', function () {
     await page.fill('#node-config-input-productKey', 'bad key');
     await page.locator('#node-config-input-productKey').press('Tab');
     await page.waitForFunction(() => document.querySelector('#node-config-input-productKey')?.classList.contains('input-error'));
-    await page.waitForFunction(() => /ProductKey 'bad key' is malformed/.test(document.querySelector('#aliyun-iot-preview')?.textContent ?? ''));
+    await page.waitForFunction(() =>
+      /ProductKey 'bad key' is malformed/.test(document.querySelector('#aliyun-iot-preview')?.textContent ?? ''),
+    );
     await page.fill('#node-config-input-keepalive', '10');
     await page.locator('#node-config-input-keepalive').press('Tab');
     await page.waitForFunction(() => document.querySelector('#node-config-input-keepalive')?.classList.contains('input-error'));
 
     await page.selectOption('#node-config-input-mode', 'mq');
-    assert.deepEqual(await Promise.all(['productKey', 'deviceSecret', 'region', 'groupId', 'deviceId', 'accessKeyId', 'accessKeySecret', 'token'].map(visible)),
-      [false, false, false, true, true, true, true, false]);
+    assert.deepEqual(
+      await Promise.all(
+        ['productKey', 'deviceSecret', 'region', 'groupId', 'deviceId', 'accessKeyId', 'accessKeySecret', 'token'].map(visible),
+      ),
+      [false, false, false, true, true, true, true, false],
+    );
     await page.fill('#node-config-input-instanceId', 'post-cn-test');
     await page.fill('#node-config-input-groupId', 'GID_test');
     await page.fill('#node-config-input-deviceId', 'dev1');
@@ -162,29 +198,65 @@ describe('editor (headless Chromium)', function () {
     await page.fill('#node-config-input-groupId', 'GID_test');
     await page.selectOption('#node-config-input-authMode', 'signature');
     await page.waitForFunction(() => document.querySelector('#aliyun-iot-preview')?.textContent?.includes('Signature|AK|post-cn-test'));
-    await page.locator('.red-ui-tray').last().screenshot({ path: path.join(ARTIFACTS, 'config-dialog.png') });
+    await page
+      .locator('.red-ui-tray')
+      .last()
+      .screenshot({ path: path.join(ARTIFACTS, 'config-dialog.png') });
 
     await page.selectOption('#node-config-input-mode', 'cloud');
-    assert.deepEqual(await Promise.all(['consumerGroupId', 'uid', 'amqpEndpoint', 'apiEndpoint', 'accessKeyId', 'accessKeySecret', 'groupId', 'productKey', 'queueSize', 'queueTimeout'].map(visible)),
-      [true, true, true, true, true, true, false, false, false, false]);
+    assert.deepEqual(
+      await Promise.all(
+        [
+          'consumerGroupId',
+          'uid',
+          'amqpEndpoint',
+          'apiEndpoint',
+          'accessKeyId',
+          'accessKeySecret',
+          'groupId',
+          'productKey',
+          'queueSize',
+          'queueTimeout',
+        ].map(visible),
+      ),
+      [true, true, true, true, true, true, false, false, false, false],
+    );
     await page.fill('#node-config-input-instanceId', '');
     await page.fill('#node-config-input-uid', '1234567890');
     await page.fill('#node-config-input-consumerGroupId', 'DEFAULT_GROUP');
-    await page.waitForFunction(() => document.querySelector('#aliyun-iot-preview')?.textContent?.includes('1234567890.iot-amqp.cn-shanghai.aliyuncs.com'));
+    await page.waitForFunction(() =>
+      document.querySelector('#aliyun-iot-preview')?.textContent?.includes('1234567890.iot-amqp.cn-shanghai.aliyuncs.com'),
+    );
     await page.fill('#node-config-input-amqpEndpoint', '${ALIYUN_IOT_SIM_AMQP_ENDPOINT}');
     await page.locator('#node-config-input-amqpEndpoint').press('Tab');
-    assert.equal(await page.locator('#node-config-input-amqpEndpoint').evaluate((input) => input.classList.contains('input-error')), false,
-      'an environment variable is a valid endpoint');
+    assert.equal(
+      await page.locator('#node-config-input-amqpEndpoint').evaluate((input) => input.classList.contains('input-error')),
+      false,
+      'an environment variable is a valid endpoint',
+    );
   });
 
   it('shows Chinese labels in the zh-CN locale', async function () {
     const page = await openEditor('zh-CN');
     const expected = NODE_TYPES.map((type) => catalog('zh-CN', type)[type].paletteLabel as string);
-    await page.waitForFunction((label) => (document.querySelector('.red-ui-palette-node[data-palette-type="aliyun-iot-in"] .red-ui-palette-label') as HTMLElement | null)
-      ?.innerText.replace(/\s+/g, ' ').trim() === label, expected[0]);
+    await page.waitForFunction(
+      (label) =>
+        (
+          document.querySelector('.red-ui-palette-node[data-palette-type="aliyun-iot-in"] .red-ui-palette-label') as HTMLElement | null
+        )?.innerText
+          .replace(/\s+/g, ' ')
+          .trim() === label,
+      expected[0],
+    );
     const labels = await page.locator('.red-ui-palette-node[data-palette-type^="aliyun-iot-"] .red-ui-palette-label').allInnerTexts();
-    assert.deepEqual(labels.map((label) => label.replace(/\s+/g, ' ').trim()), expected);
-    assert.notDeepEqual(expected, NODE_TYPES.map((type) => catalog('en-US', type)[type].paletteLabel));
+    assert.deepEqual(
+      labels.map((label) => label.replace(/\s+/g, ' ').trim()),
+      expected,
+    );
+    assert.notDeepEqual(
+      expected,
+      NODE_TYPES.map((type) => catalog('en-US', type)[type].paletteLabel),
+    );
     await openConfigDialog(page);
     const zh = catalog('zh-CN', 'aliyun-iot-connection')['aliyun-iot-connection'].label as Record<string, string>;
     assert.equal((await page.locator('label[for="node-config-input-mode"]').innerText()).trim(), zh.mode);
@@ -192,45 +264,100 @@ describe('editor (headless Chromium)', function () {
     // The preview's errors follow the editor's language.
     await page.fill('#node-config-input-productKey', 'bad key');
     await page.waitForFunction(() => /ProductKey“bad key”格式错误/.test(document.querySelector('#aliyun-iot-preview')?.textContent ?? ''));
-    await page.locator('.red-ui-tray').last().screenshot({ path: path.join(ARTIFACTS, 'config-dialog-zh-CN.png') });
+    await page
+      .locator('.red-ui-tray')
+      .last()
+      .screenshot({ path: path.join(ARTIFACTS, 'config-dialog-zh-CN.png') });
   });
 
   it('the connection dialog fits what the examples put in it; connections are told apart; invoke lists only cloud ones', async function () {
     const page = await openEditor();
     const mq = (deviceId: string): Record<string, unknown> => ({
-      id: `mq-${deviceId}`, type: 'aliyun-iot-connection', mode: 'mq', instanceId: 'post-cn-test', groupId: 'GID_test', deviceId,
-      authMode: 'signature', protocol: 'mqtt', host: '127.0.0.1', port: '${ALIYUN_IOT_SIM_PORT}',
+      id: `mq-${deviceId}`,
+      type: 'aliyun-iot-connection',
+      mode: 'mq',
+      instanceId: 'post-cn-test',
+      groupId: 'GID_test',
+      deviceId,
+      authMode: 'signature',
+      protocol: 'mqtt',
+      host: '127.0.0.1',
+      port: '${ALIYUN_IOT_SIM_PORT}',
     });
-    await page.evaluate((nodes) => RED.view.importNodes(nodes), [
-      { id: 'fit-tab', type: 'tab', label: 'fit' },
-      { id: 'fit-iot', type: 'aliyun-iot-connection', mode: 'iot', productKey: 'a1B2c3D4e5F', deviceName: 'dev01', protocol: 'mqtt', host: '127.0.0.1', port: '${ALIYUN_IOT_SIM_PORT}' },
-      mq('sensor01'), mq('bridge'), mq('actuator01'),
-      { id: 'fit-cloud', type: 'aliyun-iot-connection', name: 'backend', mode: 'cloud', consumerGroupId: 'DEFAULT_GROUP', amqpEndpoint: '${ALIYUN_IOT_SIM_AMQP_ENDPOINT}', apiEndpoint: '${ALIYUN_IOT_SIM_API_ENDPOINT}' },
-      { id: 'fit-invoke', type: 'aliyun-iot-invoke', z: 'fit-tab', x: 200, y: 100, connection: 'fit-cloud', action: 'rrpc', wires: [[]] },
-    ]);
-    const mqLabels = await page.evaluate((ids) => ids.map((id) => RED.utils.getNodeLabel(RED.nodes.node(id))), ['mq-sensor01', 'mq-bridge', 'mq-actuator01']);
+    await page.evaluate(
+      (nodes) => RED.view.importNodes(nodes),
+      [
+        { id: 'fit-tab', type: 'tab', label: 'fit' },
+        {
+          id: 'fit-iot',
+          type: 'aliyun-iot-connection',
+          mode: 'iot',
+          productKey: 'a1B2c3D4e5F',
+          deviceName: 'dev01',
+          protocol: 'mqtt',
+          host: '127.0.0.1',
+          port: '${ALIYUN_IOT_SIM_PORT}',
+        },
+        mq('sensor01'),
+        mq('bridge'),
+        mq('actuator01'),
+        {
+          id: 'fit-cloud',
+          type: 'aliyun-iot-connection',
+          name: 'backend',
+          mode: 'cloud',
+          consumerGroupId: 'DEFAULT_GROUP',
+          amqpEndpoint: '${ALIYUN_IOT_SIM_AMQP_ENDPOINT}',
+          apiEndpoint: '${ALIYUN_IOT_SIM_API_ENDPOINT}',
+        },
+        { id: 'fit-invoke', type: 'aliyun-iot-invoke', z: 'fit-tab', x: 200, y: 100, connection: 'fit-cloud', action: 'rrpc', wires: [[]] },
+      ],
+    );
+    const mqLabels = await page.evaluate(
+      (ids) => ids.map((id) => RED.utils.getNodeLabel(RED.nodes.node(id))),
+      ['mq-sensor01', 'mq-bridge', 'mq-actuator01'],
+    );
     // The Configuration nodes sidebar shows a label's first dozen characters or so.
-    assert.deepEqual(mqLabels.map((label) => label.slice(0, 10)), ['sensor01 ·', 'bridge · A', 'actuator01']);
+    assert.deepEqual(
+      mqLabels.map((label) => label.slice(0, 10)),
+      ['sensor01 ·', 'bridge · A', 'actuator01'],
+    );
 
     await openConfigDialog(page, 'fit-iot');
-    const connectionLabels = catalog('en-US', 'aliyun-iot-connection')['aliyun-iot-connection'] as Record<string, unknown> & { label: Record<string, string> };
+    const connectionLabels = catalog('en-US', 'aliyun-iot-connection')['aliyun-iot-connection'] as Record<string, unknown> & {
+      label: Record<string, string>;
+    };
     assert.match(await page.locator('.red-ui-tray-titlebar').last().innerText(), new RegExp(`${connectionLabels.paletteLabel as string}`));
     // The environment variable reads as the runtime reads it.
-    await page.waitForFunction((port) => document.querySelector('#aliyun-iot-preview')?.textContent?.includes(`mqtt://127.0.0.1:${port}`), sim.port);
+    await page.waitForFunction(
+      (port) => document.querySelector('#aliyun-iot-preview')?.textContent?.includes(`mqtt://127.0.0.1:${port}`),
+      sim.port,
+    );
     assert.equal(await page.locator('.aliyun-iot-preview-error').count(), 0);
-    assert.ok(await page.locator('#node-config-input-port').evaluate((input: HTMLInputElement) => input.scrollWidth <= input.clientWidth),
-      'the Port box shows ${ALIYUN_IOT_SIM_PORT} whole');
-    await page.locator('.red-ui-tray').last().screenshot({ path: path.join(ARTIFACTS, 'config-dialog-variables.png') });
+    assert.ok(
+      await page.locator('#node-config-input-port').evaluate((input: HTMLInputElement) => input.scrollWidth <= input.clientWidth),
+      'the Port box shows ${ALIYUN_IOT_SIM_PORT} whole',
+    );
+    await page
+      .locator('.red-ui-tray')
+      .last()
+      .screenshot({ path: path.join(ARTIFACTS, 'config-dialog-variables.png') });
     // Every service's name fits the select, with room for its arrow.
     const cut = await page.locator('#node-config-input-mode').evaluate((select: HTMLSelectElement) => {
       const context = document.createElement('canvas').getContext('2d') as CanvasRenderingContext2D;
       context.font = getComputedStyle(select).font;
-      return Array.from(select.options).map((option) => option.text).filter((text) => context.measureText(text).width + 30 > select.clientWidth);
+      return Array.from(select.options)
+        .map((option) => option.text)
+        .filter((text) => context.measureText(text).width + 30 > select.clientWidth);
     });
     assert.deepEqual(cut, []);
     await page.selectOption('#node-config-input-mode', 'mq');
     await page.selectOption('#node-config-input-authMode', 'device-credential');
-    const accessKeyLabel = (): Promise<string> => page.locator('label[for="node-config-input-accessKeyId"]').innerText().then((text) => text.trim());
+    const accessKeyLabel = (): Promise<string> =>
+      page
+        .locator('label[for="node-config-input-accessKeyId"]')
+        .innerText()
+        .then((text) => text.trim());
     assert.equal(await accessKeyLabel(), connectionLabels.label.deviceAccessKeyId);
     await page.selectOption('#node-config-input-mode', 'cloud');
     assert.equal(await accessKeyLabel(), connectionLabels.label.accessKeyId);
@@ -238,56 +365,98 @@ describe('editor (headless Chromium)', function () {
 
     await page.waitForSelector('#node-config-input-mode', { state: 'detached' });
     await openConfigDialog(page, 'fit-cloud');
-    await page.waitForFunction((port) => document.querySelector('#aliyun-iot-preview')?.textContent?.includes(`amqp://127.0.0.1:${port}`), sim.amqpPort, { timeout: 10_000 })
-      .catch(async (err: Error) => { throw new Error(`${err.message}: ${await previewText(page)} (AMQP port ${sim.amqpPort})`); });
+    await page
+      .waitForFunction(
+        (port) => document.querySelector('#aliyun-iot-preview')?.textContent?.includes(`amqp://127.0.0.1:${port}`),
+        sim.amqpPort,
+        { timeout: 10_000 },
+      )
+      .catch(async (err: Error) => {
+        throw new Error(`${err.message}: ${await previewText(page)} (AMQP port ${sim.amqpPort})`);
+      });
     await page.click('#node-config-dialog-cancel');
     await page.waitForSelector('#node-config-input-mode', { state: 'detached' });
 
     await page.evaluate(() => RED.workspaces.show('fit-tab'));
-    await page.evaluate(() => (window as unknown as { RED: { editor: { edit(node: unknown): void } } }).RED.editor.edit(RED.nodes.node('fit-invoke')));
+    await page.evaluate(() =>
+      (window as unknown as { RED: { editor: { edit(node: unknown): void } } }).RED.editor.edit(RED.nodes.node('fit-invoke')),
+    );
     await page.waitForSelector('#node-input-connection', { state: 'visible' });
     const choices = await page.locator('#node-input-connection option').allInnerTexts();
     assert.ok(choices.includes('backend'), choices.join(', '));
-    assert.deepEqual(choices.filter((choice) => /sensor01|dev01/.test(choice)), [], 'device connections are not offered');
+    assert.deepEqual(
+      choices.filter((choice) => /sensor01|dev01/.test(choice)),
+      [],
+      'device connections are not offered',
+    );
   });
 
   it('imports an example, takes its secret, deploys, and its nodes connect', async function () {
     const page = await openEditor();
-    const example = await page.evaluate(() => $.getJSON('library/examples/flows/node-red-contrib-aliyun-iot/01 Device up and down on custom topics')) as unknown[];
+    const example = (await page.evaluate(() =>
+      $.getJSON('library/examples/flows/node-red-contrib-aliyun-iot/01 Device up and down on custom topics'),
+    )) as unknown[];
     assert.ok(Array.isArray(example) && example.length > 5);
     await page.evaluate((nodes) => RED.view.importNodes(nodes), example);
     const connectionId = await page.evaluate(() => {
       let id = '';
-      RED.nodes.eachConfig((node) => { if (node.type === 'aliyun-iot-connection') id = node.id; });
+      RED.nodes.eachConfig((node) => {
+        if (node.type === 'aliyun-iot-connection') id = node.id;
+      });
       return id;
     });
     await openConfigDialog(page, connectionId);
     await page.fill('#node-config-input-deviceSecret', 'secret-dev03');
     await page.click('#node-config-dialog-ok');
     await page.click('#red-ui-header-button-deploy');
-    await page.evaluate(() => RED.nodes.eachWorkspace((tab) => { if (tab.label === 'Custom topics') RED.workspaces.show(tab.id); }));
+    await page.evaluate(() =>
+      RED.nodes.eachWorkspace((tab) => {
+        if (tab.label === 'Custom topics') RED.workspaces.show(tab.id);
+      }),
+    );
     // The example's in and out nodes use the connection.
-    await page.waitForFunction(() => Array.from(document.querySelectorAll('.red-ui-flow-node-status-label'))
-      .filter((label) => label.textContent === 'connected').length === 2, undefined, { timeout: 20_000 });
+    await page.waitForFunction(
+      () =>
+        Array.from(document.querySelectorAll('.red-ui-flow-node-status-label')).filter((label) => label.textContent === 'connected')
+          .length === 2,
+      undefined,
+      { timeout: 20_000 },
+    );
     await page.screenshot({ path: path.join(ARTIFACTS, 'example-deployed.png') });
   });
 
   it('the demo flow runs: its nodes connect and the debug sidebar shows the traffic', async function () {
     const secrets = new Map((DEMO_REGISTRY.products ?? [])[0].devices.map((device) => [device.deviceName, device.deviceSecret]));
-    const demo = (JSON.parse(fs.readFileSync(path.join(ROOT, 'examples', '00 Demo with the simulator.json'), 'utf8')) as Array<Record<string, unknown>>)
-      .map((node) => (node.type === 'aliyun-iot-connection' ? { ...node, credentials: { deviceSecret: secrets.get(node.deviceName as string) } } : node));
+    const demo = (
+      JSON.parse(fs.readFileSync(path.join(ROOT, 'examples', '00 Demo with the simulator.json'), 'utf8')) as Array<Record<string, unknown>>
+    ).map((node) =>
+      node.type === 'aliyun-iot-connection' ? { ...node, credentials: { deviceSecret: secrets.get(node.deviceName as string) } } : node,
+    );
     const deployed = await nodeRed.deploy(demo);
     assert.equal(deployed.status, 204);
     const page = await openEditor();
     await page.evaluate(() => (window as unknown as { RED: { sidebar: { show(id: string): void } } }).RED.sidebar.show('debug'));
-    await page.waitForFunction(() => {
-      const labels = Array.from(document.querySelectorAll('.red-ui-flow-node-status-label')).map((label) => label.textContent);
-      // post, out, in, command and reply use the two connections.
-      return labels.filter((label) => label === 'connected').length === 5;
-    }, undefined, { timeout: 20_000 });
+    await page.waitForFunction(
+      () => {
+        const labels = Array.from(document.querySelectorAll('.red-ui-flow-node-status-label')).map((label) => label.textContent);
+        // post, out, in, command and reply use the two connections.
+        return labels.filter((label) => label === 'connected').length === 5;
+      },
+      undefined,
+      { timeout: 20_000 },
+    );
     await page.waitForFunction(() => document.querySelectorAll('.red-ui-debug-msg').length >= 3, undefined, { timeout: 30_000 });
     const debugText = await page.locator('#red-ui-sidebar-content').innerText();
     assert.match(debugText, /dev01 post reply|cloud: device answers/);
+    // No node (the long comment above all) starts left of the canvas's edge, where it would be clipped.
+    const leftmost = await page.evaluate(() =>
+      Math.min(
+        ...Array.from(document.querySelectorAll('#red-ui-workspace-chart g[transform] > rect.red-ui-flow-node')).map(
+          (rect) => (rect.parentNode as SVGGElement).transform.baseVal.consolidate()!.matrix.e + (rect as SVGGraphicsElement).getBBox().x,
+        ),
+      ),
+    );
+    assert.ok(leftmost >= 0, `a node starts at x ${leftmost}, off the canvas`);
     await page.screenshot({ path: path.join(ARTIFACTS, 'demo-flow.png') });
   });
 });

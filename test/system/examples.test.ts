@@ -17,9 +17,16 @@ const ROOT = REPO_ROOT;
 const EXAMPLES = path.join(ROOT, 'examples');
 const DEMO_REGISTRY = demoRegistry();
 const CORE = path.join(path.dirname(require.resolve('@node-red/nodes/package.json')), 'core');
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const CORE_NODES = ['common/20-inject.js', 'common/90-comment.js', 'function/10-function.js', 'function/10-switch.js',
-  'function/15-change.js', 'network/21-httprequest.js'].map((file) => require(path.join(CORE, file)) as unknown);
+// Node-RED's core nodes are CommonJS modules found at run time.
+const CORE_NODES = [
+  'common/20-inject.js',
+  'common/90-comment.js',
+  'function/10-function.js',
+  'function/10-switch.js',
+  'function/15-change.js',
+  'network/21-httprequest.js',
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+].map((file) => require(path.join(CORE, file)) as unknown);
 
 type Msg = NodeMessage & Record<string, unknown>;
 
@@ -119,7 +126,9 @@ describe('examples', function () {
     await delay(50);
     trigger('ex01-tick');
     await waitFor(() => messages.some((message) => message.topic === `/${PK}/dev03/user/update`), 'a reading');
-    const reading = JSON.parse(messages.find((message) => message.topic === `/${PK}/dev03/user/update`)?.payload ?? '{}') as { temperature: number };
+    const reading = JSON.parse(messages.find((message) => message.topic === `/${PK}/dev03/user/update`)?.payload ?? '{}') as {
+      temperature: number;
+    };
     assert.equal(typeof reading.temperature, 'number');
     await admin(sim, 'POST', '/pub', { topic: `/${PK}/dev03/user/get`, payload: '{"led":"on"}' });
     await waitFor(() => shown.length === 1, 'the message from the cloud');
@@ -153,7 +162,10 @@ describe('examples', function () {
     await waitFor(() => alerts.length === 1, 'the alert');
     await delay(200);
     assert.equal(alerts.length, 1);
-    assert.deepEqual([(alerts[0].payload as { alert: string }).alert, (alerts[0].payload as { temperature: number }).temperature], ['too hot', 36]);
+    assert.deepEqual(
+      [(alerts[0].payload as { alert: string }).alert, (alerts[0].payload as { temperature: number }).temperature],
+      ['too hot', 36],
+    );
   });
 
   it('04 thing model: posts, events, property sets, services and an unknown service', async function () {
@@ -166,16 +178,32 @@ describe('examples', function () {
     trigger('ex04-tick');
     trigger('ex04-alarm');
     await waitFor(() => replies.length === 2, 'two post replies');
-    assert.deepEqual(replies.map((msg) => (msg.alink as { method: string }).method).sort(), ['thing.event.overheat.post', 'thing.event.property.post']);
+    assert.deepEqual(replies.map((msg) => (msg.alink as { method: string }).method).sort(), [
+      'thing.event.overheat.post',
+      'thing.event.property.post',
+    ]);
     const dev06 = { productKey: PK, deviceName: 'dev06' };
-    const set = await admin<{ status: string; reply: { code: number; data: unknown } }>(sim, 'POST', '/properties/set', { ...dev06, items: { light: 1 }, timeout: 3000 });
+    const set = await admin<{ status: string; reply: { code: number; data: unknown } }>(sim, 'POST', '/properties/set', {
+      ...dev06,
+      items: { light: 1 },
+      timeout: 3000,
+    });
     assert.deepEqual([set.status, set.reply.code, set.reply.data], ['SUCCESS', 200, { light: 1 }]);
     trigger('ex04-tick');
     await waitFor(() => posts.length === 3, 'the next property post');
     assert.equal((posts[2].params as { light: number }).light, 1, 'the set is in effect');
-    const reboot = await admin<{ reply: { code: number; data: unknown } }>(sim, 'POST', '/services/invoke', { ...dev06, identifier: 'reboot', args: { delay: 5 }, timeout: 3000 });
+    const reboot = await admin<{ reply: { code: number; data: unknown } }>(sim, 'POST', '/services/invoke', {
+      ...dev06,
+      identifier: 'reboot',
+      args: { delay: 5 },
+      timeout: 3000,
+    });
     assert.deepEqual([reboot.reply.code, reboot.reply.data], [200, { accepted: true }]);
-    const unknown = await admin<{ reply: { code: number; message: string } }>(sim, 'POST', '/services/invoke', { ...dev06, identifier: 'fly', timeout: 3000 });
+    const unknown = await admin<{ reply: { code: number; message: string } }>(sim, 'POST', '/services/invoke', {
+      ...dev06,
+      identifier: 'fly',
+      timeout: 3000,
+    });
     assert.deepEqual([unknown.reply.code, unknown.reply.message], [460, 'unknown service fly']);
   });
 
@@ -184,11 +212,21 @@ describe('examples', function () {
     await waitForStatus('ex05-command', 'connected');
     await delay(100);
     const dev07 = { productKey: PK, deviceName: 'dev07' };
-    const status = await admin<{ status: string; reply: { data: { battery: number } } }>(sim, 'POST', '/services/invoke', { ...dev07, identifier: 'getStatus', sync: true, timeout: 3000 });
+    const status = await admin<{ status: string; reply: { data: { battery: number } } }>(sim, 'POST', '/services/invoke', {
+      ...dev07,
+      identifier: 'getStatus',
+      sync: true,
+      timeout: 3000,
+    });
     assert.deepEqual([status.status, status.reply.data.battery], ['SUCCESS', 87]);
     const raw = await admin<{ rrpcCode: string; payload: string }>(sim, 'POST', '/rrpc', { ...dev07, payload: 'ping', timeout: 3000 });
     assert.deepEqual([raw.rrpcCode, raw.payload], ['SUCCESS', 'pong']);
-    const custom = await admin<{ rrpcCode: string; payload: string }>(sim, 'POST', '/rrpc', { ...dev07, payload: '{"op":"open"}', topic: `/${PK}/dev07/user/rpc`, timeout: 3000 });
+    const custom = await admin<{ rrpcCode: string; payload: string }>(sim, 'POST', '/rrpc', {
+      ...dev07,
+      payload: '{"op":"open"}',
+      topic: `/${PK}/dev07/user/rpc`,
+      timeout: 3000,
+    });
     assert.equal(custom.rrpcCode, 'SUCCESS');
     assert.equal((JSON.parse(custom.payload) as { done: string }).done, 'open');
   });
@@ -203,7 +241,10 @@ describe('examples', function () {
     await waitFor(() => bob.length === 1, 'the topic message');
     trigger('ex06-whisper');
     await waitFor(() => bob.length === 2 && alice.length === 1, 'the p2p message and the answer');
-    assert.deepEqual(bob.map((msg) => msg.payload), ['hello, everyone', 'hello, bob']);
+    assert.deepEqual(
+      bob.map((msg) => msg.payload),
+      ['hello, everyone', 'hello, bob'],
+    );
     assert.equal(alice[0].payload, 'hi alice, got: hello, bob');
   });
 
@@ -230,7 +271,10 @@ describe('examples', function () {
     trigger('ex07-tick');
     await delay(200);
     assert.equal(heard.length, 1, 'the heard debug shows readings only, and nothing after unsubscribing');
-    assert.ok(shown.every((msg) => Array.isArray(msg.payload)), 'every click shows a list, never undefined');
+    assert.ok(
+      shown.every((msg) => Array.isArray(msg.payload)),
+      'every click shows a list, never undefined',
+    );
   });
 
   it('08 M2M the platform way: server-side subscription in, filter and transform, Pub out; an RRpc round trip', async function () {
@@ -242,7 +286,10 @@ describe('examples', function () {
     send('demo-update', { payload: { temperature: 35.5, light: 0 } });
     trigger('ex01-tick');
     send('ex03-senderOut', { payload: { temperature: 36, humidity: 50, firmware: '1.0.3' } });
-    await waitFor(() => ['dev01', 'dev03', 'dev04'].every((device) => messages.some((message) => message.topic === `/${PK}/${device}/user/update`)), 'the other devices\' readings');
+    await waitFor(
+      () => ['dev01', 'dev03', 'dev04'].every((device) => messages.some((message) => message.topic === `/${PK}/${device}/user/update`)),
+      "the other devices' readings",
+    );
     await waitForStatus('ex08-cloudIn', 'connected');
     await waitForStatus('ex08-devBIn', 'connected');
     await waitForStatus('ex08-devAOut', 'connected');
@@ -250,10 +297,17 @@ describe('examples', function () {
     send('ex08-devAOut', { payload: { temperature: 36.5, humidity: 50 } });
     send('ex08-devAOut', { payload: { temperature: 21, humidity: 50 } });
     await waitFor(() => heard.length === 2 && alerts.length === 1, 'both readings at the backend and the alert at dev11');
-    assert.deepEqual(heard.map((msg) => [msg.topic, msg.productKey, msg.deviceName]), [
-      [`/${PK}/dev10/user/update`, PK, 'dev10'], [`/${PK}/dev10/user/update`, PK, 'dev10'],
-    ]);
-    assert.ok(heard.every((msg) => typeof msg.messageId === 'string' && msg.messageId !== ''), 'msg.messageId');
+    assert.deepEqual(
+      heard.map((msg) => [msg.topic, msg.productKey, msg.deviceName]),
+      [
+        [`/${PK}/dev10/user/update`, PK, 'dev10'],
+        [`/${PK}/dev10/user/update`, PK, 'dev10'],
+      ],
+    );
+    assert.ok(
+      heard.every((msg) => typeof msg.messageId === 'string' && msg.messageId !== ''),
+      'msg.messageId',
+    );
     assert.deepEqual(JSON.parse(JSON.stringify(alerts[0].payload)), { alert: 'too hot', from: 'dev10', temperature: 36.5 });
     assert.equal(alerts[0].topic, `/${PK}/dev11/user/get`);
     trigger('ex08-ask');

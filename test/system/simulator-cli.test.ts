@@ -28,8 +28,17 @@ describe('simulator: command line', function () {
 
 describe('simulator: TLS on the command line', function () {
   it('--tls-port with --tls-key and --tls-cert prints the TLS port', async function () {
-    const cli = new SimulatorCli(SIM_CONFIG, ['--port', '0', '--tls-port', '0',
-      '--tls-key', path.join(TLS_DIR, 'server.key'), '--tls-cert', path.join(TLS_DIR, 'server.pem'), '--quiet']);
+    const cli = new SimulatorCli(SIM_CONFIG, [
+      '--port',
+      '0',
+      '--tls-port',
+      '0',
+      '--tls-key',
+      path.join(TLS_DIR, 'server.key'),
+      '--tls-cert',
+      path.join(TLS_DIR, 'server.pem'),
+      '--quiet',
+    ]);
     try {
       await cli.portLine('tls port');
       assert.match(cli.stdout, /^port \d+$/m);
@@ -49,11 +58,19 @@ describe('simulator: the cloud-application listeners on the command line', funct
   it('--demo serves the demo registry and prints the environment the examples read, for Node-RED', async function () {
     const cli = new SimulatorCli('demo', ['--port', '0', '--admin-port', '0', '--amqp-port', '0', '--api-port', '0', '--quiet']);
     try {
-      const [port, adminPort, amqpPort, apiPort] = [await cli.portLine('port'), await cli.portLine('admin port'), await cli.portLine('amqp port'), await cli.portLine('api port')];
+      const [port, adminPort, amqpPort, apiPort] = [
+        await cli.portLine('port'),
+        await cli.portLine('admin port'),
+        await cli.portLine('amqp port'),
+        await cli.portLine('api port'),
+      ];
       await waitFor(() => /^for Node-RED: .*$/m.test(cli.stdout), 'the environment line');
-      assert.equal(/^for Node-RED: (.*)$/m.exec(cli.stdout)?.[1], `ALIYUN_IOT_SIM_PORT=${port} ALIYUN_IOT_SIM_ADMIN_PORT=${adminPort}`
-        + ` ALIYUN_IOT_SIM_AMQP_ENDPOINT=amqp://127.0.0.1:${amqpPort} ALIYUN_IOT_SIM_API_ENDPOINT=http://127.0.0.1:${apiPort}`);
-      const { devices } = await fetch(`http://127.0.0.1:${adminPort}/devices`).then((res) => res.json()) as { devices: unknown[] };
+      assert.equal(
+        /^for Node-RED: (.*)$/m.exec(cli.stdout)?.[1],
+        `ALIYUN_IOT_SIM_PORT=${port} ALIYUN_IOT_SIM_ADMIN_PORT=${adminPort}` +
+          ` ALIYUN_IOT_SIM_AMQP_ENDPOINT=amqp://127.0.0.1:${amqpPort} ALIYUN_IOT_SIM_API_ENDPOINT=http://127.0.0.1:${apiPort}`,
+      );
+      const { devices } = (await fetch(`http://127.0.0.1:${adminPort}/devices`).then((res) => res.json())) as { devices: unknown[] };
       assert.equal(devices.length, loadConfigFile(DEMO_REGISTRY_FILE).products?.[0].devices.length);
     } finally {
       await cli.stop();

@@ -2,9 +2,7 @@
 // active handles sampled as it runs. SOAK_SECONDS sets the length: 30 in `npm test`, 600 in `npm run soak`.
 import { strict as assert } from 'node:assert';
 import type { NodeMessage } from 'node-red';
-import {
-  CATCH_ALL, deploy, helper, node, redeploy, simulatorAndRuntime, waitForStatus,
-} from '../support/node-harness';
+import { CATCH_ALL, deploy, helper, node, redeploy, simulatorAndRuntime, waitForStatus } from '../support/node-harness';
 import { FlowNode, admin, iotConnection, mqConnection, waitFor } from '../support/helpers';
 import { PK } from '../support/registry';
 
@@ -45,7 +43,8 @@ function send(id: string, msg: Record<string, unknown>): void {
 function forgetRecordedCalls(): void {
   // The spies sit on Node.prototype (a node without wires has its own no-op send).
   let prototype: object | null = Object.getPrototypeOf(node('out')) as object | null;
-  while (prototype && !Object.prototype.hasOwnProperty.call(prototype, 'receive')) prototype = Object.getPrototypeOf(prototype) as object | null;
+  while (prototype && !Object.prototype.hasOwnProperty.call(prototype, 'receive'))
+    prototype = Object.getPrototypeOf(prototype) as object | null;
   assert.ok(prototype, 'Node.prototype');
   for (const method of ['send', 'status', 'log', 'warn', 'error', 'debug', 'trace']) {
     (prototype as Record<string, { resetHistory(): void }>)[method].resetHistory();
@@ -73,12 +72,59 @@ describe(`soak: ${SECONDS} s of mixed traffic through one runtime`, function () 
       iotConnection('conn', env.sim, 'dev01').node,
       mqConnection('mqConn', env.sim, 'soak', 'signature', {}).node,
       ...CATCH_ALL,
-      { id: 'inEcho', type: 'aliyun-iot-in', name, connection: 'conn', topic: '/${productKey}/${deviceName}/user/echo', qos: '1', datatype: 'utf8', wires: [['echoed']] },
-      { id: 'inQ0', type: 'aliyun-iot-in', name: '', connection: 'conn', topic: '/${productKey}/${deviceName}/user/data/q0', qos: '0', datatype: 'buffer', wires: [['q0']] },
-      { id: 'dyn', type: 'aliyun-iot-in', name, connection: 'conn', topic: '', qos: '1', datatype: 'auto-detect', dynamic: true, wires: [['dynamic']] },
+      {
+        id: 'inEcho',
+        type: 'aliyun-iot-in',
+        name,
+        connection: 'conn',
+        topic: '/${productKey}/${deviceName}/user/echo',
+        qos: '1',
+        datatype: 'utf8',
+        wires: [['echoed']],
+      },
+      {
+        id: 'inQ0',
+        type: 'aliyun-iot-in',
+        name: '',
+        connection: 'conn',
+        topic: '/${productKey}/${deviceName}/user/data/q0',
+        qos: '0',
+        datatype: 'buffer',
+        wires: [['q0']],
+      },
+      {
+        id: 'dyn',
+        type: 'aliyun-iot-in',
+        name,
+        connection: 'conn',
+        topic: '',
+        qos: '1',
+        datatype: 'auto-detect',
+        dynamic: true,
+        wires: [['dynamic']],
+      },
       { id: 'out', type: 'aliyun-iot-out', name, connection: 'conn', topic: '', qos: '', retain: '' },
-      { id: 'post', type: 'aliyun-iot-post', name, connection: 'conn', kind: 'property', event: '', ack: true, timeout: 5000, wires: [['posted']] },
-      { id: 'command', type: 'aliyun-iot-command', name, connection: 'conn', services: '', autoReplySet: false, rrpcTopic: '', wires: [['commands']] },
+      {
+        id: 'post',
+        type: 'aliyun-iot-post',
+        name,
+        connection: 'conn',
+        kind: 'property',
+        event: '',
+        ack: true,
+        timeout: 5000,
+        wires: [['posted']],
+      },
+      {
+        id: 'command',
+        type: 'aliyun-iot-command',
+        name,
+        connection: 'conn',
+        services: '',
+        autoReplySet: false,
+        rrpcTopic: '',
+        wires: [['commands']],
+      },
       { id: 'reply', type: 'aliyun-iot-reply', name: version % 2 === 0 ? '' : name, connection: 'conn', code: '' },
       { id: 'inMq', type: 'aliyun-iot-in', name, connection: 'mqConn', topic: 'parent/soak', qos: '1', datatype: 'utf8', wires: [['mq']] },
       { id: 'outMq', type: 'aliyun-iot-out', name: '', connection: 'mqConn', topic: 'parent/soak', qos: '1', retain: '' },
@@ -142,14 +188,19 @@ describe(`soak: ${SECONDS} s of mixed traffic through one runtime`, function () 
       expected.completed += 50 + 50 + 5 + 25;
       if (rounds % 5 === 0) {
         cloudCalls.push(admin(env.sim, 'POST', '/properties/set', { ...dev01, items: { light: rounds % 2 }, timeout: 5000 }));
-        cloudCalls.push(admin(env.sim, 'POST', '/services/invoke', { ...dev01, identifier: 'reboot', args: { round: rounds }, timeout: 5000 }));
-        cloudCalls.push(admin(env.sim, 'POST', '/services/invoke', { ...dev01, identifier: 'getStatus', args: {}, sync: true, timeout: 5000 }));
+        cloudCalls.push(
+          admin(env.sim, 'POST', '/services/invoke', { ...dev01, identifier: 'reboot', args: { round: rounds }, timeout: 5000 }),
+        );
+        cloudCalls.push(
+          admin(env.sim, 'POST', '/services/invoke', { ...dev01, identifier: 'getStatus', args: {}, sync: true, timeout: 5000 }),
+        );
         expected.commands += 3;
         expected.completed += 3;
       }
       const keys = Object.keys(expected) as Array<keyof Counts>;
-      await waitFor(() => keys.every((key) => counts[key] >= expected[key]), `round ${rounds}`, 15_000)
-        .catch((err: Error) => { throw new Error(`${err.message}: ${keys.map((key) => `${key} ${counts[key]}/${expected[key]}`).join(', ')}`); });
+      await waitFor(() => keys.every((key) => counts[key] >= expected[key]), `round ${rounds}`, 15_000).catch((err: Error) => {
+        throw new Error(`${err.message}: ${keys.map((key) => `${key} ${counts[key]}/${expected[key]}`).join(', ')}`);
+      });
       send('dyn', { action: 'unsubscribe', topic: '/${productKey}/${deviceName}/user/data/dyn/#' });
       // After the unsubscribe nothing reaches the dynamic node; the publish is still done.
       send('out', { topic: `${DYNAMIC}/late`, payload: 'late', qos: 1 });
@@ -208,19 +259,25 @@ describe(`soak: ${SECONDS} s of mixed traffic through one runtime`, function () 
     console.log('        second   messages   heap MB   handles   (handle kinds)');
     for (const row of samples) {
       const mark = row === warmUp ? ' (warm-up)' : '';
-      console.log(`        ${String(row.second).padStart(6)}   ${String(row.messages).padStart(8)}   ${mb(row.heapBytes).padStart(7)}   ${String(row.handles).padStart(7)}   ${row.kinds}${mark}`);
+      console.log(
+        `        ${String(row.second).padStart(6)}   ${String(row.messages).padStart(8)}   ${mb(row.heapBytes).padStart(7)}   ${String(row.handles).padStart(7)}   ${row.kinds}${mark}`,
+      );
     }
     const growth = end.heapBytes - warmUp.heapBytes;
     const allowed = Math.max(HEAP_SLACK_BYTES, warmUp.heapBytes * HEAP_SLACK_RATIO);
     const messagesSinceWarmUp = end.messages - warmUp.messages;
-    console.log(`        heap ${mb(warmUp.heapBytes)} → ${mb(end.heapBytes)} MB (allowed +${mb(allowed)});`
-      + ` handles ${warmUp.handles} → ${end.handles} (allowed +${HANDLE_SLACK}); ${messagesSinceWarmUp} messages since warm-up\n`);
+    console.log(
+      `        heap ${mb(warmUp.heapBytes)} → ${mb(end.heapBytes)} MB (allowed +${mb(allowed)});` +
+        ` handles ${warmUp.handles} → ${end.handles} (allowed +${HANDLE_SLACK}); ${messagesSinceWarmUp} messages since warm-up\n`,
+    );
 
     assert.deepEqual(counts, expected, 'every message arrived once, every publish was done, nothing failed');
     assert.equal(outOfOrder, 0, 'QoS 1 on one topic arrives in order');
     assert.ok(redeploys >= 1 || SECONDS < 10, 'the soak redeployed mid-run');
-    assert.ok(messagesSinceWarmUp * 1024 > allowed || SECONDS < 20,
-      `only ${messagesSinceWarmUp} messages since warm-up: too few for a 1 KB-per-message leak to exceed the heap bound`);
+    assert.ok(
+      messagesSinceWarmUp * 1024 > allowed || SECONDS < 20,
+      `only ${messagesSinceWarmUp} messages since warm-up: too few for a 1 KB-per-message leak to exceed the heap bound`,
+    );
     assert.ok(growth < allowed, `heap grew by ${mb(growth)} MB since warm-up (allowed ${mb(allowed)} MB)`);
     assert.ok(end.handles <= warmUp.handles + HANDLE_SLACK, `handles ${warmUp.handles} → ${end.handles}`);
   });

@@ -41,15 +41,23 @@ class NpmStart {
     const args = ['start', '--', '--no-build'];
     const environment = {
       ...process.env,
-      PORT: '0', ALIYUN_IOT_SIM_PORT: '0', ALIYUN_IOT_SIM_ADMIN_PORT: '0', ALIYUN_IOT_SIM_AMQP_PORT: '0', ALIYUN_IOT_SIM_API_PORT: '0',
+      PORT: '0',
+      ALIYUN_IOT_SIM_PORT: '0',
+      ALIYUN_IOT_SIM_ADMIN_PORT: '0',
+      ALIYUN_IOT_SIM_AMQP_PORT: '0',
+      ALIYUN_IOT_SIM_API_PORT: '0',
       ALIYUN_IOT_USER_DIR: this.userDir,
       ...env,
     };
     this.child = npm
       ? spawn(process.execPath, [npm, ...args], { cwd: ROOT, env: environment })
       : spawn('npm', args, { cwd: ROOT, env: environment });
-    this.child.stdout?.on('data', (chunk: Buffer) => { this.output += chunk.toString(); });
-    this.child.stderr?.on('data', (chunk: Buffer) => { this.output += chunk.toString(); });
+    this.child.stdout?.on('data', (chunk: Buffer) => {
+      this.output += chunk.toString();
+    });
+    this.child.stderr?.on('data', (chunk: Buffer) => {
+      this.output += chunk.toString();
+    });
     this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
   }
 
@@ -92,12 +100,18 @@ describe('npm start', function () {
         try {
           const { scriptPid, nodeRedPid, ports } = await started.ready();
           pids = [scriptPid, nodeRedPid];
-          assert.ok(ports.every((port) => port > 0), `five ports in:\n${started.output}`);
+          assert.ok(
+            ports.every((port) => port > 0),
+            `five ports in:\n${started.output}`,
+          );
           assert.ok(isAlive(scriptPid) && isAlive(nodeRedPid));
           const sentAt = Date.now();
-          process.kill(target === 'npm' ? started.child.pid as number : scriptPid, signal);
+          process.kill(target === 'npm' ? (started.child.pid as number) : scriptPid, signal);
           const timeout = new Promise<never>((_resolve, reject) => {
-            setTimeout(() => reject(new Error(`npm start still runs ${STOP_WITHIN_MS} ms after ${signal}:\n${started.output}`)), STOP_WITHIN_MS).unref();
+            setTimeout(
+              () => reject(new Error(`npm start still runs ${STOP_WITHIN_MS} ms after ${signal}:\n${started.output}`)),
+              STOP_WITHIN_MS,
+            ).unref();
           });
           await Promise.race([started.exited, timeout]);
           assert.ok(Date.now() - sentAt < STOP_WITHIN_MS);

@@ -22,14 +22,23 @@ const FAST_RECONNECT = JSON.stringify({ reconnect: { networkBaseMs: 100, network
 /** A connection (disk queue), an inject node `go` and a function node that publishes `count` numbered messages. */
 function burstFlow(sim: Simulator, proxyPort: number, count: number): FlowNode[] {
   const connection = iotConnection('conn', sim, 'dev07', {
-    port: String(proxyPort), queueStore: 'disk', queueSize: String(count * 2), maxRate: String(REPLAY_RATE),
+    port: String(proxyPort),
+    queueStore: 'disk',
+    queueSize: String(count * 2),
+    maxRate: String(REPLAY_RATE),
   });
   return [
     { ...connection.node, credentials: connection.credentials.conn },
     { id: 'tab', type: 'tab', label: 'store' },
     { id: 'go', type: 'inject', z: 'tab', x: 100, y: 100, props: [], repeat: '', once: false, wires: [['burst']] },
     {
-      id: 'burst', type: 'function', z: 'tab', x: 200, y: 100, outputs: 1, wires: [['out']],
+      id: 'burst',
+      type: 'function',
+      z: 'tab',
+      x: 200,
+      y: 100,
+      outputs: 1,
+      wires: [['out']],
       func: `for (let i = 0; i < ${count}; i++) node.send({ payload: String(i).padStart(5, '0') }); return null;`,
     },
     { id: 'out', type: 'aliyun-iot-out', z: 'tab', x: 300, y: 100, connection: 'conn', topic: TOPIC, qos: '1', retain: '' },
@@ -41,7 +50,10 @@ const RECORD_BYTES = 16 + 11 + Buffer.byteLength(TOPIC) + 5;
 
 function storedBytes(dir: string): number {
   if (!fs.existsSync(dir)) return 0;
-  return fs.readdirSync(dir).filter((name) => name.endsWith('.log')).reduce((sum, name) => sum + fs.statSync(path.join(dir, name)).size, 0);
+  return fs
+    .readdirSync(dir)
+    .filter((name) => name.endsWith('.log'))
+    .reduce((sum, name) => sum + fs.statSync(path.join(dir, name)).size, 0);
 }
 
 async function waitForAsync(condition: () => Promise<boolean>, what: string, timeoutMs: number): Promise<void> {
@@ -101,11 +113,16 @@ describe('store: the disk queue in a Node-RED that crashes', function () {
       if (!seen.has(payload)) firstSeen.push(Number(payload));
       seen.add(payload);
     }
-    assert.deepEqual(firstSeen, Array.from({ length: MESSAGES }, (_, i) => i), 'every message, first seen in order');
+    assert.deepEqual(
+      firstSeen,
+      Array.from({ length: MESSAGES }, (_, i) => i),
+      'every message, first seen in order',
+    );
     // Duplicates: what was sent but not yet acknowledged, or acknowledged and not yet in the cursor file, at the kill.
     const duplicates = received.slice(beforeCrash.length).filter((payload) => beforeCrash.includes(payload));
     const lastBeforeCrash = Math.max(...beforeCrash.map(Number));
-    for (const payload of duplicates) assert.ok(lastBeforeCrash - Number(payload) < 500, `duplicate ${payload} far behind ${lastBeforeCrash}`);
+    for (const payload of duplicates)
+      assert.ok(lastBeforeCrash - Number(payload) < 500, `duplicate ${payload} far behind ${lastBeforeCrash}`);
     assert.equal(received.length - MESSAGES, duplicates.length);
     this.test!.title += ` (${duplicates.length} duplicates after the kill in the replay)`;
     // Everything acknowledged: the store is empty but for its newest segment.
@@ -139,8 +156,14 @@ describe('store: the disk queue in the runtime', function () {
     fs.mkdirSync(path.join(userDir, 'aliyun-iot'));
     fs.writeFileSync(path.join(userDir, 'aliyun-iot', 'queues'), '');
     const connection = iotConnection('conn', sim, 'dev08', { queueStore: 'disk' });
-    await deploy([connection.node, { id: 'out', type: 'aliyun-iot-out', connection: 'conn', topic: TOPIC.replace('dev07', 'dev08'), qos: '1' },
-      ...CATCH_ALL], connection.credentials);
+    await deploy(
+      [
+        connection.node,
+        { id: 'out', type: 'aliyun-iot-out', connection: 'conn', topic: TOPIC.replace('dev07', 'dev08'), qos: '1' },
+        ...CATCH_ALL,
+      ],
+      connection.credentials,
+    );
     await waitForStatus('out', 'config-error');
     assert.match(errorsOf(node('conn')).join('\n'), /disk queue cannot be written in .*queues.*conn/);
     const caught = collect('caught');
@@ -157,11 +180,19 @@ describe('store: the disk queue in the runtime', function () {
     const connection = iotConnection('conn', sim, 'dev09', { port: String(proxy.port), queueStore: 'disk', maxRate: String(rate) });
     await deploy([connection.node, { id: 'out', type: 'aliyun-iot-out', connection: 'conn', topic, qos: '1' }], connection.credentials);
     for (let i = 0; i < count; i++) node('out').receive({ payload: String(i), _msgid: String(i) } as NodeMessage);
-    await waitFor(() => fs.existsSync(path.join(userDir, 'aliyun-iot', 'queues', 'conn')) && storedBytes(path.join(userDir, 'aliyun-iot', 'queues', 'conn')) > 0, 'stored');
+    await waitFor(
+      () =>
+        fs.existsSync(path.join(userDir, 'aliyun-iot', 'queues', 'conn')) &&
+        storedBytes(path.join(userDir, 'aliyun-iot', 'queues', 'conn')) > 0,
+      'stored',
+    );
     proxy.restoreNetwork();
     await waitFor(() => proxy.published.filter((p) => p.topic === topic).length === count, 'the replay', 10_000);
     const times = proxy.published.filter((p) => p.topic === topic).map((p) => p.at);
-    assert.deepEqual(proxy.published.filter((p) => p.topic === topic).map((p) => p.payload), Array.from({ length: count }, (_, i) => String(i)));
+    assert.deepEqual(
+      proxy.published.filter((p) => p.topic === topic).map((p) => p.payload),
+      Array.from({ length: count }, (_, i) => String(i)),
+    );
     // In every second from any message on: at most `rate` (+1 for a message delayed on its way, which bunches the next).
     let busiest = 0;
     for (let i = 0; i < times.length; i++) busiest = Math.max(busiest, times.filter((t) => t >= times[i] && t < times[i] + 1000).length);

@@ -20,7 +20,10 @@ describe('alink: topics', function () {
       [thingTopics.rrpcRequest(device, '123'), { type: 'rrpc-request', messageId: '123' }],
       [thingTopics.rrpcResponse(device, '123'), { type: 'rrpc-response', messageId: '123' }],
       [thingTopics.extRrpc(device, '9', 'reboot'), { type: 'ext-rrpc', messageId: '9', serviceId: 'reboot' }],
-      [thingTopics.customRrpc('9', '/a1B2c3D4e5F/dev01/user/rpc'), { type: 'custom-rrpc', messageId: '9', customTopic: '/a1B2c3D4e5F/dev01/user/rpc' }],
+      [
+        thingTopics.customRrpc('9', '/a1B2c3D4e5F/dev01/user/rpc'),
+        { type: 'custom-rrpc', messageId: '9', customTopic: '/a1B2c3D4e5F/dev01/user/rpc' },
+      ],
       [thingTopics.ntpRequest(device), { type: 'ntp-request' }],
       [thingTopics.ntpResponse(device), { type: 'ntp-response' }],
     ];
@@ -44,8 +47,13 @@ describe('alink: ids and waiting', function () {
   });
 
   it('reads replies with string or numeric ids, verbatim', function () {
-    assert.deepEqual(readReply(Buffer.from('{"code":200,"data":{},"id":"1|exp-topic|/x","message":"success"}')),
-      { id: '1|exp-topic|/x', code: 200, data: {}, message: 'success', method: undefined });
+    assert.deepEqual(readReply(Buffer.from('{"code":200,"data":{},"id":"1|exp-topic|/x","message":"success"}')), {
+      id: '1|exp-topic|/x',
+      code: 200,
+      data: {},
+      message: 'success',
+      method: undefined,
+    });
     assert.equal(readReply(Buffer.from('{"code":200,"id":42}'))?.id, '42');
     assert.equal(readReply(Buffer.from('not json')), undefined);
     assert.equal(readReply(Buffer.from('{"code":200}')), undefined);
@@ -57,7 +65,11 @@ describe('alink: posts', function () {
     const property = buildPost(device, '7', { kind: 'property', params: { temp: 21.5, hum: { value: 40, time: 1 } }, ack: true });
     assert.equal(property.topic, '/sys/a1B2c3D4e5F/dev01/thing/event/property/post');
     assert.deepEqual(JSON.parse(property.payload), {
-      id: '7', version: '1.0', sys: { ack: 1 }, params: { temp: 21.5, hum: { value: 40, time: 1 } }, method: 'thing.event.property.post',
+      id: '7',
+      version: '1.0',
+      sys: { ack: 1 },
+      params: { temp: 21.5, hum: { value: 40, time: 1 } },
+      method: 'thing.event.property.post',
     });
     const event = buildPost(device, '8', { kind: 'event', eventId: 'overheat', params: { level: 3 }, ack: false });
     const body = JSON.parse(event.payload);
@@ -65,19 +77,37 @@ describe('alink: posts', function () {
     assert.deepEqual(body.sys, { ack: 0 });
     assert.deepEqual(body.params.value, { level: 3 });
     assert.equal(typeof body.params.time, 'number');
-    const given = JSON.parse(buildPost(device, '9', { kind: 'event', eventId: 'e', params: { value: { a: 1 }, time: 5 }, ack: true }).payload);
+    const given = JSON.parse(
+      buildPost(device, '9', { kind: 'event', eventId: 'e', params: { value: { a: 1 }, time: 5 }, ack: true }).payload,
+    );
     assert.deepEqual(given.params, { value: { a: 1 }, time: 5 });
   });
 
   it('refuses bad params and event ids', function () {
     const code = (action: () => unknown): string => {
-      try { action(); } catch (err) { return (err as AliyunIotError).code; }
+      try {
+        action();
+      } catch (err) {
+        return (err as AliyunIotError).code;
+      }
       return 'none';
     };
-    assert.equal(code(() => buildPost(device, '1', { kind: 'property', params: 'text', ack: true })), 'POST_PARAMS_INVALID');
-    assert.equal(code(() => buildPost(device, '1', { kind: 'property', params: [1], ack: true })), 'POST_PARAMS_INVALID');
-    assert.equal(code(() => buildPost(device, '1', { kind: 'event', params: {}, ack: true })), 'EVENT_ID_INVALID');
-    assert.equal(code(() => buildPost(device, '1', { kind: 'event', eventId: 'a/b', params: {}, ack: true })), 'EVENT_ID_INVALID');
+    assert.equal(
+      code(() => buildPost(device, '1', { kind: 'property', params: 'text', ack: true })),
+      'POST_PARAMS_INVALID',
+    );
+    assert.equal(
+      code(() => buildPost(device, '1', { kind: 'property', params: [1], ack: true })),
+      'POST_PARAMS_INVALID',
+    );
+    assert.equal(
+      code(() => buildPost(device, '1', { kind: 'event', params: {}, ack: true })),
+      'EVENT_ID_INVALID',
+    );
+    assert.equal(
+      code(() => buildPost(device, '1', { kind: 'event', eventId: 'a/b', params: {}, ack: true })),
+      'EVENT_ID_INVALID',
+    );
   });
 });
 
@@ -87,23 +117,42 @@ describe('alink: commands and answers', function () {
   it('reads each kind of request with its reply route', function () {
     const set = readCommand(device, thingTopics.propertySet(device), request('thing.service.property.set', { light: 1 }));
     assert.deepEqual(set, {
-      payload: { light: 1 }, method: 'thing.service.property.set', service: 'property.set',
+      payload: { light: 1 },
+      method: 'thing.service.property.set',
+      service: 'property.set',
       alink: { id: '55', topic: thingTopics.propertySet(device), replyTopic: `${thingTopics.propertySet(device)}_reply`, kind: 'set' },
     });
     const async = readCommand(device, thingTopics.service(device, 'reboot'), request('thing.service.reboot', { delay: 1 }));
     assert.equal(async?.alink.kind, 'async');
     assert.equal(async?.alink.replyTopic, '/sys/a1B2c3D4e5F/dev01/thing/service/reboot_reply');
     const ext = readCommand(device, thingTopics.extRrpc(device, '77', 'reboot'), request('thing.service.reboot', {}));
-    assert.deepEqual([ext?.alink.kind, ext?.alink.replyTopic, ext?.alink.messageId, ext?.service], ['ext-rrpc', thingTopics.extRrpc(device, '77', 'reboot'), '77', 'reboot']);
+    assert.deepEqual(
+      [ext?.alink.kind, ext?.alink.replyTopic, ext?.alink.messageId, ext?.service],
+      ['ext-rrpc', thingTopics.extRrpc(device, '77', 'reboot'), '77', 'reboot'],
+    );
     const classic = readCommand(device, thingTopics.rrpcRequest(device, '88'), request('thing.service.reboot', {}));
-    assert.deepEqual([classic?.alink.kind, classic?.alink.replyTopic, classic?.service], ['rrpc', thingTopics.rrpcResponse(device, '88'), 'reboot']);
+    assert.deepEqual(
+      [classic?.alink.kind, classic?.alink.replyTopic, classic?.service],
+      ['rrpc', thingTopics.rrpcResponse(device, '88'), 'reboot'],
+    );
     const raw = readCommand(device, thingTopics.rrpcRequest(device, '89'), Buffer.from('ping'));
-    assert.deepEqual(raw, { payload: 'ping', alink: { topic: thingTopics.rrpcRequest(device, '89'), replyTopic: thingTopics.rrpcResponse(device, '89'), kind: 'rrpc', messageId: '89' } });
+    assert.deepEqual(raw, {
+      payload: 'ping',
+      alink: {
+        topic: thingTopics.rrpcRequest(device, '89'),
+        replyTopic: thingTopics.rrpcResponse(device, '89'),
+        kind: 'rrpc',
+        messageId: '89',
+      },
+    });
     const custom = readCommand(device, '/ext/rrpc/90/a1B2c3D4e5F/dev01/user/rpc', Buffer.from('{"x":1}'));
-    assert.deepEqual([custom?.alink.kind, custom?.alink.replyTopic, custom?.payload], ['custom-rrpc', '/ext/rrpc/90/a1B2c3D4e5F/dev01/user/rpc', { x: 1 }]);
+    assert.deepEqual(
+      [custom?.alink.kind, custom?.alink.replyTopic, custom?.payload],
+      ['custom-rrpc', '/ext/rrpc/90/a1B2c3D4e5F/dev01/user/rpc', { x: 1 }],
+    );
   });
 
-  it('ignores answers and other devices\' topics; malformed requests are errors', function () {
+  it("ignores answers and other devices' topics; malformed requests are errors", function () {
     assert.equal(readCommand(device, `${thingTopics.service(device, 'reboot')}_reply`, Buffer.from('{"id":"1","code":200}')), undefined);
     assert.equal(readCommand(device, thingTopics.propertySet({ ...device, deviceName: 'dev02' }), request('x', {})), undefined);
     assert.throws(() => readCommand(device, thingTopics.propertySet(device), Buffer.from('not json')), /not a valid Alink request/);
@@ -113,8 +162,16 @@ describe('alink: commands and answers', function () {
   it('answers Alink requests with {id, code, data, message?} and raw RRPC with raw bytes', function () {
     const context = { id: '55', topic: 't', replyTopic: 't_reply', kind: 'async' as const };
     assert.deepEqual(JSON.parse(buildAnswer(context, 200, { ok: true }).payload as string), { id: '55', code: 200, data: { ok: true } });
-    assert.deepEqual(JSON.parse(buildAnswer(context, 460, undefined, 'bad').payload as string), { id: '55', code: 460, data: {}, message: 'bad' });
-    assert.deepEqual(buildAnswer({ topic: 'q', replyTopic: 'r', kind: 'rrpc', messageId: '1' }, 200, 'pong'), { topic: 'r', payload: 'pong' });
+    assert.deepEqual(JSON.parse(buildAnswer(context, 460, undefined, 'bad').payload as string), {
+      id: '55',
+      code: 460,
+      data: {},
+      message: 'bad',
+    });
+    assert.deepEqual(buildAnswer({ topic: 'q', replyTopic: 'r', kind: 'rrpc', messageId: '1' }, 200, 'pong'), {
+      topic: 'r',
+      payload: 'pong',
+    });
     assert.throws(() => buildAnswer({ kind: 'set' }, 200, {}), /msg.alink is missing or incomplete/);
     assert.throws(() => buildAnswer(undefined, 200, {}), /msg.alink is missing or incomplete/);
   });
@@ -126,18 +183,18 @@ describe('simulator: rule conditions and forwarding', function () {
       ['temp > 30', { temp: 31 }, true],
       ['temp > 30', { temp: 30 }, false],
       ['temp > 30', { temp: '31' }, false],
-      ['temp >= 30 and status == \'on\'', { temp: 30, status: 'on' }, true],
+      ["temp >= 30 and status == 'on'", { temp: 30, status: 'on' }, true],
       ['temp >= 30 && status = "on"', { temp: 30, status: 'off' }, false],
       ['not (a < 1 or b != 2)', { a: 1, b: 2 }, true],
       ['!flag', { flag: false }, true],
       ['params.temp.value <= -1.5e1', { params: { temp: { value: -20 } } }, true],
       ['missing == null', {}, false],
       ['missing != 3', {}, true],
-      ['name <> \'x\' || count > 10', { name: 'x', count: 11 }, true],
+      ["name <> 'x' || count > 10", { name: 'x', count: 11 }, true],
       ['enabled', { enabled: true }, true],
     ];
     for (const [source, payload, expected] of cases) assert.equal(compileCondition(source)(payload), expected, source);
-    for (const bad of ['temp >', 'temp > > 3', '(a == 1', 'a == \'x', 'a ; b', 'and']) {
+    for (const bad of ['temp >', 'temp > > 3', '(a == 1', "a == 'x", 'a ; b', 'and']) {
       assert.throws(() => compileCondition(bad), Error, bad);
     }
     assert.equal(compileCondition('constructor.name == "Object"')({}), false, 'only own fields are read');
@@ -152,10 +209,13 @@ describe('simulator: rule conditions and forwarding', function () {
     ]);
     const source = { productKey: 'pk', deviceName: 'dev01' };
     const hot = engine.apply(source, '/pk/dev01/user/update', Buffer.from('{"temp":35,"hum":50,"meta":{"site":"A"}}'), 1);
-    assert.deepEqual(hot.map((message) => [message.topic, message.payload.toString(), message.qos]), [
-      ['/pk/dev02/user/get', '{"temp":35,"site":"A"}', 1],
-      ['/pk/dev01/user/echo/dev01', '{"temp":35,"hum":50,"meta":{"site":"A"}}', 1],
-    ]);
+    assert.deepEqual(
+      hot.map((message) => [message.topic, message.payload.toString(), message.qos]),
+      [
+        ['/pk/dev02/user/get', '{"temp":35,"site":"A"}', 1],
+        ['/pk/dev01/user/echo/dev01', '{"temp":35,"hum":50,"meta":{"site":"A"}}', 1],
+      ],
+    );
     assert.equal(engine.apply(source, '/pk/dev01/user/update', Buffer.from('{"temp":20}'), 0).length, 1);
     assert.equal(engine.apply(source, '/pk/dev01/user/update', Buffer.from('not json'), 0).length, 1);
     assert.throws(() => engine.replace([{ from: '/a/#', to: '/b', where: 'x >' }]), /rules\[0\]\.where/);

@@ -1,6 +1,29 @@
 import { strict as assert } from 'node:assert';
 import CryptoJS from 'crypto-js';
-import { SignMethod, endpointUrl, hmacHex, iotEndpoint, iotSignedText, mqClientId, mqEndpoint, parseAmqpUsername, parseIotClientId, parseMqClientId, parseMqTokenPassword, parseMqUsername, percentEncode, signAmqpLogin, signIotLogin, signMqLogin, signatureV1, signedParams, verifyAmqpPassword, verifyIotLogin, verifyMqSignature, verifySignatureV1 } from '../../nodes/lib/protocol';
+import {
+  SignMethod,
+  endpointUrl,
+  hmacHex,
+  iotEndpoint,
+  iotSignedText,
+  mqClientId,
+  mqEndpoint,
+  parseAmqpUsername,
+  parseIotClientId,
+  parseMqClientId,
+  parseMqTokenPassword,
+  parseMqUsername,
+  percentEncode,
+  signAmqpLogin,
+  signIotLogin,
+  signMqLogin,
+  signatureV1,
+  signedParams,
+  verifyAmqpPassword,
+  verifyIotLogin,
+  verifyMqSignature,
+  verifySignatureV1,
+} from '../../nodes/lib/protocol';
 import { AliyunIotError } from '../../nodes/lib/errors';
 
 const device = { productKey: 'a1B2c3D4e5F', deviceName: 'dev01', deviceSecret: 'secret123' };
@@ -10,7 +33,10 @@ const device = { productKey: 'a1B2c3D4e5F', deviceName: 'dev01', deviceSecret: '
  * implementation independent of nodes/lib/auth.ts.
  */
 function seedArticleSign(options: Record<string, string>, deviceSecret: string, signMethod: SignMethod): string {
-  const contentStr = Object.keys(options).sort().map((key) => key + options[key]).join('');
+  const contentStr = Object.keys(options)
+    .sort()
+    .map((key) => key + options[key])
+    .join('');
   const hmac = { hmacsha1: CryptoJS.HmacSHA1, hmacsha256: CryptoJS.HmacSHA256, hmacmd5: CryptoJS.HmacMD5 }[signMethod];
   return hmac(contentStr, deviceSecret).toString();
 }
@@ -47,7 +73,10 @@ describe('auth: IoT Platform device signing', function () {
       assert.equal(seedArticleSign(options, device.deviceSecret, signMethod), password);
       for (const timestamp of ['1', '1732000000000', '2524608000000']) {
         const seed = seedArticleSign({ ...options, clientId: 'abc:12:ef', timestamp }, 'Zz9-secret', signMethod);
-        const ours = signIotLogin({ ...device, deviceSecret: 'Zz9-secret' }, { clientId: 'abc:12:ef', signMethod, timestamp, securemode: 3 });
+        const ours = signIotLogin(
+          { ...device, deviceSecret: 'Zz9-secret' },
+          { clientId: 'abc:12:ef', signMethod, timestamp, securemode: 3 },
+        );
         assert.equal(ours.password, seed);
       }
     });
@@ -103,7 +132,7 @@ describe('auth: endpoints', function () {
     assert.equal(endpointUrl(endpoint), 'wss://iot-06z00abc.mqtt.iothub.aliyuncs.com:443/mqtt');
   });
 
-  it('uses each protocol\'s default port and honours host and port overrides', function () {
+  it("uses each protocol's default port and honours host and port overrides", function () {
     const ports = (['mqtts', 'mqtt', 'wss', 'ws'] as const).map((protocol) => iotEndpoint({ productKey: 'a1B2c3D4e5F', protocol }).port);
     assert.deepEqual(ports, [1883, 1883, 443, 443]);
     const local = iotEndpoint({ productKey: 'a1B2c3D4e5F', protocol: 'mqtt', host: '127.0.0.1', port: 1884 });
@@ -113,7 +142,9 @@ describe('auth: endpoints', function () {
   });
 
   it('derives ApsaraMQ endpoints for the four protocols', function () {
-    const urls = (['mqtts', 'mqtt', 'wss', 'ws'] as const).map((protocol) => endpointUrl(mqEndpoint({ instanceId: 'post-cn-abc', protocol })));
+    const urls = (['mqtts', 'mqtt', 'wss', 'ws'] as const).map((protocol) =>
+      endpointUrl(mqEndpoint({ instanceId: 'post-cn-abc', protocol })),
+    );
     assert.deepEqual(urls, [
       'mqtts://post-cn-abc.mqtt.aliyuncs.com:8883',
       'mqtt://post-cn-abc.mqtt.aliyuncs.com:1883',
@@ -125,11 +156,23 @@ describe('auth: endpoints', function () {
 
 describe('auth: ApsaraMQ for MQTT', function () {
   it('matches the §7 Signature / DeviceCredential vector', function () {
-    const login = signMqLogin({ authMode: 'signature', instanceId: 'post-cn-test', clientId: 'GID_test@@@dev01', accessKeyId: 'AK', accessKeySecret: 'sk123' });
+    const login = signMqLogin({
+      authMode: 'signature',
+      instanceId: 'post-cn-test',
+      clientId: 'GID_test@@@dev01',
+      accessKeyId: 'AK',
+      accessKeySecret: 'sk123',
+    });
     assert.equal(login.password, 'VRBNE0iQ4PIpH4r2lD7owUu+14Y=');
     assert.equal(login.username, 'Signature|AK|post-cn-test');
     assert.equal(CryptoJS.HmacSHA1('GID_test@@@dev01', 'sk123').toString(CryptoJS.enc.Base64), login.password);
-    const credential = signMqLogin({ authMode: 'device-credential', instanceId: 'post-cn-test', clientId: 'GID_test@@@dev01', accessKeyId: 'DC.1', accessKeySecret: 'sk123' });
+    const credential = signMqLogin({
+      authMode: 'device-credential',
+      instanceId: 'post-cn-test',
+      clientId: 'GID_test@@@dev01',
+      accessKeyId: 'DC.1',
+      accessKeySecret: 'sk123',
+    });
     assert.equal(credential.username, 'DeviceCredential|DC.1|post-cn-test');
     assert.equal(credential.password, 'VRBNE0iQ4PIpH4r2lD7owUu+14Y=');
   });
@@ -159,7 +202,10 @@ describe('auth: ApsaraMQ for MQTT', function () {
     assert.deepEqual(parseMqUsername('Token|AK|post-cn-x'), { authMode: 'token', accessKeyId: 'AK', instanceId: 'post-cn-x' });
     assert.equal(parseMqUsername('dev01&a1B2c3D4e5F'), undefined);
     assert.equal(parseMqUsername('Other|AK|x'), undefined);
-    assert.deepEqual(parseMqTokenPassword('R|a|W|b'), [{ actions: 'R', token: 'a' }, { actions: 'W', token: 'b' }]);
+    assert.deepEqual(parseMqTokenPassword('R|a|W|b'), [
+      { actions: 'R', token: 'a' },
+      { actions: 'W', token: 'b' },
+    ]);
     assert.equal(parseMqTokenPassword('X|a'), undefined);
     assert.equal(parseMqTokenPassword('RW|'), undefined);
     assert.ok(verifyMqSignature('GID_test@@@dev01', 'sk123', 'VRBNE0iQ4PIpH4r2lD7owUu+14Y='));
@@ -167,7 +213,7 @@ describe('auth: ApsaraMQ for MQTT', function () {
   });
 });
 
-describe('auth: the simulator\'s parser and verifier', function () {
+describe("auth: the simulator's parser and verifier", function () {
   const lookup = (pk: string, dn: string): string | undefined => (pk === 'a1B2c3D4e5F' && dn === 'dev01' ? 'secret123' : undefined);
   const password = 'caa36817513de0678da76ecf60e5e17a57c4e866';
 
@@ -188,7 +234,10 @@ describe('auth: the simulator\'s parser and verifier', function () {
   });
 
   it('treats a missing signmethod as hmacmd5', function () {
-    const md5 = verifyIotLogin({ clientId: 'c1|securemode=2,timestamp=1700000000000|', username: 'dev01&a1B2c3D4e5F', password: '9a607df276074f2bfa3a29874beb020a' }, lookup);
+    const md5 = verifyIotLogin(
+      { clientId: 'c1|securemode=2,timestamp=1700000000000|', username: 'dev01&a1B2c3D4e5F', password: '9a607df276074f2bfa3a29874beb020a' },
+      lookup,
+    );
     assert.ok(md5.ok);
     const sha1 = verifyIotLogin({ clientId: 'c1|securemode=2,timestamp=1700000000000|', username: 'dev01&a1B2c3D4e5F', password }, lookup);
     assert.deepEqual(sha1, { ok: false, returnCode: 5, reason: 'bad-signature' });
@@ -221,13 +270,28 @@ describe('auth: the simulator\'s parser and verifier', function () {
 
 describe('auth: cloud application (AMQP aksign, OpenAPI signature v1)', function () {
   it('matches the §7 AMQP vector and reads back its own username', function () {
-    const login = signAmqpLogin({ clientId: 'nodered-1', accessKeyId: 'AKID', accessKeySecret: 'AKSECRET', consumerGroupId: 'DEFAULT_GROUP', iotInstanceId: 'iot-06z00x', timestamp: 1700000000000 });
+    const login = signAmqpLogin({
+      clientId: 'nodered-1',
+      accessKeyId: 'AKID',
+      accessKeySecret: 'AKSECRET',
+      consumerGroupId: 'DEFAULT_GROUP',
+      iotInstanceId: 'iot-06z00x',
+      timestamp: 1700000000000,
+    });
     assert.equal(login.password, 'bhj26H54jhQI9/bmzhWKbRAck70=');
-    assert.equal(login.username, 'nodered-1|authMode=aksign,signMethod=hmacsha1,timestamp=1700000000000,authId=AKID,iotInstanceId=iot-06z00x,consumerGroupId=DEFAULT_GROUP|');
+    assert.equal(
+      login.username,
+      'nodered-1|authMode=aksign,signMethod=hmacsha1,timestamp=1700000000000,authId=AKID,iotInstanceId=iot-06z00x,consumerGroupId=DEFAULT_GROUP|',
+    );
     const parsed = parseAmqpUsername(login.username);
     assert.deepEqual(parsed, {
-      clientId: 'nodered-1', timestamp: '1700000000000', accessKeyId: 'AKID', iotInstanceId: 'iot-06z00x',
-      consumerGroupId: 'DEFAULT_GROUP', signMethod: 'hmacsha1', authMode: 'aksign',
+      clientId: 'nodered-1',
+      timestamp: '1700000000000',
+      accessKeyId: 'AKID',
+      iotInstanceId: 'iot-06z00x',
+      consumerGroupId: 'DEFAULT_GROUP',
+      signMethod: 'hmacsha1',
+      authMode: 'aksign',
     });
     assert.ok(parsed && verifyAmqpPassword(parsed, 'AKSECRET', login.password));
     assert.ok(parsed && !verifyAmqpPassword(parsed, 'OTHER', login.password));
@@ -236,16 +300,31 @@ describe('auth: cloud application (AMQP aksign, OpenAPI signature v1)', function
   });
 
   const vectorParams = {
-    AccessKeyId: 'testid', SignatureNonce: '3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf', Timestamp: '2023-11-14T22:13:20Z',
-    RegionId: 'cn-shanghai', Action: 'Pub', ProductKey: 'a1B2c3D4e5F', TopicFullName: '/a1B2c3D4e5F/dev01/user/get',
-    MessageContent: 'aGVsbG8=', Qos: '0', Format: 'JSON', Version: '2018-01-20', SignatureMethod: 'HMAC-SHA1', SignatureVersion: '1.0',
+    AccessKeyId: 'testid',
+    SignatureNonce: '3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf',
+    Timestamp: '2023-11-14T22:13:20Z',
+    RegionId: 'cn-shanghai',
+    Action: 'Pub',
+    ProductKey: 'a1B2c3D4e5F',
+    TopicFullName: '/a1B2c3D4e5F/dev01/user/get',
+    MessageContent: 'aGVsbG8=',
+    Qos: '0',
+    Format: 'JSON',
+    Version: '2018-01-20',
+    SignatureMethod: 'HMAC-SHA1',
+    SignatureVersion: '1.0',
   };
 
   it('matches the §7 OpenAPI signature v1 vector, and signedParams builds the same request', function () {
     assert.equal(signatureV1('GET', vectorParams, 'testsecret'), 'hvWJKpanmbCemd86tuzYYNKm5SQ=');
     const built = signedParams({
-      accessKeyId: 'testid', accessKeySecret: 'testsecret', action: 'Pub', regionId: 'cn-shanghai', method: 'GET',
-      nonce: vectorParams.SignatureNonce, timestamp: vectorParams.Timestamp,
+      accessKeyId: 'testid',
+      accessKeySecret: 'testsecret',
+      action: 'Pub',
+      regionId: 'cn-shanghai',
+      method: 'GET',
+      nonce: vectorParams.SignatureNonce,
+      timestamp: vectorParams.Timestamp,
       params: { ProductKey: 'a1B2c3D4e5F', TopicFullName: '/a1B2c3D4e5F/dev01/user/get', MessageContent: 'aGVsbG8=', Qos: 0 },
     });
     assert.equal(built.Signature, 'hvWJKpanmbCemd86tuzYYNKm5SQ=');
@@ -254,10 +333,13 @@ describe('auth: cloud application (AMQP aksign, OpenAPI signature v1)', function
   });
 
   it('agrees with an independent crypto-js implementation of the signing steps', function () {
-    const encode = (text: string): string => encodeURIComponent(text).replace(/!/g, '%21').replace(/'/g, '%27')
-      .replace(/\(/g, '%28').replace(/\)/g, '%29').replace(/\*/g, '%2A');
+    const encode = (text: string): string =>
+      encodeURIComponent(text).replace(/!/g, '%21').replace(/'/g, '%27').replace(/\(/g, '%28').replace(/\)/g, '%29').replace(/\*/g, '%2A');
     const params = { ...vectorParams, TopicFullName: "/a1B2c3D4e5F/dev01/user/it's (a) *test*! ~", MessageContent: '5L2g5aW9' };
-    const canonical = Object.keys(params).sort().map((key) => `${encode(key)}=${encode(params[key as keyof typeof params])}`).join('&');
+    const canonical = Object.keys(params)
+      .sort()
+      .map((key) => `${encode(key)}=${encode(params[key as keyof typeof params])}`)
+      .join('&');
     const expected = CryptoJS.HmacSHA1(`POST&${encode('/')}&${encode(canonical)}`, 'testsecret&').toString(CryptoJS.enc.Base64);
     assert.equal(signatureV1('POST', params, 'testsecret'), expected);
     assert.equal(percentEncode("a b!'()*~"), 'a%20b%21%27%28%29%2A~');

@@ -31,13 +31,13 @@ describe('catalog codes', function () {
     assert.equal(status.reason, 'conected');
   });
 
-  it('takes the node layer\'s status keys only from the catalog', function () {
+  it("takes the node layer's status keys only from the catalog", function () {
     assert.equal(statusText('config-error'), 'node-red-contrib-aliyun-iot/aliyun-iot-connection:aliyun-iot-connection.status.config-error');
     // @ts-expect-error: not a status code
     assert.match(errorStatus('subscribe-refused').text as string, /status\.subscribe-refused$/);
   });
 
-  it('builds a refused login\'s log code that every language has, for each return code and service', function () {
+  it("builds a refused login's log code that every language has, for each return code and service", function () {
     const languages = fs.readdirSync(LOCALES);
     assert.ok(languages.length >= 2);
     for (const mode of ['iot', 'mq'] as const) {
@@ -52,7 +52,11 @@ describe('catalog codes', function () {
 
   it('logs a refused login with its code, also one outside MQTT 3.1.1', function () {
     const facts = {
-      mode: 'iot' as const, target: 'dev01', current: { state: 'connecting' as const, reason: 'connecting' as const }, livedMs: 0, detectKick: true,
+      mode: 'iot' as const,
+      target: 'dev01',
+      current: { state: 'connecting' as const, reason: 'connecting' as const },
+      livedMs: 0,
+      detectKick: true,
     };
     const known = classifyClose({ ...facts, returnCode: 4 }, NO_FAILURES, reconnectPolicy(), () => 0.5);
     assert.deepEqual(known.status, { state: 'refused', reason: 'refused-unknown-device', returnCode: 4 });

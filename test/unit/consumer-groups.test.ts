@@ -4,15 +4,24 @@ import { Consumer as GroupConsumer, ConsumerGroups, GroupMessage } from '../../s
 import { PK } from '../support/registry';
 
 describe('simulator: consumer groups (without AMQP)', function () {
-  interface Fake { consumer: GroupConsumer; got: string[]; credit: number }
+  interface Fake {
+    consumer: GroupConsumer;
+    got: string[];
+    credit: number;
+  }
 
   let clock: sinon.SinonFakeTimers;
-  beforeEach(function () { clock = sinon.useFakeTimers(); });
-  afterEach(function () { clock.restore(); });
+  beforeEach(function () {
+    clock = sinon.useFakeTimers();
+  });
+  afterEach(function () {
+    clock.restore();
+  });
 
   function fake(name: string, credit = 100): Fake {
     const entry: Fake = {
-      got: [], credit,
+      got: [],
+      credit,
       consumer: {
         name,
         capacity: () => entry.credit,
@@ -26,7 +35,12 @@ describe('simulator: consumer groups (without AMQP)', function () {
   }
 
   const message = (id: number): GroupMessage => ({
-    messageId: String(id), topic: `/${PK}/dev01/user/update`, payload: Buffer.from(String(id)), productKey: PK, deviceName: 'dev01', generateTime: 0,
+    messageId: String(id),
+    topic: `/${PK}/dev01/user/update`,
+    payload: Buffer.from(String(id)),
+    productKey: PK,
+    deviceName: 'dev01',
+    generateTime: 0,
   });
 
   it('offers a message its only consumer released to it again after the retry delay, not at once', function () {

@@ -6,7 +6,14 @@ import * as path from 'node:path';
 import * as vm from 'node:vm';
 import { ConnectionSettings, invokeDevice, OpenApiClient, resolveCloud, resolveConnection } from '../../nodes/lib/connection';
 import {
-  AMQP_PORTS, API_PORTS, DEFAULTS, IDENTIFIER_PATTERNS, MQ_CLIENT_ID_SEPARATOR, RANGES, SERVICE_LIMITS, buildPost,
+  AMQP_PORTS,
+  API_PORTS,
+  DEFAULTS,
+  IDENTIFIER_PATTERNS,
+  MQ_CLIENT_ID_SEPARATOR,
+  RANGES,
+  SERVICE_LIMITS,
+  buildPost,
 } from '../../nodes/lib/protocol';
 
 const ROOT = path.join(__dirname, '..', '..', '..');
@@ -31,7 +38,11 @@ function editorScript(html: string): string {
 function registeredDefinition(file: string): NodeDefinition {
   const definitions: Record<string, NodeDefinition> = {};
   const RED = {
-    nodes: { registerType: (type: string, definition: NodeDefinition) => { definitions[type] = definition; } },
+    nodes: {
+      registerType: (type: string, definition: NodeDefinition) => {
+        definitions[type] = definition;
+      },
+    },
     validators: { number: () => (value: unknown) => value === '' || !Number.isNaN(Number(value)) },
   };
   // No dialog is open: `$('#node-config-input-…')` finds nothing, so validators read the node's own properties.
@@ -45,9 +56,13 @@ function registeredDefinition(file: string): NodeDefinition {
 /** Whether the editor shows the node valid: every validator passes, on the defaults overridden by `node`. */
 function editorAccepts(definition: NodeDefinition, node: object, field: string, value: unknown): boolean {
   assert.ok(definition.defaults[field].validate, `no validator for ${field}`);
-  const properties: Record<string, unknown> = Object.fromEntries(Object.entries(definition.defaults).map(([name, property]) => [name, property.value]));
+  const properties: Record<string, unknown> = Object.fromEntries(
+    Object.entries(definition.defaults).map(([name, property]) => [name, property.value]),
+  );
   Object.assign(properties, node, { [field]: value });
-  return Object.entries(definition.defaults).every(([name, property]) => !property.validate || property.validate.call(properties, properties[name]) === true);
+  return Object.entries(definition.defaults).every(
+    ([name, property]) => !property.validate || property.validate.call(properties, properties[name]) === true,
+  );
 }
 
 function accepts(action: () => unknown): boolean {
@@ -60,7 +75,7 @@ function accepts(action: () => unknown): boolean {
 }
 
 describe('editor rules', function () {
-  it('the built editor files carry the library\'s patterns, ranges, limits and defaults', function () {
+  it("the built editor files carry the library's patterns, ranges, limits and defaults", function () {
     for (const file of FILES_WITH_RULES) {
       const match = /var rules = (\{.*\});/.exec(fs.readFileSync(path.join(BUILT_DIR, file), 'utf8'));
       assert.ok(match, `${file}: no rules object`);
@@ -120,8 +135,16 @@ describe('editor rules', function () {
       ['cloud', 'clientId', ['', 'app-1', 'a&b', 'a|b', 'host.local:1@x', 'c'.repeat(64), 'c'.repeat(65)]],
       ['cloud', 'region', ['', 'cn-shanghai', 'Shanghai']],
       ['cloud', 'instanceId', ['', 'iot-06z00test', 'iot/06']],
-      ['cloud', 'amqpEndpoint', ['', 'amqps://127.0.0.1:5671', 'amqp://localhost', 'amqps://host:5671/', 'http://host', 'amqps://', 'host:5671']],
-      ['cloud', 'apiEndpoint', ['', 'https://iot.cn-shanghai.aliyuncs.com', 'http://127.0.0.1:8080/api', 'ftp://host', 'https://', 'iot.aliyuncs.com']],
+      [
+        'cloud',
+        'amqpEndpoint',
+        ['', 'amqps://127.0.0.1:5671', 'amqp://localhost', 'amqps://host:5671/', 'http://host', 'amqps://', 'host:5671'],
+      ],
+      [
+        'cloud',
+        'apiEndpoint',
+        ['', 'https://iot.cn-shanghai.aliyuncs.com', 'http://127.0.0.1:8080/api', 'ftp://host', 'https://', 'iot.aliyuncs.com'],
+      ],
     ];
     for (const [mode, field, values] of cases) {
       it(`${mode} ${field}`, function () {
@@ -129,7 +152,11 @@ describe('editor rules', function () {
         const resolve = mode === 'cloud' ? resolveCloud : resolveConnection;
         for (const value of values) {
           const runtime = accepts(() => resolve({ ...base, [field]: value }));
-          assert.equal(editorAccepts(connection, { ...base }, field, value), runtime, `${JSON.stringify(value)}: runtime ${runtime ? 'accepts' : 'refuses'}`);
+          assert.equal(
+            editorAccepts(connection, { ...base }, field, value),
+            runtime,
+            `${JSON.stringify(value)}: runtime ${runtime ? 'accepts' : 'refuses'}`,
+          );
         }
       });
     }
@@ -138,7 +165,11 @@ describe('editor rules', function () {
       const base = { ...bases.cloud, instanceId: '' };
       assert.equal(editorAccepts(connection, base, 'amqpEndpoint', 'amqps://127.0.0.1:5671'), true, 'an AMQP endpoint needs no uid');
       for (const value of ['', '1234567890', '12ab', '1'.repeat(32), '1'.repeat(33)]) {
-        assert.equal(editorAccepts(connection, base, 'uid', value), accepts(() => resolveCloud({ ...base, uid: value })), value);
+        assert.equal(
+          editorAccepts(connection, base, 'uid', value),
+          accepts(() => resolveCloud({ ...base, uid: value })),
+          value,
+        );
       }
     });
 
@@ -157,12 +188,19 @@ describe('editor rules', function () {
       const api = { call: async () => ({ RrpcCode: 'SUCCESS', MessageId: '1', PayloadBase64Byte: '' }) } as unknown as OpenApiClient;
       const request = { action: 'rrpc' as const, productKey: 'a1B2c3D4e5F', deviceName: 'dev01', payload: 'ping' };
       for (const value of [999, 1000, 5000, 8000, 8001, 1500.5]) {
-        const runtime = await invokeDevice(api, { ...request, timeoutMs: value }).then(() => true, () => false);
+        const runtime = await invokeDevice(api, { ...request, timeoutMs: value }).then(
+          () => true,
+          () => false,
+        );
         assert.equal(editorAccepts(invoke, {}, 'timeout', value), runtime, String(value));
       }
       assert.equal(editorAccepts(invoke, {}, 'timeout', ''), true);
       assert.equal(invoke.defaults.timeout.value, DEFAULTS.rrpcTimeoutMs);
-      for (const [field, kind] of [['productKey', 'productKey'], ['deviceName', 'deviceName'], ['identifier', 'thingIdentifier']] as const) {
+      for (const [field, kind] of [
+        ['productKey', 'productKey'],
+        ['deviceName', 'deviceName'],
+        ['identifier', 'thingIdentifier'],
+      ] as const) {
         for (const value of ['a1B2c3D4e5F', 'dev01', 'light_switch', 'x'.repeat(64), 'x'.repeat(65), 'a b']) {
           assert.equal(editorAccepts(invoke, {}, field, value), IDENTIFIER_PATTERNS[kind].test(value), `${field} ${value}`);
         }
@@ -172,8 +210,14 @@ describe('editor rules', function () {
     it('command services: a comma-separated list of thing identifiers', function () {
       const command = registeredDefinition('aliyun-iot-command.html');
       const verdicts: Array<[string, boolean]> = [
-        ['', true], ['reboot', true], ['reboot, set_mode', true], ['reboot,,set_mode', true],
-        ['reboot;set_mode', false], ['re-boot', false], ['s'.repeat(64), true], ['s'.repeat(65), false],
+        ['', true],
+        ['reboot', true],
+        ['reboot, set_mode', true],
+        ['reboot,,set_mode', true],
+        ['reboot;set_mode', false],
+        ['re-boot', false],
+        ['s'.repeat(64), true],
+        ['s'.repeat(65), false],
       ];
       for (const [value, verdict] of verdicts) assert.equal(editorAccepts(command, {}, 'services', value), verdict, value);
     });

@@ -16,7 +16,9 @@ const NODE_RED_FIELDS = ['name'];
 function editorFields(): Map<string, string[]> {
   const fields = new Map<string, string[]>();
   const RED = {
-    nodes: { registerType: (type: string, definition: { defaults: Record<string, unknown> }) => fields.set(type, Object.keys(definition.defaults)) },
+    nodes: {
+      registerType: (type: string, definition: { defaults: Record<string, unknown> }) => fields.set(type, Object.keys(definition.defaults)),
+    },
     validators: { number: () => () => true, regex: () => () => true },
   };
   for (const file of fs.readdirSync(BUILT_NODES).filter((name) => name.endsWith('.html'))) {
@@ -31,7 +33,12 @@ function editorFields(): Map<string, string[]> {
 /** The help's text without tags and entities, whitespace as single spaces. */
 function helpText(language: string, type: string): string {
   const html = fs.readFileSync(path.join(ROOT, 'nodes', 'locales', language, `${type}.html`), 'utf8');
-  return html.replace(/<[^>]+>/g, ' ').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&').replace(/\s+/g, ' ');
+  return html
+    .replace(/<[^>]+>/g, ' ')
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&amp;/g, '&')
+    .replace(/\s+/g, ' ');
 }
 
 function labels(language: string, type: string): Record<string, string> {
@@ -43,7 +50,11 @@ describe('help documents every editor field', function () {
   const fields = editorFields();
 
   it('reads the fields of every node type', function () {
-    const types = Object.keys((JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { 'node-red': { nodes: Record<string, string> } })['node-red'].nodes);
+    const types = Object.keys(
+      (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { 'node-red': { nodes: Record<string, string> } })[
+        'node-red'
+      ].nodes,
+    );
     assert.deepEqual([...fields.keys()].sort(), types.sort());
     assert.ok(fields.get('aliyun-iot-connection')?.includes('consumerGroupId'));
   });

@@ -28,7 +28,9 @@ interface NodeType {
 }
 
 function nodeTypes(): NodeType[] {
-  const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { 'node-red': { nodes: Record<string, string> } };
+  const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+    'node-red': { nodes: Record<string, string> };
+  };
   return Object.entries(manifest['node-red'].nodes).map(([type, file]) => ({ type, dir: path.dirname(path.join(ROOT, file)) }));
 }
 
@@ -123,8 +125,10 @@ function helpProblems(node: NodeType, language: string, help: Help): string[] {
 
 /** The translation documents the same sections, in the same order, with the same message properties. */
 function helpDifferences(node: NodeType, language: string, reference: Help, translation: Help): string[] {
-  const outline = (help: Help): string[] => help.sections.map(({ section, properties }) =>
-    section === 'inputs' || section === 'outputs' ? `${section}(${properties.join(', ')})` : section ?? '?');
+  const outline = (help: Help): string[] =>
+    help.sections.map(({ section, properties }) =>
+      section === 'inputs' || section === 'outputs' ? `${section}(${properties.join(', ')})` : (section ?? '?'),
+    );
   const expected = outline(reference).join(' ');
   const actual = outline(translation).join(' ');
   return expected === actual ? [] : [`${language}/${node.type}.html: sections ${actual} instead of ${expected} as in ${REFERENCE}`];
@@ -173,7 +177,7 @@ describe('i18n: catalogs and help of every node type', function () {
     assert.deepEqual(problems, []);
   });
 
-  it('has help per language in the layout of Node-RED\'s own help', function () {
+  it("has help per language in the layout of Node-RED's own help", function () {
     const problems: string[] = [];
     for (const node of types) {
       const helps = new Map<string, Help>();

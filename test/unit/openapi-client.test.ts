@@ -16,21 +16,24 @@ async function gateway(onRequest: (exchange: Exchange) => void): Promise<{ endpo
   const server = http.createServer((request, response) => {
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', () => onRequest({
-      params: new URLSearchParams(Buffer.concat(chunks).toString('utf8')),
-      respond: (status, body) => {
-        response.writeHead(status, { 'content-type': 'application/json' });
-        response.end(JSON.stringify(body));
-      },
-    }));
+    request.on('end', () =>
+      onRequest({
+        params: new URLSearchParams(Buffer.concat(chunks).toString('utf8')),
+        respond: (status, body) => {
+          response.writeHead(status, { 'content-type': 'application/json' });
+          response.end(JSON.stringify(body));
+        },
+      }),
+    );
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () => new Promise((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -43,7 +46,8 @@ describe('OpenAPI client', function () {
     const server = await gateway((exchange) => {
       nonces.push(exchange.params.get('SignatureNonce') ?? '');
       if (nonces.length === 1) exchange.respond(400, { Code: 'Throttling.User', Message: 'Request was denied due to user flow control.' });
-      else if (nonces.length === 2) exchange.respond(503, { Code: 'ServiceUnavailable', Message: 'The request has failed due to a temporary failure of the server.' });
+      else if (nonces.length === 2)
+        exchange.respond(503, { Code: 'ServiceUnavailable', Message: 'The request has failed due to a temporary failure of the server.' });
       else exchange.respond(200, { Success: true, MessageId: '1' });
     });
     try {
@@ -65,7 +69,10 @@ describe('OpenAPI client', function () {
     });
     try {
       const client = new OpenApiClient({ ...CREDENTIALS, endpoint: server.endpoint, retry: { ...FAST_RETRY, retries: 2 } });
-      await assert.rejects(client.call('Pub', {}), (err: AliyunIotError & { apiCode?: string }) => err.code === 'API_FAILED' && err.apiCode === 'Throttling');
+      await assert.rejects(
+        client.call('Pub', {}),
+        (err: AliyunIotError & { apiCode?: string }) => err.code === 'API_FAILED' && err.apiCode === 'Throttling',
+      );
       assert.equal(calls, 3, 'the call and 2 retries');
       await assert.rejects(client.call('RRpc', {}), (err: { apiCode?: string }) => err.apiCode === 'InternalError');
       assert.equal(calls, 4, 'an internal error is not retried');
@@ -116,10 +123,15 @@ describe('OpenAPI client', function () {
 describe('OpenAPI parameters of any action', function () {
   it('flattens lists as the RPC style wants, and sends objects outside lists as JSON', function () {
     assert.deepEqual(apiParams({ ProductKey: 'a1B2c3D4e5F', DeviceName: ['dev01', 'dev02'], PageSize: 10, Asc: true, Skip: null }), {
-      ProductKey: 'a1B2c3D4e5F', 'DeviceName.1': 'dev01', 'DeviceName.2': 'dev02', PageSize: '10', Asc: 'true',
+      ProductKey: 'a1B2c3D4e5F',
+      'DeviceName.1': 'dev01',
+      'DeviceName.2': 'dev02',
+      PageSize: '10',
+      Asc: 'true',
     });
     assert.deepEqual(apiParams({ TopoAddItem: [{ ProductKey: 'a1B2c3D4e5F', DeviceName: 'sub01' }] }), {
-      'TopoAddItem.1.ProductKey': 'a1B2c3D4e5F', 'TopoAddItem.1.DeviceName': 'sub01',
+      'TopoAddItem.1.ProductKey': 'a1B2c3D4e5F',
+      'TopoAddItem.1.DeviceName': 'sub01',
     });
     assert.deepEqual(apiParams({ Items: { light: 1 } }), { Items: '{"light":1}' });
     assert.deepEqual(apiParams(undefined), {});
@@ -127,7 +139,10 @@ describe('OpenAPI parameters of any action', function () {
 
   it('refuses what is not a parameter object, and the parameters the connection signs', function () {
     const invalid = (payload: unknown, name: string): void => {
-      assert.throws(() => apiParams(payload), (err: AliyunIotError) => err.code === 'API_PARAMS_INVALID' && err.params.name === name);
+      assert.throws(
+        () => apiParams(payload),
+        (err: AliyunIotError) => err.code === 'API_PARAMS_INVALID' && err.params.name === name,
+      );
     };
     invalid('ProductKey=x', 'msg.payload');
     invalid([1, 2], 'msg.payload');

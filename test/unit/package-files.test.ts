@@ -17,9 +17,20 @@ describe('package files: the examples', function () {
       const comment = flow.find((entry) => entry.type === 'comment');
       assert.ok(comment && String(comment.info).length > 200, `${file} has an explaining comment`);
       assert.match(String(comment.info), /npm start/, `${file} says how to run it`);
-      assert.ok(flow.every((entry) => !JSON.stringify(entry).includes('"credentials"')), `${file} carries no secrets`);
+      assert.ok(
+        flow.every((entry) => !JSON.stringify(entry).includes('"credentials"')),
+        `${file} carries no secrets`,
+      );
     }
-    for (const type of ['aliyun-iot-in', 'aliyun-iot-out', 'aliyun-iot-post', 'aliyun-iot-command', 'aliyun-iot-reply', 'aliyun-iot-invoke', 'aliyun-iot-connection']) {
+    for (const type of [
+      'aliyun-iot-in',
+      'aliyun-iot-out',
+      'aliyun-iot-post',
+      'aliyun-iot-command',
+      'aliyun-iot-reply',
+      'aliyun-iot-invoke',
+      'aliyun-iot-connection',
+    ]) {
       assert.ok(types.has(type), `${type} appears in an example`);
     }
   });

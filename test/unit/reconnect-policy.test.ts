@@ -1,11 +1,27 @@
 import { strict as assert } from 'node:assert';
 import {
-  CloseFacts, ConnectionStatus, DEFAULT_RECONNECT_POLICY, NO_FAILURES, RetryCounters, backoffDelay, classifyClose,
-  reconnectPolicy, runtimeOptions,
+  CloseFacts,
+  ConnectionStatus,
+  DEFAULT_RECONNECT_POLICY,
+  NO_FAILURES,
+  RetryCounters,
+  backoffDelay,
+  classifyClose,
+  reconnectPolicy,
+  runtimeOptions,
 } from '../../nodes/lib/connection';
 
 const CONNECTED: ConnectionStatus = { state: 'connected', reason: 'connected' };
-const policy = reconnectPolicy({ networkBaseMs: 100, networkMaxMs: 800, refusedBaseMs: 200, refusedMaxMs: 1000, kickedAfter: 2, kickedBaseMs: 400, kickedMaxMs: 3000, shortSessionMs: 5000 });
+const policy = reconnectPolicy({
+  networkBaseMs: 100,
+  networkMaxMs: 800,
+  refusedBaseMs: 200,
+  refusedMaxMs: 1000,
+  kickedAfter: 2,
+  kickedBaseMs: 400,
+  kickedMaxMs: 3000,
+  shortSessionMs: 5000,
+});
 const middle = (): number => 0.5;
 
 function facts(extra: Partial<CloseFacts> = {}): CloseFacts {
@@ -38,24 +54,40 @@ describe('reconnect policy: settings', function () {
   it('reads RED.settings.aliyunIot: a reconnect policy and a raised subscription limit', function () {
     assert.deepEqual(runtimeOptions(undefined), { reconnect: { ...DEFAULT_RECONNECT_POLICY } });
     const options = runtimeOptions({ reconnect: { networkBaseMs: 50, unsubscribeGraceMs: 0 }, maxSubscriptions: 500 });
-    assert.deepEqual(options, { reconnect: { ...DEFAULT_RECONNECT_POLICY, networkBaseMs: 50, unsubscribeGraceMs: 0 }, maxSubscriptions: 500 });
+    assert.deepEqual(options, {
+      reconnect: { ...DEFAULT_RECONNECT_POLICY, networkBaseMs: 50, unsubscribeGraceMs: 0 },
+      maxSubscriptions: 500,
+    });
     for (const maxSubscriptions of [0, -3, 2.5, '100']) assert.equal(runtimeOptions({ maxSubscriptions }).maxSubscriptions, undefined);
   });
 });
 
 describe('reconnect policy: back-off', function () {
   it('doubles from the base up to the maximum, with ±20 % jitter', function () {
-    assert.deepEqual([0, 1, 2, 3, 4].map((attempt) => backoffDelay(attempt, 100, 1000, middle)), [100, 200, 400, 800, 1000]);
-    assert.equal(backoffDelay(2, 100, 1000, () => 0), 320);
-    assert.equal(backoffDelay(2, 100, 1000, () => 1), 480);
+    assert.deepEqual(
+      [0, 1, 2, 3, 4].map((attempt) => backoffDelay(attempt, 100, 1000, middle)),
+      [100, 200, 400, 800, 1000],
+    );
+    assert.equal(
+      backoffDelay(2, 100, 1000, () => 0),
+      320,
+    );
+    assert.equal(
+      backoffDelay(2, 100, 1000, () => 1),
+      480,
+    );
     assert.equal(backoffDelay(500, 100, 1000, middle), 1000, 'a huge attempt count stays at the maximum');
   });
 });
 
 describe('reconnect policy: classifying a close', function () {
   it('a refused login: the CONNACK code names the reason per service, and refusals back off from their own base', function () {
-    assert.deepEqual(series([{ returnCode: 5 }, { returnCode: 5 }, { returnCode: 5 }, { returnCode: 5 }]),
-      [['refused-signature', 200], ['refused-signature', 400], ['refused-signature', 800], ['refused-signature', 1000]]);
+    assert.deepEqual(series([{ returnCode: 5 }, { returnCode: 5 }, { returnCode: 5 }, { returnCode: 5 }]), [
+      ['refused-signature', 200],
+      ['refused-signature', 400],
+      ['refused-signature', 800],
+      ['refused-signature', 1000],
+    ]);
     const mq = classifyClose(facts({ mode: 'mq', returnCode: 4 }), NO_FAILURES, policy, middle);
     assert.deepEqual(mq.status, { state: 'refused', reason: 'refused-username', returnCode: 4 });
     assert.deepEqual(mq.log && [mq.log.level, mq.log.message.code, mq.log.once], ['error', 'REFUSED_4_MQ', true]);
@@ -73,28 +105,46 @@ describe('reconnect policy: classifying a close', function () {
     const decision = classifyClose(facts(), { networkFailures: 3, refusals: 2, shortSessions: 1 }, policy, middle);
     assert.deepEqual([decision.status.reason, decision.delayMs], ['disconnected', 100]);
     assert.equal(decision.counters.shortSessions, 0, 'a long session ends a streak of short ones');
-    assert.deepEqual(decision.log && [decision.log.level, decision.log.message.code, decision.log.once], ['info', 'CONNECTION_LOST', false]);
+    assert.deepEqual(decision.log && [decision.log.level, decision.log.message.code, decision.log.once], [
+      'info',
+      'CONNECTION_LOST',
+      false,
+    ]);
   });
 
   it('short sessions in a row: "kicked" from the kickedAfter-th on, with its own growing back-off', function () {
     const short = { livedMs: 100 };
     const decisions = series([short, { current: CONNECTED, ...short }, { current: CONNECTED, ...short }, { current: CONNECTED, ...short }]);
-    assert.deepEqual(decisions, [['disconnected', 100], ['kicked', 400], ['kicked', 800], ['kicked', 1600]]);
+    assert.deepEqual(decisions, [
+      ['disconnected', 100],
+      ['kicked', 400],
+      ['kicked', 800],
+      ['kicked', 1600],
+    ]);
     const counted = classifyClose(facts(short), { ...NO_FAILURES, shortSessions: 1 }, policy, middle);
     assert.deepEqual(counted.log && [counted.log.level, counted.log.message.code, counted.log.once], ['warn', 'KICKED_IOT', true]);
   });
 
-  it('without kick detection (a cloud application\'s AMQP link) short sessions are just disconnects', function () {
+  it("without kick detection (a cloud application's AMQP link) short sessions are just disconnects", function () {
     const decision = classifyClose(facts({ livedMs: 100, detectKick: false }), { ...NO_FAILURES, shortSessions: 5 }, policy, middle);
     assert.deepEqual([decision.status.reason, decision.counters.shortSessions], ['disconnected', 0]);
   });
 
   it('a failed attempt keeps a refusal or knock-off on show and backs off from the network base', function () {
-    for (const shown of [{ state: 'refused', reason: 'refused-signature', returnCode: 5 }, { state: 'kicked', reason: 'kicked' }] as ConnectionStatus[]) {
+    for (const shown of [
+      { state: 'refused', reason: 'refused-signature', returnCode: 5 },
+      { state: 'kicked', reason: 'kicked' },
+    ] as ConnectionStatus[]) {
       const decision = classifyClose(facts({ current: shown }), { ...NO_FAILURES, networkFailures: 2 }, policy, middle);
       assert.deepEqual([decision.status, decision.delayMs, decision.counters.networkFailures, decision.log], [shown, 400, 3, undefined]);
     }
     const unreachable = series([{}, {}, {}, {}, {}], { state: 'connecting', reason: 'connecting' });
-    assert.deepEqual(unreachable, [['disconnected', 100], ['disconnected', 200], ['disconnected', 400], ['disconnected', 800], ['disconnected', 800]]);
+    assert.deepEqual(unreachable, [
+      ['disconnected', 100],
+      ['disconnected', 200],
+      ['disconnected', 400],
+      ['disconnected', 800],
+      ['disconnected', 800],
+    ]);
   });
 });

@@ -9,9 +9,16 @@ describe('simulator: the cloud section of the config', function () {
   it('accepts a full cloud section and products with syncServices', function () {
     assert.doesNotThrow(() => validateConfig(CLOUD_CONFIG));
     assert.doesNotThrow(() => validateConfig(withCloud({ accessKeys: [{ accessKeyId: 'a', accessKeySecret: 'b' }] })));
-    assert.doesNotThrow(() => validateConfig(withCloud({
-      instanceId: 'iot-06z00abc', accessKeys: [{ accessKeyId: 'a', accessKeySecret: 'b' }], consumerGroups: [], syncTimeoutMs: 500,
-    })));
+    assert.doesNotThrow(() =>
+      validateConfig(
+        withCloud({
+          instanceId: 'iot-06z00abc',
+          accessKeys: [{ accessKeyId: 'a', accessKeySecret: 'b' }],
+          consumerGroups: [],
+          syncTimeoutMs: 500,
+        }),
+      ),
+    );
   });
 
   it('names the bad field of a malformed cloud section', function () {
@@ -22,13 +29,28 @@ describe('simulator: the cloud section of the config', function () {
       [withCloud({ accessKeys: [] }), /cloud\.accessKeys must hold at least one AccessKey/],
       [withCloud({ accessKeys: [{ accessKeyId: 'a' }] }), /cloud\.accessKeys\[0\]\.accessKeySecret must be a non-empty string/],
       [withCloud({ accessKeys: [{ accessKeySecret: 'b' }] }), /cloud\.accessKeys\[0\]\.accessKeyId must be a non-empty string/],
-      [withCloud({ accessKeys: [{ accessKeyId: 'a', accessKeySecret: 'b' }], consumerGroups: 'G' }), /cloud\.consumerGroups must be an array/],
-      [withCloud({ accessKeys: [{ accessKeyId: 'a', accessKeySecret: 'b' }], consumerGroups: ['bad group'] }), /cloud\.consumerGroups\[0\] must be a consumer group id/],
+      [
+        withCloud({ accessKeys: [{ accessKeyId: 'a', accessKeySecret: 'b' }], consumerGroups: 'G' }),
+        /cloud\.consumerGroups must be an array/,
+      ],
+      [
+        withCloud({ accessKeys: [{ accessKeyId: 'a', accessKeySecret: 'b' }], consumerGroups: ['bad group'] }),
+        /cloud\.consumerGroups\[0\] must be a consumer group id/,
+      ],
       [withCloud({ accessKeys: [{ accessKeyId: 'a', accessKeySecret: 'b' }], uid: 'abc' }), /cloud\.uid must be digits/],
-      [withCloud({ accessKeys: [{ accessKeyId: 'a', accessKeySecret: 'b' }], instanceId: '' }), /cloud\.instanceId must be a non-empty string/],
-      [withCloud({ accessKeys: [{ accessKeyId: 'a', accessKeySecret: 'b' }], syncTimeoutMs: -1 }), /cloud\.syncTimeoutMs must be a positive whole number/],
+      [
+        withCloud({ accessKeys: [{ accessKeyId: 'a', accessKeySecret: 'b' }], instanceId: '' }),
+        /cloud\.instanceId must be a non-empty string/,
+      ],
+      [
+        withCloud({ accessKeys: [{ accessKeyId: 'a', accessKeySecret: 'b' }], syncTimeoutMs: -1 }),
+        /cloud\.syncTimeoutMs must be a positive whole number/,
+      ],
       [{ products: [{ productKey: 'pk', devices: [], syncServices: 'getStatus' }] }, /products\[0\]\.syncServices must be an array/],
-      [{ products: [{ productKey: 'pk', devices: [], syncServices: ['get status'] }] }, /products\[0\]\.syncServices\[0\] must be a service identifier/],
+      [
+        { products: [{ productKey: 'pk', devices: [], syncServices: ['get status'] }] },
+        /products\[0\]\.syncServices\[0\] must be a service identifier/,
+      ],
     ];
     for (const [config, message] of cases) assert.throws(() => validateConfig(config), message);
   });
@@ -39,5 +61,4 @@ describe('simulator: the cloud section of the config', function () {
     assert.deepEqual(demo.cloud?.consumerGroups, ['DEFAULT_GROUP']);
     assert.deepEqual(demo.products?.[0].syncServices, ['getStatus']);
   });
-
 });

@@ -39,8 +39,12 @@ const deviceNameLengths = lengthsOf('deviceName', letters);
 const keepalive = [DEFAULTS.keepalive, RANGES.iotKeepalive.min, RANGES.iotKeepalive.max, RANGES.mqKeepalive.min, RANGES.mqKeepalive.max];
 const rrpc = [RANGES.rrpcTimeoutMs.min, RANGES.rrpcTimeoutMs.max];
 const reconnect = [
-  seconds(policy.networkBaseMs), seconds(policy.networkMaxMs), seconds(policy.refusedBaseMs), minutes(policy.refusedMaxMs),
-  seconds(policy.kickedBaseMs), seconds(policy.kickedMaxMs),
+  seconds(policy.networkBaseMs),
+  seconds(policy.networkMaxMs),
+  seconds(policy.refusedBaseMs),
+  minutes(policy.refusedMaxMs),
+  seconds(policy.kickedBaseMs),
+  seconds(policy.kickedMaxMs),
 ];
 
 const STATEMENTS: Record<string, Statement[]> = {
@@ -48,29 +52,53 @@ const STATEMENTS: Record<string, Statement[]> = {
     { text: /up to (\d+) letters, digits and <code>- _ @ \. : &amp;<\/code>/, values: [iotClientIdMax] },
     { text: /(\d+) to (\d+) characters: <code>GID_<\/code>/, values: groupIdLengths },
     { text: /<code>GroupID@@@DeviceID<\/code>, at most (\d+) characters/, values: [RANGES.clientIdLength.max] },
-    { text: /seconds, default (\d+)\. IoT Platform refuses values outside (\d+)–(\d+) and so does this node; ApsaraMQ allows (\d+)–(\d+)\./, values: keepalive },
+    {
+      text: /seconds, default (\d+)\. IoT Platform refuses values outside (\d+)–(\d+) and so does this node; ApsaraMQ allows (\d+)–(\d+)\./,
+      values: keepalive,
+    },
     { text: /default (\d+), 0 for none/, values: [DEFAULTS.queueSize] },
-    { text: /retried after (\d+) s, doubling up to (\d+) s; a refused login after (\d+) s, doubling up to (\d+) minutes; a device in use elsewhere after (\d+) s, doubling up to (\d+) s/, values: reconnect },
+    {
+      text: /retried after (\d+) s, doubling up to (\d+) s; a refused login after (\d+) s, doubling up to (\d+) minutes; a device in use elsewhere after (\d+) s, doubling up to (\d+) s/,
+      values: reconnect,
+    },
   ],
   'nodes/locales/zh-CN/aliyun-iot-connection.html': [
     { text: /最多 (\d+) 位字母、数字及 <code>- _ @ \. : &amp;<\/code>/, values: [iotClientIdMax] },
     { text: /(\d+)~(\d+) 个字符，以 <code>GID_<\/code>/, values: groupIdLengths },
     { text: /<code>GroupID@@@DeviceID<\/code>，最多 (\d+) 个字符/, values: [RANGES.clientIdLength.max] },
-    { text: /默认 (\d+)。物联网平台会拒绝 (\d+)~(\d+) 秒以外的取值，本节点同样拒绝；云消息队列 MQTT 版允许 (\d+)~(\d+) 秒/, values: keepalive },
+    {
+      text: /默认 (\d+)。物联网平台会拒绝 (\d+)~(\d+) 秒以外的取值，本节点同样拒绝；云消息队列 MQTT 版允许 (\d+)~(\d+) 秒/,
+      values: keepalive,
+    },
     { text: /默认 (\d+)，0 表示不排队/, values: [DEFAULTS.queueSize] },
-    { text: /连接意外断开后 (\d+) 秒重试，间隔逐次加倍，最长 (\d+) 秒；登录被拒绝后 (\d+) 秒重试，最长 (\d+) 分钟；设备在别处登录时 (\d+) 秒重试，最长 (\d+) 秒/, values: reconnect },
+    {
+      text: /连接意外断开后 (\d+) 秒重试，间隔逐次加倍，最长 (\d+) 秒；登录被拒绝后 (\d+) 秒重试，最长 (\d+) 分钟；设备在别处登录时 (\d+) 秒重试，最长 (\d+) 秒/,
+      values: reconnect,
+    },
   ],
   'nodes/locales/en-US/aliyun-iot-in.html': [
-    { text: /topics of up to (\d+) characters and (\d+) subscriptions per device; ApsaraMQ allows (\d+) characters and (\d+) subscriptions/, values: [iot.maxTopicLength, iot.maxSubscriptions, mq.maxTopicLength, mq.maxSubscriptions] },
+    {
+      text: /topics of up to (\d+) characters and (\d+) subscriptions per device; ApsaraMQ allows (\d+) characters and (\d+) subscriptions/,
+      values: [iot.maxTopicLength, iot.maxSubscriptions, mq.maxTopicLength, mq.maxSubscriptions],
+    },
   ],
   'nodes/locales/zh-CN/aliyun-iot-in.html': [
-    { text: /Topic 最长 (\d+) 个字符，每个设备最多 (\d+) 个订阅；云消息队列 MQTT 版的 Topic 最长 (\d+) 个字符，每个客户端最多 (\d+) 个订阅/, values: [iot.maxTopicLength, iot.maxSubscriptions, mq.maxTopicLength, mq.maxSubscriptions] },
+    {
+      text: /Topic 最长 (\d+) 个字符，每个设备最多 (\d+) 个订阅；云消息队列 MQTT 版的 Topic 最长 (\d+) 个字符，每个客户端最多 (\d+) 个订阅/,
+      values: [iot.maxTopicLength, iot.maxSubscriptions, mq.maxTopicLength, mq.maxSubscriptions],
+    },
   ],
   'nodes/locales/en-US/aliyun-iot-out.html': [
-    { text: /at most (\d+) characters on IoT Platform and (\d+) on ApsaraMQ; the payload at most (\d+) KB on IoT Platform and (\d+) KB on ApsaraMQ/, values: [iot.maxTopicLength, mq.maxTopicLength, kilobytes(iot.maxPayloadBytes), kilobytes(mq.maxPayloadBytes)] },
+    {
+      text: /at most (\d+) characters on IoT Platform and (\d+) on ApsaraMQ; the payload at most (\d+) KB on IoT Platform and (\d+) KB on ApsaraMQ/,
+      values: [iot.maxTopicLength, mq.maxTopicLength, kilobytes(iot.maxPayloadBytes), kilobytes(mq.maxPayloadBytes)],
+    },
   ],
   'nodes/locales/zh-CN/aliyun-iot-out.html': [
-    { text: /Topic 最长 (\d+) 个字符、消息体最大 (\d+) KB；云消息队列 MQTT 版的 Topic 最长 (\d+) 个字符、消息体最大 (\d+) KB/, values: [iot.maxTopicLength, kilobytes(iot.maxPayloadBytes), mq.maxTopicLength, kilobytes(mq.maxPayloadBytes)] },
+    {
+      text: /Topic 最长 (\d+) 个字符、消息体最大 (\d+) KB；云消息队列 MQTT 版的 Topic 最长 (\d+) 个字符、消息体最大 (\d+) KB/,
+      values: [iot.maxTopicLength, kilobytes(iot.maxPayloadBytes), mq.maxTopicLength, kilobytes(mq.maxPayloadBytes)],
+    },
   ],
   'nodes/locales/en-US/aliyun-iot-invoke.html': [{ text: /\((\d+)–(\d+) ms\)/, values: rrpc }],
   'nodes/locales/zh-CN/aliyun-iot-invoke.html': [{ text: /（(\d+)–(\d+) 毫秒）/, values: rrpc }],
@@ -78,10 +106,17 @@ const STATEMENTS: Record<string, Statement[]> = {
   'nodes/locales/zh-CN/aliyun-iot-post.html': [{ text: /不是 (\d+)~(\d+) 位字母、数字和 <code>_<\/code>/, values: eventLengths }],
   'nodes/locales/en-US/aliyun-iot-command.html': [{ text: /waits at most (\d+) seconds/, values: [seconds(RANGES.rrpcTimeoutMs.max)] }],
   'nodes/locales/zh-CN/aliyun-iot-command.html': [{ text: /最多等待 (\d+) 秒/, values: [seconds(RANGES.rrpcTimeoutMs.max)] }],
-  'nodes/locales/en-US/aliyun-iot-reply.html': [{ text: /the time the cloud waits, at most (\d+) seconds/, values: [seconds(RANGES.rrpcTimeoutMs.max)] }],
-  'nodes/locales/zh-CN/aliyun-iot-reply.html': [{ text: /云端的等待时间内响应，最长 (\d+) 秒/, values: [seconds(RANGES.rrpcTimeoutMs.max)] }],
+  'nodes/locales/en-US/aliyun-iot-reply.html': [
+    { text: /the time the cloud waits, at most (\d+) seconds/, values: [seconds(RANGES.rrpcTimeoutMs.max)] },
+  ],
+  'nodes/locales/zh-CN/aliyun-iot-reply.html': [
+    { text: /云端的等待时间内响应，最长 (\d+) 秒/, values: [seconds(RANGES.rrpcTimeoutMs.max)] },
+  ],
   'README.md': [
-    { text: /ProductKey is (\d+) letters and digits, DeviceName (\d+)–(\d+) of letters/, values: [productKeyLength[1], ...deviceNameLengths] },
+    {
+      text: /ProductKey is (\d+) letters and digits, DeviceName (\d+)–(\d+) of letters/,
+      values: [productKeyLength[1], ...deviceNameLengths],
+    },
     { text: /`clientId` \| iot: optional, up to (\d+) characters/, values: [iotClientIdMax] },
     { text: /`GroupID@@@DeviceID` \(at most (\d+) characters/, values: [RANGES.clientIdLength.max] },
     { text: /`keepalive` \| seconds, default (\d+); the IoT Platform refuses values outside (\d+)–(\d+)/, values: keepalive.slice(0, 3) },
@@ -98,9 +133,18 @@ const STATEMENTS: Record<string, Statement[]> = {
     { text: /offline queue of `queueSize` messages \((\d+) by default\)/, values: [DEFAULTS.queueSize] },
     { text: /`queueSize` messages \(default (\d+)\)/, values: [DEFAULTS.queueSize] },
     { text: /ApsaraMQ drops payloads over (\d+) KB/, values: [kilobytes(mq.maxPayloadBytes)] },
-    { text: /Lost connections are retried after (\d+) s, doubling to (\d+) s; refused logins after (\d+) s, doubling to (\d+) minutes/, values: reconnect.slice(0, 4) },
-    { text: /network failures from (\d+) s up to (\d+) s; refused logins \(the status says which refusal\) from (\d+) s up to (\d+) minutes/, values: reconnect.slice(0, 4) },
-    { text: /within (\d+) s of connecting gets the status \*in use elsewhere\*, a warning that says what to do, and a back-off from (\d+) s up to (\d+) s/, values: [seconds(policy.shortSessionMs), ...reconnect.slice(4)] },
+    {
+      text: /Lost connections are retried after (\d+) s, doubling to (\d+) s; refused logins after (\d+) s, doubling to (\d+) minutes/,
+      values: reconnect.slice(0, 4),
+    },
+    {
+      text: /network failures from (\d+) s up to (\d+) s; refused logins \(the status says which refusal\) from (\d+) s up to (\d+) minutes/,
+      values: reconnect.slice(0, 4),
+    },
+    {
+      text: /within (\d+) s of connecting gets the status \*in use elsewhere\*, a warning that says what to do, and a back-off from (\d+) s up to (\d+) s/,
+      values: [seconds(policy.shortSessionMs), ...reconnect.slice(4)],
+    },
   ],
 };
 

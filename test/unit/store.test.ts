@@ -7,6 +7,7 @@ import * as zlib from 'node:zlib';
 import { AliyunIotError } from '../../nodes/lib/errors';
 import { DurableLog, DurableLogOptions, crc32, crc32ByTable } from '../../nodes/lib/store';
 // The module object itself, whose functions a test may wrap (the `import *` namespace only has getters).
+// eslint-disable-next-line @typescript-eslint/no-require-imports
 import nodeFs = require('node:fs');
 
 const OPTIONS: DurableLogOptions = { maxRecords: 100_000, maxBytes: 0 };
@@ -14,10 +15,12 @@ const OPTIONS: DurableLogOptions = { maxRecords: 100_000, maxBytes: 0 };
 function appendAll(log: DurableLog, payloads: Buffer[]): Promise<Array<number | undefined>> {
   return new Promise((resolve, reject) => {
     let left = payloads.length;
-    const seqs = payloads.map((payload) => log.append(payload, (error) => {
-      if (error) reject(error);
-      else if (--left === 0) resolve(seqs);
-    }));
+    const seqs = payloads.map((payload) =>
+      log.append(payload, (error) => {
+        if (error) reject(error);
+        else if (--left === 0) resolve(seqs);
+      }),
+    );
   });
 }
 
@@ -33,7 +36,10 @@ const texts = (log: DurableLog): string[] => log.recovered.map((record) => recor
 const numbered = (count: number, from = 0): Buffer[] => Array.from({ length: count }, (_, i) => Buffer.from(`message ${from + i}`));
 
 function segmentFiles(dir: string): string[] {
-  return fs.readdirSync(dir).filter((name) => name.endsWith('.log')).sort();
+  return fs
+    .readdirSync(dir)
+    .filter((name) => name.endsWith('.log'))
+    .sort();
 }
 
 describe('store: durable log', function () {
@@ -67,7 +73,10 @@ describe('store: durable log', function () {
       log = DurableLog.open(dir, OPTIONS);
       assert.deepEqual(log.recovered, []);
       const seqs = await appendAll(log, numbered(5000));
-      assert.deepEqual(seqs, Array.from({ length: 5000 }, (_, i) => i + 1));
+      assert.deepEqual(
+        seqs,
+        Array.from({ length: 5000 }, (_, i) => i + 1),
+      );
     } finally {
       nodeFs.fdatasync = fdatasync;
     }
@@ -77,7 +86,10 @@ describe('store: durable log', function () {
     const reopened = DurableLog.open(dir, OPTIONS);
     assert.deepEqual(texts(reopened), numbered(5000).map(String));
     assert.equal(reopened.damage, undefined);
-    assert.equal(reopened.bytes, numbered(5000).reduce((sum, b) => sum + b.length, 0));
+    assert.equal(
+      reopened.bytes,
+      numbered(5000).reduce((sum, b) => sum + b.length, 0),
+    );
     await closeLog(reopened);
   });
 
@@ -90,11 +102,17 @@ describe('store: durable log', function () {
     await closeLog(log);
     const reopened = DurableLog.open(dir, OPTIONS);
     // The cursor keeps the acknowledged prefix (1-4); 7 was acknowledged past a gap and comes back.
-    assert.deepEqual(reopened.recovered.map((r) => r.seq), seqs.slice(4));
+    assert.deepEqual(
+      reopened.recovered.map((r) => r.seq),
+      seqs.slice(4),
+    );
     assert.equal(await appendOne(reopened, Buffer.from('next')), undefined);
     await closeLog(reopened);
     const third = DurableLog.open(dir, OPTIONS);
-    assert.deepEqual(third.recovered.map((r) => r.seq), [5, 6, 7, 8, 9, 10, 11]);
+    assert.deepEqual(
+      third.recovered.map((r) => r.seq),
+      [5, 6, 7, 8, 9, 10, 11],
+    );
     await closeLog(third);
   });
 
@@ -180,12 +198,15 @@ describe('store: durable log', function () {
   it('says clearly that a directory cannot be made where a file is in the way', function () {
     const blocked = path.join(dir, 'not-a-directory');
     fs.writeFileSync(blocked, '');
-    assert.throws(() => DurableLog.open(path.join(blocked, 'queue'), OPTIONS), (err: unknown) => {
-      assert.ok(err instanceof AliyunIotError);
-      assert.equal(err.code, 'STORE_UNWRITABLE');
-      assert.match(err.message, /cannot be written/);
-      return true;
-    });
+    assert.throws(
+      () => DurableLog.open(path.join(blocked, 'queue'), OPTIONS),
+      (err: unknown) => {
+        assert.ok(err instanceof AliyunIotError);
+        assert.equal(err.code, 'STORE_UNWRITABLE');
+        assert.match(err.message, /cannot be written/);
+        return true;
+      },
+    );
   });
 
   it('fails the appends of a full disk through their callbacks and keeps nothing of them', async function () {
@@ -193,7 +214,10 @@ describe('store: durable log', function () {
     fs.symlinkSync('/dev/full', path.join(dir, `${'1'.padStart(20, '0')}.log`));
     const log = DurableLog.open(dir, OPTIONS);
     const errors = await Promise.all(numbered(3).map((payload) => appendOne(log, payload)));
-    assert.deepEqual(errors.map((err) => err?.code), ['STORE_DISK_FULL', 'STORE_DISK_FULL', 'STORE_DISK_FULL']);
+    assert.deepEqual(
+      errors.map((err) => err?.code),
+      ['STORE_DISK_FULL', 'STORE_DISK_FULL', 'STORE_DISK_FULL'],
+    );
     assert.equal(log.count, 0);
     assert.equal(log.bytes, 0);
     assert.equal((await appendOne(log, Buffer.from('later')))?.code, 'STORE_DISK_FULL');

@@ -7,11 +7,21 @@ import { OfflineQueue, PendingRequests, QueuedPublish } from '../../nodes/lib/co
 
 describe('timers: the offline queue', function () {
   let clock: sinon.SinonFakeTimers;
-  beforeEach(function () { clock = sinon.useFakeTimers(); });
-  afterEach(function () { clock.restore(); });
+  beforeEach(function () {
+    clock = sinon.useFakeTimers();
+  });
+  afterEach(function () {
+    clock.restore();
+  });
 
   function publish(payload: string, outcomes: string[]): QueuedPublish {
-    return { topic: '/t', payload, qos: 1, retain: false, callback: (err) => outcomes.push(`${payload}:${err instanceof AliyunIotError ? err.code : 'sent'}`) };
+    return {
+      topic: '/t',
+      payload,
+      qos: 1,
+      retain: false,
+      callback: (err) => outcomes.push(`${payload}:${err instanceof AliyunIotError ? err.code : 'sent'}`),
+    };
   }
 
   it('fails a message with QUEUE_EXPIRED exactly when its time limit is up, not before, and only that one', function () {
@@ -58,8 +68,12 @@ describe('timers: the offline queue', function () {
 
 describe('timers: requests waiting for an answer', function () {
   let clock: sinon.SinonFakeTimers;
-  beforeEach(function () { clock = sinon.useFakeTimers(); });
-  afterEach(function () { clock.restore(); });
+  beforeEach(function () {
+    clock = sinon.useFakeTimers();
+  });
+  afterEach(function () {
+    clock.restore();
+  });
 
   function record(outcomes: string[], id: string): (error: Error | undefined, value?: string) => void {
     return (error, value) => outcomes.push(error ? `${id}:${error.message}` : `${id}:${value}`);

@@ -8,12 +8,27 @@ import { Qos, deviceOfTopic, expandPlaceholders, parseQos, productOfTopic, valid
 import { callApi } from './api-call';
 import { InvokeRequest, InvokeResult, invokeDevice } from './device-invocation';
 import type { ApiResponse } from './openapi-client';
-import { NO_FAILURES, ProblemLog, ReconnectPolicy, RetryCounters, TLS_CERTIFICATE_ERROR, classifyClose, reconnectPolicy } from './reconnect-policy';
+import {
+  NO_FAILURES,
+  ProblemLog,
+  ReconnectPolicy,
+  RetryCounters,
+  TLS_CERTIFICATE_ERROR,
+  classifyClose,
+  reconnectPolicy,
+} from './reconnect-policy';
 import type { CloudProfile } from './settings';
 import { StatusBroadcaster } from './status-broadcaster';
 import { SubscriptionTable } from './subscription-table';
 import type {
-  ConnectionLogger, ConnectionStatus, ConnectionUser, MessageMeta, MessageReceiver, PublishCallback, PublishOptions, SharedConnection,
+  ConnectionLogger,
+  ConnectionStatus,
+  ConnectionUser,
+  MessageMeta,
+  MessageReceiver,
+  PublishCallback,
+  PublishOptions,
+  SharedConnection,
 } from './types';
 
 const API_READY: ConnectionStatus = { state: 'idle', reason: 'api-ready' };
@@ -121,7 +136,10 @@ export class CloudApplicationConnection implements SharedConnection {
   publish(topicTemplate: unknown, value: unknown, options: PublishOptions, callback: PublishCallback): void {
     let params: Record<string, string | number>;
     try {
-      const topic = validatePublishTopic(typeof topicTemplate === 'string' ? this.expandTopic(topicTemplate) : topicTemplate, this.profile.limits);
+      const topic = validatePublishTopic(
+        typeof topicTemplate === 'string' ? this.expandTopic(topicTemplate) : topicTemplate,
+        this.profile.limits,
+      );
       const productKey = productOfTopic(topic);
       if (!productKey) throw new AliyunIotError('PUB_TOPIC_INVALID', { topic });
       const payload = encodePayload(value);
@@ -141,7 +159,10 @@ export class CloudApplicationConnection implements SharedConnection {
       callback(new AliyunIotError('CONNECTION_CLOSED'));
       return;
     }
-    this.profile.api.call('Pub', params).then(() => callback(), (err: Error) => callback(err));
+    this.profile.api.call('Pub', params).then(
+      () => callback(),
+      (err: Error) => callback(err),
+    );
   }
 
   async invoke(request: InvokeRequest): Promise<InvokeResult> {
@@ -206,12 +227,19 @@ export class CloudApplicationConnection implements SharedConnection {
       reconnect: false,
       idle_time_out: 60_000,
       ...(amqp.tls
-        ? { transport: 'tls' as const, servername: amqp.host, rejectUnauthorized: true, ...(this.profile.ca ? { ca: [...rootCertificates, this.profile.ca] } : {}) }
+        ? {
+            transport: 'tls' as const,
+            servername: amqp.host,
+            rejectUnauthorized: true,
+            ...(this.profile.ca ? { ca: [...rootCertificates, this.profile.ca] } : {}),
+          }
         : { transport: 'tcp' as const }),
     };
     const connection = container.connect(options);
     this.amqp = connection;
-    container.on('error', (err: Error) => this.log.debug(new LogMessage('CONNECTION_ERROR', { target: this.profile.label, reason: err.message })));
+    container.on('error', (err: Error) =>
+      this.log.debug(new LogMessage('CONNECTION_ERROR', { target: this.profile.label, reason: err.message })),
+    );
     connection.on('connection_open', () => {
       connection.open_receiver({ autoaccept: false, credit_window: 100 });
       this.failures = { ...NO_FAILURES };
@@ -222,8 +250,10 @@ export class CloudApplicationConnection implements SharedConnection {
     connection.on('message', (context: EventContext) => this.onAmqpMessage(context));
     connection.on('connection_error', (context: EventContext) => {
       // A refused SASL login is only in context.error; a close with an error also in connection.error.
-      const condition = (context.error as { condition?: string } | undefined)?.condition
-        ?? (context.connection.error as { condition?: string } | undefined)?.condition ?? '';
+      const condition =
+        (context.error as { condition?: string } | undefined)?.condition ??
+        (context.connection.error as { condition?: string } | undefined)?.condition ??
+        '';
       if (/unauthorized|auth/i.test(condition)) this.refused = true;
     });
     connection.on('disconnected', (context: EventContext) => this.onDisconnected(connection, context));
@@ -236,15 +266,19 @@ export class CloudApplicationConnection implements SharedConnection {
     const error = context.error as (Error & { code?: unknown }) | undefined;
     const reason = error?.message ?? '';
     const certificate = typeof error?.code === 'string' && TLS_CERTIFICATE_ERROR.test(error.code);
-    const decision = classifyClose({
-      mode: 'cloud',
-      target: this.profile.label,
-      refused: this.refused || /unauthori[sz]ed|authentication|sasl/i.test(reason),
-      tlsFailure: certificate ? `${String(error?.code)}: ${reason}` : undefined,
-      current: this.status,
-      livedMs: 0,
-      detectKick: false,
-    }, this.failures, this.policy);
+    const decision = classifyClose(
+      {
+        mode: 'cloud',
+        target: this.profile.label,
+        refused: this.refused || /unauthori[sz]ed|authentication|sasl/i.test(reason),
+        tlsFailure: certificate ? `${String(error?.code)}: ${reason}` : undefined,
+        current: this.status,
+        livedMs: 0,
+        detectKick: false,
+      },
+      this.failures,
+      this.policy,
+    );
     this.failures = decision.counters;
     if (decision.status !== this.status) this.setStatus(decision.status);
     this.problems.writeDecision(decision);

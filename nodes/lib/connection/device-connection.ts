@@ -14,13 +14,27 @@ import { readTokenNotice, tokenUploadBody } from './apsaramq-token';
 import { DiskQueue } from './disk-queue';
 import { OfflineQueue, PublishQueue, QueuedPublish } from './offline-queue';
 import {
-  NO_FAILURES, ProblemLog, ReconnectPolicy, RetryCounters, TLS_CERTIFICATE_ERROR, backoffDelay, classifyClose, reconnectPolicy,
+  NO_FAILURES,
+  ProblemLog,
+  ReconnectPolicy,
+  RetryCounters,
+  TLS_CERTIFICATE_ERROR,
+  backoffDelay,
+  classifyClose,
+  reconnectPolicy,
 } from './reconnect-policy';
 import type { ConnectionProfile } from './settings';
 import { StatusBroadcaster } from './status-broadcaster';
 import { FilterEntry, SubscriptionTable } from './subscription-table';
 import type {
-  ConnectionLogger, ConnectionStatus, ConnectionUser, MessageMeta, MessageReceiver, PublishCallback, PublishOptions, SharedConnection,
+  ConnectionLogger,
+  ConnectionStatus,
+  ConnectionUser,
+  MessageMeta,
+  MessageReceiver,
+  PublishCallback,
+  PublishOptions,
+  SharedConnection,
 } from './types';
 
 /** mqtt.js traces every packet through its `log` option; unless DEBUG asks for that, a no-op spares the hot path. */
@@ -94,8 +108,12 @@ export class DeviceConnection implements SharedConnection {
     if (profile.queueStore === 'disk') {
       if (!queueDirectory) throw new AliyunIotError('QUEUE_DIRECTORY_MISSING');
       this.queue = new DiskQueue({
-        dir: queueDirectory, maxRecords: profile.queueSize, maxBytes: profile.queueMaxBytes, timeoutMs: profile.queueTimeoutMs,
-        log, onReady: () => this.flushQueue(),
+        dir: queueDirectory,
+        maxRecords: profile.queueSize,
+        maxBytes: profile.queueMaxBytes,
+        timeoutMs: profile.queueTimeoutMs,
+        log,
+        onReady: () => this.flushQueue(),
       });
     } else {
       this.queue = new OfflineQueue(profile.queueSize);
@@ -230,8 +248,10 @@ export class DeviceConnection implements SharedConnection {
   }
 
   private isLocalFilter(filter: string): boolean {
-    return (this.profile.mode === 'mq' && isPointToPointFilter(filter, this.profile.clientId))
-      || this.localFilterRules.some((rule) => rule(filter));
+    return (
+      (this.profile.mode === 'mq' && isPointToPointFilter(filter, this.profile.clientId)) ||
+      this.localFilterRules.some((rule) => rule(filter))
+    );
   }
 
   /** From now on, filters `rule` takes get no SUBSCRIBE: the broker delivers them by itself. */
@@ -334,7 +354,10 @@ export class DeviceConnection implements SharedConnection {
 
   private uploadOnWire(upload: PendingUpload): void {
     this.send({
-      topic: TOKEN_TOPICS.upload, payload: upload.body, qos: 1, retain: false,
+      topic: TOKEN_TOPICS.upload,
+      payload: upload.body,
+      qos: 1,
+      retain: false,
       callback: (error) => {
         if (upload.done) return;
         if (error) this.finishUpload(upload, error);
@@ -368,7 +391,10 @@ export class DeviceConnection implements SharedConnection {
   publish(topicTemplate: unknown, value: unknown, options: PublishOptions, callback: PublishCallback): void {
     let message: QueuedPublish;
     try {
-      const topic = validatePublishTopic(typeof topicTemplate === 'string' ? this.expandTopic(topicTemplate) : topicTemplate, this.profile.limits);
+      const topic = validatePublishTopic(
+        typeof topicTemplate === 'string' ? this.expandTopic(topicTemplate) : topicTemplate,
+        this.profile.limits,
+      );
       if (!this.publishRules.some((rule) => rule(topic))) this.profile.checkPublishTopic?.(topic);
       const qos = parseQos(options.qos);
       const payload = encodePayload(value);
@@ -672,15 +698,19 @@ export class DeviceConnection implements SharedConnection {
       // An upload on the wire without its answer cannot be confirmed any more; the working token stays.
       this.finishUpload(upload, new AliyunIotError('DISCONNECTED'));
     }
-    const decision = classifyClose({
-      mode: this.profile.mode,
-      target: this.profile.label,
-      returnCode: this.refusalCode,
-      tlsFailure: this.tlsFailure,
-      current: this.status,
-      livedMs: Date.now() - run.connectedAt,
-      detectKick: true,
-    }, this.failures, this.policy);
+    const decision = classifyClose(
+      {
+        mode: this.profile.mode,
+        target: this.profile.label,
+        returnCode: this.refusalCode,
+        tlsFailure: this.tlsFailure,
+        current: this.status,
+        livedMs: Date.now() - run.connectedAt,
+        detectKick: true,
+      },
+      this.failures,
+      this.policy,
+    );
     this.failures = decision.counters;
     if (decision.status !== this.status) this.setStatus(decision.status);
     this.problems.writeDecision(decision);

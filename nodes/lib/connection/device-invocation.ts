@@ -56,15 +56,22 @@ export async function invokeDevice(api: OpenApiClient, request: InvokeRequest): 
   if (!Number.isInteger(timeout) || timeout < range.min || timeout > range.max) {
     throw new AliyunIotError('RRPC_TIMEOUT_RANGE', { value: String(timeout), ...range });
   }
-  const answer = await api.call('RRpc', {
-    ...device,
-    RequestBase64Byte: Buffer.from(encodePayload(request.payload)).toString('base64'),
-    Timeout: timeout,
-    Topic: request.topic || undefined,
-  }, timeout + 5000);
+  const answer = await api.call(
+    'RRpc',
+    {
+      ...device,
+      RequestBase64Byte: Buffer.from(encodePayload(request.payload)).toString('base64'),
+      Timeout: timeout,
+      Topic: request.topic || undefined,
+    },
+    timeout + 5000,
+  );
   const rrpcCode = String(answer.RrpcCode ?? '');
   const messageId = String(answer.MessageId ?? '');
-  if (rrpcCode !== 'SUCCESS') throw Object.assign(new AliyunIotError('RRPC_FAILED', { code: rrpcCode, device: `${request.productKey}/${request.deviceName}` }), { rrpcCode });
+  if (rrpcCode !== 'SUCCESS')
+    throw Object.assign(new AliyunIotError('RRPC_FAILED', { code: rrpcCode, device: `${request.productKey}/${request.deviceName}` }), {
+      rrpcCode,
+    });
   const bytes = Buffer.from(String(answer.PayloadBase64Byte ?? ''), 'base64');
   return { payload: decodePayload(bytes, 'auto-detect'), messageId, rrpcCode };
 }

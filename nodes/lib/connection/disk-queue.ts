@@ -13,7 +13,10 @@ const FIXED_BYTES = 11;
 type PublishFields = Pick<QueuedPublish, 'topic' | 'payload' | 'qos' | 'retain'>;
 
 /** The record's size and what writes it at a place in a buffer. */
-export function storedPublishWriter(message: PublishFields, enqueuedAt: number): { bytes: number; write(target: Buffer, offset: number): void } {
+export function storedPublishWriter(
+  message: PublishFields,
+  enqueuedAt: number,
+): { bytes: number; write(target: Buffer, offset: number): void } {
   const topicBytes = Buffer.byteLength(message.topic);
   const payloadBytes = typeof message.payload === 'string' ? Buffer.byteLength(message.payload) : message.payload.length;
   return {
@@ -121,7 +124,11 @@ export class DiskQueue implements PublishQueue {
         continue;
       }
       return {
-        topic: next.topic, payload: next.payload, qos: next.qos, retain: next.retain, enqueuedAt: next.enqueuedAt,
+        topic: next.topic,
+        payload: next.payload,
+        qos: next.qos,
+        retain: next.retain,
+        enqueuedAt: next.enqueuedAt,
         callback: (error) => (error ? this.putBack(next) : this.store.ack(next.seq)),
       };
     }

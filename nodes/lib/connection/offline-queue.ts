@@ -45,7 +45,9 @@ export class OfflineQueue implements PublishQueue {
       return;
     }
     if (limitMs > MAX_TIMER_MS) {
-      message.callback(new AliyunIotError('DURATION_TOO_LONG', { field: 'queueTimeoutMs', value: String(limitMs), unit: 'ms', max: MAX_TIMER_MS }));
+      message.callback(
+        new AliyunIotError('DURATION_TOO_LONG', { field: 'queueTimeoutMs', value: String(limitMs), unit: 'ms', max: MAX_TIMER_MS }),
+      );
       return;
     }
     this.messages.push(message);

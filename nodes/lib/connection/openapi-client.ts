@@ -99,19 +99,27 @@ export class OpenApiClient {
   private post(body: string, timeoutMs: number): Promise<HttpAnswer> {
     const send = this.url.protocol === 'https:' ? https.request : http.request;
     return new Promise((resolve, reject) => {
-      const request = send(this.url, {
-        method: 'POST',
-        agent: this.agent,
-        timeout: timeoutMs,
-        headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) },
-      }, (response) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('end', () => resolve({
-          status: response.statusCode ?? 0, statusText: response.statusMessage ?? '', body: Buffer.concat(chunks).toString('utf8'),
-        }));
-        response.on('error', reject);
-      });
+      const request = send(
+        this.url,
+        {
+          method: 'POST',
+          agent: this.agent,
+          timeout: timeoutMs,
+          headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) },
+        },
+        (response) => {
+          const chunks: Buffer[] = [];
+          response.on('data', (chunk: Buffer) => chunks.push(chunk));
+          response.on('end', () =>
+            resolve({
+              status: response.statusCode ?? 0,
+              statusText: response.statusMessage ?? '',
+              body: Buffer.concat(chunks).toString('utf8'),
+            }),
+          );
+          response.on('error', reject);
+        },
+      );
       request.on('timeout', () => request.destroy(new Error(`no answer within ${timeoutMs} ms`)));
       request.on('error', reject);
       request.end(body);
@@ -143,9 +151,14 @@ export class OpenApiClient {
   }
 
   private async attempt(action: string, params: ApiParams, timeoutMs: number): Promise<Attempt> {
-    const body = new URLSearchParams(signedParams({
-      ...this.options, action, method: 'POST', params: { IotInstanceId: this.options.iotInstanceId || undefined, ...params },
-    })).toString();
+    const body = new URLSearchParams(
+      signedParams({
+        ...this.options,
+        action,
+        method: 'POST',
+        params: { IotInstanceId: this.options.iotInstanceId || undefined, ...params },
+      }),
+    ).toString();
     let response: HttpAnswer;
     try {
       response = await this.post(body, timeoutMs);
@@ -162,7 +175,10 @@ export class OpenApiClient {
     const ok = response.status >= 200 && response.status < 300;
     if (ok && answer.Success !== false) return { answer, retryable: false };
     const code = String(answer.Code ?? response.status);
-    return { error: apiFailure(action, code, String(answer.ErrorMessage ?? answer.Message ?? '')), retryable: isRetryable(response.status, code) };
+    return {
+      error: apiFailure(action, code, String(answer.ErrorMessage ?? answer.Message ?? '')),
+      retryable: isRetryable(response.status, code),
+    };
   }
 }
 

@@ -61,4 +61,3 @@ export class PendingRequests<T> {
     return true;
   }
 }
-

@@ -27,7 +27,11 @@ export class PostClient implements MessageReceiver {
   private readonly publish: Publisher;
 
   /** Posts as `device` (default: the connection's own) through `publish` (default: the connection's). */
-  constructor(private readonly connection: DeviceConnection, device?: Device, publish?: Publisher) {
+  constructor(
+    private readonly connection: DeviceConnection,
+    device?: Device,
+    publish?: Publisher,
+  ) {
     const { productKey, deviceName } = connection.profile.variables;
     this.device = device ?? { productKey, deviceName };
     this.replyFilter = thingTopics.postReplies(this.device);
@@ -50,13 +54,21 @@ export class PostClient implements MessageReceiver {
    * Publishes a post and returns its id and method (throwing on bad input). The callback gets the reply (or, without
    * ack, runs once the broker took the message), or the error: publishing failed, or no reply within timeoutMs.
    */
-  post(request: PostRequest, timeoutMs: number, callback: (error: Error | undefined, result?: PostResult) => void): { id: string; method: string } {
+  post(
+    request: PostRequest,
+    timeoutMs: number,
+    callback: (error: Error | undefined, result?: PostResult) => void,
+  ): { id: string; method: string } {
     if (request.ack) checkTimerDuration(timeoutMs, 'timeout');
     const id = this.ids.take();
     const { topic, method, payload } = buildPost(this.device, id, request);
     if (request.ack) {
-      this.pending.add(id, timeoutMs, (error, reply) => callback(error, { id, method, reply }),
-        () => new AliyunIotError('POST_TIMEOUT', { method, id, timeout: timeoutMs }));
+      this.pending.add(
+        id,
+        timeoutMs,
+        (error, reply) => callback(error, { id, method, reply }),
+        () => new AliyunIotError('POST_TIMEOUT', { method, id, timeout: timeoutMs }),
+      );
     }
     // A post waiting for its reply gives up after timeoutMs, in the offline queue too: never sent after that.
     this.publish(topic, payload, { qos: 1, ...(request.ack ? { queueTimeoutMs: timeoutMs } : {}) }, (error) => {

@@ -137,7 +137,12 @@ function keepsProblem(state: ConnectionState): boolean {
 }
 
 /** Classifies a close: the status to show, how long to wait before the next attempt, and what to log. */
-export function classifyClose(facts: CloseFacts, counters: RetryCounters, policy: ReconnectPolicy, random: () => number = Math.random): CloseDecision {
+export function classifyClose(
+  facts: CloseFacts,
+  counters: RetryCounters,
+  policy: ReconnectPolicy,
+  random: () => number = Math.random,
+): CloseDecision {
   const next = { ...counters };
   const { target, current } = facts;
   if (facts.returnCode !== undefined && facts.mode !== 'cloud') {
@@ -173,7 +178,11 @@ export function classifyClose(facts: CloseFacts, counters: RetryCounters, policy
         status: { state: 'kicked', reason: 'kicked' },
         delayMs: backoffDelay(next.shortSessions - policy.kickedAfter, policy.kickedBaseMs, policy.kickedMaxMs, random),
         counters: next,
-        log: { level: 'warn', message: new LogMessage(facts.mode === 'mq' ? 'KICKED_MQ' : 'KICKED_IOT', { target, count: next.shortSessions }), once: true },
+        log: {
+          level: 'warn',
+          message: new LogMessage(facts.mode === 'mq' ? 'KICKED_MQ' : 'KICKED_IOT', { target, count: next.shortSessions }),
+          once: true,
+        },
       };
     }
     return {

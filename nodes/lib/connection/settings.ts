@@ -2,12 +2,31 @@ import { hostname } from 'node:os';
 import { AliyunIotError } from '../errors';
 import { signAmqpLogin } from '../protocol/amqp-login';
 import {
-  AmqpEndpoint, Endpoint, amqpEndpoint, amqpEndpointUrl, checkApiEndpoint, endpointUrl, iotEndpoint, mqEndpoint,
-  openApiEndpoint, parseAmqpEndpoint, securemodeFor,
+  AmqpEndpoint,
+  Endpoint,
+  amqpEndpoint,
+  amqpEndpointUrl,
+  checkApiEndpoint,
+  endpointUrl,
+  iotEndpoint,
+  mqEndpoint,
+  openApiEndpoint,
+  parseAmqpEndpoint,
+  securemodeFor,
 } from '../protocol/endpoints';
 import {
-  MqAuthMode, Protocol, SignMethod, isMqAuthMode, isProtocol, isSignMethod, matches, validateDeviceName,
-  validateInstanceId, validateIotClientId, validateProductKey, validateRegion,
+  MqAuthMode,
+  Protocol,
+  SignMethod,
+  isMqAuthMode,
+  isProtocol,
+  isSignMethod,
+  matches,
+  validateDeviceName,
+  validateInstanceId,
+  validateIotClientId,
+  validateProductKey,
+  validateRegion,
 } from '../protocol/identifiers';
 import { MqttLogin, defaultIotClientId, signIotLogin } from '../protocol/iot-login';
 import { DEFAULTS, RANGES, SERVICE_LIMITS, ServiceLimits, ServiceMode, UPLINK_RATE_LIMITS, checkTimerDuration } from '../protocol/limits';
@@ -94,7 +113,6 @@ export interface ConnectionProfile {
   /** ApsaraMQ token mode: later logins use this token (once it is known good); returns the token it replaces. */
   replaceToken?(token: string): string;
 }
-
 
 /** The environment variables of the simulator that `npm start` and `aliyun-iot-sim` hand to Node-RED. */
 export const SIMULATOR_VARIABLE_PREFIX = 'ALIYUN_IOT_SIM_';
@@ -203,7 +221,12 @@ export function resolveConnection(settings: ConnectionSettings): ConnectionProfi
     if (!isSignMethod(signMethod)) throw new AliyunIotError('SIGN_METHOD_INVALID', { value: String(signMethod) });
     if (!secrets.deviceSecret) throw new AliyunIotError('CREDENTIAL_MISSING', { field: 'deviceSecret' });
     const endpoint = iotEndpoint({
-      productKey, protocol, host, port, region: trimmed(settings, 'region'), instanceId: trimmed(settings, 'instanceId'),
+      productKey,
+      protocol,
+      host,
+      port,
+      region: trimmed(settings, 'region'),
+      instanceId: trimmed(settings, 'instanceId'),
     });
     const device = { productKey, deviceName, deviceSecret: secrets.deviceSecret };
     const securemode = securemodeFor(protocol);
@@ -247,13 +270,15 @@ export function resolveConnection(settings: ConnectionSettings): ConnectionProfi
     limits: SERVICE_LIMITS.mq,
     label: `${clientId} at ${endpointUrl(endpoint)}`,
     sign: () => signMqLogin(credentials),
-    ...(authMode === 'token' ? {
-      replaceToken: (token: string) => {
-        const previous = credentials.token as string;
-        credentials.token = token;
-        return previous;
-      },
-    } : {}),
+    ...(authMode === 'token'
+      ? {
+          replaceToken: (token: string) => {
+            const previous = credentials.token as string;
+            credentials.token = token;
+            return previous;
+          },
+        }
+      : {}),
   };
 }
 
@@ -312,9 +337,14 @@ export function resolveCloud(settings: ConnectionSettings): CloudProfile {
     variables: { clientId, ...(consumerGroupId ? { consumerGroupId } : {}), ...(iotInstanceId ? { instanceId: iotInstanceId } : {}) },
     ca: trimmed(settings, 'ca'),
     label: `${clientId} (${consumerGroupId ?? 'no consumer group'}) at ${amqpEndpointUrl(amqp)} and ${apiEndpoint}`,
-    amqpLogin: () => signAmqpLogin({
-      clientId, accessKeyId, accessKeySecret, consumerGroupId: consumerGroupId ?? '', iotInstanceId,
-    }),
+    amqpLogin: () =>
+      signAmqpLogin({
+        clientId,
+        accessKeyId,
+        accessKeySecret,
+        consumerGroupId: consumerGroupId ?? '',
+        iotInstanceId,
+      }),
     api: new OpenApiClient({ endpoint: apiEndpoint, regionId, iotInstanceId, accessKeyId, accessKeySecret }),
   };
 }

@@ -7,7 +7,10 @@ export class StatusBroadcaster {
   private readonly users = new Set<ConnectionUser>();
   private current: ConnectionStatus;
 
-  constructor(initial: ConnectionStatus, private readonly log: ConnectionLogger) {
+  constructor(
+    initial: ConnectionStatus,
+    private readonly log: ConnectionLogger,
+  ) {
     this.current = initial;
   }
 

@@ -24,7 +24,10 @@ export class SubscriptionTable {
   private readonly filters = new Map<string, FilterEntry>();
   private readonly receivers = new Map<MessageReceiver, Map<string, Qos>>();
   private readonly index = new QlobberDedup<MessageReceiver>({
-    separator: '/', wildcard_one: '+', wildcard_some: '#', match_empty_levels: true,
+    separator: '/',
+    wildcard_one: '+',
+    wildcard_some: '#',
+    match_empty_levels: true,
   });
   /** Receivers matching each recently seen topic; cleared whenever the index changes. */
   private readonly dispatchCache = new Map<string, MessageReceiver[]>();

@@ -43,22 +43,22 @@ export const METHODS = {
   service: (serviceId: string): string => `thing.service.${serviceId}`,
 };
 
-
 /** A thing-model topic taken apart; anything else is undefined. */
-export type ThingTopic = Device & (
-  | { type: 'post'; eventId: string }
-  | { type: 'post-reply'; eventId: string }
-  | { type: 'property-set' }
-  | { type: 'property-set-reply' }
-  | { type: 'service'; serviceId: string }
-  | { type: 'service-reply'; serviceId: string }
-  | { type: 'rrpc-request'; messageId: string }
-  | { type: 'rrpc-response'; messageId: string }
-  | { type: 'ext-rrpc'; messageId: string; serviceId: string }
-  | { type: 'custom-rrpc'; messageId: string; customTopic: string }
-  | { type: 'ntp-request' }
-  | { type: 'ntp-response' }
-);
+export type ThingTopic = Device &
+  (
+    | { type: 'post'; eventId: string }
+    | { type: 'post-reply'; eventId: string }
+    | { type: 'property-set' }
+    | { type: 'property-set-reply' }
+    | { type: 'service'; serviceId: string }
+    | { type: 'service-reply'; serviceId: string }
+    | { type: 'rrpc-request'; messageId: string }
+    | { type: 'rrpc-response'; messageId: string }
+    | { type: 'ext-rrpc'; messageId: string; serviceId: string }
+    | { type: 'custom-rrpc'; messageId: string; customTopic: string }
+    | { type: 'ntp-request' }
+    | { type: 'ntp-response' }
+  );
 
 /** Reads /sys/..., /ext/rrpc/... and /ext/ntp/... topics. A service id ending in `_reply` reads as a reply. */
 export function parseThingTopic(topic: string): ThingTopic | undefined {
@@ -183,7 +183,11 @@ export function readCommand(device: Device, topic: string, payload: Buffer, rawD
   const method = typeof json?.method === 'string' ? json.method : undefined;
   const alinkRequest = json !== undefined && id !== undefined && 'params' in json;
   const context = (kind: CommandKind, replyTopic: string, messageId?: string): CommandContext => ({
-    id, topic, replyTopic, kind, ...(messageId === undefined ? {} : { messageId }),
+    id,
+    topic,
+    replyTopic,
+    kind,
+    ...(messageId === undefined ? {} : { messageId }),
   });
   const requireAlink = (): AlinkObject => {
     if (!alinkRequest) throw new AliyunIotError('ALINK_MALFORMED', { topic });
@@ -191,7 +195,12 @@ export function readCommand(device: Device, topic: string, payload: Buffer, rawD
   };
   switch (parsed.type) {
     case 'property-set':
-      return { payload: requireAlink().params, method: method ?? METHODS.propertySet, service: 'property.set', alink: context('set', thingTopics.replyTo(topic)) };
+      return {
+        payload: requireAlink().params,
+        method: method ?? METHODS.propertySet,
+        service: 'property.set',
+        alink: context('set', thingTopics.replyTo(topic)),
+      };
     case 'service':
       return { payload: requireAlink().params, method, service: parsed.serviceId, alink: context('async', thingTopics.replyTo(topic)) };
     case 'ext-rrpc':
@@ -204,7 +213,10 @@ export function readCommand(device: Device, topic: string, payload: Buffer, rawD
       return { payload: decodePayload(payload, rawDatatype), alink: { topic, replyTopic, kind: 'rrpc', messageId: parsed.messageId } };
     }
     case 'custom-rrpc':
-      return { payload: decodePayload(payload, rawDatatype), alink: { topic, replyTopic: topic, kind: 'custom-rrpc', messageId: parsed.messageId } };
+      return {
+        payload: decodePayload(payload, rawDatatype),
+        alink: { topic, replyTopic: topic, kind: 'custom-rrpc', messageId: parsed.messageId },
+      };
     default:
       return undefined;
   }
@@ -270,6 +282,10 @@ export function buildPost(device: Device, id: string, request: PostRequest): { t
 /** Already in the event form {value: {...}, time?}. */
 function isEventParams(params: AlinkObject): boolean {
   const keys = Object.keys(params);
-  return keys.includes('value') && keys.every((key) => key === 'value' || key === 'time')
-    && params.value !== null && typeof params.value === 'object';
+  return (
+    keys.includes('value') &&
+    keys.every((key) => key === 'value' || key === 'time') &&
+    params.value !== null &&
+    typeof params.value === 'object'
+  );
 }

@@ -22,8 +22,9 @@ export function signAmqpLogin(options: AmqpLoginOptions): { username: string; pa
   const timestamp = options.timestamp ?? Date.now();
   const accessKeyId = requireSecret(options.accessKeyId, 'accessKeyId');
   const secret = requireSecret(options.accessKeySecret, 'accessKeySecret');
-  const username = `${options.clientId}|authMode=aksign,signMethod=hmacsha1,timestamp=${timestamp},authId=${accessKeyId},`
-    + `iotInstanceId=${options.iotInstanceId ?? ''},consumerGroupId=${options.consumerGroupId}|`;
+  const username =
+    `${options.clientId}|authMode=aksign,signMethod=hmacsha1,timestamp=${timestamp},authId=${accessKeyId},` +
+    `iotInstanceId=${options.iotInstanceId ?? ''},consumerGroupId=${options.consumerGroupId}|`;
   return { username, password: amqpPassword(accessKeyId, secret, timestamp) };
 }
 
@@ -54,6 +55,9 @@ export function parseAmqpUsername(username: string): ParsedAmqpUsername | undefi
 }
 
 export function verifyAmqpPassword(login: ParsedAmqpUsername, secret: string, password: string): boolean {
-  return login.authMode === 'aksign' && login.signMethod === 'hmacsha1'
-    && safeEqual(password, amqpPassword(login.accessKeyId, secret, login.timestamp));
+  return (
+    login.authMode === 'aksign' &&
+    login.signMethod === 'hmacsha1' &&
+    safeEqual(password, amqpPassword(login.accessKeyId, secret, login.timestamp))
+  );
 }

@@ -130,7 +130,11 @@ export function checkApiEndpoint(text: string, field: string): string {
   return text;
 }
 
-function parseEndpointUrl(text: string, field: string, protocols: Readonly<Record<string, number>>): { protocol: string; host: string; port: number } {
+function parseEndpointUrl(
+  text: string,
+  field: string,
+  protocols: Readonly<Record<string, number>>,
+): { protocol: string; host: string; port: number } {
   let url: URL;
   try {
     url = new URL(text);

@@ -97,7 +97,11 @@ export function parseIotClientId(mqttClientId: string): ParsedIotClientId | unde
 
 export type IotLoginVerdict =
   | { ok: true; productKey: string; deviceName: string; clientId: string; params: Record<string, string>; ext: number }
-  | { ok: false; returnCode: RefusalCode; reason: 'client-id-format' | 'sign-method' | 'username-format' | 'unknown-device' | 'bad-signature' };
+  | {
+      ok: false;
+      returnCode: RefusalCode;
+      reason: 'client-id-format' | 'sign-method' | 'username-format' | 'unknown-device' | 'bad-signature';
+    };
 
 /**
  * Checks an IoT Platform device login as the platform does: a missing signmethod means hmacmd5, either hex case is
@@ -118,9 +122,16 @@ export function verifyIotLogin(
   const [deviceName, productKey] = parts;
   const secret = lookupSecret(productKey, deviceName);
   if (secret === undefined) return { ok: false, returnCode: CONNACK.BAD_USERNAME_OR_PASSWORD, reason: 'unknown-device' };
-  const expected = hmacHex(signMethod, secret, iotSignedText({
-    clientId: parsed.clientId, deviceName, productKey, timestamp: parsed.params.timestamp,
-  }));
+  const expected = hmacHex(
+    signMethod,
+    secret,
+    iotSignedText({
+      clientId: parsed.clientId,
+      deviceName,
+      productKey,
+      timestamp: parsed.params.timestamp,
+    }),
+  );
   if (!safeEqual(login.password.toLowerCase(), expected.toLowerCase())) {
     return { ok: false, returnCode: CONNACK.NOT_AUTHORIZED, reason: 'bad-signature' };
   }

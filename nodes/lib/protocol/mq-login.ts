@@ -32,7 +32,11 @@ export function parseMqClientId(clientId: string): { groupId: string; deviceId: 
   if (separator < 0) return undefined;
   const groupId = clientId.slice(0, separator);
   const deviceId = clientId.slice(separator + MQ_CLIENT_ID_SEPARATOR.length);
-  if (!IDENTIFIER_PATTERNS.groupId.test(groupId) || !IDENTIFIER_PATTERNS.mqDeviceId.test(deviceId) || clientId.length > RANGES.clientIdLength.max) {
+  if (
+    !IDENTIFIER_PATTERNS.groupId.test(groupId) ||
+    !IDENTIFIER_PATTERNS.mqDeviceId.test(deviceId) ||
+    clientId.length > RANGES.clientIdLength.max
+  ) {
     return undefined;
   }
   return { groupId, deviceId };
@@ -64,9 +68,10 @@ export function signMqLogin(credentials: MqCredentials): MqttLogin {
   const instanceId = validateInstanceId(credentials.instanceId);
   const accessKeyId = requireSecret(credentials.accessKeyId, 'accessKeyId');
   const username = `${MQ_USERNAME_PREFIX[authMode]}|${accessKeyId}|${instanceId}`;
-  const password = authMode === 'token'
-    ? mqTokenPassword(requireSecret(credentials.token, 'token'))
-    : hmacSha1Base64(requireSecret(credentials.accessKeySecret, 'accessKeySecret'), clientId);
+  const password =
+    authMode === 'token'
+      ? mqTokenPassword(requireSecret(credentials.token, 'token'))
+      : hmacSha1Base64(requireSecret(credentials.accessKeySecret, 'accessKeySecret'), clientId);
   return { clientId, username, password };
 }
 
@@ -104,4 +109,3 @@ export function parseMqTokenPassword(password: string): MqTokenGrant[] | undefin
   }
   return grants;
 }
-

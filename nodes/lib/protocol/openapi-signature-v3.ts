@@ -17,7 +17,6 @@ export const V3_HEADERS = {
 /** Headers a client must sign: every `x-acs-*` header it sends, and these. */
 const ALWAYS_SIGNED = ['host', 'content-type'];
 
-
 export function sha256Hex(data: string | Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
@@ -40,18 +39,31 @@ export interface V3Request {
 
 function headerText(value: HeaderValue): string {
   if (value === undefined) return '';
-  return (typeof value === 'string' ? [value] : [...value]).map((item) => item.trim()).sort().join(',');
+  return (typeof value === 'string' ? [value] : [...value])
+    .map((item) => item.trim())
+    .sort()
+    .join(',');
 }
 
 export function canonicalQueryV3(query: Readonly<Record<string, string>>): string {
-  return Object.keys(query).map((key) => [percentEncode(key), percentEncode(query[key])]).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([key, value]) => `${key}=${value}`).join('&');
+  return Object.keys(query)
+    .map((key) => [percentEncode(key), percentEncode(query[key])])
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([key, value]) => `${key}=${value}`)
+    .join('&');
 }
 
 export function canonicalRequestV3(request: V3Request): string {
   const names = [...new Set(request.signedHeaders.map((name) => name.toLowerCase()))].sort();
   const headers = names.map((name) => `${name}:${headerText(request.headers[name])}\n`).join('');
-  return [request.method.toUpperCase(), request.path || '/', canonicalQueryV3(request.query), headers, names.join(';'), request.bodySha256].join('\n');
+  return [
+    request.method.toUpperCase(),
+    request.path || '/',
+    canonicalQueryV3(request.query),
+    headers,
+    names.join(';'),
+    request.bodySha256,
+  ].join('\n');
 }
 
 export function stringToSignV3(canonicalRequest: string): string {
@@ -59,7 +71,9 @@ export function stringToSignV3(canonicalRequest: string): string {
 }
 
 export function signatureV3(request: V3Request, accessKeySecret: string): string {
-  return createHmac('sha256', accessKeySecret).update(stringToSignV3(canonicalRequestV3(request)), 'utf8').digest('hex');
+  return createHmac('sha256', accessKeySecret)
+    .update(stringToSignV3(canonicalRequestV3(request)), 'utf8')
+    .digest('hex');
 }
 
 export interface V3Authorization {
@@ -91,8 +105,11 @@ export function authorizationV3(accessKeyId: string, signedHeaders: readonly str
 /** The request headers the caller sent that should have been signed and were not: x-acs-*, host, content-type. */
 export function unsignedHeadersV3(request: Pick<V3Request, 'headers' | 'signedHeaders'>): string[] {
   const signed = new Set(request.signedHeaders.map((name) => name.toLowerCase()));
-  return Object.keys(request.headers).map((name) => name.toLowerCase())
-    .filter((name) => (name.startsWith('x-acs-') || ALWAYS_SIGNED.includes(name)) && request.headers[name] !== undefined && !signed.has(name));
+  return Object.keys(request.headers)
+    .map((name) => name.toLowerCase())
+    .filter(
+      (name) => (name.startsWith('x-acs-') || ALWAYS_SIGNED.includes(name)) && request.headers[name] !== undefined && !signed.has(name),
+    );
 }
 
 export function verifySignatureV3(request: V3Request, accessKeySecret: string, signature: string): boolean {
@@ -129,9 +146,16 @@ export function signRequestV3(options: SignV3Options): Record<string, string> {
     [V3_HEADERS.contentSha256]: sha256Hex(options.body ?? ''),
   });
   const signedHeaders = Object.keys(headers).sort();
-  const signature = signatureV3({
-    method: options.method, path: options.path ?? '/', query: options.query ?? {}, headers, signedHeaders,
-    bodySha256: headers[V3_HEADERS.contentSha256],
-  }, options.accessKeySecret);
+  const signature = signatureV3(
+    {
+      method: options.method,
+      path: options.path ?? '/',
+      query: options.query ?? {},
+      headers,
+      signedHeaders,
+      bodySha256: headers[V3_HEADERS.contentSha256],
+    },
+    options.accessKeySecret,
+  );
   return { ...headers, authorization: authorizationV3(options.accessKeyId, signedHeaders, signature) };
 }

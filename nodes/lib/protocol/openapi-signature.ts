@@ -10,7 +10,10 @@ export function percentEncode(value: string): string {
 }
 
 export function canonicalQuery(params: Record<string, string>): string {
-  return Object.keys(params).sort().map((key) => `${percentEncode(key)}=${percentEncode(params[key])}`).join('&');
+  return Object.keys(params)
+    .sort()
+    .map((key) => `${percentEncode(key)}=${percentEncode(params[key])}`)
+    .join('&');
 }
 
 /** Signature v1 over every parameter except Signature itself. */
@@ -46,7 +49,16 @@ export interface SignedRequestOptions extends ApiCredentials {
 /** Every parameter of a signed request, Signature included. */
 /** The parameters signedParams sets itself: a caller's parameters must not name them. */
 export const COMMON_API_PARAMS: readonly string[] = Object.freeze([
-  'Format', 'Version', 'AccessKeyId', 'SignatureMethod', 'SignatureVersion', 'SignatureNonce', 'Timestamp', 'RegionId', 'Action', 'Signature',
+  'Format',
+  'Version',
+  'AccessKeyId',
+  'SignatureMethod',
+  'SignatureVersion',
+  'SignatureNonce',
+  'Timestamp',
+  'RegionId',
+  'Action',
+  'Signature',
 ]);
 
 export function signedParams(options: SignedRequestOptions): Record<string, string> {

@@ -97,7 +97,8 @@ export function decodePayload(payload: Buffer, datatype: Datatype): unknown {
 /** The bytes of an AMQP body: a data section, a Buffer, text, or a value sent as JSON. */
 export function bodyBytes(body: unknown): Buffer {
   if (Buffer.isBuffer(body)) return body;
-  if (body && typeof body === 'object' && Buffer.isBuffer((body as { content?: unknown }).content)) return (body as { content: Buffer }).content;
+  if (body && typeof body === 'object' && Buffer.isBuffer((body as { content?: unknown }).content))
+    return (body as { content: Buffer }).content;
   if (typeof body === 'string') return Buffer.from(body, 'utf8');
   return Buffer.from(body === undefined ? '' : JSON.stringify(body), 'utf8');
 }

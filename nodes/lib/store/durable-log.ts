@@ -203,9 +203,18 @@ export class DurableLog {
   private closed = false;
   private closeCallbacks: Array<() => void> = [];
 
-  private constructor(readonly dir: string, options: DurableLogOptions, state: {
-    recovered: StoredRecord[]; damage?: DamageReport; segments: Segment[]; fd: number; nextSeq: number; cursor: number;
-  }) {
+  private constructor(
+    readonly dir: string,
+    options: DurableLogOptions,
+    state: {
+      recovered: StoredRecord[];
+      damage?: DamageReport;
+      segments: Segment[];
+      fd: number;
+      nextSeq: number;
+      cursor: number;
+    },
+  ) {
     this.maxRecords = options.maxRecords;
     this.maxBytes = options.maxBytes;
     this.segmentBytes = options.segmentBytes ?? 4 * 1024 * 1024;
@@ -228,10 +237,13 @@ export class DurableLog {
       fs.mkdirSync(dir, { recursive: true });
       const cursorFile = path.join(dir, CURSOR_FILE);
       const savedCursor = readCursor(cursorFile);
-      let damage: DamageReport | undefined = savedCursor === undefined
-        ? { file: CURSOR_FILE, offset: 0, bytes: fs.statSync(cursorFile).size, records: 0 } : undefined;
+      let damage: DamageReport | undefined =
+        savedCursor === undefined ? { file: CURSOR_FILE, offset: 0, bytes: fs.statSync(cursorFile).size, records: 0 } : undefined;
       const cursor = savedCursor ?? 0;
-      const names = fs.readdirSync(dir).filter((name) => SEGMENT_NAME.test(name)).sort();
+      const names = fs
+        .readdirSync(dir)
+        .filter((name) => SEGMENT_NAME.test(name))
+        .sort();
       const segments: Segment[] = [];
       const recovered: StoredRecord[] = [];
       let lastSeq = cursor;
@@ -300,9 +312,12 @@ export class DurableLog {
 
   /** `append` for a payload of `bytes` bytes that `write` puts in place: no buffer of its own for every record. */
   appendWith(bytes: number, write: PayloadWriter, callback: AppendCallback): number | undefined {
-    const refusal = this.closed ? new AliyunIotError('STORE_CLOSED', { dir: this.dir })
-      : this.live.count >= this.maxRecords ? new AliyunIotError('STORE_FULL', { size: this.maxRecords })
-        : this.maxBytes > 0 && this.live.bytes + bytes > this.maxBytes ? new AliyunIotError('STORE_FULL_BYTES', { bytes: this.maxBytes })
+    const refusal = this.closed
+      ? new AliyunIotError('STORE_CLOSED', { dir: this.dir })
+      : this.live.count >= this.maxRecords
+        ? new AliyunIotError('STORE_FULL', { size: this.maxRecords })
+        : this.maxBytes > 0 && this.live.bytes + bytes > this.maxBytes
+          ? new AliyunIotError('STORE_FULL_BYTES', { bytes: this.maxBytes })
           : undefined;
     if (refusal) {
       process.nextTick(callback, refusal);
@@ -445,10 +460,12 @@ export class DurableLog {
       if (openError) return finish(openError);
       fs.write(fd, data, 0, data.length, 0, (writeError) => {
         if (writeError) return fs.close(fd, () => finish(writeError));
-        fs.fdatasync(fd, (syncError) => fs.close(fd, () => {
-          if (syncError) return finish(syncError);
-          fs.rename(temporary, file, finish);
-        }));
+        fs.fdatasync(fd, (syncError) =>
+          fs.close(fd, () => {
+            if (syncError) return finish(syncError);
+            fs.rename(temporary, file, finish);
+          }),
+        );
       });
     });
   }

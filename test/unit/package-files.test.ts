@@ -44,3 +44,16 @@ describe('package files: the editor', function () {
     }
   });
 });
+
+describe('package files: the README', function () {
+  it('links only images the package ships, so it reads the same from the tarball as on a repository host', function () {
+    const readme = fs.readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
+    const shipped = (JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { files: string[] }).files;
+    const images = [...readme.matchAll(/!\[[^\]]*\]\(([^)]+)\)/g)].map((match) => match[1]);
+    assert.ok(images.length > 0, 'the README shows images');
+    for (const image of images) {
+      assert.ok(shipped.includes(image), `${image} is not in package.json files`);
+      assert.ok(fs.existsSync(path.join(REPO_ROOT, image)), `${image} exists`);
+    }
+  });
+});

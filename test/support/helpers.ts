@@ -88,10 +88,13 @@ export function mqConnection(
   };
 }
 
-/** Polls `condition` until it holds; the timeout only bounds a failing test, it is never the expected outcome. */
-export async function waitFor(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+/**
+ * Polls `condition` (which may be async, e.g. a request) until it holds; the timeout only bounds a failing test, it
+ * is never the expected outcome.
+ */
+export async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {
   const start = Date.now();
-  while (!condition()) {
+  while (!(await condition())) {
     if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }

@@ -56,14 +56,6 @@ function storedBytes(dir: string): number {
     .reduce((sum, name) => sum + fs.statSync(path.join(dir, name)).size, 0);
 }
 
-async function waitForAsync(condition: () => Promise<boolean>, what: string, timeoutMs: number): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 describe('store: the disk queue in a Node-RED that crashes', function () {
   this.timeout(120_000);
   let sim: Simulator;
@@ -90,7 +82,7 @@ describe('store: the disk queue in a Node-RED that crashes', function () {
     assert.equal((await nodeRed.deploy(burstFlow(sim, proxy.port, MESSAGES))).status, 204);
     // The deploy's answer can come before the new flow's nodes exist: the inject node is there once it answers 200.
     const injectUrl = `${nodeRed.url}inject/go`;
-    await waitForAsync(async () => (await fetch(injectUrl, { method: 'POST' })).status === 200, 'the inject node', 10_000);
+    await waitFor(async () => (await fetch(injectUrl, { method: 'POST' })).status === 200, 'the inject node', 10_000);
     // done() of every message came when it was on disk: all of them are there before the crash.
     await waitFor(() => storedBytes(queueDir) >= MESSAGES * RECORD_BYTES, 'every message stored', 30_000);
     await nodeRed.kill();

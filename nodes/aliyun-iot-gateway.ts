@@ -1,5 +1,12 @@
-import type { Node, NodeAPI, NodeMessageInFlow } from 'node-red';
-import { GatewayListener, actionFailureStatus, gatewayActionsOf, noticeMessage, subDeviceManagerOf } from './lib/connection';
+import type { Node, NodeAPI, NodeMessageInFlow, NodeStatus } from 'node-red';
+import {
+  ConnectionStatus,
+  GatewayListener,
+  actionFailureStatus,
+  gatewayActionsOf,
+  noticeMessage,
+  subDeviceManagerOf,
+} from './lib/connection';
 import { failure } from './support/failure';
 import { gatewaySecrets } from './support/gateway-secrets';
 import { localizeError } from './support/i18n';
@@ -18,16 +25,18 @@ interface GatewayMessage extends NodeMessageInFlow {
 
 export = function (RED: NodeAPI): void {
   function AliyunIotGatewayNode(this: Node, config: GatewayNodeDef): void {
-    const started = startUserNode(RED, this, config, { service: 'iot' });
-    if (!started) return;
+    const secrets = gatewaySecrets(RED, config.connection ?? '');
+    // A store that cannot be read stays in the status: registered secrets are unusable until it is fixed.
+    const shown = (status: ConnectionStatus): NodeStatus => (secrets.problem ? errorStatus('secret-store-error') : nodeStatus(status, RED));
+    const started = startUserNode(RED, this, config, { service: 'iot', status: shown });
+    if (!started) {
+      secrets.release();
+      return;
+    }
     const { node, connection, onClose } = started;
+    if (secrets.problem) node.error(localizeError(RED, secrets.problem).message);
     const outputSecrets = config.outputSecrets === true || config.outputSecrets === 'true';
     const actions = gatewayActionsOf(subDeviceManagerOf(connection));
-    const secrets = gatewaySecrets(RED, config.connection ?? '');
-    if (secrets.problem) {
-      node.status(errorStatus('secret-store-error'));
-      node.error(localizeError(RED, secrets.problem).message);
-    }
     const listener: GatewayListener = { onGatewayNotice: (notice) => node.send({ ...noticeMessage(notice) }) };
     actions.attach();
     actions.manager.addListener(listener);
@@ -49,7 +58,7 @@ export = function (RED: NodeAPI): void {
           msg.payload = outcome.payload;
           if (!outcome.error) {
             send(msg);
-            node.status(nodeStatus(connection.status, RED));
+            node.status(shown(connection.status));
             done();
             return;
           }

@@ -79,7 +79,7 @@ export class Gateways {
   private readonly online = new Map<string, SubSession>();
   private readonly onlineByGateway = new Map<string, Set<string>>();
   private readonly loginTimes = new Map<string, number[]>();
-  private readonly replacements = new Map<string, Array<Record<string, unknown> | string>>();
+  private readonly replacements = new Map<string, Array<Record<string, unknown> | string | null>>();
   private readonly limits: Required<SimGatewayLimits>;
 
   constructor(
@@ -303,12 +303,15 @@ export class Gateways {
     });
   }
 
-  /** A test's stand-in for the platform's next reply to `operation` (add, delete, get, register, login, ...). */
-  answerNextWith(operation: string, reply: Record<string, unknown> | string): void {
-    this.replacements.set(operation, [...(this.replacements.get(operation) ?? []), reply]);
+  /**
+   * A test's stand-ins for the platform's next replies to `operation` (add, delete, get, register, login, ...), in
+   * order: a body (the request's id is added), a raw payload, or null for the platform's own answer.
+   */
+  answerNextWith(operation: string, ...replies: Array<Record<string, unknown> | string | null>): void {
+    this.replacements.set(operation, [...(this.replacements.get(operation) ?? []), ...replies]);
   }
 
-  private replacement(operation: string): Record<string, unknown> | string | undefined {
+  private replacement(operation: string): Record<string, unknown> | string | null | undefined {
     const queued = this.replacements.get(operation);
     const next = queued?.shift();
     if (queued?.length === 0) this.replacements.delete(operation);

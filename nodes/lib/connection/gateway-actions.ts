@@ -76,7 +76,8 @@ export function readDevices(action: Exclude<GatewayAction, 'list'>, payload: unk
   const list: unknown[] = Array.isArray(payload) ? payload : [payload];
   const invalid = (index: number): AliyunIotError => new AliyunIotError('GATEWAY_DEVICE_INVALID', { action, shape: SHAPES[action], index });
   if (list.length === 0) throw invalid(0);
-  if (list.length > HARD_LIMITS[action]) throw new AliyunIotError('GATEWAY_TOO_MANY', { action, count: list.length, max: HARD_LIMITS[action] });
+  if (list.length > HARD_LIMITS[action])
+    throw new AliyunIotError('GATEWAY_TOO_MANY', { action, count: list.length, max: HARD_LIMITS[action] });
   const seen = new Set<string>();
   return list.map((value, index) => {
     if (!isRecord(value) || typeof value.productKey !== 'string' || typeof value.deviceName !== 'string') throw invalid(index);
@@ -84,7 +85,8 @@ export function readDevices(action: Exclude<GatewayAction, 'list'>, payload: unk
     if (deviceSecret !== undefined && typeof deviceSecret !== 'string') throw invalid(index);
     if (cleanSession !== undefined && typeof cleanSession !== 'boolean') throw invalid(index);
     if (clientId !== undefined && typeof clientId !== 'string') throw invalid(index);
-    if (signMethod !== undefined && !isSignMethod(signMethod)) throw new AliyunIotError('SIGN_METHOD_INVALID', { value: String(signMethod) });
+    if (signMethod !== undefined && !isSignMethod(signMethod))
+      throw new AliyunIotError('SIGN_METHOD_INVALID', { value: String(signMethod) });
     const device: Entry = { productKey: validateProductKey(value.productKey), deviceName: validateDeviceName(value.deviceName) };
     if (seen.has(keyOf(device))) throw new AliyunIotError('GATEWAY_DEVICE_REPEATED', { action, device: keyOf(device) });
     seen.add(keyOf(device));
@@ -227,7 +229,11 @@ export class GatewayActions implements SubDeviceUser {
   private outcome(action: GatewayAction, devices: Device[], refused: Map<string, number>, results?: DeviceResult[]): ActionOutcome {
     const payload =
       results ??
-      devices.map(({ productKey, deviceName }) => ({ productKey, deviceName, code: refused.get(keyOf({ productKey, deviceName })) ?? 200 }));
+      devices.map(({ productKey, deviceName }) => ({
+        productKey,
+        deviceName,
+        code: refused.get(keyOf({ productKey, deviceName })) ?? 200,
+      }));
     const failed = payload.filter((result) => result.code !== 200);
     return { action, payload, error: failed.length > 0 ? failureOf(action, failed, payload.length) : undefined };
   }
@@ -248,7 +254,8 @@ export class GatewayActions implements SubDeviceUser {
       }
     });
     const results = devices.map(
-      (device) => answered.get(keyOf(device)) ?? { productKey: device.productKey, deviceName: device.deviceName, code: refused.get(keyOf(device)) },
+      (device) =>
+        answered.get(keyOf(device)) ?? { productKey: device.productKey, deviceName: device.deviceName, code: refused.get(keyOf(device)) },
     );
     return this.outcome('register', devices, refused, results);
   }
@@ -328,7 +335,8 @@ export class GatewayActions implements SubDeviceUser {
 function failureOf(action: GatewayAction, failed: DeviceResult[], count: number): AliyunIotError {
   if (failed.length === 1) {
     const [result] = failed;
-    if (result.code === undefined) return new AliyunIotError('GATEWAY_TIMEOUT', { operation: `${action} ${keyOf(result)}`, timeout: LOGIN_WAIT_PER_BATCH_MS });
+    if (result.code === undefined)
+      return new AliyunIotError('GATEWAY_TIMEOUT', { operation: `${action} ${keyOf(result)}`, timeout: LOGIN_WAIT_PER_BATCH_MS });
     return subDeviceError(result, result.code);
   }
   const devices = failed

@@ -301,6 +301,22 @@ describe('gateway node', function () {
     assert.equal(caught.at(-1)?.code, 'SUBDEVICE_NO_TOPOLOGY');
   });
 
+  it('tries the login of a sub-device at most 5 times a minute: the 6th is refused with 429 without asking the platform', async function () {
+    await start();
+    const manager = subDeviceManagerOf(deviceConnectionOf('gw'));
+    for (let attempt = 1; attempt <= 5; attempt++) {
+      const login = await act('login', subDevice(1, { deviceSecret: 'wrong' }));
+      assert.deepEqual(login.payload, [{ ...device(1), state: 'refused', code: 6287 }], `attempt ${attempt}`);
+    }
+    const requests = manager.loginRequests;
+    const sixth = await act('login', subDevice(1));
+    assert.deepEqual(sixth.payload, [{ ...device(1), state: 'refused', code: 429 }]);
+    assert.equal(manager.loginRequests, requests, 'no login request sent');
+    assert.equal(caught.at(-1)?.code, 'SUBDEVICE_TOO_MANY_LOGINS');
+    statusIs('subdevice-too-many-logins');
+    assert.equal((await act('login', subDevice(2))).payload[0].state, 'online', 'other sub-devices are not held back');
+  });
+
   it('refuses a malformed register reply and keeps what came before; no user directory or a tampered store fails readably', async function () {
     await start();
     const many = Array.from({ length: 31 }, (_, index) => ({

@@ -3,7 +3,7 @@
 // devices given without one, registered secrets kept there, and one result per device.
 import { AliyunIotError, StatusCode } from '../errors';
 import { Device } from '../protocol/alink';
-import { GATEWAY_LIMITS, SubDeviceCredentials, subDeviceReason } from '../protocol/gateway';
+import { GATEWAY_CODES, GATEWAY_LIMITS, SubDeviceCredentials, subDeviceReason } from '../protocol/gateway';
 import { isSignMethod, requireSecret, validateDeviceName, validateProductKey } from '../protocol/identifiers';
 import type { SecretStore } from '../store/secret-store';
 import { GatewayNotice, SubDeviceManager, SubDeviceStatus, SubDeviceUser, subDeviceError } from './sub-device-manager';
@@ -273,13 +273,19 @@ export class GatewayActions implements SubDeviceUser {
         const times = (this.loginTimes.get(key) ?? []).filter((time) => time > now - LOGIN_WINDOW_MS);
         this.loginTimes.set(key, times);
         if (times.length >= GATEWAY_LIMITS.loginsPerMinute) {
-          return Promise.resolve({ state: 'refused', reason: 'subdevice-too-many-logins', code: 429 });
+          return Promise.resolve({ state: 'refused', reason: 'subdevice-too-many-logins', code: GATEWAY_CODES.tooManyLogins });
         }
         times.push(now);
       }
       this.held.add(key);
       return new Promise((resolve) => {
-        let timer: NodeJS.Timeout | undefined;
+        const timer = setTimeout(
+          () => {
+            waits.delete(wait);
+            wait.resolve(this.manager.statusOf(device) ?? { state: 'waiting', reason: 'subdevice-waiting' });
+          },
+          LOGIN_WAIT_PER_BATCH_MS * Math.ceil(devices.length / GATEWAY_LIMITS.batchLogin),
+        );
         const wait: LoginWait = {
           resolve: (status) => {
             clearTimeout(timer);
@@ -289,13 +295,6 @@ export class GatewayActions implements SubDeviceUser {
         const waits = this.waits.get(key) ?? new Set();
         waits.add(wait);
         this.waits.set(key, waits);
-        timer = setTimeout(
-          () => {
-            waits.delete(wait);
-            wait.resolve(this.manager.statusOf(device) ?? { state: 'waiting', reason: 'subdevice-waiting' });
-          },
-          LOGIN_WAIT_PER_BATCH_MS * Math.ceil(devices.length / GATEWAY_LIMITS.batchLogin),
-        );
         timer.unref();
         // The manager tells the current status at once: online already, or a refusal of an earlier login, which
         // this login may undo and so is not its verdict.

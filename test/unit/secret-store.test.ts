@@ -87,6 +87,15 @@ describe('sub-device secret store', function () {
     }
   });
 
+  it('fails a write it cannot make with SECRET_STORE_WRITE_FAILED, and the next write still goes', async function () {
+    const store = SecretStore.open({ file });
+    fs.mkdirSync(`${file}.tmp`);
+    await assert.rejects(store.put([SECRET]), refusedWith('SECRET_STORE_WRITE_FAILED'));
+    fs.rmdirSync(`${file}.tmp`);
+    await store.put([SECRET]);
+    assert.equal(SecretStore.open({ file }).secretOf(SECRET), SECRET.deviceSecret);
+  });
+
   it('writes in order, and holders of one file share one store until the last lets go', async function () {
     const first = holdSecretStore({ file });
     const second = holdSecretStore({ file });

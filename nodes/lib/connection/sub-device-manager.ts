@@ -400,7 +400,7 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
 
   /**
    * Sends `build` for chunks of at most `size` devices; a request refused for devices its answer names goes again
-   * without them (one refused without names fails all of its chunk). Returns the refusals by device.
+   * without them (one that names none of them refuses the whole chunk). Returns the refusals by device.
    */
   private async perDevice<T extends Device>(
     devices: readonly T[],
@@ -418,7 +418,9 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
           break;
         }
         const named = new Set(devicesIn(answer.data).map(keyOf));
-        const failing = chunk.filter((device) => named.size === 0 || named.has(keyOf(device)));
+        const namedHere = chunk.filter((device) => named.has(keyOf(device)));
+        // An answer that names none of the request's devices refuses them all.
+        const failing = namedHere.length > 0 ? namedHere : chunk;
         for (const device of failing) refused.set(keyOf(device), answer.code);
         chunk = chunk.filter((device) => !failing.includes(device));
       }

@@ -191,7 +191,11 @@ export class SecretStore {
 
   /** Each write encrypts the whole map as it is when the write begins, after the writes before it. */
   private save(): Promise<void> {
-    const write = this.writing.then(() => this.write());
+    const write = this.writing.then(() =>
+      this.write().catch((err: Error) => {
+        throw new AliyunIotError('SECRET_STORE_WRITE_FAILED', { file: path.basename(this.file), reason: err.message });
+      }),
+    );
     this.writing = write.catch(() => undefined);
     return write;
   }

@@ -21,6 +21,7 @@ import {
   lastStatusText,
   node,
   recordGrants,
+  redeploy,
   send,
   startServer,
   statusesOf,
@@ -141,6 +142,20 @@ describe('gateway node', function () {
     await waitFor(() => sim.onlineSubDevices(GW01).length === 0, 'no sub-device online without topology');
     assert.equal(caught.length, 0, 'nothing failed');
     assert.equal(statusesOf(node('gateway')).at(-1)?.fill, 'green');
+  });
+
+  it('logs out what it logged in when the last gateway node of the connection is removed', async function () {
+    await start();
+    await act('login', [subDevice(1), subDevice(2)]);
+    assert.equal(sim.onlineSubDevices(GW01).length, 2);
+    const { flow, credentials } = gatewayFlow(sim);
+    await redeploy(
+      flow.filter((entry) => entry.id !== 'gateway'),
+      'nodes',
+      credentials,
+    );
+    await waitFor(() => sim.onlineSubDevices(GW01).length === 0, 'the sub-devices logged out');
+    assert.ok(deviceConnectionOf('gw').connected, 'the connection stays');
   });
 
   it('splits large batches: 70 topology adds in requests of 30, 120 logins in batches of 50', async function () {

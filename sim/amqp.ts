@@ -6,7 +6,7 @@ import * as net from 'node:net';
 import { AddressInfo } from 'node:net';
 import type { TlsOptions } from 'node:tls';
 import rhea, { Connection, Container, Delivery, EventContext, Sender } from 'rhea';
-import { ParsedAmqpUsername, parseAmqpUsername, verifyAmqpPassword } from '../nodes/lib/protocol';
+import { ParsedAmqpUsername, RANGES, parseAmqpUsername, verifyAmqpPassword } from '../nodes/lib/protocol';
 import { messageIds } from './platform';
 import { SimCloudConfig } from './config';
 import { ConsumerGroups, GroupMember, GroupMessage, Outcome } from './consumer-groups';
@@ -55,19 +55,15 @@ export function checkAmqpLogin(
   return { login };
 }
 
-/**
- * The platform's bounds of an AMQP connection (docs/protocol.md §5): the login must succeed within 15 s of the
- * connection, and the client's idle-time-out (heartbeat) must be 30-300 s; a connection silent for that long is closed.
- */
+/** The platform closes an AMQP connection not logged in within this time of its start (docs/protocol.md §5). */
 export const AMQP_AUTH_TIMEOUT_MS = 15_000;
-export const AMQP_IDLE_TIMEOUT_RANGE = Object.freeze({ min: 30_000, max: 300_000 });
 
 export interface AmqpServerOptions {
   /** A connection not logged in and open this long after it was made is closed; AMQP_AUTH_TIMEOUT_MS by default. */
   authTimeoutMs?: number;
   /**
    * A connection that sends no frame for this long is closed. Default: the idle-time-out the client announced, within
-   * AMQP_IDLE_TIMEOUT_RANGE (the longest when it announced none), as the platform does.
+   * RANGES.amqpIdleTimeoutMs (the longest when it announced none), as the platform does.
    */
   idleTimeoutMs?: number;
 }
@@ -153,7 +149,7 @@ export class AmqpServer extends EventEmitter<AmqpServerEvents> {
   private watchIdle(connection: Connection): void {
     const frames = connection as unknown as OpenFrames;
     const announced = frames.remote.open?.idle_time_out;
-    const { min, max } = AMQP_IDLE_TIMEOUT_RANGE;
+    const { min, max } = RANGES.amqpIdleTimeoutMs;
     const limit = this.options.idleTimeoutMs ?? (announced ? Math.min(max, Math.max(min, announced)) : max);
     frames.local.open.idle_time_out = Math.max(1, Math.ceil(limit / 2));
   }

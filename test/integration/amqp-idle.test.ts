@@ -5,8 +5,8 @@ import { strict as assert } from 'node:assert';
 import * as net from 'node:net';
 import { MqttClient } from 'mqtt';
 import { CloudApplicationConnection, ConnectionStatus, MessageReceiver, ReconnectPolicy } from '../../nodes/lib/connection';
+import { RANGES } from '../../nodes/lib/protocol';
 import { Simulator } from '../../sim';
-import { AMQP_IDLE_TIMEOUT_RANGE } from '../../sim/amqp';
 import { UPDATE_TOPIC, amqpConsumer, cloudClient, connectDevice, endClients, startCloudSimulator } from '../support/cloud-fixtures';
 import { waitFor } from '../support/helpers';
 import { SilencingProxy } from '../support/proxy';
@@ -89,7 +89,7 @@ describe('AMQP: half-open connections are detected and closed', function () {
     await consumer.ready;
     const remote = (consumer.connection as unknown as { remote: { open?: { idle_time_out?: number } } }).remote;
     // The listener announces half its limit, since rhea closes a connection silent for twice the announced value.
-    assert.equal(remote.open?.idle_time_out, AMQP_IDLE_TIMEOUT_RANGE.max / 2);
+    assert.equal(remote.open?.idle_time_out, RANGES.amqpIdleTimeoutMs.max / 2);
     await consumer.close();
   });
 });

@@ -91,6 +91,8 @@ export const RANGES = deepFreeze({
   rrpcTimeoutMs: { min: 1000, max: 8000 },
   /** An MQTT client id, in characters. */
   clientIdLength: { min: 1, max: 64 },
+  /** The idle-time-out (heartbeat) the server-side subscription takes in a client's AMQP open, in ms. */
+  amqpIdleTimeoutMs: { min: 30_000, max: 300_000 },
 });
 
 export const DEFAULTS = deepFreeze({

@@ -7,7 +7,7 @@ import { MAX_JSON_DEPTH, PROPERTY_LIMITS, TOO_MANY_PROPERTIES_CODE, signIotLogin
 import { Simulator } from '../../sim';
 import { callApi, cloudConnection, startCloudSimulator } from '../support/cloud-fixtures';
 import { catchingCrashes, nested, nestedJson } from '../support/fuzz-inputs';
-import { admin, iotConnection, waitFor } from '../support/helpers';
+import { FlowNode, admin, iotConnection, mqConnection, waitFor } from '../support/helpers';
 import { CATCH_ALL, collect, deploy, node, startServer, stopServer, waitForStatus } from '../support/node-harness';
 import { MQ_INSTANCE, PK, deviceSecret } from '../support/registry';
 
@@ -132,6 +132,60 @@ describe('hostile inputs to the nodes (issue 16, items 3, 8, 9)', function () {
       assert.equal(calls.length, 1);
       assert.match(String(calls[0]?.message), /Unknown msg.action '(\[object Object\]|Symbol\(x\))'/);
     }
+  });
+
+  // Item 9: the fuzz suite found msgs to reply, cloud out and ApsaraMQ out that ended in neither done() nor done(err).
+  it('reply, cloud out and ApsaraMQ out: each hostile msg ends in exactly one done() or done(err)', async function () {
+    const mq = mqConnection('conn-mq', sim, 'hostile9', 'token', { accessKeyId: 'AK', token: 'tok1' });
+    const cloud = cloudConnection('conn-cloud', sim);
+    const device = iotConnection('conn-iot', sim, 'dev01');
+    const connections = [mq, cloud, device];
+    const out = (id: string, connection: string): FlowNode => ({ id, type: 'aliyun-iot-out', connection, topic: '', qos: '', retain: '' });
+    const reply: FlowNode = { id: 'reply', type: 'aliyun-iot-reply', connection: 'conn-iot', code: '' };
+    await deploy(
+      [...connections.map((entry) => entry.node), ...CATCH_ALL, out('mq-out', 'conn-mq'), out('cloud-out', 'conn-cloud'), reply],
+      Object.assign({}, ...connections.map((entry) => entry.credentials)) as Record<string, Record<string, string>>,
+    );
+    await waitForStatus('mq-out', 'connected');
+    await waitForStatus('cloud-out', 'api-ready');
+    await waitForStatus('reply', 'connected');
+    const good = `/${PK}/dev01/user/get`;
+    const inputs: Array<[string, Record<string, unknown>]> = [
+      ['cloud-out', { topic: 5, payload: 'x' }],
+      ['cloud-out', { topic: '/nope/dev01/user/get', payload: 'x' }],
+      ['cloud-out', { topic: good, payload: Symbol('p') }],
+      ['cloud-out', { topic: good, payload: 'x', qos: { toString: 1 } }],
+      ['cloud-out', { topic: good, payload: nested(MAX_JSON_DEPTH + 5) }],
+      ['cloud-out', { topic: good, action: 'uploadToken', payload: 'tok' }],
+      ['mq-out', { topic: '', payload: 'x' }],
+      ['mq-out', { topic: 'x'.repeat(100), payload: 'x' }],
+      ['mq-out', { topic: 'parent/a', payload: Object.create(null) }],
+      ['mq-out', { action: 'uploadToken', payload: { token: {} } }],
+      ['mq-out', { action: 'uploadToken', payload: null }],
+      ['mq-out', { topic: 'parent/a', payload: 'x', qos: 2 }],
+      ['reply', { alink: { kind: 'rrpc', replyTopic: 5 } }],
+      ['reply', { alink: { kind: 'set' } }],
+      ['reply', { alink: { kind: 'nope', replyTopic: `/sys/${PK}/dev01/thing/service/property/set_reply`, id: '1' } }],
+      ['reply', { alink: { kind: 'set', replyTopic: `/sys/${PK}/dev01/thing/service/property/set_reply`, id: {} }, code: null }],
+    ];
+    const seen = new Map(['cloud-out', 'mq-out', 'reply'].map((id) => [id, completions(id)]));
+    const { crashes } = await catchingCrashes(async () => {
+      for (const [id, msg] of inputs) node(id).receive(msg as NodeMessage);
+      await waitFor(() => inputs.every(([id, msg]) => (seen.get(id)?.get(msg)?.length ?? 0) > 0), 'done or done(err) for every input');
+      // A last good msg through each out node, done after every earlier answer of the same connection.
+      const sentinels: Array<[string, Record<string, unknown>]> = [
+        ['cloud-out', { topic: good, payload: 'sentinel' }],
+        ['mq-out', { topic: 'parent/sentinel', payload: 'sentinel', qos: 1 }],
+      ];
+      for (const [id, msg] of sentinels) node(id).receive(msg as NodeMessage);
+      await waitFor(() => sentinels.every(([id, msg]) => seen.get(id)?.get(msg)?.length === 1), 'the sentinels');
+    });
+    assert.deepEqual(crashes, []);
+    const counts = inputs.map(([id, msg]) => `${id} ${seen.get(id)?.get(msg)?.length}`);
+    assert.deepEqual(
+      counts,
+      inputs.map(([id]) => `${id} 1`),
+    );
   });
 });
 

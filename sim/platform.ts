@@ -1,6 +1,20 @@
 // The simulated IoT Platform: answers thing-model posts and NTP, sends property sets, service calls and RRPC
 // to devices and waits for their answers, runs the forwarding rules.
-import { AlinkReply, Device, METHODS, parseAlink, parseThingTopic, readReply, thingTopics, RANGES } from '../nodes/lib/protocol';
+import {
+  AlinkReply,
+  Device,
+  IDENTIFIER_PATTERNS,
+  MAX_JSON_DEPTH,
+  METHODS,
+  PROPERTY_LIMITS,
+  RANGES,
+  TOO_MANY_PROPERTIES_CODE,
+  nestsDeeperThan,
+  parseAlink,
+  parseThingTopic,
+  readReply,
+  thingTopics,
+} from '../nodes/lib/protocol';
 import { AlinkIds, PendingRequests } from '../nodes/lib/connection';
 import { SimFailure, SimRule } from './config';
 import type { IotSession } from './registry';
@@ -47,6 +61,45 @@ function failureFor(failures: SimFailure[], device: Device, eventId: string, par
           typeof params === 'object' &&
           Object.prototype.hasOwnProperty.call(params, failure.property))),
   );
+}
+
+export interface PropertyCheck {
+  /** Set when the platform refuses the properties whole: its reply code. */
+  refusedCode?: number;
+  /** The properties it takes, as given. */
+  kept: Array<[name: string, value: unknown]>;
+  /** The ones it drops, each as `name: why` (the name shortened). */
+  dropped: string[];
+}
+
+/** Why the platform would not keep a property value, or undefined when it would. */
+function valueProblem(value: unknown): string | undefined {
+  if (nestsDeeperThan(value, MAX_JSON_DEPTH)) return `nested more than ${MAX_JSON_DEPTH} levels deep`;
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch {
+    return 'not JSON';
+  }
+  const bytes = Buffer.byteLength(json ?? '');
+  return bytes > PROPERTY_LIMITS.valueBytes ? `${bytes} bytes, more than ${PROPERTY_LIMITS.valueBytes}` : undefined;
+}
+
+/**
+ * Properties as the platform checks them (docs/protocol.md §15.3, §16): more than PROPERTY_LIMITS.perPost are
+ * refused whole (6106); a name that is no property identifier, or a value too deep or too large, is dropped and the
+ * rest kept. For posted properties, stored ones and ones set from the cloud alike.
+ */
+export function checkProperties(params: Record<string, unknown>): PropertyCheck {
+  const entries = Object.entries(params);
+  if (entries.length > PROPERTY_LIMITS.perPost) return { refusedCode: TOO_MANY_PROPERTIES_CODE, kept: [], dropped: [] };
+  const check: PropertyCheck = { kept: [], dropped: [] };
+  for (const [name, value] of entries) {
+    const problem = IDENTIFIER_PATTERNS.propertyName.test(name) ? valueProblem(value) : 'not a property identifier';
+    if (problem) check.dropped.push(`${name.length > 40 ? `${name.slice(0, 40)}...` : name}: ${problem}`);
+    else check.kept.push([name, value]);
+  }
+  return check;
 }
 
 /** Topics of the platform itself (thing model, NTP, RRPC, shadow, OTA), as opposed to a product's custom topics. */
@@ -141,17 +194,22 @@ export class SimulatedPlatform {
     const sys = request?.sys as { ack?: unknown } | undefined;
     const ack = sys?.ack !== 0 && sys?.ack !== '0';
     this.events.post?.({ ...device, topic, id: typeof id === 'string' ? id : undefined, method, params: request?.params, ack });
-    if (eventId === 'property' && request?.params && typeof request.params === 'object')
-      this.remember(device, request.params as Record<string, unknown>);
+    const refusedCode =
+      eventId === 'property' && request?.params && typeof request.params === 'object'
+        ? this.remember(device, request.params as Record<string, unknown>)
+        : undefined;
     if (!ack || id === undefined) return;
     const failure = failureFor(this.failures, device, eventId, request?.params);
     if (failure?.drop) return;
-    const code = failure?.code ?? 200;
+    const code = refusedCode ?? failure?.code ?? 200;
     const body = JSON.stringify({
       code,
       data: {},
       id,
-      message: failure?.message ?? (code === 200 ? 'success' : 'failed'),
+      message:
+        refusedCode !== undefined
+          ? `map size must less than ${PROPERTY_LIMITS.perPost}`
+          : (failure?.message ?? (code === 200 ? 'success' : 'failed')),
       method: method ?? (eventId === 'property' ? METHODS.propertyPost : METHODS.eventPost(eventId)),
       version: '1.0',
     });
@@ -164,10 +222,18 @@ export class SimulatedPlatform {
     this.remember(device, params);
   }
 
-  private remember(device: Device, params: Record<string, unknown>): void {
+  /** Keeps what checkProperties lets through, up to PROPERTY_LIMITS.perDevice names; returns the refusal code, if any. */
+  private remember(device: Device, params: Record<string, unknown>): number | undefined {
     const key = `${device.productKey}/${device.deviceName}`;
-    const stored = this.properties.get(key) ?? {};
-    for (const [name, entry] of Object.entries(params)) {
+    const { refusedCode, kept, dropped } = checkProperties(params);
+    // No prototype: a property named __proto__ is a property like any other.
+    const stored = this.properties.get(key) ?? (Object.create(null) as Record<string, { value: unknown; time: number }>);
+    if (refusedCode !== undefined) this.log(`properties of ${key} refused (${refusedCode}): more than ${PROPERTY_LIMITS.perPost}`);
+    for (const [name, entry] of kept) {
+      if (!Object.prototype.hasOwnProperty.call(stored, name) && Object.keys(stored).length >= PROPERTY_LIMITS.perDevice) {
+        dropped.push(`${name}: the device has ${PROPERTY_LIMITS.perDevice} properties already`);
+        continue;
+      }
       const timed = entry !== null && typeof entry === 'object' && 'value' in entry;
       const time = timed ? (entry as { time?: unknown }).time : undefined;
       stored[name] = timed
@@ -177,7 +243,9 @@ export class SimulatedPlatform {
           }
         : { value: entry, time: Date.now() };
     }
+    if (dropped.length > 0) this.log(`properties of ${key} dropped: ${dropped.slice(0, 3).join('; ')}${dropped.length > 3 ? '; ...' : ''}`);
     this.properties.set(key, stored);
+    return refusedCode;
   }
 
   private answerNtp(device: Device, payload: Buffer): void {

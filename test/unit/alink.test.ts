@@ -24,6 +24,8 @@ describe('alink: topics', function () {
         thingTopics.customRrpc('9', '/a1B2c3D4e5F/dev01/user/rpc'),
         { type: 'custom-rrpc', messageId: '9', customTopic: '/a1B2c3D4e5F/dev01/user/rpc' },
       ],
+      [thingTopics.historyPost(device), { type: 'history-post' }],
+      [thingTopics.replyTo(thingTopics.historyPost(device)), { type: 'history-post-reply' }],
       [thingTopics.ntpRequest(device), { type: 'ntp-request' }],
       [thingTopics.ntpResponse(device), { type: 'ntp-response' }],
     ];
@@ -32,7 +34,13 @@ describe('alink: topics', function () {
     assert.equal(thingTopics.extRrpc(device, '9', 'reboot'), '/ext/rrpc/9/sys/a1B2c3D4e5F/dev01/thing/service/reboot');
     assert.equal(thingTopics.shadowUpdate(device), '/shadow/update/a1B2c3D4e5F/dev01');
     assert.equal(thingTopics.otaUpgrade(device), '/ota/device/upgrade/a1B2c3D4e5F/dev01');
-    for (const other of ['/a1B2c3D4e5F/dev01/user/get', '/sys/pk/dn/thing/other/x', '/ext/rrpc/1/x', '/sys/pk']) {
+    for (const other of [
+      '/a1B2c3D4e5F/dev01/user/get',
+      '/sys/pk/dn/thing/other/x',
+      '/sys/pk/dn/thing/event/property/history/x',
+      '/ext/rrpc/1/x',
+      '/sys/pk',
+    ]) {
       assert.equal(parseThingTopic(other), undefined, other);
     }
   });

@@ -109,28 +109,43 @@ export class DiskQueue implements PublishQueue {
     });
   }
 
+  /** The oldest stored message that is not past the time limit (older ones are dropped here), left in place. */
+  peek(): Readonly<QueuedPublish> | undefined {
+    const next = this.next();
+    return next && { ...next, callback: () => undefined };
+  }
+
   /** The oldest stored message; its callback removes it from the store, or (on an error) puts it back in place. */
   shift(): QueuedPublish | undefined {
+    const next = this.next();
+    if (!next) return undefined;
+    this.head++;
+    if (this.head > 1024 && this.head * 2 > this.ready.length) {
+      this.ready = this.ready.slice(this.head);
+      this.head = 0;
+    }
+    return {
+      topic: next.topic,
+      payload: next.payload,
+      qos: next.qos,
+      retain: next.retain,
+      enqueuedAt: next.enqueuedAt,
+      callback: (error) => (error ? this.putBack(next) : this.store.ack(next.seq)),
+    };
+  }
+
+  /** The first waiting message within the time limit; those past it are removed from the store with a warning. */
+  private next(): ReadyPublish | undefined {
+    const { timeoutMs } = this.options;
     while (this.head < this.ready.length) {
-      const next = this.ready[this.head++];
-      if (this.head > 1024 && this.head * 2 > this.ready.length) {
-        this.ready = this.ready.slice(this.head);
-        this.head = 0;
-      }
-      const { timeoutMs } = this.options;
+      const next = this.ready[this.head];
       if (timeoutMs > 0 && Date.now() - next.enqueuedAt > timeoutMs) {
+        this.head++;
         this.store.ack(next.seq);
         this.options.log.warn(new LogMessage('STORE_EXPIRED', { topic: next.topic, seconds: timeoutMs / 1000 }));
         continue;
       }
-      return {
-        topic: next.topic,
-        payload: next.payload,
-        qos: next.qos,
-        retain: next.retain,
-        enqueuedAt: next.enqueuedAt,
-        callback: (error) => (error ? this.putBack(next) : this.store.ack(next.seq)),
-      };
+      return next;
     }
     return undefined;
   }

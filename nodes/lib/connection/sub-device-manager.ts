@@ -147,6 +147,17 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
     Object.assign(connection.profile.clientParams ?? {}, AUTO_SUBSCRIBE_PARAM);
     connection.addLocalFilterRule((filter) => this.isAutoSubscribed(filter));
     connection.addPublishRule((topic) => this.isSubDeviceTopic(topic));
+    connection.addSendGate((topic) => this.maySend(topic));
+  }
+
+  /**
+   * Whether a queued message may leave now: one of a known sub-device waits (and the queue behind it, to keep the
+   * order) until the sub-device is online again, or refused (then the platform's answer settles it).
+   */
+  private maySend(topic: string): boolean {
+    const device = deviceOfAnyTopic(topic);
+    const entry = device && this.entries.get(keyOf(device));
+    return !entry || entry.status.state === 'online' || entry.status.state === 'refused';
   }
 
   /** A topic a known sub-device may publish on: the gateway publishes it for that sub-device. */
@@ -255,7 +266,10 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
         this.connection.log.error(new LogMessage('STATUS_FAILED', { reason: (err as Error).message }));
       }
     }
-    if (status.state === 'online' || status.state === 'refused') for (const waiting of entry.waiting.splice(0)) waiting();
+    if (status.state === 'online' || status.state === 'refused') {
+      for (const waiting of entry.waiting.splice(0)) waiting();
+      this.connection.flush();
+    }
   }
 
   private refuse(entry: Entry, code: number, message?: string): void {
@@ -283,6 +297,9 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
     }
     if (entry.status.state === 'online') {
       this.remember(device, topic, payload, options);
+      this.connection.publish(topic, payload, options, callback);
+    } else if (entry.status.state !== 'refused' && this.connection.durableQueue) {
+      // Into the disk queue at once, so that it survives a restart; it leaves once the sub-device is online (maySend).
       this.connection.publish(topic, payload, options, callback);
     } else if (entry.status.state === 'refused') {
       callback(subDeviceError(device, entry.status.code ?? 0));

@@ -15,6 +15,8 @@ export interface ConnectionStatus {
   returnCode?: number;
   /** Messages waiting in the connection's queue (or stored and not yet acknowledged), when there are any. */
   queued?: number;
+  /** Why the disk queue could not store the last message, until it stores one again. */
+  storeProblem?: 'store-disk-full' | 'store-unwritable' | 'store-io';
 }
 
 export interface ConnectionUser {

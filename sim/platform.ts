@@ -3,6 +3,7 @@
 import { AlinkReply, Device, METHODS, parseAlink, parseThingTopic, readReply, thingTopics, RANGES } from '../nodes/lib/protocol';
 import { AlinkIds, PendingRequests } from '../nodes/lib/connection';
 import { SimFailure, SimRule } from './config';
+import { HistoryValue, PropertyHistory, readHistoryParams } from './history';
 import type { IotSession } from './registry';
 import { RuleEngine } from './rules';
 
@@ -67,6 +68,10 @@ export class SimulatedPlatform {
   private readonly waiting = new PendingRequests<Buffer>();
   private readonly properties = new Map<string, Record<string, { value: unknown; time: number }>>();
   private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly history = new PropertyHistory();
+  /** Whether `poster` may post history for `device`: itself; a gateway, its attached sub-devices (set by the simulator). */
+  mayPostFor: (poster: Device, device: Device) => boolean = (poster, device) =>
+    poster.productKey === device.productKey && poster.deviceName === device.deviceName;
 
   constructor(
     private readonly publish: Publish,
@@ -107,6 +112,9 @@ export class SimulatedPlatform {
     switch (parsed.type) {
       case 'post':
         this.answerPost(parsed, parsed.eventId, topic, payload);
+        break;
+      case 'history-post':
+        this.answerHistoryPost(parsed, topic, payload);
         break;
       case 'property-set-reply':
       case 'service-reply':
@@ -156,6 +164,40 @@ export class SimulatedPlatform {
       version: '1.0',
     });
     this.later(failure?.delayMs ?? 0, () => this.publish(thingTopics.replyTo(topic), body, 0));
+  }
+
+  /** thing.event.property.history.post: checked whole, then each value kept with its time (docs/protocol.md §9.2). */
+  private answerHistoryPost(poster: Device, topic: string, payload: Buffer): void {
+    const request = parseAlink(payload);
+    const id = typeof request?.id === 'string' || typeof request?.id === 'number' ? request.id : undefined;
+    const sys = request?.sys as { ack?: unknown } | undefined;
+    const ack = sys?.ack !== 0 && sys?.ack !== '0';
+    const read = readHistoryParams(request?.params, (device) => this.mayPostFor(poster, device), Date.now());
+    this.events.post?.({ ...poster, topic, id: typeof id === 'string' ? id : undefined, method: METHODS.historyPost, params: request?.params, ack });
+    if ('entries' in read) {
+      for (const { device, values } of read.entries) {
+        this.history.add(device, values);
+        this.rememberTimed(device, values);
+      }
+    } else {
+      this.log(`${poster.productKey}/${poster.deviceName} ${topic}: refused with ${read.code}`);
+    }
+    if (!ack || id === undefined) return;
+    const body = JSON.stringify({ code: read.code, data: {}, id, message: read.code === 200 ? 'success' : 'failed', method: METHODS.historyPost, version: '1.0' });
+    this.later(0, () => this.publish(thingTopics.replyTo(topic), body, 0));
+  }
+
+  /** Values with their times: each becomes the last value unless a newer one is known. */
+  private rememberTimed(device: Device, values: HistoryValue[]): void {
+    const key = `${device.productKey}/${device.deviceName}`;
+    const stored = this.properties.get(key) ?? {};
+    for (const { name, value, time } of values) if (!stored[name] || stored[name].time <= time) stored[name] = { value, time };
+    this.properties.set(key, stored);
+  }
+
+  /** Values a device's history posts brought, oldest first. */
+  historyOf(device: Device): HistoryValue[] {
+    return this.history.of(device);
   }
 
   /** Properties of a device that arrived otherwise than by its own post (a gateway's pack post). */

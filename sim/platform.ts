@@ -173,7 +173,14 @@ export class SimulatedPlatform {
     const sys = request?.sys as { ack?: unknown } | undefined;
     const ack = sys?.ack !== 0 && sys?.ack !== '0';
     const read = readHistoryParams(request?.params, (device) => this.mayPostFor(poster, device), Date.now());
-    this.events.post?.({ ...poster, topic, id: typeof id === 'string' ? id : undefined, method: METHODS.historyPost, params: request?.params, ack });
+    this.events.post?.({
+      ...poster,
+      topic,
+      id: typeof id === 'string' ? id : undefined,
+      method: METHODS.historyPost,
+      params: request?.params,
+      ack,
+    });
     if ('entries' in read) {
       for (const { device, values } of read.entries) {
         this.history.add(device, values);
@@ -183,7 +190,14 @@ export class SimulatedPlatform {
       this.log(`${poster.productKey}/${poster.deviceName} ${topic}: refused with ${read.code}`);
     }
     if (!ack || id === undefined) return;
-    const body = JSON.stringify({ code: read.code, data: {}, id, message: read.code === 200 ? 'success' : 'failed', method: METHODS.historyPost, version: '1.0' });
+    const body = JSON.stringify({
+      code: read.code,
+      data: {},
+      id,
+      message: read.code === 200 ? 'success' : 'failed',
+      method: METHODS.historyPost,
+      version: '1.0',
+    });
     this.later(0, () => this.publish(thingTopics.replyTo(topic), body, 0));
   }
 

@@ -446,6 +446,16 @@ export class DeviceConnection implements SharedConnection {
       this.paced(message.qos);
       return;
     }
+    if (this.queue.durable && options.control) {
+      // Stored requests wait behind the sub-devices' stored posts, which wait for the logins these requests make.
+      if (!this.liveClient()) {
+        callback(new AliyunIotError('DISCONNECTED'));
+        return;
+      }
+      this.send(message);
+      this.paced(message.qos);
+      return;
+    }
     // A disk queue's messages leave from the store once durable (it calls flushQueue).
     if (this.queue.durable) message.callback = (error) => this.afterStore(callback, error);
     this.queue.push(message, options.queueTimeoutMs ?? this.profile.queueTimeoutMs);

@@ -341,7 +341,7 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
         (error, answer) => (error ? reject(error) : resolve(answer as GatewayAnswer)),
         () => new AliyunIotError('GATEWAY_TIMEOUT', { operation, timeout: this.timeoutMs }),
       );
-      this.connection.publish(request.topic, request.payload, { qos: 0, queueTimeoutMs: this.timeoutMs }, (error) => {
+      this.connection.publish(request.topic, request.payload, { qos: 0, queueTimeoutMs: this.timeoutMs, control: true }, (error) => {
         if (error) this.pending.reject(id, error);
       });
     });

@@ -60,6 +60,11 @@ export interface PublishOptions {
   retain?: boolean;
   /** How long the message may wait in the offline queue; default the connection's queueTimeoutMs (0: no limit). */
   queueTimeoutMs?: number;
+  /**
+   * A request about the session itself (a gateway's logins and topology): with a disk queue it is never stored, but
+   * sent at once ahead of what is stored, or failed with DISCONNECTED while the connection is down.
+   */
+  control?: boolean;
 }
 
 export type ConnectionMode = 'iot' | 'mq' | 'cloud';

@@ -291,7 +291,10 @@ describe('alink: history posts of queued property posts', function () {
     const body = JSON.parse(built.payload);
     assert.deepEqual([body.id, body.method, body.sys], ['42', METHODS.historyPost, { ack: 1 }]);
     assert.deepEqual(
-      body.params.map((block: { identity: { deviceName: string }; properties: unknown[] }) => [block.identity.deviceName, block.properties.length]),
+      body.params.map((block: { identity: { deviceName: string }; properties: unknown[] }) => [
+        block.identity.deviceName,
+        block.properties.length,
+      ]),
       [
         ['dev01', 2],
         ['dev02', 1],

@@ -103,7 +103,7 @@ export class DeviceConnection implements SharedConnection {
   private readonly historyListeners = new Set<HistoryListener>();
   private readonly historyIds = new AlinkIds();
   /** The status reason of the disk queue's last failed store, until one succeeds again. */
-  private storeProblem?: 'store-disk-full' | 'store-unwritable' | 'store-io';
+  private storeProblem?: ConnectionStatus['storeProblem'];
 
   /**
    * `queueDirectory`: where a disk queue (`queueStore` disk) keeps its files. Opening it recovers what an earlier run
@@ -123,6 +123,7 @@ export class DeviceConnection implements SharedConnection {
         timeoutMs: profile.queueTimeoutMs,
         log,
         onReady: () => this.flushQueue(),
+        onStoreResult: (error) => this.afterStore(error),
       });
     } else {
       this.queue = new OfflineQueue(profile.queueSize);
@@ -457,31 +458,21 @@ export class DeviceConnection implements SharedConnection {
       return;
     }
     // A disk queue's messages leave from the store once durable (it calls flushQueue).
-    if (this.queue.durable) message.callback = (error) => this.afterStore(callback, error);
     this.queue.push(message, options.queueTimeoutMs ?? this.profile.queueTimeoutMs);
     this.reportQueue();
     if (!this.queue.durable) this.flushQueue();
   }
 
   /** A disk queue's answer to a store: a failure to write shows in the status until a store succeeds again. */
-  private afterStore(callback: PublishCallback, error?: Error): void {
+  private afterStore(error?: Error): void {
     const code = error instanceof AliyunIotError ? error.code : undefined;
-    const problem =
-      code === 'STORE_DISK_FULL'
-        ? 'store-disk-full'
-        : code === 'STORE_UNWRITABLE'
-          ? 'store-unwritable'
-          : code === 'STORE_IO'
-            ? 'store-io'
-            : undefined;
-    if (problem || !error) {
-      if (problem !== this.storeProblem) {
-        if (problem) this.log.error(new LogMessage('STORE_WRITE_FAILED', { reason: (error as Error).message }));
-        this.storeProblem = problem;
-        this.setStatus(this.status);
-      }
+    const problem = code === undefined ? undefined : STORE_PROBLEMS[code];
+    // A refusal by the bounds (STORE_FULL) says nothing about the disk.
+    if ((problem || !error) && problem !== this.storeProblem) {
+      if (problem) this.log.error(new LogMessage('STORE_WRITE_FAILED', { reason: (error as Error).message }));
+      this.storeProblem = problem;
+      this.setStatus(this.status);
     }
-    callback(error);
   }
 
   /** How long until the next publish may leave under `maxRate`, in ms. */
@@ -873,6 +864,13 @@ export class DeviceConnection implements SharedConnection {
     this.users.set(shown);
   }
 }
+
+/** The status a disk queue's failure to write shows, by its error code. */
+const STORE_PROBLEMS: Partial<Record<string, NonNullable<ConnectionStatus['storeProblem']>>> = {
+  STORE_DISK_FULL: 'store-disk-full',
+  STORE_UNWRITABLE: 'store-unwritable',
+  STORE_IO: 'store-io',
+};
 
 /** A history post `historyId` was made of `posts` (queued property posts, in order). */
 export type HistoryListener = (historyId: string, posts: QueuedPropertyPost[]) => void;

@@ -66,6 +66,8 @@ export class DiskQueue implements PublishQueue {
   private ready: ReadyPublish[] = [];
   private head = 0;
   private readyScheduled = false;
+  /** What peek() gave: shift() gives the same, even if its time limit ran out in between. */
+  private peeked?: ReadyPublish;
 
   /** Opens and recovers the store; throws STORE_UNWRITABLE, STORE_DISK_FULL or STORE_IO. */
   constructor(private readonly options: DiskQueueOptions) {
@@ -118,12 +120,14 @@ export class DiskQueue implements PublishQueue {
   /** The oldest stored message that is not past the time limit (older ones are dropped here), left in place. */
   peek(): Readonly<QueuedPublish> | undefined {
     const next = this.next();
+    this.peeked = next;
     return next && { ...next, callback: () => undefined };
   }
 
   /** The oldest stored message; its callback removes it from the store, or (on an error) puts it back in place. */
   shift(): QueuedPublish | undefined {
     const next = this.next();
+    this.peeked = undefined;
     if (!next) return undefined;
     this.head++;
     if (this.head > 1024 && this.head * 2 > this.ready.length) {
@@ -145,6 +149,7 @@ export class DiskQueue implements PublishQueue {
     const { timeoutMs } = this.options;
     while (this.head < this.ready.length) {
       const next = this.ready[this.head];
+      if (next === this.peeked) return next;
       if (timeoutMs > 0 && Date.now() - next.enqueuedAt > timeoutMs) {
         this.head++;
         this.store.ack(next.seq);

@@ -237,6 +237,8 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
     for (const kind of NOTICE_KINDS) this.connection.unsubscribe(this, gatewayTopics.notice(entry.credentials, kind));
     clearTimeout(entry.retryTimer);
     for (const waiting of entry.waiting.splice(0)) waiting();
+    // Its stored posts no longer wait for its login (maySend).
+    this.connection.flush();
     if (entry.status.state === 'online' && this.connected) {
       this.logout([entry.credentials]).catch((err: Error) =>
         this.connection.log.debug(new LogMessage('SUBDEVICE_LOGOUT_FAILED', { device: label(entry.credentials), reason: err.message })),

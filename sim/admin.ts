@@ -108,6 +108,10 @@ async function route(context: AdminContext, method: string, path: string, body: 
   if (method === 'GET' && properties) {
     return { properties: platform.propertiesOf({ productKey: decodeSegment(properties[1]), deviceName: decodeSegment(properties[2]) }) };
   }
+  const history = /^\/devices\/([^/]+)\/([^/]+)\/properties\/history$/.exec(path);
+  if (method === 'GET' && history) {
+    return { history: platform.historyOf({ productKey: decodeSegment(history[1]), deviceName: decodeSegment(history[2]) }) };
+  }
   const topology = /^\/gateways\/([^/]+)\/([^/]+)\/topology$/.exec(path);
   if (method === 'GET' && topology) {
     const gateway = { productKey: decodeSegment(topology[1]), deviceName: decodeSegment(topology[2]) };

@@ -107,6 +107,9 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
         this.platform.recordProperties(device, thingTopics.propertyPost(device), GATEWAY_METHODS.packPost, properties),
       config.gatewayLimits,
     );
+    this.platform.mayPostFor = (poster, device) =>
+      (poster.productKey === device.productKey && poster.deviceName === device.deviceName) ||
+      this.gateways.topologyOf(poster).some((sub) => sub.productKey === device.productKey && sub.deviceName === device.deviceName);
     this.tokenNotices = new TokenNotices(this.registry, this.sessions, options.tokenNoticeMs ?? DEFAULT_TOKEN_NOTICE_MS, log);
     this.servers = new Listeners({ ...options, host: this.host }, log);
   }

@@ -17,6 +17,7 @@ import {
 } from '../nodes/lib/protocol';
 import { AlinkIds, PendingRequests } from '../nodes/lib/connection';
 import { SimFailure, SimRule } from './config';
+import { HistoryValue, PropertyHistory, readHistoryParams } from './history';
 import type { IotSession } from './registry';
 import { RuleEngine } from './rules';
 
@@ -95,11 +96,17 @@ export function checkProperties(params: Record<string, unknown>): PropertyCheck 
   if (entries.length > PROPERTY_LIMITS.perPost) return { refusedCode: TOO_MANY_PROPERTIES_CODE, kept: [], dropped: [] };
   const check: PropertyCheck = { kept: [], dropped: [] };
   for (const [name, value] of entries) {
-    const problem = IDENTIFIER_PATTERNS.propertyName.test(name) ? valueProblem(value) : 'not a property identifier';
-    if (problem) check.dropped.push(`${name.length > 40 ? `${name.slice(0, 40)}...` : name}: ${problem}`);
+    const problem = propertyProblem(name, value);
+    if (problem) check.dropped.push(problem);
     else check.kept.push([name, value]);
   }
   return check;
+}
+
+/** Why the platform drops this property (its name and the reason), or undefined when it keeps it. */
+export function propertyProblem(name: string, value: unknown): string | undefined {
+  const problem = IDENTIFIER_PATTERNS.propertyName.test(name) ? valueProblem(value) : 'not a property identifier';
+  return problem && `${name.length > 40 ? `${name.slice(0, 40)}...` : name}: ${problem}`;
 }
 
 /** Topics of the platform itself (thing model, NTP, RRPC, shadow, OTA), as opposed to a product's custom topics. */
@@ -120,6 +127,10 @@ export class SimulatedPlatform {
   private readonly waiting = new PendingRequests<Buffer>();
   private readonly properties = new Map<string, Record<string, { value: unknown; time: number }>>();
   private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly history = new PropertyHistory();
+  /** Whether `poster` may post history for `device`: itself; a gateway, its attached sub-devices (set by the simulator). */
+  mayPostFor: (poster: Device, device: Device) => boolean = (poster, device) =>
+    poster.productKey === device.productKey && poster.deviceName === device.deviceName;
 
   constructor(
     private readonly publish: Publish,
@@ -160,6 +171,9 @@ export class SimulatedPlatform {
     switch (parsed.type) {
       case 'post':
         this.answerPost(parsed, parsed.eventId, topic, payload);
+        break;
+      case 'history-post':
+        this.answerHistoryPost(parsed, topic, payload);
         break;
       case 'property-set-reply':
       case 'service-reply':
@@ -216,6 +230,71 @@ export class SimulatedPlatform {
     this.later(failure?.delayMs ?? 0, () => this.publish(thingTopics.replyTo(topic), body, 0));
   }
 
+  /** thing.event.property.history.post: checked whole, then each value kept with its time (docs/protocol.md §9.2). */
+  private answerHistoryPost(poster: Device, topic: string, payload: Buffer): void {
+    const request = parseAlink(payload);
+    const id = typeof request?.id === 'string' || typeof request?.id === 'number' ? request.id : undefined;
+    const sys = request?.sys as { ack?: unknown } | undefined;
+    const ack = sys?.ack !== 0 && sys?.ack !== '0';
+    const read = readHistoryParams(request?.params, (device) => this.mayPostFor(poster, device), Date.now());
+    this.events.post?.({
+      ...poster,
+      topic,
+      id: typeof id === 'string' ? id : undefined,
+      method: METHODS.historyPost,
+      params: request?.params,
+      ack,
+    });
+    if ('entries' in read) {
+      for (const { device, values } of read.entries) {
+        const kept = values.filter(({ name, value }) => {
+          const problem = propertyProblem(name, value);
+          if (problem) this.log(`history of ${device.productKey}/${device.deviceName} dropped: ${problem}`);
+          return problem === undefined;
+        });
+        this.history.add(device, kept);
+        this.rememberTimed(device, kept);
+      }
+    } else {
+      this.log(`${poster.productKey}/${poster.deviceName} ${topic}: refused with ${read.code}`);
+    }
+    if (!ack || id === undefined) return;
+    const body = JSON.stringify({
+      code: read.code,
+      data: {},
+      id,
+      message: read.code === 200 ? 'success' : 'failed',
+      method: METHODS.historyPost,
+      version: '1.0',
+    });
+    this.later(0, () => this.publish(thingTopics.replyTo(topic), body, 0));
+  }
+
+  /** Values with their times: each becomes the last value unless a newer one is known. */
+  private rememberTimed(device: Device, values: HistoryValue[]): void {
+    const key = `${device.productKey}/${device.deviceName}`;
+    const stored = this.storedProperties(key);
+    for (const { name, value, time } of values) {
+      const known = Object.prototype.hasOwnProperty.call(stored, name);
+      if (!known && Object.keys(stored).length >= PROPERTY_LIMITS.perDevice) {
+        this.log(`history of ${key} dropped: ${name}: the device has ${PROPERTY_LIMITS.perDevice} properties already`);
+      } else if (!known || stored[name].time <= time) {
+        stored[name] = { value, time };
+      }
+    }
+    this.properties.set(key, stored);
+  }
+
+  /** A device's last values; no prototype: a property named __proto__ is a property like any other. */
+  private storedProperties(key: string): Record<string, { value: unknown; time: number }> {
+    return this.properties.get(key) ?? (Object.create(null) as Record<string, { value: unknown; time: number }>);
+  }
+
+  /** Values a device's history posts brought, oldest first. */
+  historyOf(device: Device): HistoryValue[] {
+    return this.history.of(device);
+  }
+
   /** Properties of a device that arrived otherwise than by its own post (a gateway's pack post). */
   recordProperties(device: Device, topic: string, method: string, params: Record<string, unknown>): void {
     this.events.post?.({ ...device, topic, method, params, ack: false });
@@ -226,8 +305,7 @@ export class SimulatedPlatform {
   private remember(device: Device, params: Record<string, unknown>): number | undefined {
     const key = `${device.productKey}/${device.deviceName}`;
     const { refusedCode, kept, dropped } = checkProperties(params);
-    // No prototype: a property named __proto__ is a property like any other.
-    const stored = this.properties.get(key) ?? (Object.create(null) as Record<string, { value: unknown; time: number }>);
+    const stored = this.storedProperties(key);
     if (refusedCode !== undefined) this.log(`properties of ${key} refused (${refusedCode}): more than ${PROPERTY_LIMITS.perPost}`);
     for (const [name, entry] of kept) {
       if (!Object.prototype.hasOwnProperty.call(stored, name) && Object.keys(stored).length >= PROPERTY_LIMITS.perDevice) {

@@ -319,6 +319,25 @@ describe('hostile inputs to the simulator (issue 16, items 10, 11, 12, 13)', fun
     assert.equal(openapi.body.Code, 'iot.common.InvalidFormattedParameter', JSON.stringify(openapi.body));
   });
 
+  it('history posts are bounded as property posts are: bad names and values dropped, the rest kept with their times', async function () {
+    const client = await device('dev04');
+    const replies: Array<{ id?: string; code?: number }> = [];
+    client.on('message', (_topic, payload) => replies.push(JSON.parse(payload.toString()) as (typeof replies)[number]));
+    await client.subscribeAsync(`/sys/${PK}/dev04/thing/event/property/history/post_reply`, { qos: 1 });
+    const time = Date.now() - 60_000;
+    const properties = `{"deep":{"value":${nestedJson(5000)},"time":${time}},"a b":{"value":1,"time":${time}},"kept":{"value":5,"time":${time}}}`;
+    const body = `{"id":"h1","params":[{"identity":{"productKey":"${PK}","deviceName":"dev04"},"properties":[${properties}]}]}`;
+    await client.publishAsync(`/sys/${PK}/dev04/thing/event/property/history/post`, body, { qos: 1 });
+    await waitFor(() => replies.some((reply) => reply.id === 'h1'), 'the history post_reply');
+    assert.equal(replies.find((reply) => reply.id === 'h1')?.code, 200);
+    const { history } = await admin<{ history: Array<{ name: string; value: unknown; time: number }> }>(
+      sim,
+      'GET',
+      `/devices/${PK}/dev04/properties/history`,
+    );
+    assert.deepEqual(history, [{ name: 'kept', value: 5, time }]);
+  });
+
   // Fails before the fix: the nonce store's keys were slices of the form body, which kept each body for 30 minutes.
   it('OpenAPI: signed requests with 1 MB bodies are not kept alive by the nonce store', async function () {
     const gc = (globalThis as { gc?: () => void }).gc;

@@ -153,6 +153,17 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
     Object.assign(connection.profile.clientParams ?? {}, AUTO_SUBSCRIBE_PARAM);
     connection.addLocalFilterRule((filter) => this.isAutoSubscribed(filter));
     connection.addPublishRule((topic) => this.isSubDeviceTopic(topic));
+    connection.addSendGate((topic) => this.maySend(topic));
+  }
+
+  /**
+   * Whether a queued message may leave now: one of a known sub-device waits (and the queue behind it, to keep the
+   * order) until the sub-device is online again, or refused (then the platform's answer settles it).
+   */
+  private maySend(topic: string): boolean {
+    const device = deviceOfAnyTopic(topic);
+    const entry = device && this.entries.get(keyOf(device));
+    return !entry || entry.status.state === 'online' || entry.status.state === 'refused';
   }
 
   /** A topic a known sub-device may publish on: the gateway publishes it for that sub-device. */
@@ -227,6 +238,8 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
   private release(entry: Entry): void {
     if (entry.users.size > 0) return;
     this.forget(entry);
+    // Its stored posts no longer wait for its login (maySend).
+    this.connection.flush();
     if (entry.status.state === 'online' && this.connected) {
       this.logout([entry.credentials]).catch((err: Error) =>
         this.connection.log.debug(new LogMessage('SUBDEVICE_LOGOUT_FAILED', { device: label(entry.credentials), reason: err.message })),
@@ -267,7 +280,10 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
         this.connection.log.error(new LogMessage('STATUS_FAILED', { reason: (err as Error).message }));
       }
     }
-    if (status.state === 'online' || status.state === 'refused') for (const waiting of entry.waiting.splice(0)) waiting();
+    if (status.state === 'online' || status.state === 'refused') {
+      for (const waiting of entry.waiting.splice(0)) waiting();
+      this.connection.flush();
+    }
   }
 
   private refuse(entry: Entry, code: number, message?: string): void {
@@ -295,6 +311,9 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
     }
     if (entry.status.state === 'online') {
       this.remember(device, topic, payload, options);
+      this.connection.publish(topic, payload, options, callback);
+    } else if (entry.status.state !== 'refused' && this.connection.durableQueue) {
+      // Into the disk queue at once, so that it survives a restart; it leaves once the sub-device is online (maySend).
       this.connection.publish(topic, payload, options, callback);
     } else if (entry.status.state === 'refused') {
       callback(subDeviceError(device, entry.status.code ?? 0));
@@ -336,7 +355,7 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
         (error, answer) => (error ? reject(error) : resolve(answer as GatewayAnswer)),
         () => new AliyunIotError('GATEWAY_TIMEOUT', { operation, timeout: this.timeoutMs }),
       );
-      this.connection.publish(request.topic, request.payload, { qos: 0, queueTimeoutMs: this.timeoutMs }, (error) => {
+      this.connection.publish(request.topic, request.payload, { qos: 0, queueTimeoutMs: this.timeoutMs, control: true }, (error) => {
         if (error) this.pending.reject(id, error);
       });
     });

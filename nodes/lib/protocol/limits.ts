@@ -70,6 +70,17 @@ export const UPLINK_RATE_LIMITS: Readonly<Record<ServiceMode, Readonly<{ qos0: n
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
+ * Thing-model posts (docs/protocol.md §8.5, §9.2, §16): a property post carries at most 200 properties (6106), a pack
+ * post at most 20 sub-devices; no count limit of the history post is documented, so the package keeps history posts
+ * within the same two. Times may be at most 24 h in the future (6326 beyond).
+ */
+export const THING_POST_LIMITS = deepFreeze({
+  properties: PROPERTY_LIMITS.perPost,
+  devices: 20,
+  maxFutureMs: 24 * 60 * 60 * 1000,
+});
+
+/**
  * Checks that a duration fits setTimeout (`unit` 's' for seconds): a longer one would fire after 1 ms. Returns it in
  * milliseconds; throws DURATION_TOO_LONG, which says the limit.
  */
@@ -93,6 +104,8 @@ export const RANGES = deepFreeze({
   clientIdLength: { min: 1, max: 64 },
   /** The idle-time-out (heartbeat) the server-side subscription takes in a client's AMQP open, in ms. */
   amqpIdleTimeoutMs: { min: 30_000, max: 300_000 },
+  /** Seconds a property post may wait in the queue before it goes as a history post; 0: never. */
+  historyAfter: { min: 0, max: Math.floor(MAX_TIMER_MS / 1000) },
 });
 
 export const DEFAULTS = deepFreeze({

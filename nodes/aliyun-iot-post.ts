@@ -1,7 +1,8 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 import { PostClient, postClientOf } from './lib/connection';
 import { DEFAULTS } from './lib/protocol';
-import { localizeError, newError } from './support/i18n';
+import { failure } from './support/failure';
+import { newError } from './support/i18n';
 import { onInput } from './support/input';
 import { deviceOfMessage } from './support/sub-device';
 import { startUserNode } from './support/user-node';
@@ -54,7 +55,7 @@ export = function (RED: NodeAPI): void {
       try {
         const request = client.post({ kind, eventId, params: msg.payload, ack }, timeout, (error, result) => {
           if (error) {
-            done(localizeError(RED, error));
+            done(failure(RED, msg, error));
             return;
           }
           const reply = result?.reply;
@@ -72,7 +73,7 @@ export = function (RED: NodeAPI): void {
         });
         msg.alink = { id: request.id, method: request.method };
       } catch (err) {
-        done(localizeError(RED, err));
+        done(failure(RED, msg, err));
       }
     });
   }

@@ -4,7 +4,18 @@
 import { strict as assert } from 'node:assert';
 import type { NodeMessage } from 'node-red';
 import { Simulator } from '../../sim';
-import { CATCH_ALL, Credentials, collect, deploy, node, send, startServer, stopServer, waitForStatus } from '../support/node-harness';
+import {
+  CATCH_ALL,
+  Credentials,
+  collect,
+  deploy,
+  node,
+  redeploy,
+  send,
+  startServer,
+  stopServer,
+  waitForStatus,
+} from '../support/node-harness';
 import { FlowNode, admin, iotConnection, waitFor } from '../support/helpers';
 import { GW_PK, SUB_PK, startGatewaySimulator, subName, subSecret } from '../support/gateway-fixtures';
 
@@ -275,5 +286,48 @@ describe('sub-device nodes: acting as sub-devices through a gateway connection',
     send('reply', { alink: context });
     await waitFor(() => caught.length === inputs.length + 2, 'the reply of the gateway refused');
     assert.equal((caught.at(-1) as Msg).error?.message.includes(subName(1)), true);
+  });
+
+  it('subscribes a sub-device topic again after a gateway reconnect, and logs the sub-device out when its last node goes', async function () {
+    const granted: string[] = [];
+    sim.on('subscribe', (info) => granted.push(...info.topics));
+    const logouts: string[] = [];
+    sim.on('subdevice-logout', (info) => logouts.push(info.deviceName));
+    const customTopic = `/${SUB_PK}/${subName(1)}/user/get`;
+    const flow: FlowNode[] = [
+      {
+        id: 'in',
+        type: 'aliyun-iot-in',
+        connection: 'gw',
+        subdevice: 'sd1',
+        topic: '',
+        qos: '0',
+        datatype: 'utf8',
+        dynamic: true,
+        wires: [['received']],
+      },
+      { id: 'received', type: 'helper' },
+      { id: 'direct', type: 'aliyun-iot-in', connection: 'gw', topic: '/${productKey}/${deviceName}/user/get', qos: '0', datatype: 'utf8' },
+    ];
+    await deployGateway(sim, [subDeviceNode('sd1', 1)], flow);
+    const received = collect('received');
+    await waitForStatus('in', 'subdevice-online');
+    send('in', { action: 'subscribe', topic: USER_GET });
+    await waitFor(() => granted.includes(customTopic), 'the SUBSCRIBE of the custom topic');
+
+    send('in', { action: 'disconnect' });
+    await waitForStatus('in', 'subdevice-waiting');
+    send('in', { action: 'connect' });
+    await waitForStatus('in', 'subdevice-online');
+    await waitFor(() => granted.filter((topic) => topic === customTopic).length === 2, 'the SUBSCRIBE again after the login');
+    await admin(sim, 'POST', '/pub', { topic: customTopic, payload: 'after the reconnect' });
+    await waitFor(() => received.length === 1, 'the message after the reconnect');
+    assert.deepEqual([received[0].payload, (received[0] as Msg).device], ['after the reconnect', SUB1]);
+
+    // The sub-device's only node removed, the gateway's own node stays: the sub-device logs out, the gateway stays.
+    await redeploy([gatewayConnection(sim).node, flow[2]], 'nodes');
+    await waitFor(() => logouts.includes(subName(1)), 'the logout');
+    await waitForStatus('direct', 'connected');
+    assert.deepEqual(sim.onlineSubDevices({ productKey: GW_PK, deviceName: 'gw01' }), []);
   });
 });

@@ -252,6 +252,11 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
     this.release(entry);
   }
 
+  /** The connection closes (the runtime stops, or its config node is redeployed): every sub-device without users logs out. */
+  releaseAllUnused(): void {
+    for (const entry of [...this.entries.values()]) this.releaseUnused(entry.credentials);
+  }
+
   statusOf(device: Device): SubDeviceStatus | undefined {
     return this.entries.get(keyOf(device))?.status;
   }

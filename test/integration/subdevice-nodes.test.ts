@@ -330,4 +330,37 @@ describe('sub-device nodes: acting as sub-devices through a gateway connection',
     await waitForStatus('direct', 'connected');
     assert.deepEqual(sim.onlineSubDevices({ productKey: GW_PK, deviceName: 'gw01' }), []);
   });
+
+  it('a sub-device added to a running gateway connection by a redeploy: the connection announces _ss=1 anew', async function () {
+    const direct: FlowNode = {
+      id: 'direct',
+      type: 'aliyun-iot-in',
+      connection: 'gw',
+      topic: '/${productKey}/${deviceName}/user/get',
+      qos: '0',
+      datatype: 'utf8',
+    };
+    await deployGateway(sim, [], [direct]);
+    await waitForStatus('direct', 'connected');
+    const sub = subDeviceNode('sd1', 1);
+    const gateway = gatewayConnection(sim);
+    const post: FlowNode = {
+      id: 'post',
+      type: 'aliyun-iot-post',
+      connection: 'gw',
+      subdevice: 'sd1',
+      kind: 'property',
+      ack: true,
+      timeout: 5000,
+      wires: [['posted']],
+    };
+    await redeploy([gateway.node, sub.node, direct, post, { id: 'posted', type: 'helper' }], 'nodes', sub.credentials);
+    const posted = collect('posted');
+    await waitForStatus('post', 'subdevice-online');
+    // The post's reply comes by the auto-subscription only.
+    send('post', { payload: { power: 1 } });
+    await waitFor(() => posted.length === 1, 'the post reply');
+    assert.equal((posted[0] as Msg).alink?.code, 200);
+    await waitForStatus('direct', 'connected');
+  });
 });

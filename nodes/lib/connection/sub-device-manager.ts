@@ -150,6 +150,9 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
     this.logoutGraceMs = options.logoutGraceMs ?? 1000;
     // The platform subscribes the system topics of the logged-in sub-devices for us (docs/protocol.md §8.4).
     Object.assign(connection.profile.clientParams ?? {}, AUTO_SUBSCRIBE_PARAM);
+    // The client id announces it at CONNECT: a connection already up (a sub-device added by a redeploy) logs in again.
+    const { state } = connection.status;
+    if (state === 'connected' || state === 'connecting') connection.disconnect(() => connection.connect());
     connection.addLocalFilterRule((filter) => this.isAutoSubscribed(filter));
     connection.addPublishRule((topic) => this.isSubDeviceTopic(topic));
   }

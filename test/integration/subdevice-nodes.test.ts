@@ -46,6 +46,20 @@ function subDeviceNode(id: string, index: number, deviceSecret = subSecret(subNa
   };
 }
 
+/** A property post node on the gateway connection, as `subdevice` when given, wired to `output` when given. */
+function postNode(id: string, subdevice?: string, output?: string): FlowNode {
+  return {
+    id,
+    type: 'aliyun-iot-post',
+    connection: 'gw',
+    subdevice,
+    kind: 'property',
+    ack: true,
+    timeout: 5000,
+    wires: output ? [[output]] : [],
+  };
+}
+
 /** Deploys the gateway connection, the sub-device config nodes and `nodes` (with a catch-all). */
 async function deployGateway(
   sim: Simulator,
@@ -83,16 +97,7 @@ describe('sub-device nodes: acting as sub-devices through a gateway connection',
       sim,
       [subDeviceNode('sd1', 1)],
       [
-        {
-          id: 'post',
-          type: 'aliyun-iot-post',
-          connection: 'gw',
-          subdevice: 'sd1',
-          kind: 'property',
-          ack: true,
-          timeout: 5000,
-          wires: [['posted']],
-        },
+        postNode('post', 'sd1', 'posted'),
         {
           id: 'command',
           type: 'aliyun-iot-command',
@@ -173,11 +178,7 @@ describe('sub-device nodes: acting as sub-devices through a gateway connection',
     await deployGateway(
       sim,
       [subDeviceNode('wrong', 1, 'not-the-secret'), subDeviceNode('full', 3), subDeviceNode('sd2', 2)],
-      [
-        { id: 'post-wrong', type: 'aliyun-iot-post', connection: 'gw', subdevice: 'wrong', kind: 'property', ack: true, timeout: 5000 },
-        { id: 'post-full', type: 'aliyun-iot-post', connection: 'gw', subdevice: 'full', kind: 'property', ack: true, timeout: 5000 },
-        { id: 'post-sd2', type: 'aliyun-iot-post', connection: 'gw', subdevice: 'sd2', kind: 'property', ack: true, timeout: 5000 },
-      ],
+      [postNode('post-wrong', 'wrong'), postNode('post-full', 'full'), postNode('post-sd2', 'sd2')],
     );
     const caught = collect('caught');
     await waitForStatus('post-wrong', 'subdevice-bad-sign');
@@ -207,7 +208,7 @@ describe('sub-device nodes: acting as sub-devices through a gateway connection',
         { id: 'in1', type: 'aliyun-iot-in', connection: 'gw', subdevice: 'sd1', topic: USER_GET, qos: '0', datatype: 'utf8' },
         { id: 'in2', type: 'aliyun-iot-in', connection: 'gw', subdevice: 'sd2', topic: USER_GET, qos: '0', datatype: 'utf8' },
         { id: 'out', type: 'aliyun-iot-out', connection: 'gw', topic: USER_UPDATE, qos: '1', retain: '' },
-        { id: 'post', type: 'aliyun-iot-post', connection: 'gw', kind: 'property', ack: true, timeout: 5000, wires: [['posted']] },
+        postNode('post', undefined, 'posted'),
         { id: 'command', type: 'aliyun-iot-command', connection: 'gw', services: '', autoReplySet: false, wires: [['commands']] },
         { id: 'reply', type: 'aliyun-iot-reply', connection: 'gw', code: 200 },
         { id: 'posted', type: 'helper' },
@@ -252,7 +253,7 @@ describe('sub-device nodes: acting as sub-devices through a gateway connection',
         { id: 'in1', type: 'aliyun-iot-in', connection: 'gw', subdevice: 'sd1', topic: USER_GET, qos: '0', datatype: 'utf8' },
         { id: 'out', type: 'aliyun-iot-out', connection: 'gw', topic: USER_UPDATE, qos: '1', retain: '' },
         { id: 'out-any', type: 'aliyun-iot-out', connection: 'gw', topic: '', qos: '1', retain: '' },
-        { id: 'post', type: 'aliyun-iot-post', connection: 'gw', kind: 'property', ack: true, timeout: 5000 },
+        postNode('post'),
         { id: 'reply', type: 'aliyun-iot-reply', connection: 'gw', code: 200 },
       ],
     );
@@ -344,16 +345,7 @@ describe('sub-device nodes: acting as sub-devices through a gateway connection',
     await waitForStatus('direct', 'connected');
     const sub = subDeviceNode('sd1', 1);
     const gateway = gatewayConnection(sim);
-    const post: FlowNode = {
-      id: 'post',
-      type: 'aliyun-iot-post',
-      connection: 'gw',
-      subdevice: 'sd1',
-      kind: 'property',
-      ack: true,
-      timeout: 5000,
-      wires: [['posted']],
-    };
+    const post = postNode('post', 'sd1', 'posted');
     await redeploy([gateway.node, sub.node, direct, post, { id: 'posted', type: 'helper' }], 'nodes', sub.credentials);
     const posted = collect('posted');
     await waitForStatus('post', 'subdevice-online');

@@ -9,10 +9,12 @@ import {
   Credentials,
   collect,
   deploy,
+  errorsOf,
   node,
   redeploy,
   send,
   startServer,
+  statusesOf,
   stopServer,
   waitForStatus,
 } from '../support/node-harness';
@@ -193,7 +195,12 @@ describe('sub-device nodes: acting as sub-devices through a gateway connection',
     send('post-sd2', { payload: { power: 1 } });
     await waitFor(() => caught.length === 2, 'the post of the disabled sub-device');
     assert.deepEqual(caughtCode(caught), ['SUBDEVICE_BAD_SIGN', 'SUBDEVICE_DISABLED']);
-    for (const id of ['post-wrong', 'post-sd2']) assert.equal(node(id).id, id);
+    // The secrets, the wrong one too, are in no status, error or caught message.
+    const shown = JSON.stringify([
+      caught,
+      ...['post-wrong', 'post-full', 'post-sd2', 'wrong', 'full', 'sd2'].map((id) => [statusesOf(node(id)), errorsOf(node(id))]),
+    ]);
+    for (const secret of ['not-the-secret', subSecret(subName(2)), subSecret(subName(3))]) assert.ok(!shown.includes(secret), secret);
   });
 
   it('msg.device addresses a logged-in sub-device on out, post and reply; in and command set it', async function () {

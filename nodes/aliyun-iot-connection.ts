@@ -7,6 +7,7 @@ import {
   ConnectionSettings,
   DeviceConnection,
   SharedConnection,
+  existingSubDeviceManager,
   resolveCloud,
   resolveConnection,
   runtimeOptions,
@@ -49,6 +50,8 @@ export = function (RED: NodeAPI): void {
       node.error(node.configError.message);
     }
     node.on('close', (_removed: boolean, done: () => void) => {
+      // Sub-devices log out before their gateway's connection goes (its user nodes have closed before it).
+      if (node.connection instanceof DeviceConnection) existingSubDeviceManager(node.connection)?.releaseAllUnused();
       if (node.connection) node.connection.close(done);
       else done();
     });

@@ -1,5 +1,5 @@
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from 'node-red';
-import { MessageMeta, MessageReceiver, SharedConnection } from './lib/connection';
+import { MessageMeta, MessageReceiver, SharedConnection, SubDeviceSubscriptions, subDeviceOfTopic } from './lib/connection';
 import { AliyunIotError, shownValue } from './lib/errors';
 import { Datatype, decodePayload, isDatatype } from './lib/protocol';
 import { failure } from './support/failure';
@@ -35,7 +35,7 @@ export = function (RED: NodeAPI): void {
       status: (status) => (status.state === 'connected' && deniedFilters.size > 0 ? errorStatus('subscribe-denied') : nodeStatus(status)),
     });
     if (!started) return;
-    const { node, connection, onClose } = started;
+    const { node, connection, onClose, subDevice, onSubDeviceStatus } = started;
     const datatype: Datatype = isDatatype(config.datatype) ? config.datatype : 'auto-detect';
     const dynamic = config.dynamic === true || config.dynamic === 'true';
     const defaultQos = config.qos === '' || config.qos === undefined ? 0 : Number(config.qos);
@@ -48,6 +48,8 @@ export = function (RED: NodeAPI): void {
           msg.deviceName = meta.device.deviceName;
           msg.messageId = meta.device.messageId;
         }
+        const device = subDevice?.device ?? subDeviceOfTopic(connection, topic);
+        if (device) msg.device = { productKey: device.productKey, deviceName: device.deviceName };
         try {
           msg.payload = decodePayload(payload, datatype);
         } catch (err) {
@@ -64,10 +66,17 @@ export = function (RED: NodeAPI): void {
       },
     };
     onClose((removed) => connection.unsubscribeAll(receiver, removed));
+    // As a sub-device: its topics, subscribed while it is online through the gateway.
+    const subDeviceFilters = subDevice ? new SubDeviceSubscriptions(subDevice, receiver) : undefined;
+    if (subDeviceFilters) {
+      onSubDeviceStatus((status) => subDeviceFilters.onStatus(status));
+      onClose((removed) => subDeviceFilters.close(removed));
+    }
 
     if (!dynamic) {
       try {
-        connection.subscribe(receiver, config.topic, defaultQos);
+        if (subDeviceFilters) subDeviceFilters.add(config.topic, defaultQos);
+        else connection.subscribe(receiver, config.topic, defaultQos);
       } catch (err) {
         node.status(errorStatus('config-error'));
         node.error(localizeError(RED, err).message);
@@ -98,10 +107,19 @@ export = function (RED: NodeAPI): void {
           return;
         case 'getSubscriptions':
           msg.topic = 'subscriptions';
-          msg.payload = conn.subscriptionsOf(receiver);
+          msg.payload = subDeviceFilters ? subDeviceFilters.list() : conn.subscriptionsOf(receiver);
           send(msg);
           return;
         case 'unsubscribe': {
+          if (subDeviceFilters) {
+            const templates =
+              msg.topic === (true as unknown)
+                ? subDeviceFilters.list().map((sub) => sub.topic)
+                : requests(msg.topic).map((request) => request.topic);
+            for (const topic of templates) subDeviceFilters.remove(topic);
+            msg.subscriptions = subDeviceFilters.list();
+            return;
+          }
           const topics =
             msg.topic === (true as unknown)
               ? conn.subscriptionsOf(receiver).map((sub) => sub.topic)
@@ -115,6 +133,11 @@ export = function (RED: NodeAPI): void {
         }
         default: {
           const wanted = requests(msg.topic).map((request) => ({ topic: request.topic, qos: request.qos ?? defaultQos }));
+          if (subDeviceFilters) {
+            subDeviceFilters.addAll(wanted);
+            msg.subscriptions = subDeviceFilters.list();
+            return;
+          }
           // Check all before subscribing any, so a bad entry leaves the subscriptions as they were.
           conn.checkSubscriptions(wanted);
           for (const request of wanted) conn.subscribe(receiver, request.topic, request.qos);

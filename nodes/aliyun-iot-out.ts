@@ -1,8 +1,9 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
-import { DeviceConnection } from './lib/connection';
+import { DeviceConnection, publishAddressed } from './lib/connection';
 import { failure } from './support/failure';
 import { AliyunIotError, shownValue } from './lib/errors';
 import { onInput } from './support/input';
+import { deviceOfMessage } from './support/sub-device';
 import { startUserNode } from './support/user-node';
 
 interface OutNodeDef extends NodeDef {
@@ -16,6 +17,8 @@ interface OutMessage extends NodeMessageInFlow {
   action?: unknown;
   qos?: unknown;
   retain?: unknown;
+  /** A sub-device logged in through this gateway to publish as: {productKey, deviceName}. */
+  device?: unknown;
   /** Set on a failure: the platform's error code, or this package's (see support/failure.ts). */
   code?: unknown;
 }
@@ -27,7 +30,7 @@ export = function (RED: NodeAPI): void {
   function AliyunIotOutNode(this: Node, config: OutNodeDef): void {
     const started = startUserNode(RED, this, config, { service: 'any', notices: true });
     if (!started) return;
-    const { node, connection } = started;
+    const { node, connection, subDevice } = started;
     const fixedTopic = config.topic || undefined;
     const fixedQos = config.qos === '' || config.qos === undefined ? undefined : Number(config.qos);
     const fixedRetain =
@@ -57,10 +60,12 @@ export = function (RED: NodeAPI): void {
         return;
       }
       const options = { qos: fixedQos ?? msg.qos ?? 0, retain: fixedRetain ?? msg.retain === true };
-      connection.publish(fixedTopic ?? msg.topic, msg.payload, options, (err) => {
-        if (err) done(failure(RED, msg, err));
-        else done();
-      });
+      const addressed = deviceOfMessage(node, connection, msg);
+      const finish = (err?: Error): void => (err ? done(failure(RED, msg, err)) : done());
+      const topic = fixedTopic ?? msg.topic;
+      if (addressed) publishAddressed(addressed, topic, msg.payload, options, finish);
+      else if (subDevice && msg.device === undefined) subDevice.publish(topic, msg.payload, options, finish);
+      else connection.publish(topic, msg.payload, options, finish);
     });
   }
 

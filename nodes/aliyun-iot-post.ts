@@ -1,8 +1,10 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
-import { postClientOf } from './lib/connection';
+import { PostClient, postClientOf } from './lib/connection';
 import { DEFAULTS } from './lib/protocol';
-import { localizeError, newError } from './support/i18n';
+import { failure } from './support/failure';
+import { newError } from './support/i18n';
 import { onInput } from './support/input';
+import { deviceOfMessage } from './support/sub-device';
 import { startUserNode } from './support/user-node';
 
 interface PostNodeDef extends NodeDef {
@@ -15,6 +17,8 @@ interface PostNodeDef extends NodeDef {
 
 interface PostMessage extends NodeMessageInFlow {
   event?: unknown;
+  /** A sub-device logged in through this gateway to post as: {productKey, deviceName}. */
+  device?: unknown;
   code?: number;
   alink?: { id: string; method: string; code?: number; message?: string; history?: { id: string; method: string } };
 }
@@ -23,20 +27,35 @@ export = function (RED: NodeAPI): void {
   function AliyunIotPostNode(this: Node, config: PostNodeDef): void {
     const started = startUserNode(RED, this, config, { service: 'iot' });
     if (!started) return;
-    const { node, connection, onClose } = started;
+    const { node, connection, onClose, subDevice } = started;
     const kind = config.kind === 'event' ? 'event' : 'property';
     const ack = config.ack !== false && config.ack !== 'false';
     const timeout = Number(config.timeout) > 0 ? Number(config.timeout) : DEFAULTS.postTimeoutMs;
-    const client = postClientOf(connection);
-    client.attach();
-    onClose((removed) => client.detach(removed));
+    const ownClient = subDevice ? subDevice.postClient() : postClientOf(connection);
+    // The post clients this node uses, its own and those of the sub-devices msg.device named: each attached once.
+    const attached = new Set<PostClient>();
+    const use = (client: PostClient): PostClient => {
+      if (!attached.has(client)) {
+        attached.add(client);
+        client.attach();
+      }
+      return client;
+    };
+    use(ownClient);
+    onClose((removed) => {
+      for (const client of attached) client.detach(removed);
+    });
 
     onInput(RED, node, (msg: PostMessage, send, done) => {
       const eventId = config.event || (typeof msg.event === 'string' ? msg.event : undefined);
+      const addressed = deviceOfMessage(node, connection, msg);
+      const client = use(
+        addressed ? addressed.manager.postClientOf(addressed.device) : msg.device === undefined ? ownClient : postClientOf(connection),
+      );
       try {
         const request = client.post({ kind, eventId, params: msg.payload, ack }, timeout, (error, result) => {
           if (error) {
-            done(localizeError(RED, error));
+            done(failure(RED, msg, error));
             return;
           }
           const reply = result?.reply;
@@ -55,7 +74,7 @@ export = function (RED: NodeAPI): void {
         });
         msg.alink = { id: request.id, method: request.method };
       } catch (err) {
-        done(localizeError(RED, err));
+        done(failure(RED, msg, err));
       }
     });
   }

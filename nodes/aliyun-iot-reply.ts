@@ -1,8 +1,10 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
+import { publishAsSubDevice } from './lib/connection';
 import { buildAnswer, isCommandContext, parseThingTopic } from './lib/protocol';
 import { shownValue } from './lib/errors';
 import { localizeError, newError } from './support/i18n';
 import { onInput } from './support/input';
+import { deviceOfMessage } from './support/sub-device';
 import { startUserNode } from './support/user-node';
 
 interface ReplyNodeDef extends NodeDef {
@@ -14,6 +16,8 @@ interface ReplyMessage extends NodeMessageInFlow {
   alink?: unknown;
   code?: unknown;
   message?: unknown;
+  /** The sub-device logged in through this gateway that answers: {productKey, deviceName}. */
+  device?: unknown;
 }
 
 /** A code given as a number or as its digits; anything else (a Symbol, an object) is no code. */
@@ -25,8 +29,7 @@ export = function (RED: NodeAPI): void {
   function AliyunIotReplyNode(this: Node, config: ReplyNodeDef): void {
     const started = startUserNode(RED, this, config, { service: 'iot' });
     if (!started) return;
-    const { node, connection } = started;
-    const { productKey, deviceName } = connection.profile.variables;
+    const { node, connection, subDevice } = started;
     const defaultCode = config.code === '' || config.code === undefined ? 200 : Number(config.code);
 
     onInput(RED, node, (msg: ReplyMessage, _send, done) => {
@@ -40,6 +43,11 @@ export = function (RED: NodeAPI): void {
         done();
         return;
       }
+      const addressed = deviceOfMessage(node, connection, msg);
+      // Who answers: the sub-device msg.device names, else the node's sub-device, else the connection's device.
+      const own = connection.profile.variables;
+      const acting = addressed ?? (subDevice && msg.device === undefined ? subDevice : undefined);
+      const { productKey, deviceName } = acting ? acting.device : own;
       const target = typeof context.topic === 'string' ? parseThingTopic(context.topic) : undefined;
       if (target && (target.productKey !== productKey || target.deviceName !== deviceName)) {
         done(
@@ -55,7 +63,9 @@ export = function (RED: NodeAPI): void {
       try {
         const answer = buildAnswer(context, code, msg.payload, typeof msg.message === 'string' ? msg.message : undefined);
         // Answers go at QoS 0, as the platform sends RRPC responses.
-        connection.publish(answer.topic, answer.payload, { qos: 0 }, (error) => done(error ? localizeError(RED, error) : undefined));
+        const finish = (error?: Error): void => done(error ? localizeError(RED, error) : undefined);
+        if (acting) publishAsSubDevice(acting.manager, acting.device, answer.topic, answer.payload, { qos: 0 }, finish);
+        else connection.publish(answer.topic, answer.payload, { qos: 0 }, finish);
       } catch (err) {
         done(localizeError(RED, err));
       }

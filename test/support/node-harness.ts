@@ -24,6 +24,7 @@ export const PACKAGE_NODES = [
   'aliyun-iot-reply',
   'aliyun-iot-invoke',
   'aliyun-iot-gateway',
+  'aliyun-iot-subdevice',
 ].map(nodeModule);
 
 export type Credentials = Record<string, Record<string, string>>;
@@ -62,6 +63,7 @@ export async function stopServer(): Promise<void> {
 }
 
 const TAB = 'tab1';
+const CONFIG_TYPES = ['aliyun-iot-connection', 'aliyun-iot-subdevice'];
 
 /**
  * Puts every node but the config nodes on one tab with a position, as the editor would: the runtime takes a node
@@ -70,7 +72,7 @@ const TAB = 'tab1';
 export function onTab(flow: FlowNode[]): FlowNode[] {
   return [
     { id: TAB, type: 'tab', label: 'test' },
-    ...flow.map((entry) => (entry.type === 'aliyun-iot-connection' || entry.z ? entry : { x: 100, y: 100, z: TAB, ...entry })),
+    ...flow.map((entry) => (CONFIG_TYPES.includes(entry.type) || entry.z ? entry : { x: 100, y: 100, z: TAB, ...entry })),
   ];
 }
 

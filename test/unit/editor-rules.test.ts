@@ -13,14 +13,23 @@ import {
   MQ_CLIENT_ID_SEPARATOR,
   RANGES,
   SERVICE_LIMITS,
+  SIGN_METHODS,
   buildPost,
+  validateDeviceName,
+  validateProductKey,
 } from '../../nodes/lib/protocol';
 
 const ROOT = path.join(__dirname, '..', '..', '..');
 const SOURCE_DIR = path.join(ROOT, 'nodes');
 const BUILT_DIR = path.join(ROOT, 'dist', 'nodes');
 const EDITOR_FILES = fs.readdirSync(SOURCE_DIR).filter((file) => file.endsWith('.html'));
-const FILES_WITH_RULES = ['aliyun-iot-command.html', 'aliyun-iot-connection.html', 'aliyun-iot-invoke.html', 'aliyun-iot-post.html'];
+const FILES_WITH_RULES = [
+  'aliyun-iot-command.html',
+  'aliyun-iot-connection.html',
+  'aliyun-iot-invoke.html',
+  'aliyun-iot-post.html',
+  'aliyun-iot-subdevice.html',
+];
 
 type Validator = (this: Record<string, unknown>, value: unknown) => boolean;
 interface NodeDefinition {
@@ -205,6 +214,23 @@ describe('editor rules', function () {
           assert.equal(editorAccepts(invoke, {}, field, value), IDENTIFIER_PATTERNS[kind].test(value), `${field} ${value}`);
         }
       }
+    });
+
+    it('sub-device product key and device name (or an environment variable)', function () {
+      const subDevice = registeredDefinition('aliyun-iot-subdevice.html');
+      const runtime = { productKey: validateProductKey, deviceName: validateDeviceName };
+      const base = { productKey: 'a1B2c3D4e5F', deviceName: 'sub01' };
+      for (const field of ['productKey', 'deviceName'] as const) {
+        for (const value of ['a1B2c3D4e5F', 'a1B2c3D4e5', 'sub01', 'd'.repeat(32), 'd'.repeat(33), 'a b', '']) {
+          assert.equal(
+            editorAccepts(subDevice, base, field, value),
+            accepts(() => runtime[field](value)),
+            `${field} ${value}`,
+          );
+        }
+        assert.equal(editorAccepts(subDevice, base, field, '${SUB_DEVICE}'), true, `${field} from the environment`);
+      }
+      assert.equal(subDevice.defaults.signMethod.value, SIGN_METHODS[0]);
     });
 
     it('command services: a comma-separated list of thing identifiers', function () {

@@ -16,3 +16,4 @@ export * from './sub-device-manager';
 export * from './subscription-table';
 export * from './types';
 export * from './gateway-actions';
+export * from './sub-device';

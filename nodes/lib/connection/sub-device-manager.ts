@@ -1,7 +1,7 @@
 // A gateway's sub-devices on its DeviceConnection (docs/protocol.md §8): topology added when needed, logins and
 // logouts batched within the platform's limits, re-login after a reconnect and after a 520 (the failed message then
 // sent once more), a status per sub-device with the platform's reason, and the platform's notices for listeners.
-import { AliyunIotError, ErrorCode, LogMessage, isLogCode } from '../errors';
+import { AliyunIotError, ErrorCode, LogMessage, StatusCode, isLogCode } from '../errors';
 import { Device, parseAlink } from '../protocol/alink';
 import {
   AUTO_SUBSCRIBE_PARAM,
@@ -41,7 +41,7 @@ export type SubDeviceState = 'waiting' | 'logging-in' | 'online' | 'refused' | '
 /** `reason` is a key under `status` in the connection node's catalog; `code` the platform's answer when refused. */
 export interface SubDeviceStatus {
   state: SubDeviceState;
-  reason: string;
+  reason: StatusCode;
   code?: number;
 }
 
@@ -111,6 +111,11 @@ const REFUSAL_ERRORS: Readonly<Record<string, ErrorCode>> = {
   'no-session': 'SUBDEVICE_NO_SESSION',
 };
 
+/** The status reason of a refusal: `subdevice-` and the platform code's reason (each a key of the catalog). */
+export function refusalReason(code: number): StatusCode {
+  return `subdevice-${subDeviceReason(code)}` as StatusCode;
+}
+
 /** The error of a refusal, readable: the platform's code and what it means. */
 export function subDeviceError(device: Device, code: number, message = ''): AliyunIotError {
   return new AliyunIotError(REFUSAL_ERRORS[subDeviceReason(code)] ?? 'SUBDEVICE_CODE_OTHER', { device: label(device), code, message });
@@ -151,6 +156,9 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
     this.logoutGraceMs = options.logoutGraceMs ?? 1000;
     // The platform subscribes the system topics of the logged-in sub-devices for us (docs/protocol.md §8.4).
     Object.assign(connection.profile.clientParams ?? {}, AUTO_SUBSCRIBE_PARAM);
+    // The client id announces it at CONNECT: a connection already up (a sub-device added by a redeploy) logs in again.
+    const { state } = connection.status;
+    if (state === 'connected' || state === 'connecting') connection.disconnect(() => connection.connect());
     connection.addLocalFilterRule((filter) => this.isAutoSubscribed(filter));
     connection.addPublishRule((topic) => this.isSubDeviceTopic(topic));
     connection.addSendGate((topic) => this.maySend(topic));
@@ -188,9 +196,15 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
     this.pending.rejectAll(() => new AliyunIotError('CONNECTION_CLOSED'));
   }
 
+  /**
+   * A filter of a sub-device's auto-subscribed topics, or of every sub-device's (`+` for product key and device
+   * name: what the auto-subscription brings for any of them, the gateway's own messages still need their SUBSCRIBE).
+   */
   private isAutoSubscribed(filter: string): boolean {
     const device = deviceOfAnyTopic(filter);
-    if (!device || keyOf(device) === keyOf(this.gateway) || device.productKey === '+' || device.deviceName === '+') return false;
+    if (!device || keyOf(device) === keyOf(this.gateway)) return false;
+    const everyDevice = device.productKey === '+' && device.deviceName === '+';
+    if (!everyDevice && (device.productKey === '+' || device.deviceName === '+')) return false;
     return autoSubscribedFilters(device).some((pattern) => filterCovers(pattern, filter));
   }
 
@@ -258,6 +272,19 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
     for (const waiting of entry.waiting.splice(0)) waiting();
   }
 
+  /** Logs a sub-device without users out now instead of after the grace (the runtime stops, its config node goes). */
+  releaseUnused(device: Device): void {
+    const entry = this.entries.get(keyOf(device));
+    if (!entry || entry.users.size > 0) return;
+    clearTimeout(entry.logoutTimer);
+    this.release(entry);
+  }
+
+  /** The connection closes (the runtime stops, or its config node is redeployed): every sub-device without users logs out. */
+  releaseAllUnused(): void {
+    for (const entry of [...this.entries.values()]) this.releaseUnused(entry.credentials);
+  }
+
   statusOf(device: Device): SubDeviceStatus | undefined {
     return this.entries.get(keyOf(device))?.status;
   }
@@ -287,7 +314,7 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
   }
 
   private refuse(entry: Entry, code: number, message?: string): void {
-    this.setStatus(entry, { state: 'refused', reason: `subdevice-${subDeviceReason(code)}`, code });
+    this.setStatus(entry, { state: 'refused', reason: refusalReason(code), code });
     this.connection.log.warn(new LogMessage('SUBDEVICE_REFUSED', { device: label(entry.credentials), code, message: message ?? '' }));
     if (code === GATEWAY_CODES.tooManyLogins) {
       clearTimeout(entry.retryTimer);
@@ -683,6 +710,11 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
 }
 
 const managers = new WeakMap<DeviceConnection, SubDeviceManager>();
+
+/** The sub-device manager of a connection if something made one: the connection is then a gateway's. */
+export function existingSubDeviceManager(connection: DeviceConnection): SubDeviceManager | undefined {
+  return managers.get(connection);
+}
 
 /** The sub-device manager of a gateway's connection, made on first use and shared by every node on it. */
 export function subDeviceManagerOf(connection: DeviceConnection, options?: SubDeviceManagerOptions): SubDeviceManager {

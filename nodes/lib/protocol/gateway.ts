@@ -51,6 +51,8 @@ export const SUB_DEVICE_REASONS: Readonly<Record<number, string>> = deepFreeze({
   6287: 'bad-sign',
   401: 'bad-sign',
   6401: 'no-topology',
+  // The topology could not be added: the gateway has as many sub-devices attached as it may.
+  6400: 'no-topology',
   6100: 'unknown-device',
   521: 'deleted',
   522: 'disabled',

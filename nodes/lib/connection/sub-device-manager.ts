@@ -6,14 +6,15 @@ import { Device, parseAlink } from '../protocol/alink';
 import {
   AUTO_SUBSCRIBE_PARAM,
   GATEWAY_CODES,
-  GATEWAY_LIMITS,
   GatewayAnswer,
   GatewayRequest,
   SubDeviceCredentials,
   TOPOLOGY_CHANGE,
   autoSubscribedFilters,
+  GATEWAY_METHODS,
   buildLogin,
   buildLogout,
+  buildPackPost,
   buildTopologyAdd,
   buildTopologyGet,
   chunks,
@@ -21,9 +22,12 @@ import {
   devicesIn,
   gatewayTopics,
   parseGatewayTopic,
+  packEntries,
   readGatewayAnswer,
+  splitPack,
   subDeviceReason,
 } from '../protocol/gateway';
+import { GATEWAY_LIMITS, checkTimerDuration } from '../protocol/limits';
 import { deviceOfTopic, filterCovers, isOwnPublishTopic } from '../protocol/topics';
 import type { DeviceConnection } from './device-connection';
 import { AlinkIds, PendingRequests } from './pending-requests';
@@ -56,6 +60,21 @@ export interface GatewayNotice {
 
 export interface GatewayListener {
   onGatewayNotice(notice: GatewayNotice): void;
+}
+
+/** Each post a pack post was split into, with the platform's answer (absent when no reply was asked for). */
+export interface PackPostPart {
+  id: string;
+  code?: number;
+  message?: string;
+}
+
+/** A pack post's outcome: 200 when every part was taken, else the first refusal's code and message. */
+export interface PackPostResult {
+  method: string;
+  parts: PackPostPart[];
+  code?: number;
+  message?: string;
 }
 
 export interface SubDeviceManagerOptions {
@@ -276,30 +295,12 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
    * with SUBDEVICE_UNKNOWN for a sub-device nobody added, or with the platform's reason when it was refused.
    */
   publishAs(device: Device, topic: string, payload: string | Buffer, options: PublishOptions, callback: PublishCallback): void {
-    const entry = this.entries.get(keyOf(device));
-    if (!entry) {
-      callback(new AliyunIotError('SUBDEVICE_UNKNOWN', { device: label(device) }));
+    if (this.entries.get(keyOf(device))?.status.state !== 'online') {
+      this.whenOnline(device).then(() => this.publishAs(device, topic, payload, options, callback), callback);
       return;
     }
-    if (entry.status.state === 'online') {
-      this.remember(device, topic, payload, options);
-      this.connection.publish(topic, payload, options, callback);
-    } else if (entry.status.state === 'refused') {
-      callback(subDeviceError(device, entry.status.code ?? 0));
-    } else if (entry.waiting.length >= WAITING_PER_DEVICE) {
-      callback(new AliyunIotError('SUBDEVICE_NOT_ONLINE', { device: label(device) }));
-    } else {
-      entry.waiting.push(() => {
-        if (this.entries.get(keyOf(device)) === entry && entry.status.state === 'online')
-          this.publishAs(device, topic, payload, options, callback);
-        else
-          callback(
-            entry.status.state === 'refused'
-              ? subDeviceError(device, entry.status.code ?? 0)
-              : new AliyunIotError('SUBDEVICE_NOT_ONLINE', { device: label(device) }),
-          );
-      });
-    }
+    this.remember(device, topic, payload, options);
+    this.connection.publish(topic, payload, options, callback);
   }
 
   private remember(device: Device, topic: string, payload: string | Buffer, options: PublishOptions): void {
@@ -307,6 +308,76 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
     if (typeof id !== 'string' && typeof id !== 'number') return;
     if (this.sent.size >= RESEND_MEMORY) this.sent.delete(this.sent.keys().next().value as string);
     this.sent.set(`${keyOf(device)}/${id}`, { device, topic, payload, options, resent: false });
+  }
+
+  /** Resolves once a known sub-device is online; rejects when it is unknown, refused, released or never gets there. */
+  private whenOnline(device: Device): Promise<void> {
+    const entry = this.entries.get(keyOf(device));
+    if (!entry) return Promise.reject(new AliyunIotError('SUBDEVICE_UNKNOWN', { device: label(device) }));
+    if (entry.status.state === 'online') return Promise.resolve();
+    if (entry.status.state === 'refused') return Promise.reject(subDeviceError(device, entry.status.code ?? 0));
+    if (entry.waiting.length >= WAITING_PER_DEVICE)
+      return Promise.reject(new AliyunIotError('SUBDEVICE_NOT_ONLINE', { device: label(device) }));
+    return new Promise((resolve, reject) => {
+      entry.waiting.push(() => {
+        if (this.entries.get(keyOf(device)) === entry && entry.status.state === 'online') resolve();
+        else
+          reject(
+            entry.status.state === 'refused'
+              ? subDeviceError(device, entry.status.code ?? 0)
+              : new AliyunIotError('SUBDEVICE_NOT_ONLINE', { device: label(device) }),
+          );
+      });
+    });
+  }
+
+  /**
+   * thing.event.property.pack.post: `entries` ([{productKey, deviceName, properties, events}], the gateway's own
+   * without identity) split to the platform's limits. Throws at once on bad entries; the sub-devices named must be
+   * known here, and the posts leave once they are all online. With `ack`, resolves when every part is answered.
+   */
+  packPost(entries: unknown, options: { ack: boolean; timeoutMs: number }): Promise<PackPostResult> {
+    const checked = packEntries(entries);
+    if (options.ack) checkTimerDuration(options.timeoutMs, 'timeout');
+    const posts = splitPack(checked);
+    const named = new Map<string, Device>();
+    for (const { productKey, deviceName } of checked) {
+      if (productKey !== undefined && deviceName !== undefined) named.set(keyOf({ productKey, deviceName }), { productKey, deviceName });
+    }
+    const method = GATEWAY_METHODS.packPost;
+    return Promise.all([...named.values()].map((device) => this.whenOnline(device)))
+      .then(() => Promise.all(posts.map((params) => this.packPart(params, options))))
+      .then((parts) => {
+        const refused = parts.find((part) => part.code !== undefined && part.code !== GATEWAY_CODES.success);
+        const code = options.ack ? (refused?.code ?? GATEWAY_CODES.success) : undefined;
+        return { method, parts, ...(code === undefined ? {} : { code }), ...(refused?.message ? { message: refused.message } : {}) };
+      });
+  }
+
+  private packPart(params: Record<string, unknown>, options: { ack: boolean; timeoutMs: number }): Promise<PackPostPart> {
+    const id = this.ids.take();
+    const request = buildPackPost(this.gateway, id, params, options.ack);
+    return new Promise((resolve, reject) => {
+      if (options.ack) {
+        this.pending.add(
+          id,
+          options.timeoutMs,
+          (error, answer) => (error ? reject(error) : resolve({ id, code: answer?.code, message: answer?.message })),
+          () => new AliyunIotError('POST_TIMEOUT', { method: GATEWAY_METHODS.packPost, id, timeout: options.timeoutMs }),
+        );
+      }
+      this.connection.publish(
+        request.topic,
+        request.payload,
+        { qos: 1, ...(options.ack ? { queueTimeoutMs: options.timeoutMs } : {}) },
+        (error) => {
+          if (error) {
+            if (options.ack) this.pending.reject(id, error);
+            else reject(error);
+          } else if (!options.ack) resolve({ id });
+        },
+      );
+    });
   }
 
   // -------------------------------------------------------------------------------------------------------------

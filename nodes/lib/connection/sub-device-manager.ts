@@ -24,7 +24,7 @@ import {
   parseGatewayTopic,
   packEntries,
   readGatewayAnswer,
-  splitPack,
+  splitPackEntries,
   subDeviceReason,
 } from '../protocol/gateway';
 import { GATEWAY_LIMITS, checkTimerDuration } from '../protocol/limits';
@@ -100,7 +100,11 @@ interface Entry {
 const RESEND_MEMORY = 10_000;
 const WAITING_PER_DEVICE = 1000;
 const RETRY_AFTER_429_MS = 60_000;
-const NOTICE_KINDS = ['disable', 'enable', 'delete'] as const;
+const LOGIN_BATCHES_IN_FLIGHT = 4;
+/** thing/disable|enable|delete of every sub-device: three local filters, delivered by the auto-subscription. */
+const NOTICE_FILTERS = (['disable', 'enable', 'delete'] as const).map((kind) =>
+  gatewayTopics.notice({ productKey: '+', deviceName: '+' }, kind),
+);
 
 function keyOf(device: Device): string {
   return `${device.productKey}/${device.deviceName}`;
@@ -146,7 +150,10 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
   private readonly logoutGraceMs: number;
   /** The gateway's topology as last learned (topo/get, then our adds and the platform's changes). */
   private topology?: Set<string>;
-  private busy = false;
+  /** Login batches waiting for their answers. */
+  private loginsInFlight = 0;
+  /** The topo/get under way, shared by the batches that need it. */
+  private topologyLoading?: Promise<Device[]>;
   private attached = 0;
   private connected = false;
   /** Login batches sent, for diagnostics and the bench. */
@@ -179,7 +186,7 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
   /** A user of the gateway (a node) starts: the first subscribes the gateway's answer topics. */
   attach(): void {
     if (this.attached++ > 0) return;
-    for (const filter of gatewayTopics.replyFilters(this.gateway)) this.connection.subscribe(this, filter, 0);
+    for (const filter of [...gatewayTopics.replyFilters(this.gateway), ...NOTICE_FILTERS]) this.connection.subscribe(this, filter, 0);
     this.connection.register(this);
   }
 
@@ -191,6 +198,7 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
   }
 
   private isAutoSubscribed(filter: string): boolean {
+    if (NOTICE_FILTERS.includes(filter)) return true;
     const device = deviceOfAnyTopic(filter);
     if (!device || keyOf(device) === keyOf(this.gateway) || device.productKey === '+' || device.deviceName === '+') return false;
     return autoSubscribedFilters(device).some((pattern) => filterCovers(pattern, filter));
@@ -214,8 +222,6 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
     if (!entry) {
       entry = { credentials, users: new Set(), status: { state: 'waiting', reason: 'subdevice-waiting' }, waiting: [] };
       this.entries.set(key, entry);
-      // Delivered by the auto-subscription: local receivers, no SUBSCRIBE.
-      for (const kind of NOTICE_KINDS) this.connection.subscribe(this, gatewayTopics.notice(credentials, kind), 0);
     } else {
       entry.credentials = credentials;
     }
@@ -242,7 +248,6 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
     const key = keyOf(entry.credentials);
     this.entries.delete(key);
     this.queue.delete(key);
-    for (const kind of NOTICE_KINDS) this.connection.unsubscribe(this, gatewayTopics.notice(entry.credentials, kind));
     clearTimeout(entry.retryTimer);
     for (const waiting of entry.waiting.splice(0)) waiting();
     if (entry.status.state === 'online' && this.connected) {
@@ -339,7 +344,7 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
   packPost(entries: unknown, options: { ack: boolean; timeoutMs: number }): Promise<PackPostResult> {
     const checked = packEntries(entries);
     if (options.ack) checkTimerDuration(options.timeoutMs, 'timeout');
-    const posts = splitPack(checked);
+    const posts = splitPackEntries(checked);
     const named = new Map<string, Device>();
     for (const { productKey, deviceName } of checked) {
       if (productKey !== undefined && deviceName !== undefined) named.set(keyOf({ productKey, deviceName }), { productKey, deviceName });
@@ -448,28 +453,33 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
     if (this.connected) setImmediate(() => this.loginQueued());
   }
 
-  /** Logs in the queued sub-devices in batches, one request at a time. */
-  private async loginQueued(): Promise<void> {
-    if (this.busy) return;
-    this.busy = true;
-    try {
-      while (this.connected && this.queue.size > 0) {
-        const batch = [...this.queue].slice(0, this.batchSize).flatMap((key) => {
-          this.queue.delete(key);
-          const entry = this.entries.get(key);
-          return entry ? [entry] : [];
-        });
-        for (const entry of batch) this.setStatus(entry, { state: 'logging-in', reason: 'subdevice-logging-in' });
-        await this.loginBatch(batch);
-      }
-    } finally {
-      this.busy = false;
+  /**
+   * Logs in the queued sub-devices in batches, a few batches at a time: the connection's pacing, not the round trips,
+   * sets the pace.
+   */
+  private loginQueued(): void {
+    while (this.connected && this.queue.size > 0 && this.loginsInFlight < LOGIN_BATCHES_IN_FLIGHT) {
+      const batch = [...this.queue].slice(0, this.batchSize).flatMap((key) => {
+        this.queue.delete(key);
+        const entry = this.entries.get(key);
+        return entry ? [entry] : [];
+      });
+      if (batch.length === 0) continue;
+      for (const entry of batch) this.setStatus(entry, { state: 'logging-in', reason: 'subdevice-logging-in' });
+      this.loginsInFlight += 1;
+      void this.loginBatch(batch).finally(() => {
+        this.loginsInFlight -= 1;
+        this.loginQueued();
+      });
     }
   }
 
   private async loginBatch(batch: Entry[]): Promise<void> {
     try {
-      if (!this.topology) await this.topologyGet();
+      if (!this.topology) {
+        this.topologyLoading ??= this.topologyGet().finally(() => (this.topologyLoading = undefined));
+        await this.topologyLoading;
+      }
       const missing = batch.filter((entry) => !this.topology?.has(keyOf(entry.credentials)));
       let remaining = await this.withTopology(batch, missing);
       let addedTopology = missing.length > 0;
@@ -568,7 +578,7 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
         this.onTopologyChange(topic, answer);
         break;
       case 'notice':
-        this.notify({ kind: parsed.kind, devices: [parsed.device], topic, payload: answer });
+        if (this.entries.has(keyOf(parsed.device))) this.notify({ kind: parsed.kind, devices: [parsed.device], topic, payload: answer });
         break;
       default:
         break;

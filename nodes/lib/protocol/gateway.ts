@@ -349,6 +349,11 @@ const PACK_MAX = { properties: GATEWAY_LIMITS.packProperties, events: GATEWAY_LI
  * filling from where the entry started. Returns each post's `params`.
  */
 export function splitPack(entriesValue: unknown, now = Date.now()): AlinkObject[] {
+  return splitPackEntries(packEntries(entriesValue), now);
+}
+
+/** splitPack of entries packEntries already checked. */
+export function splitPackEntries(entries: readonly PackEntry[], now = Date.now()): AlinkObject[] {
   const posts: PackDraft[] = [];
   const open = (): PackDraft => {
     const post: PackDraft = { properties: {}, events: {}, subDevices: [], counts: { properties: 0, events: 0 } };
@@ -356,7 +361,7 @@ export function splitPack(entriesValue: unknown, now = Date.now()): AlinkObject[
     return post;
   };
   open();
-  for (const entry of packEntries(entriesValue)) {
+  for (const entry of entries) {
     const identity = entry.productKey === undefined ? undefined : { productKey: entry.productKey, deviceName: entry.deviceName as string };
     if (identity && posts[posts.length - 1].subDevices.length >= GATEWAY_LIMITS.packSubDevices) open();
     const first = posts.length - 1;

@@ -130,7 +130,7 @@ export function formatReport(result: BenchResult): string {
           'sub-devices',
           'all online after',
           'target (limits + 2 s)',
-          'requests',
+          'requests the limits need',
           'login batches',
           'RSS per sub-device',
           'heap per sub-device',

@@ -120,6 +120,54 @@ export function formatReport(result: BenchResult): string {
       '',
     );
   }
+  const gateway = result.gateway;
+  if (gateway) {
+    const kib = (value: number): string => `${value.toFixed(2)} KiB`;
+    lines.push(
+      '(j) sub-devices logged in through one gateway connection (simulator, topology added first, default pacing)',
+      ...markdown(
+        [
+          'sub-devices',
+          'all online after',
+          'target (limits + 2 s)',
+          'requests the limits need',
+          'login batches',
+          'RSS per sub-device',
+          'heap per sub-device',
+          'target RSS',
+        ],
+        [
+          [
+            String(gateway.subDevices),
+            `${Math.round(gateway.onlineMs)} ms`,
+            `< ${Math.round(gateway.boundMs)} ms`,
+            String(gateway.requests),
+            String(gateway.loginBatches),
+            kib(gateway.rssKiBPerSubDevice),
+            kib(gateway.heapKiBPerSubDevice),
+            '< 4 KiB',
+          ],
+        ],
+      ),
+      '',
+      `(k) properties per second reaching the simulator (its replies), ${gateway.properties} properties per sub-device`,
+      ...markdown(
+        ['pacing', 'sub-devices', 'one post per sub-device', 'pack posts', 'pack/per device', 'target'],
+        (['paced', 'unpaced'] as const).map((pacing) => {
+          const rates = gateway[pacing];
+          return [
+            pacing === 'paced' ? 'platform uplink limits (default)' : 'off (maxRate 0): CPU only',
+            String(pacing === 'paced' ? gateway.pacedSubDevices : gateway.postSubDevices),
+            String(Math.round(rates.perDevice)),
+            String(Math.round(rates.pack)),
+            `${(rates.pack / rates.perDevice).toFixed(2)}×`,
+            pacing === 'paced' ? '≥ 5×' : '-',
+          ];
+        }),
+      ),
+      '',
+    );
+  }
   const lost = result.measures.reduce((sum, m) => sum + m.lost, 0);
   lines.push(`messages lost: ${lost}`);
   for (const m of result.measures) {

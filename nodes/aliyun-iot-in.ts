@@ -3,7 +3,6 @@ import { MessageMeta, MessageReceiver, SharedConnection } from './lib/connection
 import { AliyunIotError, shownValue } from './lib/errors';
 import { Datatype, decodePayload, isDatatype } from './lib/protocol';
 import { failure } from './support/failure';
-import { localizeError } from './support/i18n';
 import { onInput } from './support/input';
 import { errorStatus, nodeStatus } from './support/status';
 import { startUserNode } from './support/user-node';
@@ -70,7 +69,8 @@ export = function (RED: NodeAPI): void {
         connection.subscribe(receiver, config.topic, defaultQos);
       } catch (err) {
         node.status(errorStatus('config-error'));
-        node.error(localizeError(RED, err).message);
+        const msg: { topic: string; code?: unknown } = { topic: config.topic };
+        node.error(failure(RED, msg, err).message, msg as NodeMessage);
       }
     }
 

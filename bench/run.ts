@@ -3,7 +3,7 @@
 import { ChildProcess, fork } from 'node:child_process';
 import * as path from 'node:path';
 import type { BrokerReply, BrokerRequest } from './broker';
-import { CloudPorts, CloudVariant, measurePub, measureSubscription } from './cloud';
+import { CloudPorts, CloudVariant, SubscriptionVariant, measurePub, measureSubscription } from './cloud';
 import type { LoadRequest, LoadResult } from './load';
 import type { ScaleRequest, ScaleResult } from './scale';
 import { Variant, liftSubscriptionLimit, startForwarder, stopRuntime } from './runtime';
@@ -171,6 +171,7 @@ function interleaved<T>(variants: readonly T[], round: number): T[] {
 
 const FORWARDERS: readonly Variant[] = ['ours', 'core', 'raw'];
 const CLOUD_VARIANTS: readonly CloudVariant[] = ['ours', 'raw'];
+const SUBSCRIPTION_VARIANTS: readonly SubscriptionVariant[] = ['ours', 'raw', 'raw-flow'];
 
 export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const params = SIZES[options.size];
@@ -252,7 +253,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
         }
       }
       if (wanted.has('f')) {
-        for (const variant of interleaved(CLOUD_VARIANTS, round)) {
+        for (const variant of interleaved(SUBSCRIPTION_VARIANTS, round)) {
           record(`f ${variant}`, await measureSubscription(variant, await cloudPorts(), single, params.messages, params.window));
         }
       }

@@ -41,12 +41,19 @@ export = function (RED: NodeAPI): void {
 
     const receiver: MessageReceiver = {
       onMessage(topic: string, payload: Buffer, meta: MessageMeta) {
-        const msg: Record<string, unknown> = { topic, payload, qos: meta.qos, retain: meta.retain };
-        if (meta.device) {
-          msg.productKey = meta.device.productKey;
-          msg.deviceName = meta.device.deviceName;
-          msg.messageId = meta.device.messageId;
-        }
+        const { device } = meta;
+        // One literal per shape, so that every msg of a shape shares its layout.
+        const msg: Record<string, unknown> = device
+          ? {
+              topic,
+              payload,
+              qos: meta.qos,
+              retain: meta.retain,
+              productKey: device.productKey,
+              deviceName: device.deviceName,
+              messageId: device.messageId,
+            }
+          : { topic, payload, qos: meta.qos, retain: meta.retain };
         try {
           msg.payload = decodePayload(payload, datatype);
         } catch (err) {

@@ -273,6 +273,8 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       if (wanted.has('i')) {
         const { port } = await broker('sim');
         const n = params.storeMessages;
+        // Unmeasured: a memory round takes milliseconds, and the first ones would measure the JIT compiler.
+        if (round === 0) for (const variant of ['memory', 'disk'] as const) await measureEnqueue(variant, n, port);
         for (const variant of interleaved(['memory', 'disk', 'fsync'] as const, round)) {
           const perSecond = await measureEnqueue(variant, n, port);
           table.add(`i enqueue ${variant}`, storeRound(perSecond, variant === 'fsync' ? 0 : n));

@@ -36,16 +36,26 @@ function closeConnection(connection: DeviceConnection): Promise<void> {
   return new Promise((resolve) => connection.close(resolve));
 }
 
-/** Publishes `n` messages on a connection that never connected; resolves when each is taken (durably, on disk). */
-function enqueue(connection: DeviceConnection, n: number, durable: boolean): Promise<void> {
+/**
+ * Publishes `n` messages on a connection that never connected, through the same call with the same message and
+ * callback for both stores; resolves when the queue has taken each: for the disk queue when every callback said
+ * durable (its done()), for the memory queue, whose done() comes only at the PUBACK, once `publish` returned for all
+ * of them and the event loop turned (the disk queue needs that turn too, before it writes).
+ */
+function enqueue(connection: DeviceConnection, n: number): Promise<void> {
   return new Promise((resolve, reject) => {
     let left = n;
     const done = (error?: Error): void => {
       if (error) reject(error);
       else if (--left === 0) resolve();
     };
-    for (let i = 0; i < n; i++) connection.publish(OUT_TOPIC, PAYLOAD, { qos: 1 }, durable ? done : () => undefined);
-    if (!durable) resolve();
+    for (let i = 0; i < n; i++) connection.publish(OUT_TOPIC, PAYLOAD, { qos: 1 }, done);
+    if (!connection.durableQueue) {
+      setImmediate(() => {
+        if (connection.queuedCount === n) resolve();
+        else reject(new Error(`the memory queue holds ${connection.queuedCount} of ${n}`));
+      });
+    }
   });
 }
 
@@ -72,7 +82,7 @@ export async function measureEnqueue(variant: StoreVariant, n: number, port: num
     }
     const connection = new DeviceConnection(resolveConnection(settings(port, variant, n)), QUIET, {}, dir);
     const started = performance.now();
-    await enqueue(connection, n, variant === 'disk');
+    await enqueue(connection, n);
     const seconds = (performance.now() - started) / 1000;
     await closeConnection(connection);
     return n / seconds;
@@ -98,7 +108,7 @@ export async function measureReplay(variant: 'memory' | 'disk', n: number, port:
     };
     let connection = new DeviceConnection(resolveConnection(settings(port, variant, n)), QUIET, {}, dir);
     if (variant === 'disk') {
-      await enqueue(connection, n, true);
+      await enqueue(connection, n);
       await closeConnection(connection);
       connection = new DeviceConnection(resolveConnection(settings(port, variant, n)), QUIET, {}, dir);
     } else {

@@ -16,7 +16,7 @@ interface PostNodeDef extends NodeDef {
 interface PostMessage extends NodeMessageInFlow {
   event?: unknown;
   code?: number;
-  alink?: { id: string; method: string; code?: number; message?: string };
+  alink?: { id: string; method: string; code?: number; message?: string; history?: { id: string; method: string } };
 }
 
 export = function (RED: NodeAPI): void {
@@ -41,7 +41,8 @@ export = function (RED: NodeAPI): void {
           }
           const reply = result?.reply;
           if (reply) {
-            msg.alink = { id: reply.id, method: request.method, code: reply.code, message: reply.message };
+            msg.alink = { id: request.id, method: request.method, code: reply.code, message: reply.message };
+            if (result?.history) msg.alink.history = result.history;
             msg.code = reply.code;
             if (reply.code !== 200) {
               done(newError(RED, 'POST_REFUSED', { method: request.method, id: reply.id, code: reply.code, message: reply.message ?? '' }));

@@ -1,8 +1,8 @@
 // The simulator's admin HTTP API (JSON, loopback only): what a backend would do with the OpenAPI, without signing.
 import * as http from 'node:http';
-import { Device } from '../nodes/lib/protocol';
+import { Device, PROPERTY_LIMITS } from '../nodes/lib/protocol';
 import type { Gateways } from './gateway';
-import { SimulatedPlatform, MAX_SYNC_TIMEOUT_MS, RrpcResult } from './platform';
+import { SimulatedPlatform, MAX_SYNC_TIMEOUT_MS, RrpcResult, checkProperties } from './platform';
 import type { Registry } from './registry';
 
 export interface AdminContext {
@@ -108,9 +108,13 @@ async function route(context: AdminContext, method: string, path: string, body: 
   if (method === 'GET' && properties) {
     return { properties: platform.propertiesOf({ productKey: decodeSegment(properties[1]), deviceName: decodeSegment(properties[2]) }) };
   }
+  const history = /^\/devices\/([^/]+)\/([^/]+)\/properties\/history$/.exec(path);
+  if (method === 'GET' && history) {
+    return { history: platform.historyOf({ productKey: decodeSegment(history[1]), deviceName: decodeSegment(history[2]) }) };
+  }
   const topology = /^\/gateways\/([^/]+)\/([^/]+)\/topology$/.exec(path);
   if (method === 'GET' && topology) {
-    const gateway = { productKey: decodeURIComponent(topology[1]), deviceName: decodeURIComponent(topology[2]) };
+    const gateway = { productKey: decodeSegment(topology[1]), deviceName: decodeSegment(topology[2]) };
     return { subDevices: context.gateways.topologyOf(gateway), online: context.gateways.onlineThrough(gateway) };
   }
   if (method === 'POST' && (path === '/topology/add' || path === '/topology/delete')) {
@@ -135,8 +139,13 @@ async function route(context: AdminContext, method: string, path: string, body: 
     return { success: true };
   }
   if (method === 'POST' && path === '/properties/set') {
-    if (!body.items || typeof body.items !== 'object') throw new BadRequest('items must be an object of property values');
-    return platform.setProperties(device(body), body.items as Record<string, unknown>, timeout(body));
+    if (!body.items || typeof body.items !== 'object' || Array.isArray(body.items))
+      throw new BadRequest('items must be an object of property values');
+    const items = body.items as Record<string, unknown>;
+    const { refusedCode, dropped } = checkProperties(items);
+    if (refusedCode !== undefined) throw new BadRequest(`items holds more than ${PROPERTY_LIMITS.perPost} properties`);
+    if (dropped.length > 0) throw new BadRequest(`items the platform does not take: ${dropped.slice(0, 3).join('; ')}`);
+    return platform.setProperties(device(body), items, timeout(body));
   }
   if (method === 'POST' && path === '/services/invoke') {
     const serviceId = text(body, 'identifier') as string;

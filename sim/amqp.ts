@@ -6,7 +6,7 @@ import * as net from 'node:net';
 import { AddressInfo } from 'node:net';
 import type { TlsOptions } from 'node:tls';
 import rhea, { Connection, Container, Delivery, EventContext, Sender } from 'rhea';
-import { ParsedAmqpUsername, parseAmqpUsername, verifyAmqpPassword } from '../nodes/lib/protocol';
+import { ParsedAmqpUsername, RANGES, parseAmqpUsername, verifyAmqpPassword } from '../nodes/lib/protocol';
 import { messageIds } from './platform';
 import { SimCloudConfig } from './config';
 import { ConsumerGroups, GroupMember, GroupMessage, Outcome } from './consumer-groups';
@@ -55,6 +55,25 @@ export function checkAmqpLogin(
   return { login };
 }
 
+/** The platform closes an AMQP connection not logged in within this time of its start (docs/protocol.md §5). */
+export const AMQP_AUTH_TIMEOUT_MS = 15_000;
+
+export interface AmqpServerOptions {
+  /** A connection not logged in and open this long after it was made is closed; AMQP_AUTH_TIMEOUT_MS by default. */
+  authTimeoutMs?: number;
+  /**
+   * A connection that sends no frame for this long is closed. Default: the idle-time-out the client announced, within
+   * RANGES.amqpIdleTimeoutMs (the longest when it announced none), as the platform does.
+   */
+  idleTimeoutMs?: number;
+}
+
+/** The part of a connection's open frames the idle check reads and sets (rhea types connections loosely). */
+interface OpenFrames {
+  local: { open: { idle_time_out?: number } };
+  remote: { open?: { idle_time_out?: number } };
+}
+
 export class AmqpServer extends EventEmitter<AmqpServerEvents> {
   port = 0;
   /** The TLS listener's port, once started with startTls. */
@@ -68,11 +87,14 @@ export class AmqpServer extends EventEmitter<AmqpServerEvents> {
   private readonly members = new Map<Connection, { sender: Sender; member: GroupMember }>();
   private readonly deliveries = new WeakMap<Delivery, string>();
   private readonly nextMessageId = messageIds();
+  /** Sockets not yet logged in and open, with the timer that closes them. */
+  private readonly loginDeadlines = new Map<net.Socket, NodeJS.Timeout>();
 
   constructor(
     private readonly cloud: SimCloudConfig,
     readonly groups: ConsumerGroups,
     private readonly log: (line: string) => void,
+    private readonly options: AmqpServerOptions = {},
   ) {
     super();
     this.container = rhea.create_container({ id: 'aliyun-iot-sim' });
@@ -113,8 +135,39 @@ export class AmqpServer extends EventEmitter<AmqpServerEvents> {
       context.connection.close({ condition: 'amqp:unauthorized-access', description: 'log in with SASL PLAIN and an aksign username' });
       return;
     }
+    const socket = (context.connection as { socket?: net.Socket }).socket;
+    if (socket) this.clearLoginDeadline(socket);
+    this.watchIdle(context.connection);
     this.log(`AMQP login ${login.clientId} (consumer group ${login.consumerGroupId})`);
     this.emit('login', { clientId: login.clientId, consumerGroupId: login.consumerGroupId });
+  }
+
+  /**
+   * rhea closes a connection that received nothing for twice its own announced idle-time-out, and its peer sends a
+   * frame every half of that: announcing half the limit closes a silent connection after the limit.
+   */
+  private watchIdle(connection: Connection): void {
+    const frames = connection as unknown as OpenFrames;
+    const announced = frames.remote.open?.idle_time_out;
+    const { min, max } = RANGES.amqpIdleTimeoutMs;
+    const limit = this.options.idleTimeoutMs ?? (announced ? Math.min(max, Math.max(min, announced)) : max);
+    frames.local.open.idle_time_out = Math.max(1, Math.ceil(limit / 2));
+  }
+
+  private awaitLogin(socket: net.Socket): void {
+    const authTimeoutMs = this.options.authTimeoutMs ?? AMQP_AUTH_TIMEOUT_MS;
+    const deadline = setTimeout(() => {
+      this.loginDeadlines.delete(socket);
+      this.log(`AMQP connection not logged in within ${authTimeoutMs} ms: closed`);
+      socket.destroy();
+    }, authTimeoutMs);
+    this.loginDeadlines.set(socket, deadline);
+    socket.once('close', () => this.clearLoginDeadline(socket));
+  }
+
+  private clearLoginDeadline(socket: net.Socket): void {
+    clearTimeout(this.loginDeadlines.get(socket));
+    this.loginDeadlines.delete(socket);
   }
 
   /** The login rhea's PLAIN mechanism accepted for this connection. */
@@ -210,6 +263,8 @@ export class AmqpServer extends EventEmitter<AmqpServerEvents> {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
     });
+    // The socket rhea reads: the TLS one once its handshake is done.
+    server.on(options.transport === 'tls' ? 'secureConnection' : 'connection', (socket: net.Socket) => this.awaitLogin(socket));
     return new Promise<number>((resolve, reject) => {
       const ready = (): void => {
         server.off('error', reject);
@@ -227,6 +282,7 @@ export class AmqpServer extends EventEmitter<AmqpServerEvents> {
     this.groups.stop();
     for (const connection of [...this.members.keys()]) this.leave(connection);
     for (const socket of this.sockets) socket.destroy();
+    for (const socket of [...this.loginDeadlines.keys()]) this.clearLoginDeadline(socket);
     const servers = this.servers.splice(0);
     await Promise.all(
       servers.filter((server) => server.listening).map((server) => new Promise<void>((resolve) => server.close(() => resolve()))),

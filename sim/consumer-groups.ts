@@ -38,14 +38,20 @@ export interface GroupMember {
 export interface ConsumerGroupsOptions {
   /** Groups that exist from the start and keep messages while no consumer is connected; absent: any group id. */
   known?: readonly string[];
-  /** Messages a group keeps for later (the oldest go first); default 10 000. */
+  /** Messages a group keeps for later (the oldest go first); default MAX_BACKLOG_MESSAGES. */
   maxBacklog?: number;
+  /** Bytes (payload and topic) of the messages a group keeps for later (the oldest go first); default MAX_BACKLOG_BYTES. */
+  maxBacklogBytes?: number;
   /** A message its only consumer gave back is offered to that consumer again after this delay; default 1000 ms. */
   retryDelayMs?: number;
   /** A delivered message not accepted within this time is delivered again; the platform's 30 s by default. */
   acceptTimeoutMs?: number;
   log?: (line: string) => void;
 }
+
+/** The simulator's bounds of a consumer group's backlog, in messages and in bytes (10,000 messages of 256 KB would be 2.5 GB). */
+export const MAX_BACKLOG_MESSAGES = 10_000;
+export const MAX_BACKLOG_BYTES = 64 * 1024 * 1024;
 
 /** The platform's accept deadline of server-side subscription. */
 export const ACCEPT_TIMEOUT_MS = 30_000;
@@ -59,9 +65,15 @@ interface Queued {
   deadline?: NodeJS.Timeout;
 }
 
+function sizeOf(message: GroupMessage): number {
+  return message.payload.length + Buffer.byteLength(message.topic);
+}
+
 class ConsumerGroup {
   readonly consumers: Consumer[] = [];
+  /** Waiting for a consumer, the next to deliver first; change it only through add/take so that `queuedBytes` holds. */
   readonly queue: Queued[] = [];
+  queuedBytes = 0;
   readonly unsettled = new Map<Consumer, Map<string, Queued>>();
   private next = 0;
   private retryTimer?: NodeJS.Timeout;
@@ -88,19 +100,33 @@ class ConsumerGroup {
     this.unsettled.delete(consumer);
     if (open.length > 0)
       this.options.log(`consumer group ${this.id}: ${consumer.name} left with ${open.length} unaccepted message(s); delivering them again`);
-    this.queue.unshift(...open.map((entry) => ({ ...entry, avoid: consumer })));
+    this.requeue(...open.map((entry) => ({ ...entry, avoid: consumer })));
     this.dispatch();
+  }
+
+  /** Messages to deliver before the rest: given back, or not accepted. */
+  private requeue(...entries: Queued[]): void {
+    this.queue.unshift(...entries);
+    for (const entry of entries) this.queuedBytes += sizeOf(entry.message);
+  }
+
+  private take(index: number): Queued {
+    const [entry] = this.queue.splice(index, 1);
+    this.queuedBytes -= sizeOf(entry.message);
+    return entry;
   }
 
   enqueue(entry: Queued): void {
     this.queue.push(entry);
-    while (this.queue.length > this.options.maxBacklog) {
-      this.queue.shift();
+    this.queuedBytes += sizeOf(entry.message);
+    const { maxBacklog, maxBacklogBytes } = this.options;
+    while (this.queue.length > maxBacklog || (this.queue.length > 0 && this.queuedBytes > maxBacklogBytes)) {
+      const overBytes = this.queue.length <= maxBacklog;
+      this.take(0);
       this.dropped++;
       if (this.dropped === 1 || this.dropped % 1000 === 0) {
-        this.options.log(
-          `consumer group ${this.id}: backlog over ${this.options.maxBacklog} messages, ${this.dropped} oldest dropped so far`,
-        );
+        const bound = overBytes ? `${maxBacklogBytes} bytes` : `${maxBacklog} messages`;
+        this.options.log(`consumer group ${this.id}: backlog over ${bound}, ${this.dropped} oldest dropped so far`);
       }
     }
     this.dispatch();
@@ -114,7 +140,7 @@ class ConsumerGroup {
     clearTimeout(entry.deadline);
     if (outcome !== 'accepted') {
       this.options.log(`consumer group ${this.id}: ${consumer.name} ${outcome} message ${messageId}; delivering it again`);
-      this.queue.unshift({ message: entry.message, deliveries: entry.deliveries, avoid: consumer });
+      this.requeue({ message: entry.message, deliveries: entry.deliveries, avoid: consumer });
     }
     this.dispatch();
   }
@@ -128,7 +154,7 @@ class ConsumerGroup {
     this.options.log(
       `consumer group ${this.id}: ${consumer.name} did not accept message ${messageId} within ${this.options.acceptTimeoutMs} ms; delivering it again`,
     );
-    this.queue.unshift({ message: entry.message, deliveries: entry.deliveries, avoid: consumer });
+    this.requeue({ message: entry.message, deliveries: entry.deliveries, avoid: consumer });
     this.dispatch();
   }
 
@@ -142,7 +168,7 @@ class ConsumerGroup {
         index++;
         continue;
       }
-      this.queue.splice(index, 1);
+      this.take(index);
       const messageId = entry.message.messageId;
       const deadline = setTimeout(() => this.expire(consumer, messageId), this.options.acceptTimeoutMs);
       this.unsettled.get(consumer)?.set(messageId, { message: entry.message, deliveries: entry.deliveries + 1, deadline });
@@ -188,7 +214,8 @@ export class ConsumerGroups {
 
   constructor(options: ConsumerGroupsOptions = {}) {
     this.options = {
-      maxBacklog: options.maxBacklog ?? 10_000,
+      maxBacklog: options.maxBacklog ?? MAX_BACKLOG_MESSAGES,
+      maxBacklogBytes: options.maxBacklogBytes ?? MAX_BACKLOG_BYTES,
       retryDelayMs: options.retryDelayMs ?? 1000,
       acceptTimeoutMs: options.acceptTimeoutMs ?? ACCEPT_TIMEOUT_MS,
       log: options.log ?? (() => undefined),
@@ -227,11 +254,17 @@ export class ConsumerGroups {
   }
 
   /** Messages waiting for a consumer, and delivered but not yet accepted, of one group. */
-  stats(groupId: string): { consumers: number; queued: number; unsettled: number; dropped: number } {
+  stats(groupId: string): { consumers: number; queued: number; queuedBytes: number; unsettled: number; dropped: number } {
     const group = this.groups.get(groupId);
-    if (!group) return { consumers: 0, queued: 0, unsettled: 0, dropped: 0 };
+    if (!group) return { consumers: 0, queued: 0, queuedBytes: 0, unsettled: 0, dropped: 0 };
     const unsettled = [...group.unsettled.values()].reduce((sum, open) => sum + open.size, 0);
-    return { consumers: group.consumers.length, queued: group.queue.length, unsettled, dropped: group.dropped };
+    return {
+      consumers: group.consumers.length,
+      queued: group.queue.length,
+      queuedBytes: group.queuedBytes,
+      unsettled,
+      dropped: group.dropped,
+    };
   }
 
   stop(): void {

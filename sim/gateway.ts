@@ -10,6 +10,7 @@ import {
   autoSubscribedFilters,
   deviceOfAnyTopic,
   gatewayTopics,
+  matches,
   parseAlink,
   readSignMethod,
   verifySubDeviceSign,
@@ -29,6 +30,9 @@ function named(entry: unknown): Device | undefined {
     : undefined;
 }
 
+/** thing/sub/register for a product whose dynamic registration is off. */
+const REGISTRATION_OFF = 6288;
+
 const MESSAGES: Record<number, string> = {
   [GATEWAY_CODES.success]: 'success',
   [GATEWAY_CODES.authError]: 'request auth error',
@@ -44,6 +48,7 @@ const MESSAGES: Record<number, string> = {
   [GATEWAY_CODES.tooManyTopology]: 'too many sub devices under gateway',
   [GATEWAY_CODES.noTopology]: 'topo relation not exist',
   [GATEWAY_CODES.addSelf]: 'topo relation cannot add by self',
+  [REGISTRATION_OFF]: 'dynamic register not allowed',
 };
 
 /** A request the platform refuses, with its device-side code and the device it names. */
@@ -75,6 +80,7 @@ export class Gateways {
   private readonly online = new Map<string, SubSession>();
   private readonly onlineByGateway = new Map<string, Set<string>>();
   private readonly loginTimes = new Map<string, number[]>();
+  private readonly replacements = new Map<string, Array<Record<string, unknown> | string | null>>();
   private readonly limits: Required<SimGatewayLimits>;
 
   constructor(
@@ -142,12 +148,13 @@ export class Gateways {
     const request = parseAlink(payload);
     const id = request?.id;
     const replyTopic = `${topic}_reply`;
+    const operation = topic.slice(topic.lastIndexOf('/') + 1);
     const answer = (code: number, data: unknown): void => {
       const body: Record<string, unknown> = { id, code, message: MESSAGES[code] ?? 'error', data };
       if (typeof request?.method === 'string') body.method = request.method;
-      this.publish(replyTopic, JSON.stringify(body), 0);
+      const replaced = this.replacement(operation);
+      this.publish(replyTopic, typeof replaced === 'string' ? replaced : JSON.stringify(replaced ? { id, ...replaced } : body), 0);
     };
-    const operation = topic.slice(topic.lastIndexOf('/') + 1);
     const params = request?.params;
     try {
       if (!request) throw new Refusal(GATEWAY_CODES.badRequest);
@@ -169,7 +176,7 @@ export class Gateways {
         this.packPost(gateway, params);
         if ((request.sys as { ack?: unknown } | undefined)?.ack !== 0) answer(GATEWAY_CODES.success, {});
       } else {
-        answer(GATEWAY_CODES.success, this.register(this.list(params, GATEWAY_LIMITS.topoAdd).map((entry) => this.device(entry))));
+        answer(GATEWAY_CODES.success, this.register(this.list(params, GATEWAY_LIMITS.topoAdd)));
       }
     } catch (err) {
       if (!(err instanceof Refusal)) throw err;
@@ -277,10 +284,39 @@ export class Gateways {
     }
   }
 
-  private register(devices: Device[]): Array<Device & { deviceSecret: string }> {
-    const closed = devices.find((device) => !this.registry.product(device.productKey)?.dynamicRegistration);
-    if (closed) throw new Refusal(6288, closed);
-    return devices.map((device) => ({ ...device, deviceSecret: this.secretOf(device) }));
+  /**
+   * thing/sub/register: each device of a sub-device product with dynamic registration gets its DeviceSecret; one the
+   * registry does not have yet is added with a new secret (an IotId too).
+   */
+  private register(entries: unknown[]): Array<Device & { deviceSecret: string; iotId: string }> {
+    const devices = entries.map((entry) => {
+      const device = named(entry);
+      if (!device) throw new Refusal(GATEWAY_CODES.badRequest);
+      if (this.registry.nodeType(device.productKey) !== 'sub-device' || !this.registry.product(device.productKey))
+        throw new Refusal(GATEWAY_CODES.unknownDevice, device);
+      if (!this.registry.product(device.productKey)?.dynamicRegistration) throw new Refusal(REGISTRATION_OFF, device);
+      if (!matches('deviceName', device.deviceName)) throw new Refusal(GATEWAY_CODES.badRequest, device);
+      return device;
+    });
+    return devices.map((device) => {
+      const deviceSecret = this.registry.deviceSecret(device.productKey, device.deviceName) ?? this.registry.addDevice(device);
+      return { ...device, deviceSecret, iotId: `${device.productKey}${device.deviceName}` };
+    });
+  }
+
+  /**
+   * A test's stand-ins for the platform's next replies to `operation` (add, delete, get, register, login, ...), in
+   * order: a body (the request's id is added), a raw payload, or null for the platform's own answer.
+   */
+  answerNextWith(operation: string, ...replies: Array<Record<string, unknown> | string | null>): void {
+    this.replacements.set(operation, [...(this.replacements.get(operation) ?? []), ...replies]);
+  }
+
+  private replacement(operation: string): Record<string, unknown> | string | null | undefined {
+    const queued = this.replacements.get(operation);
+    const next = queued?.shift();
+    if (queued?.length === 0) this.replacements.delete(operation);
+    return next;
   }
 
   private session(client: Client, gateway: IotSession, operation: string, params: unknown): unknown {

@@ -39,6 +39,10 @@ export interface SimulatorOptions extends SimulatorConfig {
   apiTlsPort?: number;
   /** How long a consumer of the server-side subscription has to accept a message before it is delivered again; 30 s. */
   amqpAcceptTimeoutMs?: number;
+  /** A silent AMQP connection is closed after this; default: the idle-time-out its client announced (30-300 s). */
+  amqpIdleTimeoutMs?: number;
+  /** An AMQP connection not logged in this long after it was made is closed; 15 s. */
+  amqpAuthTimeoutMs?: number;
   /** Receives one line per notable event (logins, refusals, denials); silent when absent. */
   log?: (line: string) => void;
 }
@@ -103,6 +107,9 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
         this.platform.recordProperties(device, thingTopics.propertyPost(device), GATEWAY_METHODS.packPost, properties),
       config.gatewayLimits,
     );
+    this.platform.mayPostFor = (poster, device) =>
+      (poster.productKey === device.productKey && poster.deviceName === device.deviceName) ||
+      this.gateways.topologyOf(poster).some((sub) => sub.productKey === device.productKey && sub.deviceName === device.deviceName);
     this.tokenNotices = new TokenNotices(this.registry, this.sessions, options.tokenNoticeMs ?? DEFAULT_TOKEN_NOTICE_MS, log);
     this.servers = new Listeners({ ...options, host: this.host }, log);
   }

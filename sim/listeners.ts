@@ -33,6 +33,10 @@ export interface ListenerOptions {
   apiTlsPort?: number;
   /** How long a consumer of the server-side subscription has to accept a message before it is delivered again. */
   amqpAcceptTimeoutMs?: number;
+  /** A silent AMQP connection is closed after this; default: the idle-time-out its client announced (30-300 s). */
+  amqpIdleTimeoutMs?: number;
+  /** An AMQP connection not logged in this long after it was made is closed; 15 s. */
+  amqpAuthTimeoutMs?: number;
 }
 
 /** What the cloud-application listeners serve: the config's `cloud` section, the platform and registry behind it. */
@@ -112,11 +116,12 @@ export class Listeners {
   private async startCloudApplication({ config, platform, registry, activityOf, gateways }: CloudApplicationContext): Promise<void> {
     const { host } = this.options;
     const log = this.log;
-    const { tls: keyAndCert, amqpTlsPort, apiTlsPort, amqpAcceptTimeoutMs } = this.options;
+    const { tls: keyAndCert, amqpTlsPort, apiTlsPort, amqpAcceptTimeoutMs, amqpIdleTimeoutMs, amqpAuthTimeoutMs } = this.options;
     this.amqp = new AmqpServer(
       config,
       new ConsumerGroups({ known: config.consumerGroups, log, acceptTimeoutMs: amqpAcceptTimeoutMs }),
       log,
+      { idleTimeoutMs: amqpIdleTimeoutMs, authTimeoutMs: amqpAuthTimeoutMs },
     );
     this.amqpPort = await this.amqp.start(this.amqpPort || (this.options.amqpPort ?? 0), host);
     if (amqpTlsPort !== undefined && keyAndCert)

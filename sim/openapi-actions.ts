@@ -5,13 +5,14 @@ import {
   Device,
   IDENTIFIER_PATTERNS,
   MAX_JSON_DEPTH,
+  PROPERTY_LIMITS,
   RANGES,
   SERVICE_LIMITS,
   nestsDeeperThan,
   productOfTopic,
   validatePublishTopic,
 } from '../nodes/lib/protocol';
-import { SimulatedPlatform, MAX_SYNC_TIMEOUT_MS, messageIds } from './platform';
+import { SimulatedPlatform, MAX_SYNC_TIMEOUT_MS, checkProperties, messageIds } from './platform';
 import { SimCloudConfig } from './config';
 import { ActionHandler, ApiParams, business, missing } from './openapi';
 import { createQueries } from './openapi-queries';
@@ -140,6 +141,9 @@ export function createActions(context: ActionContext): Record<string, ActionHand
     async SetDeviceProperty(params) {
       const target = device(params);
       const items = jsonObject(params, 'Items');
+      const { refusedCode, dropped } = checkProperties(items);
+      if (refusedCode !== undefined) invalid('Items', `more than ${PROPERTY_LIMITS.perPost} properties`);
+      if (dropped.length > 0) invalid('Items', dropped.slice(0, 3).join('; '));
       const result = await cloud.setProperties(target, items);
       if (result.status === 'OFFLINE') offline(target);
       return { Data: { MessageId: result.id } };

@@ -1,8 +1,23 @@
 // The simulated IoT Platform: answers thing-model posts and NTP, sends property sets, service calls and RRPC
 // to devices and waits for their answers, runs the forwarding rules.
-import { AlinkReply, Device, METHODS, parseAlink, parseThingTopic, readReply, thingTopics, RANGES } from '../nodes/lib/protocol';
+import {
+  AlinkReply,
+  Device,
+  IDENTIFIER_PATTERNS,
+  MAX_JSON_DEPTH,
+  METHODS,
+  PROPERTY_LIMITS,
+  RANGES,
+  TOO_MANY_PROPERTIES_CODE,
+  nestsDeeperThan,
+  parseAlink,
+  parseThingTopic,
+  readReply,
+  thingTopics,
+} from '../nodes/lib/protocol';
 import { AlinkIds, PendingRequests } from '../nodes/lib/connection';
 import { SimFailure, SimRule } from './config';
+import { HistoryValue, PropertyHistory, readHistoryParams } from './history';
 import type { IotSession } from './registry';
 import { RuleEngine } from './rules';
 
@@ -49,6 +64,51 @@ function failureFor(failures: SimFailure[], device: Device, eventId: string, par
   );
 }
 
+export interface PropertyCheck {
+  /** Set when the platform refuses the properties whole: its reply code. */
+  refusedCode?: number;
+  /** The properties it takes, as given. */
+  kept: Array<[name: string, value: unknown]>;
+  /** The ones it drops, each as `name: why` (the name shortened). */
+  dropped: string[];
+}
+
+/** Why the platform would not keep a property value, or undefined when it would. */
+function valueProblem(value: unknown): string | undefined {
+  if (nestsDeeperThan(value, MAX_JSON_DEPTH)) return `nested more than ${MAX_JSON_DEPTH} levels deep`;
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch {
+    return 'not JSON';
+  }
+  const bytes = Buffer.byteLength(json ?? '');
+  return bytes > PROPERTY_LIMITS.valueBytes ? `${bytes} bytes, more than ${PROPERTY_LIMITS.valueBytes}` : undefined;
+}
+
+/**
+ * Properties as the platform checks them (docs/protocol.md §15.3, §16): more than PROPERTY_LIMITS.perPost are
+ * refused whole (6106); a name that is no property identifier, or a value too deep or too large, is dropped and the
+ * rest kept. For posted properties, stored ones and ones set from the cloud alike.
+ */
+export function checkProperties(params: Record<string, unknown>): PropertyCheck {
+  const entries = Object.entries(params);
+  if (entries.length > PROPERTY_LIMITS.perPost) return { refusedCode: TOO_MANY_PROPERTIES_CODE, kept: [], dropped: [] };
+  const check: PropertyCheck = { kept: [], dropped: [] };
+  for (const [name, value] of entries) {
+    const problem = propertyProblem(name, value);
+    if (problem) check.dropped.push(problem);
+    else check.kept.push([name, value]);
+  }
+  return check;
+}
+
+/** Why the platform drops this property (its name and the reason), or undefined when it keeps it. */
+export function propertyProblem(name: string, value: unknown): string | undefined {
+  const problem = IDENTIFIER_PATTERNS.propertyName.test(name) ? valueProblem(value) : 'not a property identifier';
+  return problem && `${name.length > 40 ? `${name.slice(0, 40)}...` : name}: ${problem}`;
+}
+
 /** Topics of the platform itself (thing model, NTP, RRPC, shadow, OTA), as opposed to a product's custom topics. */
 export function isPlatformTopic(topic: string): boolean {
   return topic.startsWith('/sys/') || topic.startsWith('/ext/') || topic.startsWith('/shadow/') || topic.startsWith('/ota/');
@@ -67,6 +127,10 @@ export class SimulatedPlatform {
   private readonly waiting = new PendingRequests<Buffer>();
   private readonly properties = new Map<string, Record<string, { value: unknown; time: number }>>();
   private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly history = new PropertyHistory();
+  /** Whether `poster` may post history for `device`: itself; a gateway, its attached sub-devices (set by the simulator). */
+  mayPostFor: (poster: Device, device: Device) => boolean = (poster, device) =>
+    poster.productKey === device.productKey && poster.deviceName === device.deviceName;
 
   constructor(
     private readonly publish: Publish,
@@ -108,6 +172,9 @@ export class SimulatedPlatform {
       case 'post':
         this.answerPost(parsed, parsed.eventId, topic, payload);
         break;
+      case 'history-post':
+        this.answerHistoryPost(parsed, topic, payload);
+        break;
       case 'property-set-reply':
       case 'service-reply':
         this.deliverAnswer(`alink:${key}/${readReply(payload)?.id}`, payload, topic);
@@ -141,21 +208,91 @@ export class SimulatedPlatform {
     const sys = request?.sys as { ack?: unknown } | undefined;
     const ack = sys?.ack !== 0 && sys?.ack !== '0';
     this.events.post?.({ ...device, topic, id: typeof id === 'string' ? id : undefined, method, params: request?.params, ack });
-    if (eventId === 'property' && request?.params && typeof request.params === 'object')
-      this.remember(device, request.params as Record<string, unknown>);
+    const refusedCode =
+      eventId === 'property' && request?.params && typeof request.params === 'object'
+        ? this.remember(device, request.params as Record<string, unknown>)
+        : undefined;
     if (!ack || id === undefined) return;
     const failure = failureFor(this.failures, device, eventId, request?.params);
     if (failure?.drop) return;
-    const code = failure?.code ?? 200;
+    const code = refusedCode ?? failure?.code ?? 200;
     const body = JSON.stringify({
       code,
       data: {},
       id,
-      message: failure?.message ?? (code === 200 ? 'success' : 'failed'),
+      message:
+        refusedCode !== undefined
+          ? `map size must less than ${PROPERTY_LIMITS.perPost}`
+          : (failure?.message ?? (code === 200 ? 'success' : 'failed')),
       method: method ?? (eventId === 'property' ? METHODS.propertyPost : METHODS.eventPost(eventId)),
       version: '1.0',
     });
     this.later(failure?.delayMs ?? 0, () => this.publish(thingTopics.replyTo(topic), body, 0));
+  }
+
+  /** thing.event.property.history.post: checked whole, then each value kept with its time (docs/protocol.md §9.2). */
+  private answerHistoryPost(poster: Device, topic: string, payload: Buffer): void {
+    const request = parseAlink(payload);
+    const id = typeof request?.id === 'string' || typeof request?.id === 'number' ? request.id : undefined;
+    const sys = request?.sys as { ack?: unknown } | undefined;
+    const ack = sys?.ack !== 0 && sys?.ack !== '0';
+    const read = readHistoryParams(request?.params, (device) => this.mayPostFor(poster, device), Date.now());
+    this.events.post?.({
+      ...poster,
+      topic,
+      id: typeof id === 'string' ? id : undefined,
+      method: METHODS.historyPost,
+      params: request?.params,
+      ack,
+    });
+    if ('entries' in read) {
+      for (const { device, values } of read.entries) {
+        const kept = values.filter(({ name, value }) => {
+          const problem = propertyProblem(name, value);
+          if (problem) this.log(`history of ${device.productKey}/${device.deviceName} dropped: ${problem}`);
+          return problem === undefined;
+        });
+        this.history.add(device, kept);
+        this.rememberTimed(device, kept);
+      }
+    } else {
+      this.log(`${poster.productKey}/${poster.deviceName} ${topic}: refused with ${read.code}`);
+    }
+    if (!ack || id === undefined) return;
+    const body = JSON.stringify({
+      code: read.code,
+      data: {},
+      id,
+      message: read.code === 200 ? 'success' : 'failed',
+      method: METHODS.historyPost,
+      version: '1.0',
+    });
+    this.later(0, () => this.publish(thingTopics.replyTo(topic), body, 0));
+  }
+
+  /** Values with their times: each becomes the last value unless a newer one is known. */
+  private rememberTimed(device: Device, values: HistoryValue[]): void {
+    const key = `${device.productKey}/${device.deviceName}`;
+    const stored = this.storedProperties(key);
+    for (const { name, value, time } of values) {
+      const known = Object.prototype.hasOwnProperty.call(stored, name);
+      if (!known && Object.keys(stored).length >= PROPERTY_LIMITS.perDevice) {
+        this.log(`history of ${key} dropped: ${name}: the device has ${PROPERTY_LIMITS.perDevice} properties already`);
+      } else if (!known || stored[name].time <= time) {
+        stored[name] = { value, time };
+      }
+    }
+    this.properties.set(key, stored);
+  }
+
+  /** A device's last values; no prototype: a property named __proto__ is a property like any other. */
+  private storedProperties(key: string): Record<string, { value: unknown; time: number }> {
+    return this.properties.get(key) ?? (Object.create(null) as Record<string, { value: unknown; time: number }>);
+  }
+
+  /** Values a device's history posts brought, oldest first. */
+  historyOf(device: Device): HistoryValue[] {
+    return this.history.of(device);
   }
 
   /** Properties of a device that arrived otherwise than by its own post (a gateway's pack post). */
@@ -164,10 +301,17 @@ export class SimulatedPlatform {
     this.remember(device, params);
   }
 
-  private remember(device: Device, params: Record<string, unknown>): void {
+  /** Keeps what checkProperties lets through, up to PROPERTY_LIMITS.perDevice names; returns the refusal code, if any. */
+  private remember(device: Device, params: Record<string, unknown>): number | undefined {
     const key = `${device.productKey}/${device.deviceName}`;
-    const stored = this.properties.get(key) ?? {};
-    for (const [name, entry] of Object.entries(params)) {
+    const { refusedCode, kept, dropped } = checkProperties(params);
+    const stored = this.storedProperties(key);
+    if (refusedCode !== undefined) this.log(`properties of ${key} refused (${refusedCode}): more than ${PROPERTY_LIMITS.perPost}`);
+    for (const [name, entry] of kept) {
+      if (!Object.prototype.hasOwnProperty.call(stored, name) && Object.keys(stored).length >= PROPERTY_LIMITS.perDevice) {
+        dropped.push(`${name}: the device has ${PROPERTY_LIMITS.perDevice} properties already`);
+        continue;
+      }
       const timed = entry !== null && typeof entry === 'object' && 'value' in entry;
       const time = timed ? (entry as { time?: unknown }).time : undefined;
       stored[name] = timed
@@ -177,7 +321,9 @@ export class SimulatedPlatform {
           }
         : { value: entry, time: Date.now() };
     }
+    if (dropped.length > 0) this.log(`properties of ${key} dropped: ${dropped.slice(0, 3).join('; ')}${dropped.length > 3 ? '; ...' : ''}`);
     this.properties.set(key, stored);
+    return refusedCode;
   }
 
   private answerNtp(device: Device, payload: Buffer): void {

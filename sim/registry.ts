@@ -117,7 +117,8 @@ export class Registry {
   private readonly states = new Map<string, Exclude<DeviceState, 'active'>>();
 
   constructor(config: SimulatorConfig) {
-    for (const product of config.products ?? []) this.products.set(product.productKey, product);
+    // Copies: registration adds devices, and the config may be shared by several simulators.
+    for (const product of config.products ?? []) this.products.set(product.productKey, { ...product, devices: [...product.devices] });
     for (const instance of config.mq ?? []) this.instances.set(instance.instanceId, { ...instance, tokens: [...(instance.tokens ?? [])] });
   }
 
@@ -175,6 +176,15 @@ export class Registry {
 
   deviceSecret(productKey: string, deviceName: string): string | undefined {
     return this.products.get(productKey)?.devices.find((device) => device.deviceName === deviceName)?.deviceSecret;
+  }
+
+  /** A new device of a product (thing/sub/register): its generated DeviceSecret. */
+  addDevice(device: Device): string {
+    const product = this.products.get(device.productKey);
+    if (!product) throw new Error(`no product ${device.productKey}`);
+    const deviceSecret = randomBytes(16).toString('hex');
+    product.devices.push({ deviceName: device.deviceName, deviceSecret });
+    return deviceSecret;
   }
 
   nodeType(productKey: string): SimNodeType {

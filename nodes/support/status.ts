@@ -24,11 +24,17 @@ export function statusText(reason: StatusCode): string {
  * only): with RED the text is translated here and the size appended.
  */
 export function nodeStatus(status: ConnectionStatus, RED?: NodeAPI): NodeStatus {
-  const look = STATUS_LOOK[status.state];
-  if (!status.queued || !RED) return { ...look, text: statusText(status.reason) };
-  const reason = RED._(statusText(status.reason));
-  const queued = RED._(statusText('queued'), { count: status.queued });
-  return { ...look, text: `${reason} · ${queued.endsWith('status.queued') ? status.queued : queued}` };
+  // A disk queue that cannot store shows red, whatever the connection's state, as the problem's own text.
+  const look = status.storeProblem ? { fill: 'red' as const, shape: 'ring' as const } : STATUS_LOOK[status.state];
+  if (!RED) return { ...look, text: statusText(status.storeProblem ?? status.reason) };
+  if (!status.queued && !status.storeProblem) return { ...look, text: statusText(status.reason) };
+  const parts = [RED._(statusText(status.reason))];
+  if (status.storeProblem) parts.push(RED._(statusText(status.storeProblem)));
+  if (status.queued) {
+    const queued = RED._(statusText('queued'), { count: status.queued });
+    parts.push(queued.endsWith('status.queued') ? String(status.queued) : queued);
+  }
+  return { ...look, text: parts.join(' · ') };
 }
 
 export function errorStatus(reason: StatusCode): NodeStatus {

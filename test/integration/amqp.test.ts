@@ -84,7 +84,7 @@ describe('simulator: server-side subscription over AMQP', function () {
     await waitForCount(taker.messages, 6, 'messages at the taker');
     assert.ok(refuser.messages.length >= 3, `the refuser had its turn (${refuser.messages.length})`);
     assert.deepEqual(taker.messages.map((message) => message.payload.toString()).sort(), [...sent].sort());
-    assert.deepEqual(suite.sim.amqp?.groups.stats(GROUP), { consumers: 2, queued: 0, unsettled: 0, dropped: 0 });
+    assert.deepEqual(suite.sim.amqp?.groups.stats(GROUP), { consumers: 2, queued: 0, queuedBytes: 0, unsettled: 0, dropped: 0 });
   });
 
   it('redelivers what a consumer held unaccepted when it went away', async function () {

@@ -1,34 +1,14 @@
 // The client of the cloud-application mode (nodes/lib/cloud.ts) end to end against the simulator.
 import { strict as assert } from 'node:assert';
 import { MqttClient } from 'mqtt';
-import {
-  CloudApplicationConnection,
-  ConnectionLogger,
-  ConnectionStatus,
-  MessageMeta,
-  MessageReceiver,
-  resolveCloud,
-} from '../../nodes/lib/connection';
+import { CloudApplicationConnection, ConnectionStatus, MessageMeta, MessageReceiver } from '../../nodes/lib/connection';
 import { Simulator } from '../../sim';
-import { connectDevice, endClients, startCloudSimulator, subscribe } from '../support/cloud-fixtures';
+import { cloudClient, connectDevice, endClients, startCloudSimulator, subscribe } from '../support/cloud-fixtures';
 import { waitFor } from '../support/helpers';
-import { AK_ID, AK_SECRET, GROUP, PK } from '../support/registry';
-
-const quiet: ConnectionLogger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+import { AK_SECRET, PK } from '../support/registry';
 
 function cloudConnection(sim: Simulator, secret = AK_SECRET): CloudApplicationConnection {
-  return new CloudApplicationConnection(
-    resolveCloud({
-      mode: 'cloud',
-      uid: '1234567890',
-      consumerGroupId: GROUP,
-      clientId: 'e2e-app',
-      amqpEndpoint: `amqp://127.0.0.1:${sim.amqpPort}`,
-      apiEndpoint: `http://127.0.0.1:${sim.apiPort}`,
-      credentials: { accessKeyId: AK_ID, accessKeySecret: secret },
-    }),
-    quiet,
-  );
+  return cloudClient(sim, { clientId: 'e2e-app', secret });
 }
 
 describe('cloud-application client against the simulator', function () {

@@ -77,6 +77,7 @@ function fuzzedNodes(): FlowNode[] {
       topic: '',
       timeout: '1000',
     }),
+    user('gateway', 'aliyun-iot-gateway', 'conn-iot', { outputSecrets: false }),
     // A node without a usable connection fails every input.
     user('post-on-mq', 'aliyun-iot-post', 'conn-mq-signature', { kind: 'property', event: '', ack: true, timeout: '' }),
   ];

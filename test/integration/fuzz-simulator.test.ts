@@ -30,7 +30,7 @@ const RUNS = Number(process.env.FUZZ_RUNS ?? 120);
 const ANSWER_BOUND_MS = 5000;
 const DEVICE = 'dev04';
 /** How long the AMQP listener may take to close a connection that sent garbage and its FIN. */
-const AMQP_CLOSE_BOUND_MS = 500;
+const AMQP_CLOSE_BOUND_MS = 2000;
 
 /** JSON values that break String(), Number() and JSON.stringify once parsed: deep nesting, non-callable toString. */
 const hostileJsonField = fc.oneof(
@@ -150,7 +150,8 @@ describe('fuzz: every simulator endpoint survives garbage and still serves', fun
   let sim: Simulator;
   const clients: MqttClient[] = [];
   before(async function () {
-    sim = await startCloudSimulator({ rules: RULES });
+    // A connection that never logs in is closed soon: the raw AMQP inputs wait for that.
+    sim = await startCloudSimulator({ rules: RULES, amqpAuthTimeoutMs: 300 });
   });
   after(async function () {
     await Promise.all(clients.map((client) => client.endAsync(true)));
@@ -250,6 +251,9 @@ describe('fuzz: every simulator endpoint survives garbage and still serves', fun
           '/rules',
           '/nope',
           '/?a=%',
+          '//',
+          '///x',
+          `/gateways/${PK}/%E0%A4%A/topology`,
         ),
         fc.webPath(),
       );
@@ -279,10 +283,7 @@ describe('fuzz: every simulator endpoint survives garbage and still serves', fun
         }),
         RUNS,
         102,
-      )
-        // Left to the admin API's own fixes (issue 16, item 11): a request target starting `//`, and the properties
-        // of the device this suite makes post deep values.
-        .filter((input) => !input.path.startsWith('//') && !input.path.includes('/properties'));
+      );
       await endpoint(
         'admin API',
         adminInputs,
@@ -391,6 +392,8 @@ describe('fuzz: every simulator endpoint survives garbage and still serves', fun
         async (bytes) => {
           const socket = net.connect(sim.amqpPort, '127.0.0.1', () => socket.end(bytes));
           socket.on('error', () => undefined);
+          // Reads what the listener answers: a socket that does not read never sees the listener close it.
+          socket.resume();
           const answer = await within(new Promise((resolve) => socket.on('close', resolve)), AMQP_CLOSE_BOUND_MS);
           socket.destroy();
           return answer;
@@ -435,11 +438,7 @@ describe('fuzz: every simulator endpoint survives garbage and still serves', fun
         'http500',
       ]),
     );
-    // A raw AMQP connection left half-open by the listener counts as unanswered but is reported only: the listener
-    // (rhea) keeps a socket whose peer sent a partial frame and its FIN; the sentinel login shows the listener serves.
-    const failures = Object.entries(outcomes).filter(
-      ([name, outcome]) => outcome.crashes + outcome.http500 + (name.startsWith('amqp') ? 0 : outcome.none) > 0,
-    );
+    const failures = Object.entries(outcomes).filter(([, outcome]) => outcome.crashes + outcome.http500 + outcome.none > 0);
     assert.deepEqual(
       { failures, badAnswers: badAnswers.slice(0, 10) },
       { failures: [], badAnswers: [] },

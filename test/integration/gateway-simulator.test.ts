@@ -12,8 +12,10 @@ import {
   buildTopologyDelete,
   buildTopologyGet,
   gatewayTopics,
+  readRegisterReply,
   thingTopics,
 } from '../../nodes/lib/protocol';
+import { AliyunIotError } from '../../nodes/lib/errors';
 import { Simulator } from '../../sim';
 import { admin } from '../support/helpers';
 import { DIRECT_PK, GW01, GW02, RawGateway, SUB_PK, startGatewaySimulator, subDevice, subName } from '../support/gateway-fixtures';
@@ -346,7 +348,30 @@ describe('simulator: sub-device traffic through the context.gateway', function (
   it('thing/sub/register returns the secrets of a product with dynamic registration', async function () {
     const reply = await context.gateway.request(buildRegister(GW01, context.gateway.id(), [SUB1]));
     assert.equal(reply.code, 200);
-    assert.deepEqual(reply.data, [{ ...SUB1, deviceSecret: subDevice(1).deviceSecret }]);
+    assert.deepEqual(reply.data, [{ ...SUB1, deviceSecret: subDevice(1).deviceSecret, iotId: `${SUB_PK}${SUB1.deviceName}` }]);
+  });
+
+  it('thing/sub/register adds a new device with a new secret, with which it logs in; a test may replace its reply', async function () {
+    const fresh = { productKey: SUB_PK, deviceName: 'fresh-01' };
+    const reply = await context.gateway.request(buildRegister(GW01, context.gateway.id(), [fresh]));
+    const [registered] = readRegisterReply(reply);
+    assert.equal(registered.deviceName, 'fresh-01');
+    assert.equal(context.sim.registry.deviceSecret(SUB_PK, 'fresh-01'), registered.deviceSecret);
+    const again = readRegisterReply(await context.gateway.request(buildRegister(GW01, context.gateway.id(), [fresh])));
+    assert.equal(again[0].deviceSecret, registered.deviceSecret, 'the same secret the second time');
+    const credentials = { ...fresh, deviceSecret: registered.deviceSecret };
+    assert.equal((await context.gateway.request(buildTopologyAdd(GW01, context.gateway.id(), [credentials]))).code, 200);
+    assert.equal((await context.gateway.request(buildLogin(GW01, context.gateway.id(), [credentials]))).code, 200);
+    const direct = await context.gateway.request(
+      buildRegister(GW01, context.gateway.id(), [{ productKey: DIRECT_PK, deviceName: 'direct02' }]),
+    );
+    assert.equal(direct.code, GATEWAY_CODES.unknownDevice);
+    context.sim.gateways.answerNextWith('register', { code: 200, data: [{ productKey: SUB_PK }] });
+    const malformed = await context.gateway.request(buildRegister(GW01, context.gateway.id(), [fresh]));
+    assert.throws(
+      () => readRegisterReply(malformed),
+      (err: AliyunIotError) => err.code === 'REGISTER_REPLY_MALFORMED',
+    );
   });
 });
 

@@ -3,11 +3,11 @@
 import { strict as assert } from 'node:assert';
 import type { Node, NodeMessage } from 'node-red';
 import mqtt, { MqttClient } from 'mqtt';
-import { MAX_JSON_DEPTH, signIotLogin, signMqLogin } from '../../nodes/lib/protocol';
+import { MAX_JSON_DEPTH, PROPERTY_LIMITS, TOO_MANY_PROPERTIES_CODE, signIotLogin, signMqLogin } from '../../nodes/lib/protocol';
 import { Simulator } from '../../sim';
 import { callApi, cloudConnection, startCloudSimulator } from '../support/cloud-fixtures';
 import { catchingCrashes, nested, nestedJson } from '../support/fuzz-inputs';
-import { iotConnection, waitFor } from '../support/helpers';
+import { FlowNode, admin, iotConnection, mqConnection, waitFor } from '../support/helpers';
 import { CATCH_ALL, collect, deploy, node, startServer, stopServer, waitForStatus } from '../support/node-harness';
 import { MQ_INSTANCE, PK, deviceSecret } from '../support/registry';
 
@@ -133,9 +133,63 @@ describe('hostile inputs to the nodes (issue 16, items 3, 8, 9)', function () {
       assert.match(String(calls[0]?.message), /Unknown msg.action '(\[object Object\]|Symbol\(x\))'/);
     }
   });
+
+  // Item 9: the fuzz suite found msgs to reply, cloud out and ApsaraMQ out that ended in neither done() nor done(err).
+  it('reply, cloud out and ApsaraMQ out: each hostile msg ends in exactly one done() or done(err)', async function () {
+    const mq = mqConnection('conn-mq', sim, 'hostile9', 'token', { accessKeyId: 'AK', token: 'tok1' });
+    const cloud = cloudConnection('conn-cloud', sim);
+    const device = iotConnection('conn-iot', sim, 'dev01');
+    const connections = [mq, cloud, device];
+    const out = (id: string, connection: string): FlowNode => ({ id, type: 'aliyun-iot-out', connection, topic: '', qos: '', retain: '' });
+    const reply: FlowNode = { id: 'reply', type: 'aliyun-iot-reply', connection: 'conn-iot', code: '' };
+    await deploy(
+      [...connections.map((entry) => entry.node), ...CATCH_ALL, out('mq-out', 'conn-mq'), out('cloud-out', 'conn-cloud'), reply],
+      Object.assign({}, ...connections.map((entry) => entry.credentials)) as Record<string, Record<string, string>>,
+    );
+    await waitForStatus('mq-out', 'connected');
+    await waitForStatus('cloud-out', 'api-ready');
+    await waitForStatus('reply', 'connected');
+    const good = `/${PK}/dev01/user/get`;
+    const inputs: Array<[string, Record<string, unknown>]> = [
+      ['cloud-out', { topic: 5, payload: 'x' }],
+      ['cloud-out', { topic: '/nope/dev01/user/get', payload: 'x' }],
+      ['cloud-out', { topic: good, payload: Symbol('p') }],
+      ['cloud-out', { topic: good, payload: 'x', qos: { toString: 1 } }],
+      ['cloud-out', { topic: good, payload: nested(MAX_JSON_DEPTH + 5) }],
+      ['cloud-out', { topic: good, action: 'uploadToken', payload: 'tok' }],
+      ['mq-out', { topic: '', payload: 'x' }],
+      ['mq-out', { topic: 'x'.repeat(100), payload: 'x' }],
+      ['mq-out', { topic: 'parent/a', payload: Object.create(null) }],
+      ['mq-out', { action: 'uploadToken', payload: { token: {} } }],
+      ['mq-out', { action: 'uploadToken', payload: null }],
+      ['mq-out', { topic: 'parent/a', payload: 'x', qos: 2 }],
+      ['reply', { alink: { kind: 'rrpc', replyTopic: 5 } }],
+      ['reply', { alink: { kind: 'set' } }],
+      ['reply', { alink: { kind: 'nope', replyTopic: `/sys/${PK}/dev01/thing/service/property/set_reply`, id: '1' } }],
+      ['reply', { alink: { kind: 'set', replyTopic: `/sys/${PK}/dev01/thing/service/property/set_reply`, id: {} }, code: null }],
+    ];
+    const seen = new Map(['cloud-out', 'mq-out', 'reply'].map((id) => [id, completions(id)]));
+    const { crashes } = await catchingCrashes(async () => {
+      for (const [id, msg] of inputs) node(id).receive(msg as NodeMessage);
+      await waitFor(() => inputs.every(([id, msg]) => (seen.get(id)?.get(msg)?.length ?? 0) > 0), 'done or done(err) for every input');
+      // A last good msg through each out node, done after every earlier answer of the same connection.
+      const sentinels: Array<[string, Record<string, unknown>]> = [
+        ['cloud-out', { topic: good, payload: 'sentinel' }],
+        ['mq-out', { topic: 'parent/sentinel', payload: 'sentinel', qos: 1 }],
+      ];
+      for (const [id, msg] of sentinels) node(id).receive(msg as NodeMessage);
+      await waitFor(() => sentinels.every(([id, msg]) => seen.get(id)?.get(msg)?.length === 1), 'the sentinels');
+    });
+    assert.deepEqual(crashes, []);
+    const counts = inputs.map(([id, msg]) => `${id} ${seen.get(id)?.get(msg)?.length}`);
+    assert.deepEqual(
+      counts,
+      inputs.map(([id]) => `${id} 1`),
+    );
+  });
 });
 
-describe('hostile inputs to the simulator (issue 16, items 10, 12, 13)', function () {
+describe('hostile inputs to the simulator (issue 16, items 10, 11, 12, 13)', function () {
   let sim: Simulator;
   const clients: MqttClient[] = [];
   beforeEach(async function () {
@@ -208,6 +262,80 @@ describe('hostile inputs to the simulator (issue 16, items 10, 12, 13)', functio
       assert.equal(answer.body.Code, 'iot.common.InvalidFormattedParameter', `${action}: ${JSON.stringify(answer.body)}`);
       assert.match(String(answer.body.ErrorMessage), new RegExp(`nested more than ${MAX_JSON_DEPTH} levels deep`));
     }
+  });
+
+  // Fails before the fix: every posted name and value was kept, and a value nested 5,000 deep made
+  // GET /devices/{pk}/{dn}/properties fail after its headers went out.
+  it('property posts and sets are bounded: too many refused with 6106 or 400, bad names and values dropped or refused', async function () {
+    const client = await device('dev04');
+    const replies: Array<{ id?: string; code?: number; message?: string }> = [];
+    client.on('message', (_topic, payload) => replies.push(JSON.parse(payload.toString()) as (typeof replies)[number]));
+    await client.subscribeAsync(`/sys/${PK}/dev04/thing/event/property/post_reply`, { qos: 1 });
+    const post = async (id: string, params: string): Promise<(typeof replies)[number]> => {
+      await client.publishAsync(`/sys/${PK}/dev04/thing/event/property/post`, `{"id":"${id}","params":${params}}`, { qos: 1 });
+      await waitFor(() => replies.some((reply) => reply.id === id), `the post_reply to ${id}`);
+      return replies.find((reply) => reply.id === id) as (typeof replies)[number];
+    };
+    const many = Object.fromEntries(Array.from({ length: PROPERTY_LIMITS.perPost + 1 }, (_, i) => [`p${i}`, i]));
+    assert.equal((await post('1', JSON.stringify(many))).code, TOO_MANY_PROPERTIES_CODE);
+    const mixed = [
+      `"deep":${nestedJson(5000)}`,
+      `"big":"${'x'.repeat(PROPERTY_LIMITS.valueBytes)}"`,
+      `"${'n'.repeat(PROPERTY_LIMITS.identifierLength + 1)}":1`,
+      '"a b":1',
+      '"__proto__":{"value":2}',
+      '"block_1:temp":3',
+      '"ok":4',
+    ];
+    assert.equal((await post('2', `{${mixed.join(',')}}`)).code, 200, 'invalid properties are dropped, the post succeeds');
+    const stored = await admin<{ properties: Record<string, { value: unknown }> }>(sim, 'GET', `/devices/${PK}/dev04/properties`);
+    assert.deepEqual(
+      Object.entries(stored.properties).map(([name, entry]) => [name, entry.value]),
+      [
+        ['__proto__', 2],
+        ['block_1:temp', 3],
+        ['ok', 4],
+      ],
+    );
+    const names = Object.fromEntries(Array.from({ length: PROPERTY_LIMITS.perDevice }, (_, i) => [`q${i}`, i]));
+    for (let i = 0; i < PROPERTY_LIMITS.perDevice; i += PROPERTY_LIMITS.perPost) {
+      await post(`3-${i}`, JSON.stringify(Object.fromEntries(Object.entries(names).slice(i, i + PROPERTY_LIMITS.perPost))));
+    }
+    const full = await admin<{ properties: Record<string, unknown> }>(sim, 'GET', `/devices/${PK}/dev04/properties`);
+    assert.equal(Object.keys(full.properties).length, PROPERTY_LIMITS.perDevice, 'a device keeps at most perDevice properties');
+
+    const set = (items: unknown): Promise<Response> =>
+      fetch(`http://127.0.0.1:${sim.adminPort}/properties/set`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: `{"productKey":"${PK}","deviceName":"dev04","items":${typeof items === 'string' ? items : JSON.stringify(items)}}`,
+      });
+    for (const items of [many, `{"deep":${nestedJson(MAX_JSON_DEPTH + 10)}}`, { 'a b': 1 }, [1]]) {
+      const answer = await set(items);
+      assert.equal(answer.status, 400, `admin /properties/set: ${await answer.text()}`);
+    }
+    assert.equal((await set({ ok: 5 })).status, 200);
+    const openapi = await callApi(sim, 'SetDeviceProperty', { ProductKey: PK, DeviceName: 'dev04', Items: JSON.stringify(many) });
+    assert.equal(openapi.body.Code, 'iot.common.InvalidFormattedParameter', JSON.stringify(openapi.body));
+  });
+
+  it('history posts are bounded as property posts are: bad names and values dropped, the rest kept with their times', async function () {
+    const client = await device('dev04');
+    const replies: Array<{ id?: string; code?: number }> = [];
+    client.on('message', (_topic, payload) => replies.push(JSON.parse(payload.toString()) as (typeof replies)[number]));
+    await client.subscribeAsync(`/sys/${PK}/dev04/thing/event/property/history/post_reply`, { qos: 1 });
+    const time = Date.now() - 60_000;
+    const properties = `{"deep":{"value":${nestedJson(5000)},"time":${time}},"a b":{"value":1,"time":${time}},"kept":{"value":5,"time":${time}}}`;
+    const body = `{"id":"h1","params":[{"identity":{"productKey":"${PK}","deviceName":"dev04"},"properties":[${properties}]}]}`;
+    await client.publishAsync(`/sys/${PK}/dev04/thing/event/property/history/post`, body, { qos: 1 });
+    await waitFor(() => replies.some((reply) => reply.id === 'h1'), 'the history post_reply');
+    assert.equal(replies.find((reply) => reply.id === 'h1')?.code, 200);
+    const { history } = await admin<{ history: Array<{ name: string; value: unknown; time: number }> }>(
+      sim,
+      'GET',
+      `/devices/${PK}/dev04/properties/history`,
+    );
+    assert.deepEqual(history, [{ name: 'kept', value: 5, time }]);
   });
 
   // Fails before the fix: the nonce store's keys were slices of the form body, which kept each body for 30 minutes.

@@ -64,6 +64,49 @@ describe('thing model: aliyun-iot-post', function () {
     assert.deepEqual([stored.properties.temperature.value, stored.properties.humidity.value], [21.5, 40]);
   });
 
+  it("a post that waited past historyAfter is done on the history post's reply, msg.alink.history naming it", async function () {
+    const connection = iotConnection('conn', env.sim, 'dev01', { historyAfter: '0.2' });
+    await deploy(
+      [
+        ...postFlow({ timeout: 10_000 }).map((node) => (node.id === 'conn' ? connection.node : node)),
+        { id: 'control', type: 'aliyun-iot-out', connection: 'conn', topic: `/${PK}/dev01/user/update`, qos: '0' },
+      ],
+      connection.credentials,
+    );
+    const posted = collect('posted') as Msg[];
+    await waitForStatus('post', 'connected');
+    send('control', { action: 'disconnect' });
+    await waitForStatus('post', 'disconnected');
+    const posts: Array<Record<string, unknown>> = [];
+    env.sim.on('post', (info) => posts.push(info));
+    const queuedAt = Date.now();
+    send('post', { payload: { temperature: 30 } });
+    await waitFor(() => Date.now() - queuedAt > 300, 'the post to wait in the queue past historyAfter');
+    send('control', { action: 'connect' });
+    await waitFor(() => posted.length === 1, 'the reply');
+    const [msg] = posted;
+    assert.equal(msg.code, 200);
+    assert.equal(posts.length, 1);
+    assert.equal(posts[0].method, 'thing.event.property.history.post');
+    assert.deepEqual(msg.alink, {
+      id: (msg.alink as { id: string }).id,
+      method: 'thing.event.property.post',
+      code: 200,
+      message: 'success',
+      history: { id: posts[0].id, method: 'thing.event.property.history.post' },
+    });
+    assert.notEqual((msg.alink as { id: string }).id, posts[0].id);
+    const { history } = await admin<{ history: Array<{ name: string; value: unknown }> }>(
+      env.sim,
+      'GET',
+      `/devices/${PK}/dev01/properties/history`,
+    );
+    assert.deepEqual(
+      history.map(({ name, value }) => [name, value]),
+      [['temperature', 30]],
+    );
+  });
+
   it('posts events named by the node or by msg.event', async function () {
     const posts: Array<Record<string, unknown>> = [];
     env.sim.on('post', (info) => posts.push(info));

@@ -3,6 +3,7 @@
 import Iot from '@alicloud/iot20180120';
 import * as $OpenApi from '@alicloud/openapi-client';
 import mqtt, { MqttClient } from 'mqtt';
+import { CloudApplicationConnection, ConnectionLogger, ReconnectPolicy, resolveCloud } from '../../nodes/lib/connection';
 import rhea, { Connection, EventContext } from 'rhea';
 import { bodyBytes, signAmqpLogin, signIotLogin, signedParams } from '../../nodes/lib/protocol';
 import { Simulator, SimulatorOptions, startSimulator } from '../../sim';
@@ -55,6 +56,28 @@ export function cloudConnection(
     },
     credentials: { [id]: { accessKeyId: AK_ID, accessKeySecret: secret } },
   };
+}
+
+const quiet: ConnectionLogger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+
+/** A cloud-application connection (the library's, no Node-RED) to the simulator, or to `amqpPort` (a proxy) for AMQP. */
+export function cloudClient(
+  sim: Simulator,
+  options: { clientId: string; secret?: string; amqpPort?: number; policy?: Partial<ReconnectPolicy> },
+): CloudApplicationConnection {
+  return new CloudApplicationConnection(
+    resolveCloud({
+      mode: 'cloud',
+      uid: '1234567890',
+      consumerGroupId: GROUP,
+      clientId: options.clientId,
+      amqpEndpoint: `amqp://127.0.0.1:${options.amqpPort ?? sim.amqpPort}`,
+      apiEndpoint: `http://127.0.0.1:${sim.apiPort}`,
+      credentials: { accessKeyId: AK_ID, accessKeySecret: options.secret ?? AK_SECRET },
+    }),
+    quiet,
+    options.policy,
+  );
 }
 
 /** A device of the test registry on raw mqtt.js, connected. */

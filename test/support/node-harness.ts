@@ -23,6 +23,7 @@ export const PACKAGE_NODES = [
   'aliyun-iot-command',
   'aliyun-iot-reply',
   'aliyun-iot-invoke',
+  'aliyun-iot-gateway',
 ].map(nodeModule);
 
 export type Credentials = Record<string, Record<string, string>>;

@@ -54,18 +54,12 @@ function packetSplitter(onPacket: (packet: Buffer) => void): (chunk: Buffer) => 
   };
 }
 
-export class MqttProxy {
+/** A proxy's listening side: a loopback port (OS-chosen) that hands each client to `accept`. */
+abstract class ProxyServer {
   port = 0;
-  /** Every PUBLISH from clients to the broker, in the order it went on the wire. */
-  readonly published: ProxiedPublish[] = [];
-  /** PUBACKs from the broker waiting for `releaseAcks()`, as [socket, packet]. */
-  private held: Array<[net.Socket, Buffer]> = [];
-  private holding = false;
-  private cut = false;
-  private readonly sockets = new Set<net.Socket>();
-  private readonly server: net.Server;
+  protected readonly server: net.Server;
 
-  constructor(private readonly target: { host: string; port: number }) {
+  constructor(protected readonly target: { host: string; port: number }) {
     this.server = net.createServer((client) => this.accept(client));
   }
 
@@ -74,6 +68,22 @@ export class MqttProxy {
     this.port = (this.server.address() as AddressInfo).port;
     return this;
   }
+
+  protected close(): Promise<void> {
+    return new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  protected abstract accept(client: net.Socket): void;
+}
+
+export class MqttProxy extends ProxyServer {
+  /** Every PUBLISH from clients to the broker, in the order it went on the wire. */
+  readonly published: ProxiedPublish[] = [];
+  /** PUBACKs from the broker waiting for `releaseAcks()`, as [socket, packet]. */
+  private held: Array<[net.Socket, Buffer]> = [];
+  private holding = false;
+  private cut = false;
+  private readonly sockets = new Set<net.Socket>();
 
   /** Drops every connection and refuses new ones, as a network outage would. */
   cutNetwork(): void {
@@ -101,10 +111,10 @@ export class MqttProxy {
 
   async stop(): Promise<void> {
     this.cutNetwork();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.close();
   }
 
-  private accept(client: net.Socket): void {
+  protected accept(client: net.Socket): void {
     if (this.cut) {
       client.destroy();
       return;
@@ -133,5 +143,42 @@ export class MqttProxy {
         else client.write(packet);
       }),
     );
+  }
+}
+
+/**
+ * A plain TCP proxy whose open connections can go silent: from `silence()` on they pass no byte either way, and a
+ * close on one side does not reach the other, as when a peer vanishes without a FIN (a half-open connection).
+ * Connections made later pass again.
+ */
+export class SilencingProxy extends ProxyServer {
+  private readonly links = new Set<{ silent: boolean; sockets: [net.Socket, net.Socket] }>();
+
+  silence(): void {
+    for (const link of this.links) link.silent = true;
+  }
+
+  async stop(): Promise<void> {
+    for (const link of this.links) for (const socket of link.sockets) socket.destroy();
+    await this.close();
+  }
+
+  protected accept(client: net.Socket): void {
+    const upstream = net.connect(this.target.port, this.target.host);
+    const link = { silent: false, sockets: [client, upstream] as [net.Socket, net.Socket] };
+    this.links.add(link);
+    const pass = (from: net.Socket, to: net.Socket): void => {
+      from.on('data', (chunk: Buffer) => {
+        if (!link.silent) to.write(chunk);
+      });
+      from.on('error', () => undefined);
+      from.on('close', () => {
+        if (link.silent) return;
+        this.links.delete(link);
+        to.destroy();
+      });
+    };
+    pass(client, upstream);
+    pass(upstream, client);
   }
 }

@@ -13,7 +13,15 @@ import { demoRegistry } from '../support/registry';
 const ROOT = REPO_ROOT;
 const ARTIFACTS = path.join(ROOT, 'test-artifacts');
 const CHROMIUM = '/usr/bin/chromium';
-const NODE_TYPES = ['aliyun-iot-in', 'aliyun-iot-out', 'aliyun-iot-post', 'aliyun-iot-command', 'aliyun-iot-reply', 'aliyun-iot-invoke'];
+const NODE_TYPES = [
+  'aliyun-iot-in',
+  'aliyun-iot-out',
+  'aliyun-iot-post',
+  'aliyun-iot-command',
+  'aliyun-iot-reply',
+  'aliyun-iot-invoke',
+  'aliyun-iot-gateway',
+];
 const DEMO_REGISTRY = demoRegistry();
 
 // The editor's globals, as far as these tests use them.

@@ -3,15 +3,22 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { NodeMessage } from 'node-red';
 import { Simulator, SimulatorConfig, startSimulator } from '../../sim';
-import { Credentials, PACKAGE_NODES, collect, helper, node, startServer, stopServer, waitForStatus } from '../support/node-harness';
-import { FlowNode, admin, waitFor } from '../support/helpers';
+import {
+  Credentials,
+  PACKAGE_NODES,
+  collect,
+  deviceConnectionOf,
+  helper,
+  node,
+  recordGrants,
+  startServer,
+  stopServer,
+  waitForConnectionSubscribed,
+  waitForStatus,
+} from '../support/node-harness';
+import { FlowNode, admin, waitFor, waitForSubscribed, waitForUnsubscribed } from '../support/helpers';
 import { PK, demoRegistry } from '../support/registry';
 import { REPO_ROOT } from '../support/paths';
-
-// Not yet replaced by events: the waits this file still makes for "nothing more arrives".
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 const ROOT = REPO_ROOT;
 const EXAMPLES = path.join(ROOT, 'examples');
@@ -87,6 +94,7 @@ describe('examples', function () {
     process.env.ALIYUN_IOT_SIM_AMQP_ENDPOINT = `amqp://127.0.0.1:${sim.amqpPort}`;
     process.env.ALIYUN_IOT_SIM_API_ENDPOINT = `http://127.0.0.1:${sim.apiPort}`;
     messages.length = 0;
+    recordGrants(sim);
     sim.on('message', (info) => messages.push({ deviceName: info.deviceName, topic: info.topic, payload: info.payload.toString() }));
     await startServer();
   });
@@ -98,9 +106,8 @@ describe('examples', function () {
   it('00 demo: telemetry, M2M forwarding by the rule, and the cloud calling the device', async function () {
     await loadExamples('00 Demo with the simulator.json');
     const [posted, reacted, answers] = ['demo-posted', 'demo-reacted', 'demo-answers'].map(collect) as Msg[][];
-    await waitForStatus('demo-post', 'connected');
-    await waitForStatus('demo-m2m', 'connected');
-    await delay(100);
+    await waitForConnectionSubscribed(sim, 'demo-dev01');
+    await waitForConnectionSubscribed(sim, 'demo-dev02');
     send('demo-post', { payload: { temperature: 35.5, light: 0 } });
     send('demo-update', { payload: { temperature: 35.5, light: 0 } });
     send('demo-update', { payload: { temperature: 25, light: 0 } });
@@ -115,15 +122,16 @@ describe('examples', function () {
     const [set, status] = answers.map((msg) => msg.payload as { status: string; reply: { code: number; data: unknown } });
     assert.deepEqual([set.status, set.reply.code], ['SUCCESS', 200]);
     assert.deepEqual([status.status, status.reply.data], ['SUCCESS', { light: 1, battery: 87 }]);
-    await delay(200);
-    assert.equal(reacted.length, 1, 'the cool reading was not forwarded');
+    // A hot reading after the cool one arrives second: the cool one, sent before it on the same path, was not forwarded.
+    send('demo-update', { payload: { temperature: 40, light: 0 } });
+    await waitFor(() => reacted.length === 2, 'the next hot reading');
+    assert.deepEqual(JSON.parse(JSON.stringify(reacted[1].payload)), { fan: 'on', because: '40 °C at dev01' });
   });
 
   it('01 custom topics: readings go up on /user/update, messages come down on /user/get', async function () {
     await loadExamples('01 Device up and down on custom topics.json');
     const shown = collect('ex01-shown') as Msg[];
-    await waitForStatus('ex01-down', 'connected');
-    await delay(50);
+    await waitForConnectionSubscribed(sim, 'ex01-conn');
     trigger('ex01-tick');
     await waitFor(() => messages.some((message) => message.topic === `/${PK}/dev03/user/update`), 'a reading');
     const reading = JSON.parse(messages.find((message) => message.topic === `/${PK}/dev03/user/update`)?.payload ?? '{}') as {
@@ -138,15 +146,15 @@ describe('examples', function () {
   it('02 M2M on ApsaraMQ: the bridge turns hot readings into p2p commands', async function () {
     await loadExamples('02 M2M forwarding rule style (ApsaraMQ).json');
     const commands = collect('ex02-commands') as Msg[];
-    await waitForStatus('ex02-bridgeIn', 'connected');
+    await waitForConnectionSubscribed(sim, 'ex02-bridge');
+    // Point-to-point messages need no SUBSCRIBE: connected is ready.
     await waitForStatus('ex02-actuatorIn', 'connected');
     await waitForStatus('ex02-sensorOut', 'connected');
-    await delay(100);
     send('ex02-sensorOut', { payload: { temperature: 35 } });
     send('ex02-sensorOut', { payload: { temperature: 25 } });
-    await waitFor(() => commands.length === 1, 'the command');
-    await delay(200);
-    assert.equal(commands.length, 1);
+    send('ex02-sensorOut', { payload: { temperature: 40 } });
+    await waitFor(() => commands.length === 2, 'the commands');
+    assert.equal((commands[1].payload as { temperature: number }).temperature, 40, 'the cool reading made no command');
     assert.deepEqual(commands[0].payload, { command: 'fan', on: true, sensor: 'sensor01', temperature: 35 });
     assert.equal(commands[0].topic, 'parent/p2p/GID_test@@@actuator01');
   });
@@ -154,14 +162,13 @@ describe('examples', function () {
   it('03 M2M by the rule engine: hot readings of dev04 become alerts on dev05', async function () {
     await loadExamples('03 M2M with the rule engine (IoT Platform).json');
     const alerts = collect('ex03-alerts') as Msg[];
-    await waitForStatus('ex03-receiverIn', 'connected');
+    await waitForConnectionSubscribed(sim, 'ex03-receiver');
     await waitForStatus('ex03-senderOut', 'connected');
-    await delay(100);
     send('ex03-senderOut', { payload: { temperature: 36, humidity: 50, firmware: '1.0.3' } });
     send('ex03-senderOut', { payload: { temperature: 21, humidity: 50, firmware: '1.0.3' } });
-    await waitFor(() => alerts.length === 1, 'the alert');
-    await delay(200);
-    assert.equal(alerts.length, 1);
+    send('ex03-senderOut', { payload: { temperature: 40, humidity: 50, firmware: '1.0.3' } });
+    await waitFor(() => alerts.length === 2, 'the alerts');
+    assert.equal((alerts[1].payload as { temperature: number }).temperature, 40, 'the cool reading made no alert');
     assert.deepEqual(
       [(alerts[0].payload as { alert: string }).alert, (alerts[0].payload as { temperature: number }).temperature],
       ['too hot', 36],
@@ -173,8 +180,7 @@ describe('examples', function () {
     sim.on('post', (info) => posts.push(info));
     await loadExamples('04 Thing model device.json');
     const replies = collect('ex04-replies') as Msg[];
-    await waitForStatus('ex04-command', 'connected');
-    await delay(100);
+    await waitForConnectionSubscribed(sim, 'ex04-conn');
     trigger('ex04-tick');
     trigger('ex04-alarm');
     await waitFor(() => replies.length === 2, 'two post replies');
@@ -209,8 +215,7 @@ describe('examples', function () {
 
   it('05 RRPC responder: ext RRPC service, raw RRPC and custom-topic RRPC', async function () {
     await loadExamples('05 RRPC responder.json');
-    await waitForStatus('ex05-command', 'connected');
-    await delay(100);
+    await waitForConnectionSubscribed(sim, 'ex05-conn');
     const dev07 = { productKey: PK, deviceName: 'dev07' };
     const status = await admin<{ status: string; reply: { data: { battery: number } } }>(sim, 'POST', '/services/invoke', {
       ...dev07,
@@ -234,9 +239,8 @@ describe('examples', function () {
   it('06 ApsaraMQ: a topic message for every subscriber, a p2p message for bob, and his p2p answer', async function () {
     await loadExamples('06 ApsaraMQ point-to-point and topics.json');
     const [bob, alice] = ['ex06-bobHeard', 'ex06-aliceHeard'].map(collect) as Msg[][];
-    await waitForStatus('ex06-bobTopic', 'connected');
+    await waitForConnectionSubscribed(sim, 'ex06-bob');
     await waitForStatus('ex06-aliceP2pIn', 'connected');
-    await delay(100);
     trigger('ex06-say');
     await waitFor(() => bob.length === 1, 'the topic message');
     trigger('ex06-whisper');
@@ -252,24 +256,31 @@ describe('examples', function () {
     await loadExamples('07 Dynamic subscriptions.json');
     const [heard, shown] = ['ex07-heard', 'ex07-shown'].map(collect) as Msg[][];
     await waitForStatus('ex07-in', 'connected');
+    const reading = `/${PK}/dev08/user/data/room1/temp`;
+    const readingsAtTheSimulator = (): number => messages.filter((message) => message.topic === reading).length;
     trigger('ex07-tick');
-    await delay(200);
+    // The simulator had the reading and no subscription to route it to.
+    await waitFor(() => readingsAtTheSimulator() === 1, 'the first reading at the simulator');
     assert.equal(heard.length, 0, 'nothing is heard before subscribing');
+    const clientId = deviceConnectionOf('ex07-conn').expandTopic('${clientId}');
+    const subscribed = waitForSubscribed(sim, clientId, `/${PK}/dev08/user/data/#`);
     trigger('ex07-subscribe');
     await waitFor(() => shown.length === 1, 'the subscription list after subscribing');
     assert.deepEqual(shown[0].payload, [{ topic: `/${PK}/dev08/user/data/#`, qos: 1 }]);
-    await delay(100);
+    await subscribed;
     trigger('ex07-tick');
     await waitFor(() => heard.length === 1, 'the reading');
     assert.equal(heard[0].topic, `/${PK}/dev08/user/data/room1/temp`);
     trigger('ex07-list');
     await waitFor(() => shown.length === 2, 'the list in the subscriptions debug');
     assert.deepEqual([shown[1].topic, shown[1].payload], ['subscriptions', [{ topic: `/${PK}/dev08/user/data/#`, qos: 1 }]]);
+    const unsubscribed = waitForUnsubscribed(sim, clientId, `/${PK}/dev08/user/data/#`);
     trigger('ex07-unsubscribe');
     await waitFor(() => shown.length === 3, 'the list after unsubscribing');
     assert.deepEqual(shown[2].payload, []);
+    await unsubscribed;
     trigger('ex07-tick');
-    await delay(200);
+    await waitFor(() => readingsAtTheSimulator() === 3, 'the third reading at the simulator');
     assert.equal(heard.length, 1, 'the heard debug shows readings only, and nothing after unsubscribing');
     assert.ok(
       shown.every((msg) => Array.isArray(msg.payload)),
@@ -291,9 +302,8 @@ describe('examples', function () {
       "the other devices' readings",
     );
     await waitForStatus('ex08-cloudIn', 'connected');
-    await waitForStatus('ex08-devBIn', 'connected');
+    await waitForConnectionSubscribed(sim, 'ex08-devB');
     await waitForStatus('ex08-devAOut', 'connected');
-    await delay(100);
     send('ex08-devAOut', { payload: { temperature: 36.5, humidity: 50 } });
     send('ex08-devAOut', { payload: { temperature: 21, humidity: 50 } });
     await waitFor(() => heard.length === 2 && alerts.length === 1, 'both readings at the backend and the alert at dev11');
@@ -315,7 +325,8 @@ describe('examples', function () {
     assert.equal(answers[0].rrpcCode, 'SUCCESS');
     const answer = JSON.parse(JSON.stringify(answers[0].payload)) as { ok: boolean; asked: unknown };
     assert.deepEqual([answer.ok, answer.asked], [true, { op: 'status' }]);
-    await delay(200);
-    assert.equal(alerts.length, 1, 'the cool reading was not forwarded');
+    send('ex08-devAOut', { payload: { temperature: 40, humidity: 50 } });
+    await waitFor(() => alerts.length === 2, 'the alert of the next hot reading');
+    assert.equal((alerts[1].payload as { temperature: number }).temperature, 40, 'the cool reading was not forwarded');
   });
 });

@@ -9,11 +9,6 @@ import { waitFor } from '../support/helpers';
 import { NodeRedProcess } from '../support/processes';
 import { AK_ID, AK_SECRET, CLOUD_CONFIG, GROUP, PK } from '../support/registry';
 
-// Not yet replaced by events: the waits this file still makes for "nothing more arrives".
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 const DEVICES = ['dev01', 'dev02', 'dev03', 'dev04'];
 
 interface Delivery {
@@ -139,12 +134,11 @@ describe('cloud application: scale-out across two Node-RED runtimes on one consu
         `both runtimes attached (deliveries: ${deliveries.length}) ${runtimes.map((runtime) => runtime.output.slice(-2000)).join('\n')}`,
       );
       await publishFromDevices(1);
-      await delay(100);
+      await waitFor(() => deliveries.length >= sent, `warm-up message ${sent} delivered`, 30_000);
     }
     const warmUp = sent;
     await publishFromDevices(400);
     await waitFor(() => deliveries.length >= sent, `${sent} deliveries (${deliveries.length} so far)`, 30_000);
-    await delay(300);
     const split = names.map((name) => deliveries.slice(warmUp).filter((delivery) => delivery.runtime === name).length);
     console.log(`      400 messages from ${DEVICES.length} devices: runtime A ${split[0]}, runtime B ${split[1]}`);
     assert.ok(
@@ -156,7 +150,9 @@ describe('cloud application: scale-out across two Node-RED runtimes on one consu
     await runtimes[0].stop();
     await publishFromDevices(100);
     await waitFor(() => new Set(deliveries.map((delivery) => delivery.seq)).size === sent, `all ${sent} messages`, 30_000);
-    await delay(300);
+    // One more message, behind anything runtime A left to be delivered again: once it arrived, nothing is on the way.
+    await publishFromDevices(1);
+    await waitFor(() => deliveries.some((delivery) => delivery.seq === sent - 1), 'the last message', 30_000);
     const seqs = deliveries.map((delivery) => delivery.seq).sort((a, b) => a - b);
     assert.deepEqual(
       seqs,

@@ -7,7 +7,18 @@ import * as path from 'node:path';
 import type { NodeMessage } from 'node-red';
 import { Simulator } from '../../sim';
 import { FlowNode, iotConnection, startTestSimulator, waitFor } from '../support/helpers';
-import { CATCH_ALL, collect, deploy, errorsOf, helper, node, startServer, stopServer, waitForStatus } from '../support/node-harness';
+import {
+  CATCH_ALL,
+  collect,
+  deploy,
+  errorsOf,
+  helper,
+  lastStatusText,
+  node,
+  startServer,
+  stopServer,
+  waitForStatus,
+} from '../support/node-harness';
 import { NodeRedProcess } from '../support/processes';
 import { MqttProxy } from '../support/proxy';
 import { PK } from '../support/registry';
@@ -162,6 +173,32 @@ describe('store: the disk queue in the runtime', function () {
     node('out').receive({ payload: 'x' } as NodeMessage);
     await waitFor(() => caught.length === 1, 'the input failed');
     assert.match(String((caught[0] as NodeMessage & { error: { message: string } }).error.message), /cannot be written/);
+  });
+
+  it('a full disk fails each message with STORE_DISK_FULL and a status, and nothing crashes', async function () {
+    // A real ENOSPC without root: the segment to write on is /dev/full, where every write fails so.
+    const queueDir = path.join(userDir, 'aliyun-iot', 'queues', 'conn');
+    fs.mkdirSync(queueDir, { recursive: true });
+    fs.symlinkSync('/dev/full', path.join(queueDir, `${'1'.padStart(20, '0')}.log`));
+    const topic = TOPIC.replace('dev07', 'dev08');
+    const connection = iotConnection('conn', sim, 'dev08', { queueStore: 'disk' });
+    await deploy(
+      [connection.node, { id: 'out', type: 'aliyun-iot-out', connection: 'conn', topic, qos: '1' }, ...CATCH_ALL],
+      connection.credentials,
+    );
+    await waitForStatus('out', 'connected');
+    const caught = collect('caught');
+    node('out').receive({ payload: 'first' } as NodeMessage);
+    await waitFor(() => caught.length === 1, 'the first message failed');
+    const error = (caught[0] as NodeMessage & { error: { message: string; code?: string } }).error;
+    assert.equal(error.code, 'STORE_DISK_FULL');
+    assert.match(error.message, /disk is full/);
+    await waitFor(() => /disk full|store-disk-full/.test(lastStatusText(node('out'))), 'the status says so');
+    assert.match(errorsOf(node('conn')).join('\n'), /could not be stored/);
+    // Later messages fail the same way, each through its own done(err); the runtime goes on.
+    node('out').receive({ payload: 'second' } as NodeMessage);
+    await waitFor(() => caught.length === 2, 'the second message failed');
+    assert.equal((caught[1] as NodeMessage & { error: { code?: string } }).error.code, 'STORE_DISK_FULL');
   });
 
   it('the replay never exceeds maxRate, measured where the broker receives it', async function () {

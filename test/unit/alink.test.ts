@@ -1,5 +1,17 @@
 import { strict as assert } from 'node:assert';
-import { buildAnswer, buildPost, parseThingTopic, readCommand, readReply, thingTopics } from '../../nodes/lib/protocol';
+import {
+  HistoryBatch,
+  METHODS,
+  SERVICE_LIMITS,
+  THING_POST_LIMITS,
+  buildAnswer,
+  buildPost,
+  parseThingTopic,
+  readCommand,
+  readPropertyPost,
+  readReply,
+  thingTopics,
+} from '../../nodes/lib/protocol';
 import { AlinkIds } from '../../nodes/lib/connection';
 import { AliyunIotError } from '../../nodes/lib/errors';
 import { compileCondition } from '../../sim/condition';
@@ -24,6 +36,8 @@ describe('alink: topics', function () {
         thingTopics.customRrpc('9', '/a1B2c3D4e5F/dev01/user/rpc'),
         { type: 'custom-rrpc', messageId: '9', customTopic: '/a1B2c3D4e5F/dev01/user/rpc' },
       ],
+      [thingTopics.historyPost(device), { type: 'history-post' }],
+      [thingTopics.replyTo(thingTopics.historyPost(device)), { type: 'history-post-reply' }],
       [thingTopics.ntpRequest(device), { type: 'ntp-request' }],
       [thingTopics.ntpResponse(device), { type: 'ntp-response' }],
     ];
@@ -32,7 +46,13 @@ describe('alink: topics', function () {
     assert.equal(thingTopics.extRrpc(device, '9', 'reboot'), '/ext/rrpc/9/sys/a1B2c3D4e5F/dev01/thing/service/reboot');
     assert.equal(thingTopics.shadowUpdate(device), '/shadow/update/a1B2c3D4e5F/dev01');
     assert.equal(thingTopics.otaUpgrade(device), '/ota/device/upgrade/a1B2c3D4e5F/dev01');
-    for (const other of ['/a1B2c3D4e5F/dev01/user/get', '/sys/pk/dn/thing/other/x', '/ext/rrpc/1/x', '/sys/pk']) {
+    for (const other of [
+      '/a1B2c3D4e5F/dev01/user/get',
+      '/sys/pk/dn/thing/other/x',
+      '/sys/pk/dn/thing/event/property/history/x',
+      '/ext/rrpc/1/x',
+      '/sys/pk',
+    ]) {
       assert.equal(parseThingTopic(other), undefined, other);
     }
   });
@@ -220,5 +240,66 @@ describe('simulator: rule conditions and forwarding', function () {
     assert.equal(engine.apply(source, '/pk/dev01/user/update', Buffer.from('not json'), 0).length, 1);
     assert.throws(() => engine.replace([{ from: '/a/#', to: '/b', where: 'x >' }]), /rules\[0\]\.where/);
     assert.equal(engine.list().length, 2, 'a bad replacement changes nothing');
+  });
+});
+
+describe('alink: history posts of queued property posts', function () {
+  const queuedAt = 1_700_000_000_000;
+  const posted = (target: typeof device, params: Record<string, unknown>, id = '1'): string =>
+    buildPost(target, id, { kind: 'property', params, ack: true }).payload;
+
+  it('reads a queued property post back with a time for every value, and nothing else', function () {
+    const topic = thingTopics.propertyPost(device);
+    assert.deepEqual(readPropertyPost(topic, posted(device, { a: 1, b: { value: 'x', time: 5 }, c: { x: 1 } }, '7'), queuedAt), {
+      device,
+      id: '7',
+      properties: { a: { value: 1, time: queuedAt }, b: { value: 'x', time: 5 }, c: { value: { x: 1 }, time: queuedAt } },
+    });
+    assert.equal(readPropertyPost(thingTopics.eventPost(device, 'alarm'), posted(device, { a: 1 }), queuedAt), undefined);
+    assert.equal(readPropertyPost(topic, 'not json', queuedAt), undefined);
+    assert.equal(readPropertyPost(topic, posted(device, {}), queuedAt), undefined);
+    assert.equal(readPropertyPost(topic, JSON.stringify({ id: '1', method: 'thing.other', params: { a: 1 } }), queuedAt), undefined);
+  });
+
+  it('batches posts per device within 200 properties, 20 devices and the payload limit', function () {
+    const post = (deviceName: string, count: number) =>
+      readPropertyPost(
+        thingTopics.propertyPost({ ...device, deviceName }),
+        posted({ ...device, deviceName }, Object.fromEntries(Array.from({ length: count }, (_, i) => [`p${i}`, i]))),
+        queuedAt,
+      ) as NonNullable<ReturnType<typeof readPropertyPost>>;
+    const bytes = SERVICE_LIMITS.iot.maxPayloadBytes;
+    const byProperties = new HistoryBatch(bytes);
+    byProperties.add(post('dev01', 150));
+    assert.equal(byProperties.fits(post('dev01', THING_POST_LIMITS.properties - 150)), true);
+    assert.equal(byProperties.fits(post('dev01', THING_POST_LIMITS.properties - 149)), false);
+    const byDevices = new HistoryBatch(bytes);
+    for (let i = 0; i < THING_POST_LIMITS.devices; i++) byDevices.add(post(`dev${String(i).padStart(2, '0')}`, 1));
+    assert.equal(byDevices.fits(post('dev00', 1)), true, 'a device already in the post');
+    assert.equal(byDevices.fits(post('other', 1)), false, 'one device too many');
+    const bySize = new HistoryBatch(400);
+    bySize.add(post('dev01', 10));
+    assert.equal(bySize.fits(post('dev01', 10)), false);
+    assert.equal(new HistoryBatch(10).fits(post('dev01', 10)), true, 'the first post always goes');
+
+    const batch = new HistoryBatch(bytes);
+    batch.add(post('dev01', 1));
+    batch.add(post('dev02', 2));
+    batch.add(post('dev01', 1));
+    const built = batch.build(device, '42', true);
+    assert.equal(built.topic, '/sys/a1B2c3D4e5F/dev01/thing/event/property/history/post');
+    const body = JSON.parse(built.payload);
+    assert.deepEqual([body.id, body.method, body.sys], ['42', METHODS.historyPost, { ack: 1 }]);
+    assert.deepEqual(
+      body.params.map((block: { identity: { deviceName: string }; properties: unknown[] }) => [
+        block.identity.deviceName,
+        block.properties.length,
+      ]),
+      [
+        ['dev01', 2],
+        ['dev02', 1],
+      ],
+    );
+    assert.deepEqual(body.params[1].properties[0], { p0: { value: 0, time: queuedAt }, p1: { value: 1, time: queuedAt } });
   });
 });

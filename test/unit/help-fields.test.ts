@@ -57,6 +57,7 @@ describe('help documents every editor field', function () {
     );
     assert.deepEqual([...fields.keys()].sort(), types.sort());
     assert.ok(fields.get('aliyun-iot-connection')?.includes('consumerGroupId'));
+    assert.deepEqual(fields.get('aliyun-iot-gateway'), ['name', 'connection', 'outputSecrets']);
   });
 
   for (const language of catalogLanguages()) {

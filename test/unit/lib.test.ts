@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { AliyunIotError } from '../../nodes/lib/errors';
 import {
+  RANGES,
   SERVICE_LIMITS,
   checkOwnPublishTopic,
   decodePayload,
@@ -194,6 +195,17 @@ describe('lib: connection settings', function () {
       'KEEPALIVE_RANGE',
     );
     assert.equal(resolveConnection({ ...iot, keepalive: 1200 }).keepalive, 1200);
+    for (const historyAfter of [-1, 'soon', RANGES.historyAfter.max + 1]) {
+      assert.equal(
+        code(() => resolveConnection({ ...iot, historyAfter })),
+        'HISTORY_AFTER_RANGE',
+        String(historyAfter),
+      );
+    }
+    assert.deepEqual(
+      ['', '0', '30', 0.5].map((historyAfter) => resolveConnection({ ...iot, historyAfter }).historyAfterMs),
+      [0, 0, 30_000, 500],
+    );
     assert.equal(resolveConnection({ ...mq, keepalive: 5 }).keepalive, 5);
     assert.equal(
       code(() => resolveConnection({ ...iot, productKey: 'short' })),

@@ -4,7 +4,17 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DEFAULT_RECONNECT_POLICY } from '../../nodes/lib/connection';
-import { DEFAULTS, IdentifierKind, RANGES, SERVICE_LIMITS, matches } from '../../nodes/lib/protocol';
+import {
+  DEFAULTS,
+  IdentifierKind,
+  MAX_JSON_DEPTH,
+  PROPERTY_LIMITS,
+  RANGES,
+  SERVICE_LIMITS,
+  TOO_MANY_PROPERTIES_CODE,
+  matches,
+} from '../../nodes/lib/protocol';
+import { MAX_BACKLOG_BYTES, MAX_BACKLOG_MESSAGES } from '../../sim/consumer-groups';
 
 const ROOT = path.join(__dirname, '..', '..', '..');
 
@@ -112,7 +122,36 @@ const STATEMENTS: Record<string, Statement[]> = {
   'nodes/locales/zh-CN/aliyun-iot-reply.html': [
     { text: /云端的等待时间内响应，最长 (\d+) 秒/, values: [seconds(RANGES.rrpcTimeoutMs.max)] },
   ],
+  'docs/simulator.md': [
+    {
+      text: /a post of more than ([\d,]+) properties is refused whole \(code (\d+), `map size must less than ([\d,]+)`/,
+      values: [PROPERTY_LIMITS.perPost, TOO_MANY_PROPERTIES_CODE, PROPERTY_LIMITS.perPost],
+    },
+    {
+      text: /at most (\d+) characters, optionally `functionBlockId:` first\) or whose value nests more than ([\d,]+) levels or takes more than ([\d,]+) bytes as JSON \(the TSL's longest text, ([\d,]+) characters, at (\d+) bytes each\)/,
+      values: [
+        PROPERTY_LIMITS.identifierLength,
+        MAX_JSON_DEPTH,
+        PROPERTY_LIMITS.valueBytes,
+        PROPERTY_LIMITS.textLength,
+        PROPERTY_LIMITS.valueBytes / PROPERTY_LIMITS.textLength,
+      ],
+    },
+    { text: /a device keeps at most (\d+) properties/, values: [PROPERTY_LIMITS.perDevice] },
+    {
+      text: /up to ([\d,]+) messages and (\d+) MB of payloads and topics/,
+      values: [MAX_BACKLOG_MESSAGES, MAX_BACKLOG_BYTES / 1024 / 1024],
+    },
+    {
+      text: /taken within (\d+)–(\d+) s as the platform does \((\d+) s when it announced none\)/,
+      values: [seconds(RANGES.amqpIdleTimeoutMs.min), seconds(RANGES.amqpIdleTimeoutMs.max), seconds(RANGES.amqpIdleTimeoutMs.max)],
+    },
+  ],
   'README.md': [
+    {
+      text: /It announces an idle-time-out of (\d+) s \(the platform takes (\d+)–(\d+) s/,
+      values: [seconds(policy.amqpIdleTimeoutMs), seconds(RANGES.amqpIdleTimeoutMs.min), seconds(RANGES.amqpIdleTimeoutMs.max)],
+    },
     {
       text: /ProductKey is (\d+) letters and digits, DeviceName (\d+)–(\d+) of letters/,
       values: [productKeyLength[1], ...deviceNameLengths],
@@ -159,7 +198,11 @@ describe('limits stated in the help texts and the README', function () {
       for (const statement of statements) {
         const match = statement.text.exec(text);
         assert.ok(match, `${file} no longer says ${statement.text}: reword the test with the text`);
-        assert.deepEqual(match.slice(1).map(Number), statement.values, `${file}: "${match[0]}"`);
+        assert.deepEqual(
+          match.slice(1).map((number) => Number(number.replace(/,/g, ''))),
+          statement.values,
+          `${file}: "${match[0]}"`,
+        );
       }
     });
   }

@@ -238,7 +238,7 @@ export class CloudApplicationConnection implements SharedConnection {
       username: login.username,
       password: login.password,
       reconnect: false,
-      idle_time_out: 60_000,
+      ...(this.policy.amqpIdleTimeoutMs > 0 ? { idle_time_out: this.policy.amqpIdleTimeoutMs } : {}),
       ...(amqp.tls
         ? {
             transport: 'tls' as const,

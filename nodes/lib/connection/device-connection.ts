@@ -8,11 +8,13 @@ import mqtt, { IClientOptions, MqttClient } from 'mqtt';
 import { AliyunIotError, LogMessage } from '../errors';
 import { endpointUrl, isWebSocketProtocol } from '../protocol/endpoints';
 import { TOKEN_TOPICS } from '../protocol/mq-login';
+import { HistoryBatch, QueuedPropertyPost, readPropertyPost } from '../protocol/history';
 import { encodePayload, exceedsBytes } from '../protocol/payload';
 import { Qos, expandPlaceholders, isPointToPointFilter, parseQos, validateFilter, validatePublishTopic } from '../protocol/topics';
 import { readTokenNotice, tokenUploadBody } from './apsaramq-token';
 import { DiskQueue } from './disk-queue';
 import { OfflineQueue, PublishQueue, QueuedPublish } from './offline-queue';
+import { AlinkIds } from './pending-requests';
 import {
   NO_FAILURES,
   ProblemLog,
@@ -95,6 +97,13 @@ export class DeviceConnection implements SharedConnection {
   private readonly localFilterRules: Array<(filter: string) => boolean> = [];
   /** Topics besides the device's own it may publish on (a gateway: those of its sub-devices). */
   private readonly publishRules: Array<(topic: string) => boolean> = [];
+  /** Whether a queued message for a topic may leave now (a gateway: not before its sub-device is online again). */
+  private readonly sendGates: Array<(topic: string) => boolean> = [];
+  /** Who learns which queued property posts went as which history post. */
+  private readonly historyListeners = new Set<HistoryListener>();
+  private readonly historyIds = new AlinkIds();
+  /** The status reason of the disk queue's last failed store, until one succeeds again. */
+  private storeProblem?: ConnectionStatus['storeProblem'];
 
   /**
    * `queueDirectory`: where a disk queue (`queueStore` disk) keeps its files. Opening it recovers what an earlier run
@@ -114,6 +123,7 @@ export class DeviceConnection implements SharedConnection {
         timeoutMs: profile.queueTimeoutMs,
         log,
         onReady: () => this.flushQueue(),
+        onStoreResult: (error) => this.afterStore(error),
       });
     } else {
       this.queue = new OfflineQueue(profile.queueSize);
@@ -140,6 +150,11 @@ export class DeviceConnection implements SharedConnection {
 
   get queuedCount(): number {
     return this.queue.length;
+  }
+
+  /** Whether queued publishes are kept on disk (their callbacks run when stored). */
+  get durableQueue(): boolean {
+    return this.queue.durable;
   }
 
   expandTopic(topic: string): string {
@@ -262,6 +277,22 @@ export class DeviceConnection implements SharedConnection {
   /** A publish on a topic `rule` accepts passes the own-topic check (a gateway publishes for its sub-devices). */
   addPublishRule(rule: (topic: string) => boolean): void {
     this.publishRules.push(rule);
+  }
+
+  /** From now on, a queued message for a topic `gate` refuses waits (with all behind it) until flush() is called. */
+  addSendGate(gate: (topic: string) => boolean): void {
+    this.sendGates.push(gate);
+  }
+
+  /** Sends what waits, if the connection is up: after a send gate opened. */
+  flush(): void {
+    this.flushQueue();
+  }
+
+  /** `listener` learns of every history post made of queued property posts; returns what removes it. */
+  addHistoryListener(listener: HistoryListener): () => void {
+    this.historyListeners.add(listener);
+    return () => this.historyListeners.delete(listener);
   }
 
   private sendSubscribe(filter: string, entry: FilterEntry): void {
@@ -416,10 +447,32 @@ export class DeviceConnection implements SharedConnection {
       this.paced(message.qos);
       return;
     }
+    if (this.queue.durable && options.control) {
+      // Stored requests wait behind the sub-devices' stored posts, which wait for the logins these requests make.
+      if (!this.liveClient()) {
+        callback(new AliyunIotError('DISCONNECTED'));
+        return;
+      }
+      this.send(message);
+      this.paced(message.qos);
+      return;
+    }
     // A disk queue's messages leave from the store once durable (it calls flushQueue).
     this.queue.push(message, options.queueTimeoutMs ?? this.profile.queueTimeoutMs);
     this.reportQueue();
     if (!this.queue.durable) this.flushQueue();
+  }
+
+  /** A disk queue's answer to a store: a failure to write shows in the status until a store succeeds again. */
+  private afterStore(error?: Error): void {
+    const code = error instanceof AliyunIotError ? error.code : undefined;
+    const problem = code === undefined ? undefined : STORE_PROBLEMS[code];
+    // A refusal by the bounds (STORE_FULL) says nothing about the disk.
+    if ((problem || !error) && problem !== this.storeProblem) {
+      if (problem) this.log.error(new LogMessage('STORE_WRITE_FAILED', { reason: (error as Error).message }));
+      this.storeProblem = problem;
+      this.setStatus(this.status);
+    }
   }
 
   /** How long until the next publish may leave under `maxRate`, in ms. */
@@ -486,12 +539,52 @@ export class DeviceConnection implements SharedConnection {
         }, Math.ceil(delay));
         break;
       }
-      const message = this.queue.shift();
+      const head = this.queue.peek();
+      if (!head) break;
+      const message = this.takeHistory(head) ?? (this.mayLeave(head.topic) ? this.queue.shift() : undefined);
       if (!message) break;
       this.send(message);
       this.paced(message.qos);
     }
     this.reportQueue();
+  }
+
+  private mayLeave(topic: string): boolean {
+    return this.sendGates.every((gate) => gate(topic));
+  }
+
+  /**
+   * With `historyAfter`: the property posts at the head of the queue that waited longer than it, taken out of the queue
+   * and made into one history post (within the platform's limits, same QoS); undefined when the head is no such post.
+   * The history post's PUBACK or failure answers each of them.
+   */
+  private takeHistory(head: Readonly<QueuedPublish>): QueuedPublish | undefined {
+    const limitMs = this.profile.historyAfterMs;
+    if (limitMs <= 0 || this.profile.mode !== 'iot') return undefined;
+    const now = Date.now();
+    const batch = new HistoryBatch(this.profile.limits.maxPayloadBytes);
+    const taken: QueuedPublish[] = [];
+    for (let next = this.queue.peek(); next; next = this.queue.peek()) {
+      if (next.retain || next.enqueuedAt === undefined || now - next.enqueuedAt <= limitMs || next.qos !== head.qos) break;
+      const post = readPropertyPost(next.topic, next.payload, next.enqueuedAt);
+      if (!post || !batch.fits(post)) break;
+      batch.add(post);
+      taken.push(this.queue.shift() as QueuedPublish);
+    }
+    if (taken.length === 0) return undefined;
+    const id = this.historyIds.take();
+    const { productKey, deviceName } = this.profile.variables;
+    const { topic, payload } = batch.build({ productKey, deviceName }, id, true);
+    for (const listener of this.historyListeners) listener(id, batch.posts);
+    return {
+      topic,
+      payload,
+      qos: head.qos,
+      retain: false,
+      callback: (error) => {
+        for (const message of taken) message.callback(error);
+      },
+    };
   }
 
   /** The current run's client while it has a session (CONNACK received, not ending); publishes and SUBSCRIBEs go there. */
@@ -765,10 +858,22 @@ export class DeviceConnection implements SharedConnection {
   }
 
   private setStatus(status: ConnectionStatus): void {
-    const { queued: _previous, ...rest } = status;
-    this.users.set(this.reportedQueue > 0 && status.state !== 'closed' ? { ...rest, queued: this.reportedQueue } : rest);
+    const { queued: _previous, storeProblem: _problem, ...rest } = status;
+    const shown: ConnectionStatus = this.reportedQueue > 0 && status.state !== 'closed' ? { ...rest, queued: this.reportedQueue } : rest;
+    if (this.storeProblem && status.state !== 'closed') shown.storeProblem = this.storeProblem;
+    this.users.set(shown);
   }
 }
+
+/** The status a disk queue's failure to write shows, by its error code. */
+const STORE_PROBLEMS: Partial<Record<string, NonNullable<ConnectionStatus['storeProblem']>>> = {
+  STORE_DISK_FULL: 'store-disk-full',
+  STORE_UNWRITABLE: 'store-unwritable',
+  STORE_IO: 'store-io',
+};
+
+/** A history post `historyId` was made of `posts` (queued property posts, in order). */
+export type HistoryListener = (historyId: string, posts: QueuedPropertyPost[]) => void;
 
 interface ClientRun {
   client: MqttClient;

@@ -15,3 +15,4 @@ export * from './status-broadcaster';
 export * from './sub-device-manager';
 export * from './subscription-table';
 export * from './types';
+export * from './gateway-actions';

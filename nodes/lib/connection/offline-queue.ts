@@ -12,7 +12,7 @@ export interface QueuedPublish {
   callback: PublishCallback;
   /** Fails the message if it is still queued when its time limit is up. */
   expiry?: NodeJS.Timeout;
-  /** When it was queued (ms since the epoch), for messages that come from a store. */
+  /** When it was queued (ms since the epoch). */
   enqueuedAt?: number;
 }
 
@@ -23,6 +23,8 @@ export interface PublishQueue {
   /** Messages held. */
   readonly length: number;
   push(message: QueuedPublish, limitMs: number): void;
+  /** The message shift() would return next, left in place. */
+  peek(): Readonly<QueuedPublish> | undefined;
   shift(): QueuedPublish | undefined;
   failAll(code: string): void;
   close(callback: () => void): void;
@@ -50,8 +52,13 @@ export class OfflineQueue implements PublishQueue {
       );
       return;
     }
+    message.enqueuedAt ??= Date.now();
     this.messages.push(message);
     if (limitMs > 0) message.expiry = setTimeout(() => this.expire(message, limitMs), limitMs);
+  }
+
+  peek(): Readonly<QueuedPublish> | undefined {
+    return this.messages[0];
   }
 
   /** The oldest message, out of the queue and with its timer stopped. */

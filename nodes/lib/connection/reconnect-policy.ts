@@ -24,6 +24,12 @@ export interface ReconnectPolicy {
   closeTimeoutMs: number;
   /** How long after an uploaded token's PUBACK a $SYS/tokenInvalidNotice still counts as its refusal. */
   tokenConfirmMs: number;
+  /**
+   * The idle-time-out the cloud connection announces in its AMQP open (the platform takes 30,000-300,000 ms): the
+   * platform sends a frame at least every half of it, and a connection that hears nothing for twice it is closed and
+   * connected again. 0 announces none.
+   */
+  amqpIdleTimeoutMs: number;
 }
 
 export const DEFAULT_RECONNECT_POLICY: Readonly<ReconnectPolicy> = Object.freeze({
@@ -39,6 +45,7 @@ export const DEFAULT_RECONNECT_POLICY: Readonly<ReconnectPolicy> = Object.freeze
   connectTimeoutMs: 10_000,
   closeTimeoutMs: 1500,
   tokenConfirmMs: 1000,
+  amqpIdleTimeoutMs: 60_000,
 });
 
 const POLICY_KEYS = Object.keys(DEFAULT_RECONNECT_POLICY) as Array<keyof ReconnectPolicy>;

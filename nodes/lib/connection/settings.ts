@@ -72,6 +72,8 @@ export interface ConnectionSettings {
   queueMaxBytes?: number | string;
   /** Publishes per second, live and queued; blank: the service's uplink limit, 0: no pacing. */
   maxRate?: number | string;
+  /** Seconds after which a queued property post goes as a history post; 0 or blank: never. */
+  historyAfter?: number | string;
   ca?: string;
   /** cloud: the consumer group of the server-side subscription. */
   consumerGroupId?: string;
@@ -102,6 +104,8 @@ export interface ConnectionProfile {
   queueMaxBytes: number;
   /** The least time between two publishes, by QoS, in ms; 0: no pacing. */
   publishIntervalMs: { qos0: number; qos1: number };
+  /** A property post that waited longer than this in the queue goes as a history post; 0: never. */
+  historyAfterMs: number;
   ca?: string;
   /** Who and where, for logs: never a secret. */
   label: string;
@@ -171,6 +175,16 @@ function checkQueueMaxBytes(value: unknown): number {
   return bytes;
 }
 
+/** `historyAfter` in milliseconds (given in seconds, within RANGES.historyAfter). */
+function checkHistoryAfter(value: unknown): number {
+  const seconds = optionalNumber(value) ?? 0;
+  const range = RANGES.historyAfter;
+  if (!Number.isFinite(seconds) || seconds < range.min || seconds > range.max) {
+    throw new AliyunIotError('HISTORY_AFTER_RANGE', { value: String(value), min: range.min, max: range.max });
+  }
+  return seconds * 1000;
+}
+
 /** `maxRate` as intervals: a set rate paces every publish alike, the default follows the service's limit per QoS. */
 function publishIntervals(mode: ServiceMode, value: unknown): { qos0: number; qos1: number } {
   const rate = optionalNumber(value);
@@ -209,6 +223,7 @@ export function resolveConnection(settings: ConnectionSettings): ConnectionProfi
     queueStore: checkQueueStore(settings.queueStore),
     queueMaxBytes: checkQueueMaxBytes(settings.queueMaxBytes),
     publishIntervalMs: publishIntervals(mode, settings.maxRate),
+    historyAfterMs: checkHistoryAfter(settings.historyAfter),
     ca: trimmed(settings, 'ca'),
   };
   const secrets = settings.credentials ?? {};

@@ -14,7 +14,9 @@ import {
   autoSubscribedFilters,
   buildLogin,
   buildLogout,
+  buildRegister,
   buildTopologyAdd,
+  buildTopologyDelete,
   buildTopologyGet,
   chunks,
   deviceOfAnyTopic,
@@ -22,6 +24,7 @@ import {
   gatewayTopics,
   parseGatewayTopic,
   readGatewayAnswer,
+  readRegisterReply,
   subDeviceReason,
 } from '../protocol/gateway';
 import { deviceOfTopic, filterCovers, isOwnPublishTopic } from '../protocol/topics';
@@ -29,6 +32,9 @@ import type { DeviceConnection } from './device-connection';
 import { AlinkIds, PendingRequests } from './pending-requests';
 import { PostClient } from './post-client';
 import type { ConnectionStatus, ConnectionUser, MessageReceiver, PublishCallback, PublishOptions } from './types';
+
+/** A sub-device thing/sub/register answered for. */
+export type RegisteredSubDevice = ReturnType<typeof readRegisterReply>[number];
 
 export type SubDeviceState = 'waiting' | 'logging-in' | 'online' | 'refused' | 'offline';
 
@@ -147,6 +153,17 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
     Object.assign(connection.profile.clientParams ?? {}, AUTO_SUBSCRIBE_PARAM);
     connection.addLocalFilterRule((filter) => this.isAutoSubscribed(filter));
     connection.addPublishRule((topic) => this.isSubDeviceTopic(topic));
+    connection.addSendGate((topic) => this.maySend(topic));
+  }
+
+  /**
+   * Whether a queued message may leave now: one of a known sub-device waits (and the queue behind it, to keep the
+   * order) until the sub-device is online again, or refused (then the platform's answer settles it).
+   */
+  private maySend(topic: string): boolean {
+    const device = deviceOfAnyTopic(topic);
+    const entry = device && this.entries.get(keyOf(device));
+    return !entry || entry.status.state === 'online' || entry.status.state === 'refused';
   }
 
   /** A topic a known sub-device may publish on: the gateway publishes it for that sub-device. */
@@ -220,17 +237,25 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
 
   private release(entry: Entry): void {
     if (entry.users.size > 0) return;
-    const key = keyOf(entry.credentials);
-    this.entries.delete(key);
-    this.queue.delete(key);
-    for (const kind of NOTICE_KINDS) this.connection.unsubscribe(this, gatewayTopics.notice(entry.credentials, kind));
-    clearTimeout(entry.retryTimer);
-    for (const waiting of entry.waiting.splice(0)) waiting();
+    this.forget(entry);
+    // Its stored posts no longer wait for its login (maySend).
+    this.connection.flush();
     if (entry.status.state === 'online' && this.connected) {
       this.logout([entry.credentials]).catch((err: Error) =>
         this.connection.log.debug(new LogMessage('SUBDEVICE_LOGOUT_FAILED', { device: label(entry.credentials), reason: err.message })),
       );
     }
+  }
+
+  /** A sub-device nobody uses any more: no login, no notices, nothing waiting. */
+  private forget(entry: Entry): void {
+    const key = keyOf(entry.credentials);
+    this.entries.delete(key);
+    this.queue.delete(key);
+    for (const kind of NOTICE_KINDS) this.connection.unsubscribe(this, gatewayTopics.notice(entry.credentials, kind));
+    clearTimeout(entry.retryTimer);
+    clearTimeout(entry.logoutTimer);
+    for (const waiting of entry.waiting.splice(0)) waiting();
   }
 
   statusOf(device: Device): SubDeviceStatus | undefined {
@@ -255,7 +280,10 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
         this.connection.log.error(new LogMessage('STATUS_FAILED', { reason: (err as Error).message }));
       }
     }
-    if (status.state === 'online' || status.state === 'refused') for (const waiting of entry.waiting.splice(0)) waiting();
+    if (status.state === 'online' || status.state === 'refused') {
+      for (const waiting of entry.waiting.splice(0)) waiting();
+      this.connection.flush();
+    }
   }
 
   private refuse(entry: Entry, code: number, message?: string): void {
@@ -283,6 +311,9 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
     }
     if (entry.status.state === 'online') {
       this.remember(device, topic, payload, options);
+      this.connection.publish(topic, payload, options, callback);
+    } else if (entry.status.state !== 'refused' && this.connection.durableQueue) {
+      // Into the disk queue at once, so that it survives a restart; it leaves once the sub-device is online (maySend).
       this.connection.publish(topic, payload, options, callback);
     } else if (entry.status.state === 'refused') {
       callback(subDeviceError(device, entry.status.code ?? 0));
@@ -324,7 +355,7 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
         (error, answer) => (error ? reject(error) : resolve(answer as GatewayAnswer)),
         () => new AliyunIotError('GATEWAY_TIMEOUT', { operation, timeout: this.timeoutMs }),
       );
-      this.connection.publish(request.topic, request.payload, { qos: 0, queueTimeoutMs: this.timeoutMs }, (error) => {
+      this.connection.publish(request.topic, request.payload, { qos: 0, queueTimeoutMs: this.timeoutMs, control: true }, (error) => {
         if (error) this.pending.reject(id, error);
       });
     });
@@ -343,22 +374,102 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
    * it. Returns the refusals by device.
    */
   async topologyAdd(credentials: SubDeviceCredentials[]): Promise<Map<string, number>> {
+    return this.perDevice(
+      credentials,
+      GATEWAY_LIMITS.topoAdd,
+      (id, chunk) => buildTopologyAdd(this.gateway, id, chunk),
+      (chunk) => {
+        for (const device of chunk) this.topology?.add(keyOf(device));
+      },
+    );
+  }
+
+  /** Deletes topology in requests of at most 30, as topologyAdd adds it; returns the refusals by device. */
+  async topologyDelete(devices: Device[]): Promise<Map<string, number>> {
+    return this.perDevice(
+      devices,
+      GATEWAY_LIMITS.topoAdd,
+      (id, chunk) => buildTopologyDelete(this.gateway, id, chunk),
+      (chunk) => {
+        for (const device of chunk) this.topology?.delete(keyOf(device));
+      },
+    );
+  }
+
+  /**
+   * thing/sub/register in requests of at most 30; `registered` hears the secrets of each accepted request before
+   * the next goes. A reply that does not give a secret for exactly the devices asked is REGISTER_REPLY_MALFORMED.
+   */
+  async register(devices: Device[], registered: (secrets: RegisteredSubDevice[]) => Promise<void>): Promise<Map<string, number>> {
+    return this.perDevice(
+      devices,
+      GATEWAY_LIMITS.topoAdd,
+      (id, chunk) => buildRegister(this.gateway, id, chunk),
+      async (chunk, answer) => {
+        const secrets = readRegisterReply(answer);
+        const asked = new Set(chunk.map(keyOf));
+        const answered = new Set(secrets.map(keyOf));
+        if (answered.size !== asked.size || secrets.some((entry) => !asked.has(keyOf(entry)))) {
+          throw new AliyunIotError('REGISTER_REPLY_MALFORMED');
+        }
+        await registered(secrets);
+      },
+    );
+  }
+
+  /**
+   * Sends `build` for chunks of at most `size` devices; a request refused for devices its answer names goes again
+   * without them (one that names none of them refuses the whole chunk). Returns the refusals by device.
+   */
+  private async perDevice<T extends Device>(
+    devices: readonly T[],
+    size: number,
+    build: (id: string, chunk: T[]) => GatewayRequest,
+    accepted: (chunk: T[], answer: GatewayAnswer) => void | Promise<void>,
+  ): Promise<Map<string, number>> {
     const refused = new Map<string, number>();
-    for (let chunk of chunks(credentials, GATEWAY_LIMITS.topoAdd)) {
+    for (let chunk of chunks(devices, size)) {
       while (chunk.length > 0) {
         const request = chunk;
-        const answer = await this.call((id) => buildTopologyAdd(this.gateway, id, request));
+        const answer = await this.call((id) => build(id, request));
         if (answer.code === 200) {
-          for (const device of chunk) this.topology?.add(keyOf(device));
+          await accepted(chunk, answer);
           break;
         }
         const named = new Set(devicesIn(answer.data).map(keyOf));
-        const failing = chunk.filter((device) => named.size === 0 || named.has(keyOf(device)));
+        const namedHere = chunk.filter((device) => named.has(keyOf(device)));
+        // An answer that names none of the request's devices refuses them all.
+        const failing = namedHere.length > 0 ? namedHere : chunk;
         for (const device of failing) refused.set(keyOf(device), answer.code);
         chunk = chunk.filter((device) => !failing.includes(device));
       }
     }
     return refused;
+  }
+
+  /**
+   * `user` lets go of `devices`: the ones no other user keeps are logged out now, in batches (one the platform does
+   * not have online answers 520; one that is not online is not sent). Returns the platform's refusals by device; a device another user keeps is not sent.
+   */
+  async letGo(devices: Device[], user: SubDeviceUser): Promise<Map<string, number>> {
+    const leaving: Device[] = [];
+    for (const device of devices) {
+      const entry = this.entries.get(keyOf(device));
+      if (entry) {
+        entry.users.delete(user);
+        if (entry.users.size > 0) continue;
+        this.forget(entry);
+        // Not online (refused, waiting): nothing to log out; logging in: logged out when its login is answered.
+        if (entry.status.state !== 'online') continue;
+      }
+      leaving.push({ productKey: device.productKey, deviceName: device.deviceName });
+    }
+    return this.perDevice(
+      leaving,
+      this.batchSize,
+      (id, chunk) => buildLogout(this.gateway, id, chunk),
+      () => undefined,
+    );
   }
 
   async logout(devices: Device[]): Promise<void> {

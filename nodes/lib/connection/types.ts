@@ -15,6 +15,8 @@ export interface ConnectionStatus {
   returnCode?: number;
   /** Messages waiting in the connection's queue (or stored and not yet acknowledged), when there are any. */
   queued?: number;
+  /** Why the disk queue could not store the last message, until it stores one again. */
+  storeProblem?: 'store-disk-full' | 'store-unwritable' | 'store-io';
 }
 
 export interface ConnectionUser {
@@ -58,6 +60,11 @@ export interface PublishOptions {
   retain?: boolean;
   /** How long the message may wait in the offline queue; default the connection's queueTimeoutMs (0: no limit). */
   queueTimeoutMs?: number;
+  /**
+   * A request about the session itself (a gateway's logins and topology): with a disk queue it is never stored, but
+   * sent at once ahead of what is stored, or failed with DISCONNECTED while the connection is down.
+   */
+  control?: boolean;
 }
 
 export type ConnectionMode = 'iot' | 'mq' | 'cloud';

@@ -17,6 +17,8 @@ export const thingTopics = {
   eventPost: (device: Device, eventId: string): string => `${sys(device)}/thing/event/${eventId}/post`,
   /** Replies to property and event posts, for one subscription. */
   postReplies: (device: Device): string => `${sys(device)}/thing/event/+/post_reply`,
+  /** Properties with their times, the device's own or (a gateway's) its sub-devices' (docs/protocol.md §9.2). */
+  historyPost: (device: Device): string => `${sys(device)}/thing/event/property/history/post`,
   propertySet: (device: Device): string => `${sys(device)}/thing/service/property/set`,
   service: (device: Device, serviceId: string): string => `${sys(device)}/thing/service/${serviceId}`,
   rrpcRequest: (device: Device, messageId: string): string => `${sys(device)}/rrpc/request/${messageId}`,
@@ -38,6 +40,7 @@ export const thingTopics = {
 
 export const METHODS = {
   propertyPost: 'thing.event.property.post',
+  historyPost: 'thing.event.property.history.post',
   eventPost: (eventId: string): string => `thing.event.${eventId}.post`,
   propertySet: 'thing.service.property.set',
   service: (serviceId: string): string => `thing.service.${serviceId}`,
@@ -48,6 +51,8 @@ export type ThingTopic = Device &
   (
     | { type: 'post'; eventId: string }
     | { type: 'post-reply'; eventId: string }
+    | { type: 'history-post' }
+    | { type: 'history-post-reply' }
     | { type: 'property-set' }
     | { type: 'property-set-reply' }
     | { type: 'service'; serviceId: string }
@@ -88,6 +93,11 @@ export function parseThingTopic(topic: string): ThingTopic | undefined {
     return undefined;
   }
   if (rest[0] !== 'thing') return undefined;
+  if (rest.length === 5 && rest[1] === 'event' && rest[2] === 'property' && rest[3] === 'history') {
+    if (rest[4] === 'post') return { ...device, type: 'history-post' };
+    if (rest[4] === 'post_reply') return { ...device, type: 'history-post-reply' };
+    return undefined;
+  }
   if (rest[1] === 'event' && rest.length === 4) {
     if (rest[3] === 'post') return { ...device, type: 'post', eventId: rest[2] };
     if (rest[3] === 'post_reply') return { ...device, type: 'post-reply', eventId: rest[2] };

@@ -4,7 +4,7 @@ import { AliyunIotError } from '../errors';
 import { AlinkObject, Device, alinkId, parseAlink } from './alink';
 import { hmacHex, safeEqual } from './hmac';
 import { SignMethod, isSignMethod, requireSecret, validateDeviceName, validateProductKey } from './identifiers';
-import { deepFreeze } from './limits';
+import { THING_POST_LIMITS, TOO_MANY_PROPERTIES_CODE, deepFreeze } from './limits';
 
 /** The platform's limits on gateway traffic (docs/protocol.md §8.2, §8.3, §8.5, §16). */
 export const GATEWAY_LIMITS = deepFreeze({
@@ -19,8 +19,8 @@ export const GATEWAY_LIMITS = deepFreeze({
   /** Sub-devices attached to one gateway (6400 beyond). */
   topologyPerGateway: 1500,
   /** One thing.event.property.pack.post carries at most this many sub-devices, properties and events. */
-  packSubDevices: 20,
-  packProperties: 200,
+  packSubDevices: THING_POST_LIMITS.devices,
+  packProperties: THING_POST_LIMITS.properties,
   packEvents: 20,
 });
 
@@ -41,7 +41,7 @@ export const GATEWAY_CODES = deepFreeze({
   tooManyTopology: 6400,
   noTopology: 6401,
   addSelf: 6402,
-  packTooManyProperties: 6106,
+  packTooManyProperties: TOO_MANY_PROPERTIES_CODE,
   packTooManySubDevices: 6357,
   packTooManyEvents: 6356,
 });

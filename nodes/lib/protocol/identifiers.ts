@@ -1,6 +1,9 @@
 // What identifiers may look like (docs/protocol.md §1, §2, §4, §5): the one source the runtime, the simulator and the
 // editor (the build writes these patterns into the editor files) use.
 import { AliyunIotError, ErrorCode } from '../errors';
+import { PROPERTY_LIMITS } from './limits';
+
+const THING_IDENTIFIER = `[A-Za-z0-9_]{1,${PROPERTY_LIMITS.identifierLength}}`;
 
 export type SignMethod = 'hmacsha256' | 'hmacsha1' | 'hmacmd5';
 export type Protocol = 'mqtts' | 'mqtt' | 'wss' | 'ws';
@@ -29,9 +32,11 @@ export const IDENTIFIER_PATTERNS = Object.freeze({
   /** An OpenAPI parameter name, flattened lists included: DeviceName, DeviceName.1, TopoAddItem.1.Sign. */
   apiParam: /^[A-Za-z][A-Za-z0-9_]{0,63}(\.[A-Za-z0-9_]{1,64})*$/,
   /** Properties, events and services of the thing model. */
-  thingIdentifier: /^[A-Za-z0-9_]{1,64}$/,
+  thingIdentifier: new RegExp(`^${THING_IDENTIFIER}$`),
+  /** A property's name in a post: a thing identifier, in a custom module prefixed `functionBlockId:`. */
+  propertyName: new RegExp(`^(${THING_IDENTIFIER}:)?${THING_IDENTIFIER}$`),
   /** An event of the thing model: a thing identifier other than `property`, whose topic carries property posts. */
-  eventIdentifier: /^(?!property$)[A-Za-z0-9_]{1,64}$/,
+  eventIdentifier: new RegExp(`^(?!property$)${THING_IDENTIFIER}$`),
   /** What an ApsaraMQ token grants: R subscribes, W publishes. */
   mqTokenActions: /^(R|W|RW)$/,
   /** A field given as `${NAME}` takes the value of an environment variable when the flow starts. */

@@ -6,6 +6,7 @@ export * from './editor-rules';
 export * from './endpoints';
 export * from './gateway';
 export * from './hmac';
+export * from './history';
 export * from './identifiers';
 export * from './iot-login';
 export * from './limits';

@@ -36,6 +36,28 @@ export const SERVICE_LIMITS: Readonly<Record<ServiceMode, ServiceLimits>> = deep
 export const MAX_JSON_DEPTH = 1000;
 
 /**
+ * What a device's properties may be (docs/protocol.md §15, §16): how many one post carries, how long a name and how
+ * large a value may be, and how many a device has. The simulator keeps no more than this of what it is sent.
+ */
+const TSL_TEXT_LENGTH = 10_240;
+
+export const PROPERTY_LIMITS = deepFreeze({
+  /** Properties in one thing.event.property.post (or one SetDeviceProperty); more are refused with 6106. */
+  perPost: 200,
+  /** Characters of a thing-model identifier (property, event, service). */
+  identifierLength: 64,
+  /** Characters of a text value (the TSL's longest text). */
+  textLength: TSL_TEXT_LENGTH,
+  /** UTF-8 bytes of a value's JSON text: the longest text at 3 bytes a character, room enough for any TSL value. */
+  valueBytes: 3 * TSL_TEXT_LENGTH,
+  /** Properties a product defines at most (2020 limits), so the properties one device has. */
+  perDevice: 256,
+});
+
+/** The code of a property post refused for carrying more than PROPERTY_LIMITS.perPost properties. */
+export const TOO_MANY_PROPERTIES_CODE = 6106;
+
+/**
  * Device uplink per second the service takes, by QoS; the IoT Platform drops the excess silently (docs/protocol.md
  * §16). ApsaraMQ states no such per-client limit.
  */
@@ -46,6 +68,17 @@ export const UPLINK_RATE_LIMITS: Readonly<Record<ServiceMode, Readonly<{ qos0: n
 
 /** setTimeout's longest delay: a duration beyond it would fire at once. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Thing-model posts (docs/protocol.md §8.5, §9.2, §16): a property post carries at most 200 properties (6106), a pack
+ * post at most 20 sub-devices; no count limit of the history post is documented, so the package keeps history posts
+ * within the same two. Times may be at most 24 h in the future (6326 beyond).
+ */
+export const THING_POST_LIMITS = deepFreeze({
+  properties: PROPERTY_LIMITS.perPost,
+  devices: 20,
+  maxFutureMs: 24 * 60 * 60 * 1000,
+});
 
 /**
  * Checks that a duration fits setTimeout (`unit` 's' for seconds): a longer one would fire after 1 ms. Returns it in
@@ -69,6 +102,10 @@ export const RANGES = deepFreeze({
   rrpcTimeoutMs: { min: 1000, max: 8000 },
   /** An MQTT client id, in characters. */
   clientIdLength: { min: 1, max: 64 },
+  /** The idle-time-out (heartbeat) the server-side subscription takes in a client's AMQP open, in ms. */
+  amqpIdleTimeoutMs: { min: 30_000, max: 300_000 },
+  /** Seconds a property post may wait in the queue before it goes as a history post; 0: never. */
+  historyAfter: { min: 0, max: Math.floor(MAX_TIMER_MS / 1000) },
 });
 
 export const DEFAULTS = deepFreeze({

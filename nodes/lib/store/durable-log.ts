@@ -54,6 +54,12 @@ export type AppendCallback = (error?: AliyunIotError) => void;
 /** Writes a record's payload of the announced length at `offset` of `target`. */
 export type PayloadWriter = (target: Buffer, offset: number) => void;
 
+/** Writes the payload of `item`'s record at `offset` of `target`: one function for every record, no closure each. */
+export type ItemWriter<T> = (target: Buffer, offset: number, item: T) => void;
+
+/** Runs once `item`'s record is on disk, or with the error that kept it off. */
+export type ItemCallback<T> = (item: T, error?: AliyunIotError) => void;
+
 interface Segment {
   base: number;
   file: string;
@@ -61,18 +67,19 @@ interface Segment {
   lastSeq: number;
 }
 
-/** Appends waiting for one write: their records back to back in chunks, their sequence numbers and callbacks. */
+/** Appends waiting for one write: their records back to back in chunks, their sequence numbers, items and callbacks. */
 class Batch {
   readonly chunks: Buffer[] = [];
   readonly seqs: number[] = [];
-  readonly callbacks: AppendCallback[] = [];
+  readonly items: unknown[] = [];
+  readonly callbacks: Array<ItemCallback<unknown>> = [];
   private used = 0;
 
   get size(): number {
     return this.seqs.length;
   }
 
-  add(seq: number, bytes: number, write: PayloadWriter, callback: AppendCallback): void {
+  add<T>(seq: number, bytes: number, write: ItemWriter<T>, item: T, callback: ItemCallback<T>): void {
     const length = HEADER_BYTES + bytes;
     let chunk = this.chunks[this.chunks.length - 1];
     if (!chunk || this.used + length > chunk.length) {
@@ -84,11 +91,12 @@ class Batch {
     const offset = this.used;
     chunk.writeUInt32BE(bytes, offset);
     writeSeq(chunk, seq, offset + 8);
-    write(chunk, offset + HEADER_BYTES);
+    write(chunk, offset + HEADER_BYTES, item);
     chunk.writeUInt32BE(crc32(chunk.subarray(offset + 8, offset + length)), offset + 4);
     this.used += length;
     this.seqs.push(seq);
-    this.callbacks.push(callback);
+    this.items.push(item);
+    this.callbacks.push(callback as ItemCallback<unknown>);
   }
 
   /** The batch's bytes, for one write. */
@@ -108,6 +116,10 @@ export function storeError(err: unknown, dir: string): AliyunIotError {
     return new AliyunIotError('STORE_UNWRITABLE', { dir, reason });
   }
   return new AliyunIotError('STORE_IO', { dir, reason });
+}
+
+function writeWithOwnWriter(target: Buffer, offset: number, write: PayloadWriter): void {
+  write(target, offset);
 }
 
 function segmentName(base: number): string {
@@ -312,6 +324,14 @@ export class DurableLog {
 
   /** `append` for a payload of `bytes` bytes that `write` puts in place: no buffer of its own for every record. */
   appendWith(bytes: number, write: PayloadWriter, callback: AppendCallback): number | undefined {
+    return this.appendItem(bytes, writeWithOwnWriter, write, (_write, error) => callback(error));
+  }
+
+  /**
+   * `appendWith` for many records alike: `write` puts `item`'s payload in place and `callback` gets `item` back, so
+   * that a caller needs no closure per record.
+   */
+  appendItem<T>(bytes: number, write: ItemWriter<T>, item: T, callback: ItemCallback<T>): number | undefined {
     const refusal = this.closed
       ? new AliyunIotError('STORE_CLOSED', { dir: this.dir })
       : this.live.count >= this.maxRecords
@@ -320,12 +340,12 @@ export class DurableLog {
           ? new AliyunIotError('STORE_FULL_BYTES', { bytes: this.maxBytes })
           : undefined;
     if (refusal) {
-      process.nextTick(callback, refusal);
+      process.nextTick(callback, item, refusal);
       return undefined;
     }
     const seq = this.nextSeq++;
     this.live.add(seq, bytes);
-    this.batch.add(seq, bytes, write, callback);
+    this.batch.add(seq, bytes, write, item, callback);
     if (!this.writing && !this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => {
@@ -418,7 +438,7 @@ export class DurableLog {
   private finishBatch(batch: Batch, error?: AliyunIotError): void {
     this.writing = false;
     if (error) for (const seq of batch.seqs) this.live.remove(seq);
-    for (const callback of batch.callbacks) callback(error);
+    for (let i = 0; i < batch.size; i++) batch.callbacks[i](batch.items[i], error);
     if (this.batch.size > 0) this.flush();
     else if (this.closed) this.finishClose();
   }

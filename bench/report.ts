@@ -81,11 +81,14 @@ export function formatReport(result: BenchResult): string {
       ...markdown(['QoS', 'simulator (auth, ACL)', 'bare aedes', 'sim/aedes'], eRows),
       '',
     );
-  const [fOurs, fRaw] = ['ours', 'raw'].map((v) => find(result, `f ${v}`));
+  const [fOurs, fRaw, fRawFlow] = ['ours', 'raw', 'raw-flow'].map((v) => find(result, `f ${v}`));
   if (fOurs || fRaw) {
     lines.push(
       '(f) server-side subscription → in → function node, 100 B, msg/s (simulator AMQP)',
-      ...markdown(['ours', 'raw rhea', 'ours/raw'], [[rate(fOurs), rate(fRaw), ratio(fOurs, fRaw)]]),
+      ...markdown(
+        ['ours', 'raw rhea', 'raw rhea → function node', 'ours/raw', 'ours/(raw → function node)'],
+        [[rate(fOurs), rate(fRaw), rate(fRawFlow), ratio(fOurs, fRaw), ratio(fOurs, fRawFlow)]],
+      ),
       '',
     );
   }

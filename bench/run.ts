@@ -3,7 +3,7 @@
 import { ChildProcess, fork } from 'node:child_process';
 import * as path from 'node:path';
 import type { BrokerReply, BrokerRequest } from './broker';
-import { CloudPorts, CloudVariant, measurePub, measureSubscription } from './cloud';
+import { CloudPorts, CloudVariant, SubscriptionVariant, measurePub, measureSubscription } from './cloud';
 import type { LoadRequest, LoadResult } from './load';
 import type { GatewayBenchRequest, GatewayBenchResult } from './gateway';
 import type { ScaleRequest, ScaleResult } from './scale';
@@ -192,6 +192,7 @@ function interleaved<T>(variants: readonly T[], round: number): T[] {
 
 const FORWARDERS: readonly Variant[] = ['ours', 'core', 'raw'];
 const CLOUD_VARIANTS: readonly CloudVariant[] = ['ours', 'raw'];
+const SUBSCRIPTION_VARIANTS: readonly SubscriptionVariant[] = ['ours', 'raw', 'raw-flow'];
 
 export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const params = SIZES[options.size];
@@ -273,7 +274,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
         }
       }
       if (wanted.has('f')) {
-        for (const variant of interleaved(CLOUD_VARIANTS, round)) {
+        for (const variant of interleaved(SUBSCRIPTION_VARIANTS, round)) {
           record(`f ${variant}`, await measureSubscription(variant, await cloudPorts(), single, params.messages, params.window));
         }
       }

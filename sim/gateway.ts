@@ -55,7 +55,8 @@ const MESSAGES: Record<number, string> = {
   [GATEWAY_CODES.packTooManyEvents]: 'too many events',
 };
 
-class Refusal {
+/** A request the platform refuses, with its device-side code and the device it names. */
+export class Refusal {
   constructor(
     readonly code: number,
     readonly device?: Device,
@@ -511,6 +512,37 @@ export class Gateways {
     );
     this.notifyChange(gateway, 1, removed);
     return removed;
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // The OpenAPI's topology actions (sim/openapi-topology.ts): refusals are thrown as Refusal for it to word
+
+  /**
+   * BatchAddThingTopo: the entries are signed as a gateway's topo/add signs them and checked all before any change; a
+   * sub-device attached to another gateway moves to this one. Each gateway concerned hears of it on topo/change.
+   */
+  apiAdd(gateway: Device, entries: Array<Record<string, string>>): Device[] {
+    const added = this.addTopology(gateway, entries, true);
+    for (const device of added) {
+      for (const other of this.gatewaysOf(device).filter((candidate) => keyOf(candidate) !== keyOf(gateway))) {
+        this.deleteTopology(other, [device]);
+        this.notifyChange(other, 1, [device]);
+      }
+    }
+    this.notifyChange(gateway, 0, added);
+    return added;
+  }
+
+  /** RemoveThingTopo: a gateway loses all its sub-devices, a sub-device its gateway; false when there was none. */
+  apiRemove(device: Device): boolean {
+    const attached = this.topologyOf(device);
+    if (attached.length > 0) {
+      this.notifyChange(device, 1, this.deleteTopology(device, attached));
+      return true;
+    }
+    const gateways = this.gatewaysOf(device);
+    for (const gateway of gateways) this.notifyChange(gateway, 1, this.deleteTopology(gateway, [device]));
+    return gateways.length > 0;
   }
 
   /** Disable, enable or delete a device; a sub-device's gateways hear of it. */

@@ -217,6 +217,7 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
         platform: this.platform,
         registry: this.registry,
         activityOf: (device) => this.sessions.activityOf(device),
+        gateways: this.gateways,
       },
     );
     this.log(`aliyun-iot-sim listening: ${this.servers.describe()}`);

@@ -82,7 +82,7 @@ export function formatReport(result: BenchResult): string {
       '',
     );
   const [fOurs, fRaw, fRawFlow] = ['ours', 'raw', 'raw-flow'].map((v) => find(result, `f ${v}`));
-  // The last column is the ceiling: what an in node that cost nothing would reach against raw rhea.
+  // The last column is what Node-RED's function node alone, with no in node, leaves of raw rhea's rate.
   if (fOurs || fRaw) {
     lines.push(
       '(f) server-side subscription → in → function node, 100 B, msg/s (simulator AMQP)',

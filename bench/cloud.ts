@@ -16,7 +16,7 @@ import { helper } from '../test/support/node-harness';
 import type { LoadResult } from './load';
 import { PAYLOAD_BYTES } from './load';
 import { deployFlow, startRuntime, undeploy } from './runtime';
-import { BENCH_CLOUD, DEVICES, outTopic, rawClientOptions } from './setup';
+import { BENCH_CLOUD, DEVICES, FUNCTION_FLOW, FUNCTION_NODE, outTopic, rawClientOptions } from './setup';
 
 /** Where (h) publishes by the OpenAPI: a custom topic of a bench device. */
 const PUB_TOPIC = outTopic(DEVICES.ours);
@@ -36,14 +36,9 @@ const PROBE_TIMEOUT_MS = 15_000;
 
 const CORE_NODES = path.join(path.dirname(require.resolve('@node-red/nodes/package.json')), 'core');
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const FUNCTION_NODE: unknown = require(path.join(CORE_NODES, 'function', '10-function.js'));
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const COMPLETE_NODE: unknown = require(path.join(CORE_NODES, 'common', '24-complete.js'));
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const CATCH_NODE: unknown = require(path.join(CORE_NODES, 'common', '25-catch.js'));
-
-/** What the function node of (f) does, and the raw receiver the same: note the device the message came from. */
-const FUNCTION_BODY = "msg.device = msg.productKey + '/' + msg.deviceName; return msg;";
 
 let nextRun = 1;
 
@@ -95,22 +90,6 @@ function cloudConnectionNode(ports: CloudPorts): { node: FlowNode; credentials: 
     credentials: { backend: { accessKeyId: BENCH_CLOUD.accessKeyId, accessKeySecret: BENCH_CLOUD.accessKeySecret } },
   };
 }
-
-const FUNCTION_FLOW: FlowNode[] = [
-  {
-    id: 'fn',
-    type: 'function',
-    func: FUNCTION_BODY,
-    outputs: 1,
-    timeout: 0,
-    noerr: 0,
-    initialize: '',
-    finalize: '',
-    libs: [],
-    wires: [['sink']],
-  },
-  { id: 'sink', type: 'helper' },
-];
 
 /** The in nodes of (f) and (g), each wired to the function node, whose output reaches the counter. */
 async function oursConsumer(ports: CloudPorts, filters: string[], counter: Counter): Promise<() => Promise<void>> {

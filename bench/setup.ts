@@ -1,7 +1,9 @@
 // What every part of the benchmark shares: the bench registry, the devices' logins and the topics.
+import * as path from 'node:path';
 import type { IClientOptions } from 'mqtt';
 import { MqttLogin, signIotLogin } from '../nodes/lib/protocol';
 import type { SimulatorConfig } from '../sim';
+import type { FlowNode } from '../test/support/helpers';
 
 export const BENCH_PK = 'b1E2n3C4h5K';
 export type Qos = 0 | 1;
@@ -146,3 +148,29 @@ export function median(values: number[]): number {
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
+
+/** Node-RED's function node, as the core nodes ship it. */
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+export const FUNCTION_NODE: unknown = require(
+  path.join(path.dirname(require.resolve('@node-red/nodes/package.json')), 'core', 'function', '10-function.js'),
+);
+
+/** What the function node of (f) does, and the raw receiver the same: note the device the message came from. */
+const FUNCTION_BODY = "msg.device = msg.productKey + '/' + msg.deviceName; return msg;";
+
+/** (f) from the function node on: the function node wired to a counting `helper` node, `sink`. */
+export const FUNCTION_FLOW: FlowNode[] = [
+  {
+    id: 'fn',
+    type: 'function',
+    func: FUNCTION_BODY,
+    outputs: 1,
+    timeout: 0,
+    noerr: 0,
+    initialize: '',
+    finalize: '',
+    libs: [],
+    wires: [['sink']],
+  },
+  { id: 'sink', type: 'helper' },
+];

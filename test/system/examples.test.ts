@@ -416,6 +416,8 @@ describe('examples', function () {
   });
 
   it('10 sub-devices from a table: 50 meters registered, logged in and posting; a set to one answered; a new meter added', async function () {
+    // 101 posts through one connection paced to 10 a second, besides 50 registrations and logins.
+    this.timeout(60_000);
     const posts: Array<{ productKey: string; deviceName: string; params?: unknown }> = [];
     sim.on('post', (info) => posts.push(info));
     await loadExamples('10 Sub-devices from a table.json');

@@ -1,9 +1,9 @@
 // Child process: a broker for the benchmark, the simulator (auth, ACL, cloud) or a bare aedes, on a free port.
-// argv[2]: sim | aedes | cloud. Tells the parent {port} (and the AMQP and OpenAPI ports of cloud); exits on {cmd:'stop'}.
+// argv[2]: sim | aedes | cloud | gateway. Tells the parent {port} (and the AMQP and OpenAPI ports of cloud); exits on {cmd:'stop'}.
 import * as net from 'node:net';
 import { AddressInfo } from 'node:net';
 import { startSimulator } from '../sim';
-import { BENCH_CLOUD, BrokerKind, benchRegistry } from './setup';
+import { BENCH_CLOUD, BrokerKind, benchGatewayRegistry, benchRegistry } from './setup';
 
 export interface BrokerRequest {
   cmd: 'stop';
@@ -18,6 +18,10 @@ export interface BrokerReply {
 async function start(kind: BrokerKind): Promise<BrokerReply & { stop(): Promise<void> }> {
   if (kind === 'sim') {
     const sim = await startSimulator({ ...benchRegistry(), port: 0 });
+    return { port: sim.port, stop: () => sim.stop() };
+  }
+  if (kind === 'gateway') {
+    const sim = await startSimulator({ ...benchGatewayRegistry(), port: 0 });
     return { port: sim.port, stop: () => sim.stop() };
   }
   if (kind === 'cloud') {
@@ -41,7 +45,7 @@ async function start(kind: BrokerKind): Promise<BrokerReply & { stop(): Promise<
 }
 
 if (require.main === module) {
-  const kind: BrokerKind = process.argv[2] === 'aedes' || process.argv[2] === 'cloud' ? process.argv[2] : 'sim';
+  const kind: BrokerKind = (['aedes', 'cloud', 'gateway'] as const).find((name) => name === process.argv[2]) ?? 'sim';
   start(kind)
     .then((broker) => {
       const send = (reply: BrokerReply): void => {

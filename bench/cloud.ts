@@ -1,5 +1,6 @@
 // The cloud path, in this process against the `cloud` broker: (f) server-side subscription → aliyun-iot-in → a
-// function node against a raw rhea receiver doing the same, (g) 1,000 in nodes with distinct filters on one cloud
+// function node against a raw rhea receiver doing the same, and against a raw rhea receiver handing its messages to
+// the same function node in a flow (what Node-RED costs with no in node at all), (g) 1,000 in nodes with distinct filters on one cloud
 // connection against 1, (h) OpenAPI Pub calls through aliyun-iot-out against @alicloud/pop-core in a loop, both with
 // the same number of calls in flight.
 import * as path from 'node:path';
@@ -27,6 +28,8 @@ export interface CloudPorts {
 }
 
 export type CloudVariant = 'ours' | 'raw';
+/** (f)'s consumers: our in node, a raw receiver, and a raw receiver feeding the function node of a flow. */
+export type SubscriptionVariant = CloudVariant | 'raw-flow';
 
 const STALL_MS = 10_000;
 const PROBE_TIMEOUT_MS = 15_000;
@@ -93,25 +96,29 @@ function cloudConnectionNode(ports: CloudPorts): { node: FlowNode; credentials: 
   };
 }
 
+const FUNCTION_FLOW: FlowNode[] = [
+  {
+    id: 'fn',
+    type: 'function',
+    func: FUNCTION_BODY,
+    outputs: 1,
+    timeout: 0,
+    noerr: 0,
+    initialize: '',
+    finalize: '',
+    libs: [],
+    wires: [['sink']],
+  },
+  { id: 'sink', type: 'helper' },
+];
+
 /** The in nodes of (f) and (g), each wired to the function node, whose output reaches the counter. */
 async function oursConsumer(ports: CloudPorts, filters: string[], counter: Counter): Promise<() => Promise<void>> {
   await startRuntime();
   const connection = cloudConnectionNode(ports);
   const flow: FlowNode[] = [
     connection.node,
-    {
-      id: 'fn',
-      type: 'function',
-      func: FUNCTION_BODY,
-      outputs: 1,
-      timeout: 0,
-      noerr: 0,
-      initialize: '',
-      finalize: '',
-      libs: [],
-      wires: [['sink']],
-    },
-    { id: 'sink', type: 'helper' },
+    ...FUNCTION_FLOW,
     ...filters.map((filter, i) => ({
       id: `in${i}`,
       type: 'aliyun-iot-in',
@@ -127,8 +134,25 @@ async function oursConsumer(ports: CloudPorts, filters: string[], counter: Count
   return undeploy;
 }
 
+/** (f) raw-flow: the raw receiver, each message handed to the function node of a flow before it is accepted. */
+async function rawFlowConsumer(ports: CloudPorts, counter: Counter): Promise<() => Promise<void>> {
+  await startRuntime();
+  await deployFlow(FUNCTION_FLOW, {}, [FUNCTION_NODE]);
+  helper.getNode('sink').on('input', (msg: NodeMessage) => counter.take(String(msg.payload)));
+  const fn = helper.getNode('fn');
+  const stop = await rawConsumer(ports, counter, (msg) => fn.receive(msg as NodeMessage));
+  return async () => {
+    await stop();
+    await undeploy();
+  };
+}
+
 /** A backend written with rhea as the platform's samples do: the same login, credit and accept-after-handling. */
-async function rawConsumer(ports: CloudPorts, counter: Counter): Promise<() => Promise<void>> {
+async function rawConsumer(
+  ports: CloudPorts,
+  counter: Counter,
+  deliver?: (msg: Record<string, unknown>) => void,
+): Promise<() => Promise<void>> {
   const clientId = 'bench-raw';
   const login = signAmqpLogin({
     clientId,
@@ -153,8 +177,11 @@ async function rawConsumer(ports: CloudPorts, counter: Counter): Promise<() => P
     const topic = String((message.application_properties as Record<string, unknown> | undefined)?.topic ?? '');
     const [, productKey, deviceName] = topic.split('/');
     const msg = { topic, payload: bodyBytes(message.body).toString('utf8'), productKey, deviceName, device: '' };
-    msg.device = `${msg.productKey}/${msg.deviceName}`;
-    counter.take(msg.payload);
+    if (deliver) deliver(msg);
+    else {
+      msg.device = `${msg.productKey}/${msg.deviceName}`;
+      counter.take(msg.payload);
+    }
     context.delivery?.accept();
   });
   await new Promise<void>((resolve) =>
@@ -222,7 +249,7 @@ async function feed(ports: CloudPorts, topics: string[], window: number, counter
 
 /** (f) and (g): one measurement of a consumer over `filters`, fed on `topics`. */
 export async function measureSubscription(
-  variant: CloudVariant,
+  variant: SubscriptionVariant,
   ports: CloudPorts,
   filters: Array<{ filter: string; topic: string }>,
   n: number,
@@ -236,7 +263,9 @@ export async function measureSubscription(
           filters.map((f) => f.filter),
           counter,
         )
-      : await rawConsumer(ports, counter);
+      : variant === 'raw-flow'
+        ? await rawFlowConsumer(ports, counter)
+        : await rawConsumer(ports, counter);
   try {
     return await feed(
       ports,

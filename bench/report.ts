@@ -81,11 +81,14 @@ export function formatReport(result: BenchResult): string {
       ...markdown(['QoS', 'simulator (auth, ACL)', 'bare aedes', 'sim/aedes'], eRows),
       '',
     );
-  const [fOurs, fRaw] = ['ours', 'raw'].map((v) => find(result, `f ${v}`));
+  const [fOurs, fRaw, fRawFlow] = ['ours', 'raw', 'raw-flow'].map((v) => find(result, `f ${v}`));
   if (fOurs || fRaw) {
     lines.push(
       '(f) server-side subscription → in → function node, 100 B, msg/s (simulator AMQP)',
-      ...markdown(['ours', 'raw rhea', 'ours/raw'], [[rate(fOurs), rate(fRaw), ratio(fOurs, fRaw)]]),
+      ...markdown(
+        ['ours', 'raw rhea', 'raw rhea → function node', 'ours/raw', 'ours/(raw → function node)'],
+        [[rate(fOurs), rate(fRaw), rate(fRawFlow), ratio(fOurs, fRaw), ratio(fOurs, fRawFlow)]],
+      ),
       '',
     );
   }
@@ -116,6 +119,54 @@ export function formatReport(result: BenchResult): string {
           ['enqueue', rate(memory), rate(disk), rate(fsync), ratio(disk, memory), ratio(disk, fsync)],
           ['replay', rate(replayMemory), rate(replayDisk), '-', ratio(replayDisk, replayMemory), '-'],
         ],
+      ),
+      '',
+    );
+  }
+  const gateway = result.gateway;
+  if (gateway) {
+    const kib = (value: number): string => `${value.toFixed(2)} KiB`;
+    lines.push(
+      '(j) sub-devices logged in through one gateway connection (simulator, topology added first, default pacing)',
+      ...markdown(
+        [
+          'sub-devices',
+          'all online after',
+          'target (limits + 2 s)',
+          'requests the limits need',
+          'login batches',
+          'RSS per sub-device',
+          'heap per sub-device',
+          'target RSS',
+        ],
+        [
+          [
+            String(gateway.subDevices),
+            `${Math.round(gateway.onlineMs)} ms`,
+            `< ${Math.round(gateway.boundMs)} ms`,
+            String(gateway.requests),
+            String(gateway.loginBatches),
+            kib(gateway.rssKiBPerSubDevice),
+            kib(gateway.heapKiBPerSubDevice),
+            '< 4 KiB',
+          ],
+        ],
+      ),
+      '',
+      `(k) properties per second reaching the simulator (its replies), ${gateway.properties} properties per sub-device`,
+      ...markdown(
+        ['pacing', 'sub-devices', 'one post per sub-device', 'pack posts', 'pack/per device', 'target'],
+        (['paced', 'unpaced'] as const).map((pacing) => {
+          const rates = gateway[pacing];
+          return [
+            pacing === 'paced' ? 'platform uplink limits (default)' : 'off (maxRate 0): CPU only',
+            String(pacing === 'paced' ? gateway.pacedSubDevices : gateway.postSubDevices),
+            String(Math.round(rates.perDevice)),
+            String(Math.round(rates.pack)),
+            `${(rates.pack / rates.perDevice).toFixed(2)}×`,
+            pacing === 'paced' ? '≥ 5×' : '-',
+          ];
+        }),
       ),
       '',
     );

@@ -1,18 +1,19 @@
-// The benchmark's sections (a)-(i): child processes for the brokers and the load, forwarders in this process,
+// The benchmark's sections (a)-(k): child processes for the brokers and the load, forwarders in this process,
 // variants interleaved round by round, medians reported.
 import { ChildProcess, fork } from 'node:child_process';
 import * as path from 'node:path';
 import type { BrokerReply, BrokerRequest } from './broker';
-import { CloudPorts, CloudVariant, measurePub, measureSubscription } from './cloud';
+import { CloudPorts, CloudVariant, SubscriptionVariant, measurePub, measureSubscription } from './cloud';
 import type { LoadRequest, LoadResult } from './load';
+import type { GatewayBenchRequest, GatewayBenchResult } from './gateway';
 import type { ScaleRequest, ScaleResult } from './scale';
 import { Variant, liftSubscriptionLimit, startForwarder, stopRuntime } from './runtime';
 import { measureEnqueue, measureReplay } from './store';
 import { BrokerKind, DIRECT_TOPIC, IN_TOPIC, OUT_FILTER, Qos, SCALE_DEVICES, dispatchFilters, median } from './setup';
 
 export type Size = 'smoke' | 'small' | 'full';
-export type Section = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h' | 'i';
-export const SECTIONS: readonly Section[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i'];
+export type Section = 'a' | 'b' | 'c' | 'd' | 'e' | 'f' | 'g' | 'h' | 'i' | 'j' | 'k';
+export const SECTIONS: readonly Section[] = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k'];
 
 /** In nodes on one cloud connection in (g), against 1. */
 export const CLOUD_FILTERS = 1000;
@@ -27,6 +28,12 @@ export interface SizeParams {
   devices: number;
   /** (f): messages per enqueue and replay run. */
   storeMessages: number;
+  /** (j): sub-devices logged in through one gateway connection. */
+  subDevices: number;
+  /** (k): sub-devices whose properties are posted at the default pacing and without, and properties each. */
+  pacedSubDevices: number;
+  postSubDevices: number;
+  postProperties: number;
 }
 
 export const SIZES: Record<Size, SizeParams> = {
@@ -39,6 +46,10 @@ export const SIZES: Record<Size, SizeParams> = {
     filterCounts: [1, 100],
     devices: 20,
     storeMessages: 1000,
+    subDevices: 100,
+    pacedSubDevices: 10,
+    postSubDevices: 20,
+    postProperties: 10,
   },
   small: {
     messages: 5000,
@@ -49,6 +60,10 @@ export const SIZES: Record<Size, SizeParams> = {
     filterCounts: [1, 100, 1000],
     devices: SCALE_DEVICES,
     storeMessages: 20000,
+    subDevices: 1000,
+    pacedSubDevices: 50,
+    postSubDevices: 400,
+    postProperties: 10,
   },
   full: {
     messages: 20000,
@@ -59,6 +74,10 @@ export const SIZES: Record<Size, SizeParams> = {
     filterCounts: [1, 100, 1000],
     devices: SCALE_DEVICES,
     storeMessages: 50000,
+    subDevices: 1000,
+    pacedSubDevices: 100,
+    postSubDevices: 400,
+    postProperties: 10,
   },
 };
 
@@ -80,6 +99,8 @@ export interface BenchResult {
   size: Size;
   measures: Measure[];
   scale?: ScaleResult;
+  /** (j) and (k). */
+  gateway?: GatewayBenchResult;
 }
 
 export interface BenchOptions {
@@ -171,6 +192,7 @@ function interleaved<T>(variants: readonly T[], round: number): T[] {
 
 const FORWARDERS: readonly Variant[] = ['ours', 'core', 'raw'];
 const CLOUD_VARIANTS: readonly CloudVariant[] = ['ours', 'raw'];
+const SUBSCRIPTION_VARIANTS: readonly SubscriptionVariant[] = ['ours', 'raw', 'raw-flow'];
 
 export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const params = SIZES[options.size];
@@ -252,7 +274,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
         }
       }
       if (wanted.has('f')) {
-        for (const variant of interleaved(CLOUD_VARIANTS, round)) {
+        for (const variant of interleaved(SUBSCRIPTION_VARIANTS, round)) {
           record(`f ${variant}`, await measureSubscription(variant, await cloudPorts(), single, params.messages, params.window));
         }
       }
@@ -310,6 +332,24 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
         `d ${result.scale.devices} devices: ${Math.round(result.scale.connectMs)} ms, ${Math.round(result.scale.rssKiBPerConnection)} KiB RSS each`,
       );
     }
+    if (wanted.has('j') || wanted.has('k')) {
+      const { port } = await broker('gateway');
+      const gateway = await gatewayBench({
+        port,
+        subDevices: params.subDevices,
+        pacedSubDevices: params.pacedSubDevices,
+        postSubDevices: params.postSubDevices,
+        properties: params.postProperties,
+        rounds: params.rounds,
+      });
+      result.gateway = gateway;
+      progress(
+        `j ${gateway.subDevices} sub-devices: online after ${Math.round(gateway.onlineMs)} ms (bound ${Math.round(gateway.boundMs)} ms), ${gateway.loginBatches} login batches, ${gateway.rssKiBPerSubDevice.toFixed(2)} KiB RSS each`,
+      );
+      progress(
+        `k properties/s paced: ${Math.round(gateway.paced.perDevice)} per device, ${Math.round(gateway.paced.pack)} pack; unpaced: ${Math.round(gateway.unpaced.perDevice)}, ${Math.round(gateway.unpaced.pack)}`,
+      );
+    }
   } finally {
     await stopRuntime();
     load.stop();
@@ -333,5 +373,15 @@ function connectionScale(port: number, devices: number): Promise<ScaleResult> {
     );
     child.once('exit', (code) => reject(new Error(`connection scale exited with ${code}`)));
     child.send({ port, devices } satisfies ScaleRequest);
+  });
+}
+
+/** (j) and (k) in a child process of their own (see gateway.ts). */
+function gatewayBench(request: GatewayBenchRequest): Promise<GatewayBenchResult> {
+  const child = fork(path.join(__dirname, 'gateway.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return new Promise((resolve, reject) => {
+    child.once('message', (result: GatewayBenchResult) => (result.error ? reject(new Error(`gateway: ${result.error}`)) : resolve(result)));
+    child.once('exit', (code) => reject(new Error(`gateway bench exited with ${code}`)));
+    child.send(request);
   });
 }

@@ -28,6 +28,28 @@ export interface ForwardSpec {
 interface HelperInternals {
   _sandbox?: { restore(): void };
   _logSpy?: { restore(): void };
+  _NodePrototype?: Record<string, unknown>;
+  _redNodes?: { eachNode(callback: (config: { id: string }) => void): void };
+}
+
+/**
+ * The Node methods the helper wraps in a recording proxy on every load. The sandbox's restore puts the prototype's
+ * methods back, but a wired node keeps its own copy of `send` (and so of the proxy): those are put back here too.
+ */
+const RECORDED_METHODS = ['log', 'status', 'warn', 'error', 'debug', 'trace', 'send'] as const;
+
+function stopRecording(internals: HelperInternals): void {
+  const prototype = internals._NodePrototype ?? {};
+  const recorders = new Map(RECORDED_METHODS.map((name) => [prototype[name], name]));
+  internals._logSpy?.restore();
+  internals._logSpy = undefined;
+  internals._sandbox?.restore();
+  internals._redNodes?.eachNode(({ id }) => {
+    const node = helper.getNode(id) as unknown as Record<string, unknown> | null;
+    for (const name of RECORDED_METHODS) {
+      if (node && Object.prototype.hasOwnProperty.call(node, name) && recorders.get(node[name]) === name) node[name] = prototype[name];
+    }
+  });
 }
 
 let runtimeStarted = false;
@@ -51,10 +73,7 @@ export async function deployFlow(
   moreNodes: unknown[] = [],
 ): Promise<void> {
   await helper.load([...PACKAGE_NODES, CORE_MQTT, ...moreNodes] as never, onTab(flow) as never, credentials as never);
-  const internals = helper as unknown as HelperInternals;
-  internals._logSpy?.restore();
-  internals._logSpy = undefined;
-  internals._sandbox?.restore();
+  stopRecording(helper as unknown as HelperInternals);
 }
 
 export async function undeploy(): Promise<void> {

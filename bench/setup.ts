@@ -5,8 +5,11 @@ import type { SimulatorConfig } from '../sim';
 
 export const BENCH_PK = 'b1E2n3C4h5K';
 export type Qos = 0 | 1;
-/** `cloud` is the simulator with its cloud-application side (AMQP, OpenAPI): a broker that also feeds consumer groups. */
-export type BrokerKind = 'sim' | 'aedes' | 'cloud';
+/**
+ * `cloud` is the simulator with its cloud-application side (AMQP, OpenAPI): a broker that also feeds consumer groups;
+ * `gateway` the simulator with the gateway registry of (j) and (k).
+ */
+export type BrokerKind = 'sim' | 'aedes' | 'cloud' | 'gateway';
 
 /** The cloud side of the bench: one AccessKey and one consumer group. */
 export const BENCH_CLOUD = {
@@ -100,6 +103,39 @@ export function rawClientOptions(port: number, deviceName: string): IClientOptio
     keepalive: 60,
     reconnectPeriod: 0,
     ...deviceLogin(deviceName),
+  };
+}
+
+/** Gateways and sub-devices of sections (j) and (k). */
+export const BENCH_GATEWAY_PK = 'b1GateWay01';
+export const BENCH_SUB_PK = 'b1SubDev001';
+export const BENCH_GATEWAYS = ['bench-gw1', 'bench-gw2'] as const;
+/** Sub-devices in the gateway registry: (j)'s 1,000 and a few to warm up with. */
+export const BENCH_SUB_DEVICES = 1010;
+
+export function benchSubDevice(i: number): string {
+  return `bench-sub-${String(i + 1).padStart(4, '0')}`;
+}
+
+/** A gateway product and a sub-device product, no topology yet: the gateways add it as a first start would. */
+export function benchGatewayRegistry(): SimulatorConfig {
+  return {
+    products: [
+      {
+        productKey: BENCH_GATEWAY_PK,
+        nodeType: 'gateway',
+        devices: BENCH_GATEWAYS.map((deviceName) => ({ deviceName, deviceSecret: benchSecret(deviceName) })),
+      },
+      {
+        productKey: BENCH_SUB_PK,
+        nodeType: 'sub-device',
+        devices: Array.from({ length: BENCH_SUB_DEVICES }, (_, i) => ({
+          deviceName: benchSubDevice(i),
+          deviceSecret: benchSecret(benchSubDevice(i)),
+        })),
+      },
+    ],
+    mq: [],
   };
 }
 

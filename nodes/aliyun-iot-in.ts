@@ -3,7 +3,6 @@ import { MessageMeta, MessageReceiver, SharedConnection, SubDeviceSubscriptions,
 import { AliyunIotError, shownValue } from './lib/errors';
 import { Datatype, decodePayload, isDatatype } from './lib/protocol';
 import { failure } from './support/failure';
-import { localizeError } from './support/i18n';
 import { onInput } from './support/input';
 import { errorStatus, nodeStatus } from './support/status';
 import { startUserNode } from './support/user-node';
@@ -42,14 +41,21 @@ export = function (RED: NodeAPI): void {
 
     const receiver: MessageReceiver = {
       onMessage(topic: string, payload: Buffer, meta: MessageMeta) {
-        const msg: Record<string, unknown> = { topic, payload, qos: meta.qos, retain: meta.retain };
-        if (meta.device) {
-          msg.productKey = meta.device.productKey;
-          msg.deviceName = meta.device.deviceName;
-          msg.messageId = meta.device.messageId;
-        }
-        const device = subDevice?.device ?? subDeviceOfTopic(connection, topic);
-        if (device) msg.device = { productKey: device.productKey, deviceName: device.deviceName };
+        const { device } = meta;
+        // One literal per shape, so that every msg of a shape shares its layout.
+        const msg: Record<string, unknown> = device
+          ? {
+              topic,
+              payload,
+              qos: meta.qos,
+              retain: meta.retain,
+              productKey: device.productKey,
+              deviceName: device.deviceName,
+              messageId: device.messageId,
+            }
+          : { topic, payload, qos: meta.qos, retain: meta.retain };
+        const subDeviceOfMsg = subDevice?.device ?? subDeviceOfTopic(connection, topic);
+        if (subDeviceOfMsg) msg.device = { productKey: subDeviceOfMsg.productKey, deviceName: subDeviceOfMsg.deviceName };
         try {
           msg.payload = decodePayload(payload, datatype);
         } catch (err) {
@@ -79,7 +85,8 @@ export = function (RED: NodeAPI): void {
         else connection.subscribe(receiver, config.topic, defaultQos);
       } catch (err) {
         node.status(errorStatus('config-error'));
-        node.error(localizeError(RED, err).message);
+        const msg: { topic: string; code?: unknown } = { topic: config.topic };
+        node.error(failure(RED, msg, err).message, msg as NodeMessage);
       }
     }
 

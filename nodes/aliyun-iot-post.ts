@@ -1,5 +1,5 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
-import { PostClient, postClientOf } from './lib/connection';
+import { DeviceConnection, PackPostPart, PostClient, postClientOf, subDeviceManagerOf } from './lib/connection';
 import { DEFAULTS } from './lib/protocol';
 import { failure } from './support/failure';
 import { newError } from './support/i18n';
@@ -9,7 +9,7 @@ import { startUserNode } from './support/user-node';
 
 interface PostNodeDef extends NodeDef {
   connection: string;
-  kind: 'property' | 'event';
+  kind: 'property' | 'event' | 'pack';
   event: string;
   ack: boolean | string;
   timeout: string | number;
@@ -20,17 +20,56 @@ interface PostMessage extends NodeMessageInFlow {
   /** A sub-device logged in through this gateway to post as: {productKey, deviceName}. */
   device?: unknown;
   code?: number;
-  alink?: { id: string; method: string; code?: number; message?: string; history?: { id: string; method: string } };
+  alink?: {
+    id: string;
+    method: string;
+    code?: number;
+    message?: string;
+    history?: { id: string; method: string };
+    parts?: PackPostPart[];
+  };
 }
 
 export = function (RED: NodeAPI): void {
+  /** Kind pack: msg.payload = [{productKey, deviceName, properties, events}] as the gateway's pack posts. */
+  function startPackPost(
+    node: Node,
+    connection: DeviceConnection,
+    options: { ack: boolean; timeoutMs: number },
+    onClose: (handler: (removed: boolean) => void) => void,
+  ): void {
+    const manager = subDeviceManagerOf(connection);
+    manager.attach();
+    onClose((removed) => manager.detach(removed));
+    onInput(RED, node, (msg: PostMessage, send, done) => {
+      manager.packPost(msg.payload, options).then(
+        ({ method, parts, code, message }) => {
+          const refused = parts.find((part) => part.code !== undefined && part.code !== 200);
+          msg.alink = { id: (refused ?? parts[0]).id, method, parts, ...(code === undefined ? {} : { code, message }) };
+          if (code !== undefined) msg.code = code;
+          if (refused)
+            done(newError(RED, 'POST_REFUSED', { method, id: refused.id, code: refused.code ?? 0, message: refused.message ?? '' }));
+          else {
+            send(msg);
+            done();
+          }
+        },
+        (error: unknown) => done(failure(RED, msg, error)),
+      );
+    });
+  }
+
   function AliyunIotPostNode(this: Node, config: PostNodeDef): void {
     const started = startUserNode(RED, this, config, { service: 'iot' });
     if (!started) return;
     const { node, connection, onClose, subDevice } = started;
-    const kind = config.kind === 'event' ? 'event' : 'property';
     const ack = config.ack !== false && config.ack !== 'false';
     const timeout = Number(config.timeout) > 0 ? Number(config.timeout) : DEFAULTS.postTimeoutMs;
+    if (config.kind === 'pack') {
+      startPackPost(node, connection, { ack, timeoutMs: timeout }, onClose);
+      return;
+    }
+    const kind = config.kind === 'event' ? 'event' : 'property';
     const ownClient = subDevice ? subDevice.postClient() : postClientOf(connection);
     // The post clients this node uses, its own and those of the sub-devices msg.device named: each attached once.
     const attached = new Set<PostClient>();

@@ -7,6 +7,7 @@ import {
   GATEWAY_LIMITS,
   GATEWAY_METHODS,
   TOPOLOGY_CHANGE,
+  alinkId,
   autoSubscribedFilters,
   deviceOfAnyTopic,
   gatewayTopics,
@@ -49,13 +50,29 @@ const MESSAGES: Record<number, string> = {
   [GATEWAY_CODES.noTopology]: 'topo relation not exist',
   [GATEWAY_CODES.addSelf]: 'topo relation cannot add by self',
   [REGISTRATION_OFF]: 'dynamic register not allowed',
+  [GATEWAY_CODES.packTooManyProperties]: 'too many properties',
+  [GATEWAY_CODES.packTooManySubDevices]: 'too many sub devices in one post',
+  [GATEWAY_CODES.packTooManyEvents]: 'too many events',
 };
 
-class Refusal {
+/** A request the platform refuses, with its device-side code and the device it names. */
+export class Refusal {
   constructor(
     readonly code: number,
     readonly device?: Device,
   ) {}
+}
+
+type Values = Record<string, unknown>;
+
+function isValues(value: unknown): value is Values | undefined {
+  return value === undefined || (value !== null && typeof value === 'object' && !Array.isArray(value));
+}
+
+/** A pack post's properties and events of one device, objects or absent (460 otherwise). */
+function groups(properties: unknown, events: unknown, device?: Device): { properties: Values; events: Values } {
+  if (!isValues(properties) || !isValues(events)) throw new Refusal(GATEWAY_CODES.badRequest, device);
+  return { properties: properties ?? {}, events: events ?? {} };
 }
 
 /** A sub-device online through a gateway. */
@@ -88,8 +105,13 @@ export class Gateways {
     private readonly clientOf: (device: Device) => Client | undefined,
     private readonly log: (line: string) => void,
     private readonly emit: EmitGatewayEvent,
-    /** A device's properties arrived in a pack post. */
-    private readonly posted: (device: Device, properties: Record<string, unknown>) => void,
+    /** A device's properties and events arrived in a pack post. */
+    private readonly posted: (
+      device: Device,
+      id: string | undefined,
+      properties: Record<string, unknown>,
+      events: Record<string, unknown>,
+    ) => void,
     limits: SimGatewayLimits = {},
   ) {
     this.limits = {
@@ -172,7 +194,7 @@ export class Gateways {
       } else if (operation === 'get') {
         answer(GATEWAY_CODES.success, this.topologyOf(gateway));
       } else if (topic === gatewayTopics.packPost(gateway)) {
-        this.packPost(gateway, params);
+        this.packPost(gateway, alinkId(id), params);
         if ((request.sys as { ack?: unknown } | undefined)?.ack !== 0) answer(GATEWAY_CODES.success, {});
       } else {
         answer(GATEWAY_CODES.success, this.register(this.list(params, GATEWAY_LIMITS.topoAdd)));
@@ -258,29 +280,31 @@ export class Gateways {
     return [...(this.topology.get(keyOf(gateway))?.values() ?? [])];
   }
 
-  /** thing.event.property.pack.post: checked whole (limits, topology), then each device's properties recorded. */
-  private packPost(gateway: IotSession, params: unknown): void {
+  /**
+   * thing.event.property.pack.post: checked whole (shape, limits, topology, and each sub-device online through this
+   * gateway), then each device's properties and events recorded as its own posts.
+   */
+  private packPost(gateway: IotSession, id: string | undefined, params: unknown): void {
     const record = (params ?? {}) as { properties?: unknown; events?: unknown; subDevices?: unknown };
     const subDevices = record.subDevices === undefined ? [] : record.subDevices;
     if (!Array.isArray(subDevices)) throw new Refusal(GATEWAY_CODES.badRequest);
     if (subDevices.length > GATEWAY_LIMITS.packSubDevices) throw new Refusal(GATEWAY_CODES.packTooManySubDevices);
     const entries = [
-      { device: gateway as Device, properties: record.properties, events: record.events },
+      { device: { productKey: gateway.productKey, deviceName: gateway.deviceName }, ...groups(record.properties, record.events) },
       ...subDevices.map((entry: unknown) => {
         const { identity, properties, events } = (entry ?? {}) as { identity?: unknown; properties?: unknown; events?: unknown };
         const device = named(identity);
         if (!device) throw new Refusal(GATEWAY_CODES.badRequest);
         if (!this.topology.get(keyOf(gateway))?.has(keyOf(device))) throw new Refusal(GATEWAY_CODES.noTopology, device);
-        return { device, properties, events };
+        const sub = this.online.get(keyOf(device));
+        if (!sub || keyOf(sub.gateway) !== keyOf(gateway)) throw new Refusal(GATEWAY_CODES.noSession, device);
+        return { device, ...groups(properties, events, device) };
       }),
     ];
-    const count = (key: 'properties' | 'events'): number => entries.reduce((sum, entry) => sum + Object.keys(entry[key] ?? {}).length, 0);
+    const count = (key: 'properties' | 'events'): number => entries.reduce((sum, entry) => sum + Object.keys(entry[key]).length, 0);
     if (count('properties') > GATEWAY_LIMITS.packProperties) throw new Refusal(GATEWAY_CODES.packTooManyProperties);
     if (count('events') > GATEWAY_LIMITS.packEvents) throw new Refusal(GATEWAY_CODES.packTooManyEvents);
-    for (const { device, properties } of entries) {
-      if (properties && typeof properties === 'object' && Object.keys(properties).length > 0)
-        this.posted(device, properties as Record<string, unknown>);
-    }
+    for (const { device, properties, events } of entries) this.posted(device, id, properties, events);
   }
 
   /**
@@ -488,6 +512,37 @@ export class Gateways {
     );
     this.notifyChange(gateway, 1, removed);
     return removed;
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // The OpenAPI's topology actions (sim/openapi-topology.ts): refusals are thrown as Refusal for it to word
+
+  /**
+   * BatchAddThingTopo: the entries are signed as a gateway's topo/add signs them and checked all before any change; a
+   * sub-device attached to another gateway moves to this one. Each gateway concerned hears of it on topo/change.
+   */
+  apiAdd(gateway: Device, entries: Array<Record<string, string>>): Device[] {
+    const added = this.addTopology(gateway, entries, true);
+    for (const device of added) {
+      for (const other of this.gatewaysOf(device).filter((candidate) => keyOf(candidate) !== keyOf(gateway))) {
+        this.deleteTopology(other, [device]);
+        this.notifyChange(other, 1, [device]);
+      }
+    }
+    this.notifyChange(gateway, 0, added);
+    return added;
+  }
+
+  /** RemoveThingTopo: a gateway loses all its sub-devices, a sub-device its gateway; false when there was none. */
+  apiRemove(device: Device): boolean {
+    const attached = this.topologyOf(device);
+    if (attached.length > 0) {
+      this.notifyChange(device, 1, this.deleteTopology(device, attached));
+      return true;
+    }
+    const gateways = this.gatewaysOf(device);
+    for (const gateway of gateways) this.notifyChange(gateway, 1, this.deleteTopology(gateway, [device]));
+    return gateways.length > 0;
   }
 
   /** Disable, enable or delete a device; a sub-device's gateways hear of it. */

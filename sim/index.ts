@@ -6,7 +6,6 @@ import type { AmqpServer } from './amqp';
 import { BrokerEvents, EmitBrokerEvent, HookContext, brokerHooks, followBrokerEvents } from './broker-hooks';
 import { SimCloudConfig, SimulatorConfig, validateConfig } from './config';
 import { EmitGatewayEvent, GatewayEvents, Gateways } from './gateway';
-import { GATEWAY_METHODS, thingTopics } from '../nodes/lib/protocol';
 import { Listeners } from './listeners';
 import { PlatformEvents, SimulatedPlatform } from './platform';
 import { Registry, Session } from './registry';
@@ -103,8 +102,7 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
       (device) => this.sessions.clientOf(device),
       log,
       this.emit.bind(this) as EmitGatewayEvent,
-      (device, properties) =>
-        this.platform.recordProperties(device, thingTopics.propertyPost(device), GATEWAY_METHODS.packPost, properties),
+      (device, id, properties, events) => this.platform.recordPacked(device, id, properties, events),
       config.gatewayLimits,
     );
     this.platform.mayPostFor = (poster, device) =>
@@ -219,6 +217,7 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
         platform: this.platform,
         registry: this.registry,
         activityOf: (device) => this.sessions.activityOf(device),
+        gateways: this.gateways,
       },
     );
     this.log(`aliyun-iot-sim listening: ${this.servers.describe()}`);

@@ -13,6 +13,7 @@ import { SimCloudConfig } from './config';
 import { ConsumerGroups } from './consumer-groups';
 import { openApiHandler } from './openapi';
 import { createActions } from './openapi-actions';
+import type { Gateways } from './gateway';
 import type { SimulatedPlatform } from './platform';
 import type { Registry } from './registry';
 import type { DeviceActivity } from './sessions';
@@ -44,6 +45,7 @@ export interface CloudApplicationContext {
   platform: SimulatedPlatform;
   registry: Registry;
   activityOf: (device: Device) => DeviceActivity;
+  gateways: Gateways;
 }
 
 function listen(server: net.Server, port: number, host: string): Promise<number> {
@@ -111,7 +113,7 @@ export class Listeners {
   }
 
   /** The cloud-application side: server-side subscription over AMQP and the OpenAPI. */
-  private async startCloudApplication({ config, platform, registry, activityOf }: CloudApplicationContext): Promise<void> {
+  private async startCloudApplication({ config, platform, registry, activityOf, gateways }: CloudApplicationContext): Promise<void> {
     const { host } = this.options;
     const log = this.log;
     const { tls: keyAndCert, amqpTlsPort, apiTlsPort, amqpAcceptTimeoutMs, amqpIdleTimeoutMs, amqpAuthTimeoutMs } = this.options;
@@ -124,7 +126,11 @@ export class Listeners {
     this.amqpPort = await this.amqp.start(this.amqpPort || (this.options.amqpPort ?? 0), host);
     if (amqpTlsPort !== undefined && keyAndCert)
       this.amqpTlsPort = await this.amqp.startTls(this.amqpTlsPort || amqpTlsPort, host, keyAndCert);
-    const handler = openApiHandler({ cloud: config, actions: createActions({ cloud: platform, registry, config, activityOf }), log });
+    const handler = openApiHandler({
+      cloud: config,
+      actions: createActions({ cloud: platform, registry, config, activityOf, gateways }),
+      log,
+    });
     this.apiServer = http.createServer(handler);
     this.apiPort = await listen(this.apiServer, this.apiPort || (this.options.apiPort ?? 0), host);
     if (apiTlsPort !== undefined && keyAndCert) {

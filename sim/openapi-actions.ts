@@ -1,6 +1,6 @@
-// The IoT Platform actions the simulator's OpenAPI serves: Pub, RRpc, SetDeviceProperty, InvokeThingService, and the
-// device queries of sim/openapi-queries.ts. They use the same platform machinery (sim/platform.ts) as the admin API;
-// failures are shaped like the platform's.
+// The IoT Platform actions the simulator's OpenAPI serves: Pub, RRpc, SetDeviceProperty, InvokeThingService, the
+// device queries of sim/openapi-queries.ts and the topology actions of sim/openapi-topology.ts. They use the same
+// platform machinery (sim/platform.ts) as the admin API; failures are shaped like the platform's.
 import {
   Device,
   IDENTIFIER_PATTERNS,
@@ -16,6 +16,8 @@ import { SimulatedPlatform, MAX_SYNC_TIMEOUT_MS, checkProperties, messageIds } f
 import { SimCloudConfig } from './config';
 import { ActionHandler, ApiParams, business, missing } from './openapi';
 import { createQueries } from './openapi-queries';
+import { createTopologyActions } from './openapi-topology';
+import type { Gateways } from './gateway';
 import type { Registry } from './registry';
 import type { DeviceActivity } from './sessions';
 
@@ -24,6 +26,7 @@ export interface ActionContext {
   registry: Registry;
   config: SimCloudConfig;
   activityOf: (device: Device) => DeviceActivity;
+  gateways: Gateways;
 }
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
@@ -95,6 +98,7 @@ export function createActions(context: ActionContext): Record<string, ActionHand
       device,
       checkInstance,
     }),
+    ...createTopologyActions({ registry, device, checkInstance, gateways: context.gateways }),
 
     async Pub(params) {
       const productKey = product(params);

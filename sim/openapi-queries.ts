@@ -51,17 +51,19 @@ function dataTypeOf(value: unknown): string {
   return 'text';
 }
 
-export function createQueries(context: QueryContext): Record<string, ActionHandler> {
-  const { registry, activityOf } = context;
-  const started = Date.now();
+/** How actions name a device: IotId, or ProductKey and DeviceName, as the platform takes them. */
+export interface DeviceFinder {
+  byIotId: (iotId: string) => Device;
+  /** IotId when given (it takes precedence, as on the platform), else ProductKey and DeviceName. */
+  target: (params: ApiParams) => Device;
+}
 
+export function deviceFinder(context: Pick<QueryContext, 'registry' | 'device' | 'checkInstance'>): DeviceFinder {
   const byIotId = (iotId: string): Device => {
-    const found = registry.allDevices().find((device) => iotIdOf(device) === iotId);
+    const found = context.registry.allDevices().find((device) => iotIdOf(device) === iotId);
     if (!found) throw business('iot.device.NotExistedDevice', `The device ${iotId} does not exist.`);
     return found;
   };
-
-  /** IotId when given (it takes precedence, as on the platform), else ProductKey and DeviceName. */
   const target = (params: ApiParams): Device => {
     if (params.IotId) {
       context.checkInstance(params);
@@ -70,14 +72,22 @@ export function createQueries(context: QueryContext): Record<string, ActionHandl
     if (!params.ProductKey && !params.DeviceName) throw missing('IotId');
     return context.device(params);
   };
+  return { byIotId, target };
+}
 
-  /** `Name.1`, `Name.2`, … of a RepeatList, in order. */
-  const repeatList = (params: ApiParams, name: string): string[] =>
-    Object.keys(params)
-      .map((key) => new RegExp(`^${name}\\.(\\d+)$`).exec(key))
-      .filter((match): match is RegExpExecArray => match !== null)
-      .sort((a, b) => Number(a[1]) - Number(b[1]))
-      .map((match) => params[match[0]]);
+/** `Name.1`, `Name.2`, … of a RepeatList, in order. */
+export function repeatList(params: ApiParams, name: string): string[] {
+  return Object.keys(params)
+    .map((key) => new RegExp(`^${name}\\.(\\d+)$`).exec(key))
+    .filter((match): match is RegExpExecArray => match !== null)
+    .sort((a, b) => Number(a[1]) - Number(b[1]))
+    .map((match) => params[match[0]]);
+}
+
+export function createQueries(context: QueryContext): Record<string, ActionHandler> {
+  const { registry, activityOf } = context;
+  const started = Date.now();
+  const { byIotId, target } = deviceFinder(context);
 
   return {
     async QueryDeviceDetail(params) {

@@ -295,10 +295,25 @@ export class SimulatedPlatform {
     return this.history.of(device);
   }
 
-  /** Properties of a device that arrived otherwise than by its own post (a gateway's pack post). */
-  recordProperties(device: Device, topic: string, method: string, params: Record<string, unknown>): void {
-    this.events.post?.({ ...device, topic, method, params, ack: false });
-    this.remember(device, params);
+  /**
+   * One device's share of a gateway's pack post: recorded, and seen by listeners and the server-side subscription, as
+   * if the device had posted its properties and each event itself (with the pack post's id); the gateway gets the answer.
+   */
+  recordPacked(device: Device, id: string | undefined, properties: Record<string, unknown>, events: Record<string, unknown>): void {
+    const posts: Array<{ topic: string; method: string; params: unknown }> = Object.entries(events).map(([eventId, params]) => ({
+      topic: thingTopics.eventPost(device, eventId),
+      method: METHODS.eventPost(eventId),
+      params,
+    }));
+    if (Object.keys(properties).length > 0) {
+      posts.unshift({ topic: thingTopics.propertyPost(device), method: METHODS.propertyPost, params: properties });
+      this.remember(device, properties);
+    }
+    for (const { topic, method, params } of posts) {
+      const payload = Buffer.from(JSON.stringify({ id, version: '1.0', params, method }));
+      this.events.message?.({ ...device, topic, payload });
+      this.events.post?.({ ...device, topic, id, method, params, ack: false });
+    }
   }
 
   /** Keeps what checkProperties lets through, up to PROPERTY_LIMITS.perDevice names; returns the refusal code, if any. */

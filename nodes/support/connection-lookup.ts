@@ -1,8 +1,8 @@
 // The connection of the config node a user node names, of the service the node needs.
-import type { Node, NodeAPI } from 'node-red';
+import type { Node, NodeAPI, NodeMessage } from 'node-red';
 import { CloudApplicationConnection, ConnectionSecrets, DeviceConnection, SharedConnection } from '../lib/connection';
-import type { ErrorCode } from '../lib/errors';
-import { newError } from './i18n';
+import { AliyunIotError, ErrorCode } from '../lib/errors';
+import { failure } from './failure';
 import { onInput } from './input';
 import { errorStatus } from './status';
 
@@ -45,12 +45,13 @@ export function connectionOf<Need extends ServiceNeed>(
   const serving: (connection: SharedConnection) => ConnectionFor<Need> | ErrorCode = SERVING[need];
   const found = config?.connection ? serving(config.connection) : undefined;
   if (found !== undefined && typeof found !== 'string') return found;
-  let error: Error;
-  if (found !== undefined) error = newError(RED, found);
-  else if (config) error = newError(RED, 'CONFIG_ERROR', { reason: config.configError?.message ?? '' });
-  else error = newError(RED, 'NO_CONNECTION');
+  let cause: AliyunIotError;
+  if (found !== undefined) cause = new AliyunIotError(found);
+  else if (config) cause = new AliyunIotError('CONFIG_ERROR', { reason: config.configError?.message ?? '' });
+  else cause = new AliyunIotError('NO_CONNECTION');
   node.status(errorStatus(config ? 'config-error' : 'no-connection'));
-  node.error(error.message);
-  onInput(RED, node, (_msg, _send, done) => done(error));
+  const reported: { code?: unknown } = {};
+  node.error(failure(RED, reported, cause).message, reported as NodeMessage);
+  onInput(RED, node, (msg, _send, done) => done(failure(RED, msg as { code?: unknown }, cause)));
   return undefined;
 }

@@ -9,7 +9,7 @@ export type InputHandler<Msg extends NodeMessageInFlow> = (msg: Msg, send: Send,
 /**
  * A done that runs once and never throws. Node-RED clones the msg for Catch and Complete nodes inside done; a msg it
  * cannot clone (nested too deep for its stack) makes done throw, in a promise callback an unhandled rejection that
- * ends the process. The error then reaches Catch nodes with a msg of only its id, and a failed done() is logged.
+ * ends the process. The error then reaches Catch nodes with a msg of only its id and code, and a failed done() is logged.
  */
 export function safeDone(node: Node, msg: NodeMessageInFlow, done: Done): Done {
   let finished = false;
@@ -20,7 +20,8 @@ export function safeDone(node: Node, msg: NodeMessageInFlow, done: Done): Done {
       done(error);
     } catch (failure) {
       const reported = error ?? (failure instanceof Error ? failure : new Error(String(failure)));
-      if (error) node.error(reported, { _msgid: msg._msgid } as NodeMessage);
+      const code = (msg as { code?: unknown }).code;
+      if (error) node.error(reported, { _msgid: msg._msgid, ...(code === undefined ? {} : { code }) } as NodeMessage);
       else node.error(reported.message);
     }
   };

@@ -6,7 +6,7 @@ import type { NodeMessage } from 'node-red';
 import { Simulator } from '../../sim';
 import { cloudConnection, connectDevice, endClients, startCloudSimulator, subscribe } from '../support/cloud-fixtures';
 import { FlowNode, SERVER_TLS, TEST_CA, iotConnection, waitFor } from '../support/helpers';
-import { CATCH_ALL, collect, deploy, node, startServer, stopServer, waitForStatus } from '../support/node-harness';
+import { CATCH_ALL, collect, deploy, errorCodesOf, node, startServer, stopServer, waitForStatus } from '../support/node-harness';
 import { PK } from '../support/registry';
 
 type Msg = NodeMessage & Record<string, unknown>;
@@ -213,6 +213,33 @@ describe('nodes on a cloud-application connection', function () {
     assert.equal(await codeFrom('heard', () => void device.publish(`/${PK}/dev02/user/update`, 'not json', { qos: 1 })), 'JSON_INVALID');
     assert.equal(await codeFrom('heard', () => node('heard').receive({ action: 'bogus' } as NodeMessage)), 'ACTION_UNKNOWN');
     await endClients(device);
+  });
+
+  it('a cloud node without a usable connection reports to Catch with msg.code, at deploy and for every input', async function () {
+    const backend = cloudConnection('backend', sim);
+    const device = iotConnection('device', sim, 'dev01');
+    await deploy(
+      [
+        { ...backend.node, consumerGroupId: '' },
+        device.node,
+        ...CATCH_ALL,
+        { id: 'nogroup', type: 'aliyun-iot-in', connection: 'backend', topic: '/+/+/user/update', qos: '1', datatype: 'json', wires: [[]] },
+        { id: 'ondevice', type: 'aliyun-iot-invoke', connection: 'device', action: 'api', api: 'GetDeviceStatus', wires: [[]] },
+        { id: 'unwired', type: 'aliyun-iot-invoke', connection: 'nosuchconnection', action: 'rrpc', wires: [[]] },
+      ],
+      { ...backend.credentials, ...device.credentials },
+    );
+    // at deploy, before anything could collect what Catch nodes got: the node's own error call carries the code
+    assert.deepEqual(errorCodesOf(node('nogroup')), ['CONSUMER_GROUP_MISSING']);
+    assert.deepEqual(errorCodesOf(node('ondevice')), ['INVOKE_NEEDS_CLOUD']);
+    assert.deepEqual(errorCodesOf(node('unwired')), ['NO_CONNECTION']);
+    const caught = collect('caught') as CaughtMsg[];
+    const codesOf = (source: string): unknown[] => caught.filter((msg) => msg.error.source?.id === source).map((msg) => msg.code);
+    node('ondevice').receive({ payload: {} } as NodeMessage);
+    node('unwired').receive({ payload: 'x' } as NodeMessage);
+    await waitFor(() => codesOf('ondevice').length === 1 && codesOf('unwired').length === 1, 'the errors of the inputs');
+    assert.deepEqual(codesOf('ondevice'), ['INVOKE_NEEDS_CLOUD']);
+    assert.deepEqual(codesOf('unwired'), ['NO_CONNECTION']);
   });
 
   it("invoke action api calls any OpenAPI action by name and answers the device queries from the platform's state", async function () {

@@ -52,6 +52,7 @@ function fuzzedNodes(): FlowNode[] {
     user('post-property', 'aliyun-iot-post', 'conn-iot', { kind: 'property', event: '', ack: true, timeout: '1000' }),
     user('post-event', 'aliyun-iot-post', 'conn-iot', { kind: 'event', event: '', ack: true, timeout: '1000' }),
     user('post-no-ack', 'aliyun-iot-post', 'conn-iot', { kind: 'property', event: '', ack: false, timeout: '' }),
+    user('post-pack', 'aliyun-iot-post', 'conn-iot', { kind: 'pack', event: '', ack: true, timeout: '1000' }),
     user('reply', 'aliyun-iot-reply', 'conn-iot', { code: '' }),
     user('invoke-rrpc', 'aliyun-iot-invoke', 'conn-cloud', {
       action: 'rrpc',

@@ -6,7 +6,6 @@ import { AliyunIotError } from '../../nodes/lib/errors';
 import {
   AlinkObject,
   Device,
-  GATEWAY_LIMITS,
   buildLogin,
   buildLogout,
   buildTopologyAdd,
@@ -14,7 +13,6 @@ import {
   readGatewayAnswer,
   readRegisterReply,
   signSubDevice,
-  splitPack,
   subDeviceSignedText,
   thingTopics,
   verifySubDeviceSign,
@@ -133,53 +131,6 @@ describe('sub-device protocol', function () {
     }
     assert.equal(deviceOfAnyTopic('/broadcast/a1B2c3D4e5F/x'), undefined);
   });
-
-  it('splits a pack post to 20 sub-devices, 200 properties and 20 events per post', function () {
-    const entries = [
-      { properties: { own: 1 } },
-      ...Array.from({ length: 45 }, (_, index) => ({
-        productKey: SUB_PK,
-        deviceName: subName(index + 1),
-        properties: { a: index, b: index },
-      })),
-    ];
-    const posts = splitPack(entries, 1000);
-    assert.deepEqual(
-      posts.map((post) => (post.subDevices as unknown[]).length),
-      [20, 20, 5],
-    );
-    assert.deepEqual((posts[0].properties as AlinkObject).own, { value: 1, time: 1000 });
-    const wide = {
-      productKey: SUB_PK,
-      deviceName: subName(1),
-      properties: Object.fromEntries(Array.from({ length: 250 }, (_, index) => [`p${index}`, index])),
-      events: Object.fromEntries(Array.from({ length: 25 }, (_, index) => [`e${index}`, { value: { n: index }, time: 5 }])),
-    };
-    const split = splitPack([wide], 1000);
-    const count = (post: AlinkObject, group: 'properties' | 'events'): number =>
-      (post.subDevices as AlinkObject[]).reduce((sum, sub) => sum + Object.keys(sub[group] as AlinkObject).length, 0);
-    assert.ok(
-      split.every(
-        (post) => count(post, 'properties') <= GATEWAY_LIMITS.packProperties && count(post, 'events') <= GATEWAY_LIMITS.packEvents,
-      ),
-    );
-    assert.equal(
-      split.reduce((sum, post) => sum + count(post, 'properties'), 0),
-      250,
-    );
-    assert.equal(
-      split.reduce((sum, post) => sum + count(post, 'events'), 0),
-      25,
-    );
-    assert.throws(
-      () => splitPack([]),
-      (err: AliyunIotError) => err.code === 'PACK_INVALID',
-    );
-    assert.throws(
-      () => splitPack([{ productKey: SUB_PK }]),
-      (err: AliyunIotError) => err.code === 'PACK_INVALID',
-    );
-  });
 });
 
 const quiet: ConnectionLogger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -293,6 +244,55 @@ describe('sub-device manager', function () {
     );
     assert.equal((refused as AliyunIotError).code, 'SUBDEVICE_BAD_SIGN');
     posts.detach(true);
+  });
+
+  it('pack post: waits for the sub-devices to log in, sends 25 of them and the gateway in two posts, combines the replies', async function () {
+    const statuses = new StatusLog();
+    for (let index = 1; index <= 25; index++) manager.add(subDevice(index), statuses);
+    const entries = [
+      { properties: { uptime: 9 } },
+      ...Array.from({ length: 25 }, (_, index) => ({
+        productKey: SUB_PK,
+        deviceName: subName(index + 1),
+        properties: { temperature: index },
+        events: index === 0 ? { overheat: { value: { level: 1 } } } : undefined,
+      })),
+    ];
+    const events: string[] = [];
+    sim.on('post', (info) => {
+      if (info.method === 'thing.event.overheat.post') events.push(info.deviceName);
+    });
+    const result = await manager.packPost(entries, { ack: true, timeoutMs: 3000 });
+    assert.equal(result.code, 200);
+    assert.equal(result.method, 'thing.event.property.pack.post');
+    assert.equal(result.parts.length, 2);
+    assert.ok(result.parts.every((part) => part.code === 200));
+    assert.equal(sim.platform.propertiesOf(GW01).uptime.value, 9);
+    for (let index = 1; index <= 25; index++) {
+      assert.equal(sim.platform.propertiesOf({ productKey: SUB_PK, deviceName: subName(index) }).temperature.value, index - 1);
+    }
+    assert.deepEqual(events, [subName(1)]);
+    const unacknowledged = await manager.packPost([{ properties: { uptime: 10 } }], { ack: false, timeoutMs: 3000 });
+    assert.equal(unacknowledged.code, undefined);
+    assert.equal(unacknowledged.parts.length, 1);
+  });
+
+  it('pack post: bad entries throw at once; unknown and refused sub-devices fail readably, nothing sent', async function () {
+    assert.throws(
+      () => manager.packPost('nope', { ack: true, timeoutMs: 1000 }),
+      (err: AliyunIotError) => err.code === 'PACK_INVALID',
+    );
+    await assert.rejects(
+      manager.packPost([{ productKey: SUB_PK, deviceName: subName(7), properties: { a: 1 } }], { ack: true, timeoutMs: 1000 }),
+      (err: AliyunIotError) => err.code === 'SUBDEVICE_UNKNOWN' && err.message.includes(subName(7)),
+    );
+    const statuses = new StatusLog();
+    manager.add(subDevice(2, { deviceSecret: 'wrong' }), statuses);
+    await assert.rejects(
+      manager.packPost([{ productKey: SUB_PK, deviceName: subName(2), properties: { a: 1 } }], { ack: true, timeoutMs: 1000 }),
+      (err: AliyunIotError) => err.code === 'SUBDEVICE_BAD_SIGN',
+    );
+    assert.deepEqual(sim.platform.propertiesOf({ productKey: SUB_PK, deviceName: subName(2) }), {});
   });
 
   it('logs in again after the gateway reconnects', async function () {

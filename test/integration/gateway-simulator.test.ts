@@ -327,22 +327,61 @@ describe('simulator: sub-device traffic through the context.gateway', function (
     assert.ok(!context.gateway.messages.some((entry) => entry.topic === thingTopics.propertySet(SUB1)));
   });
 
-  it('a pack post carries sub-devices with topology; one without fails the whole post (6401)', async function () {
+  it('a pack post records each device as its own posts; a sub-device without topology (6401) or session (520) fails it whole', async function () {
     await attachAndLogin(context.gateway, [1]);
+    const posts: Array<{ deviceName: string; topic: string; method?: string; id?: string }> = [];
+    context.sim.on('post', (info) => posts.push(info));
     const params = {
       properties: { uptime: { value: 5, time: 1 } },
       events: {},
-      subDevices: [{ identity: SUB1, properties: { temperature: { value: 3, time: 2 } }, events: {} }],
+      subDevices: [
+        { identity: SUB1, properties: { temperature: { value: 3, time: 2 } }, events: { overheat: { value: { level: 2 }, time: 3 } } },
+      ],
     };
-    const ok = await context.gateway.request(buildPackPost(GW01, context.gateway.id(), params));
+    const id = context.gateway.id();
+    const ok = await context.gateway.request(buildPackPost(GW01, id, params));
     assert.equal(ok.code, 200);
     assert.equal(context.sim.platform.propertiesOf(SUB1).temperature.value, 3);
     assert.equal(context.sim.platform.propertiesOf(GW01).uptime.value, 5);
+    assert.deepEqual(
+      posts.map(({ deviceName, topic, method }) => ({ deviceName, topic, method })),
+      [
+        { deviceName: 'gw01', topic: thingTopics.propertyPost(GW01), method: 'thing.event.property.post' },
+        { deviceName: SUB1.deviceName, topic: thingTopics.propertyPost(SUB1), method: 'thing.event.property.post' },
+        { deviceName: SUB1.deviceName, topic: thingTopics.eventPost(SUB1, 'overheat'), method: 'thing.event.overheat.post' },
+      ],
+    );
+    assert.ok(posts.every((post) => post.id === id));
     const stranger = { identity: { productKey: SUB_PK, deviceName: subName(9) }, properties: { temperature: { value: 4, time: 2 } } };
     const refused = await context.gateway.request(
       buildPackPost(GW01, context.gateway.id(), { ...params, subDevices: [...params.subDevices, stranger] }),
     );
     assert.equal(refused.code, GATEWAY_CODES.noTopology);
+    assert.deepEqual(refused.data, [stranger.identity]);
+    assert.equal((await context.gateway.request(buildTopologyAdd(GW01, context.gateway.id(), [subDevice(2)]))).code, 200);
+    const offline = { identity: { productKey: SUB_PK, deviceName: subName(2) }, properties: { temperature: { value: 4, time: 2 } } };
+    const noSession = await context.gateway.request(buildPackPost(GW01, context.gateway.id(), { subDevices: [offline] }));
+    assert.equal(noSession.code, GATEWAY_CODES.noSession);
+    assert.equal(context.sim.platform.propertiesOf(offline.identity).temperature, undefined, 'nothing of a refused post is kept');
+    assert.equal(posts.length, 3);
+  });
+
+  it('a pack post beyond the limits is refused with 6357, 6106 and 6356; a malformed one with 460', async function () {
+    const many = (count: number, prefix: string): Record<string, { value: number; time: number }> =>
+      Object.fromEntries(Array.from({ length: count }, (_, index) => [`${prefix}${index}`, { value: index, time: 1 }]));
+    const subDevices = Array.from({ length: 21 }, (_, index) => ({ identity: { productKey: SUB_PK, deviceName: subName(index + 1) } }));
+    const answers = await Promise.all([
+      context.gateway.request(buildPackPost(GW01, context.gateway.id(), { subDevices })),
+      context.gateway.request(buildPackPost(GW01, context.gateway.id(), { properties: many(201, 'p') })),
+      context.gateway.request(buildPackPost(GW01, context.gateway.id(), { events: many(21, 'e') })),
+      context.gateway.request(buildPackPost(GW01, context.gateway.id(), { properties: [1] })),
+      context.gateway.request(buildPackPost(GW01, context.gateway.id(), { subDevices: {} })),
+    ]);
+    assert.deepEqual(
+      answers.map((answer) => answer.code),
+      [GATEWAY_CODES.packTooManySubDevices, GATEWAY_CODES.packTooManyProperties, GATEWAY_CODES.packTooManyEvents, 460, 460],
+    );
+    assert.deepEqual(context.sim.platform.propertiesOf(GW01), {});
   });
 
   it('thing/sub/register returns the secrets of a product with dynamic registration', async function () {

@@ -1,32 +1,18 @@
 // Alibaba's own SDKs against the simulator's OpenAPI: @alicloud/iot20180120 (on @alicloud/openapi-client, whose
 // default signature is V3, ACS3-HMAC-SHA256) with its default settings, and @alicloud/pop-core (signature v1).
 import { strict as assert } from 'node:assert';
-import Iot, * as $Iot from '@alicloud/iot20180120';
+import * as $Iot from '@alicloud/iot20180120';
 import * as $OpenApi from '@alicloud/openapi-client';
 import OpenApiUtil from '@alicloud/openapi-util';
 import RPCClient from '@alicloud/pop-core';
 import { MqttClient } from 'mqtt';
 import { apiTimestamp, IOT_API_VERSION } from '../../nodes/lib/protocol';
 import { canonicalRequestV3, sha256Hex, signRequestV3, V3_HEADERS } from '../../nodes/lib/protocol';
-import { Simulator } from '../../sim';
-import { cloudSimulatorWithDevice, subscribe } from '../support/cloud-fixtures';
+import { cloudSimulatorWithDevice, iotClient, subscribe } from '../support/cloud-fixtures';
 import { SERVER_TLS, TEST_CA } from '../support/helpers';
 import { AK_ID, AK_SECRET, PK } from '../support/registry';
 
 const b64 = (text: string): string => Buffer.from(text).toString('base64');
-
-function iotClient(sim: Simulator, config: Partial<$OpenApi.Config> = {}): Iot {
-  return new Iot(
-    new $OpenApi.Config({
-      accessKeyId: AK_ID,
-      accessKeySecret: AK_SECRET,
-      regionId: 'cn-shanghai',
-      endpoint: `127.0.0.1:${sim.apiPort}`,
-      protocol: 'http',
-      ...config,
-    }),
-  );
-}
 
 function nextMessage(client: MqttClient, prefix: string): Promise<{ topic: string; payload: string }> {
   return new Promise((resolve) => {

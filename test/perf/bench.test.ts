@@ -5,7 +5,7 @@ import { SIZES, runBench } from '../../bench/run';
 describe('bench (smoke size)', function () {
   this.timeout(60_000);
 
-  it('runs forwarding, latency, dispatch, connection scale and broker capacity without losing a message', async function () {
+  it('runs forwarding, latency, dispatch, connection scale, broker capacity, gateway logins and pack posts without losing a message', async function () {
     const result = await runBench({ size: 'smoke' });
     const labels = result.measures.map((m) => m.label);
     for (const kind of ['sim', 'aedes']) {
@@ -23,11 +23,18 @@ describe('bench (smoke size)', function () {
         assert.ok(latency?.p50 !== undefined && latency.p99 !== undefined, `latency of ${variant} at QoS ${qos}`);
       }
     }
+    for (const variant of ['ours', 'raw', 'raw-flow']) assert.ok(labels.includes(`f ${variant}`), `f ${variant}`);
     for (const m of result.measures) {
       assert.deepEqual(m.errors, [], m.label);
       assert.equal(m.lost, 0, `${m.label} lost messages`);
     }
     assert.equal(result.scale?.devices, SIZES.smoke.devices);
     assert.ok(Number.isFinite(result.scale?.connectMs));
+    const gateway = result.gateway;
+    assert.equal(gateway?.subDevices, SIZES.smoke.subDevices, '(j) ran');
+    assert.equal(gateway.loginBatches, Math.ceil(SIZES.smoke.subDevices / 50), '(j) logged in in batches of 50');
+    assert.ok(Number.isFinite(gateway.onlineMs) && Number.isFinite(gateway.rssKiBPerSubDevice), '(j) measured');
+    for (const rates of [gateway.paced, gateway.unpaced])
+      assert.ok(rates.perDevice > 0 && rates.pack > 0, '(k) every post style reached the simulator');
   });
 });

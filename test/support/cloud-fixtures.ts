@@ -1,5 +1,7 @@
 // Fixtures of the cloud-application tests: a simulator with a `cloud` section, signed OpenAPI calls, devices and
 // AMQP consumers logging in with the aksign signature of nodes/lib/protocol.
+import Iot from '@alicloud/iot20180120';
+import * as $OpenApi from '@alicloud/openapi-client';
 import mqtt, { MqttClient } from 'mqtt';
 import { CloudApplicationConnection, ConnectionLogger, ReconnectPolicy, resolveCloud } from '../../nodes/lib/connection';
 import rhea, { Connection, EventContext } from 'rhea';
@@ -301,4 +303,18 @@ export function amqpSuite(extra: Partial<SimulatorOptions> = {}): AmqpSuite {
       return sent;
     },
   };
+}
+
+/** Alibaba's own IoT Platform SDK with its default settings (signature V3), pointed at the simulator's OpenAPI. */
+export function iotClient(sim: Simulator, config: Partial<$OpenApi.Config> = {}): Iot {
+  return new Iot(
+    new $OpenApi.Config({
+      accessKeyId: AK_ID,
+      accessKeySecret: AK_SECRET,
+      regionId: 'cn-shanghai',
+      endpoint: `127.0.0.1:${sim.apiPort}`,
+      protocol: 'http',
+      ...config,
+    }),
+  );
 }

@@ -49,6 +49,11 @@ export function lastStatusText(node: Node): string {
   return statusesOf(node).at(-1)?.text ?? '';
 }
 
+/** The msg.code of each node.error call (undefined where the call had no msg, or the msg no code). */
+export function errorCodesOf(node: Node): unknown[] {
+  return callsOf(node, 'error').map(([, msg]) => (msg as { code?: unknown } | undefined)?.code);
+}
+
 export function errorsOf(node: Node): string[] {
   return callsOf(node, 'error').map(([text]) => String(text instanceof Error ? text.message : text));
 }

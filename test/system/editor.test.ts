@@ -399,6 +399,38 @@ describe('editor (headless Chromium)', function () {
     );
   });
 
+  it('offers the sub-device picker only while the node is on an IoT Platform connection', async function () {
+    const page = await openEditor();
+    await page.evaluate(
+      (nodes) => RED.view.importNodes(nodes),
+      [
+        { id: 'sub-tab', type: 'tab', label: 'sub-devices' },
+        { id: 'sub-gw', type: 'aliyun-iot-connection', name: 'gateway', mode: 'iot', productKey: 'a1B2c3D4e5F', deviceName: 'gw01' },
+        {
+          id: 'sub-mq',
+          type: 'aliyun-iot-connection',
+          name: 'mq',
+          mode: 'mq',
+          instanceId: 'post-cn-test',
+          groupId: 'GID_test',
+          deviceId: 'x',
+        },
+        { id: 'sub-in', type: 'aliyun-iot-in', z: 'sub-tab', x: 200, y: 100, connection: 'sub-gw', topic: '/a/b/user/c', wires: [[]] },
+      ],
+    );
+    await page.evaluate(() => RED.workspaces.show('sub-tab'));
+    await page.evaluate(() =>
+      (window as unknown as { RED: { editor: { edit(node: unknown): void } } }).RED.editor.edit(RED.nodes.node('sub-in')),
+    );
+    const row = page.locator('#aliyun-iot-in-subdevice-row');
+    await row.waitFor({ state: 'visible' });
+    await page.selectOption('#node-input-connection', 'sub-mq');
+    await row.waitFor({ state: 'hidden' });
+    await page.selectOption('#node-input-connection', 'sub-gw');
+    await row.waitFor({ state: 'visible' });
+    await page.click('#node-dialog-cancel');
+  });
+
   it('imports an example, takes its secret, deploys, and its nodes connect', async function () {
     const page = await openEditor();
     const example = (await page.evaluate(() =>

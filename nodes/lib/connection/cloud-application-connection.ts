@@ -19,7 +19,7 @@ import {
 } from './reconnect-policy';
 import type { CloudProfile } from './settings';
 import { StatusBroadcaster } from './status-broadcaster';
-import { SubscriptionTable } from './subscription-table';
+import { DISPATCH_CACHE_SIZE, SubscriptionTable } from './subscription-table';
 import type {
   ConnectionLogger,
   ConnectionStatus,
@@ -41,6 +41,8 @@ export class CloudApplicationConnection implements SharedConnection {
   private readonly users: StatusBroadcaster;
   /** Filters are local: the consumer group delivers every device message, and the index picks the listeners. */
   private readonly subscriptions = new SubscriptionTable();
+  /** The device of each recently seen topic, so that a busy topic is not split per message. */
+  private readonly devicesOfTopics = new Map<string, { productKey?: string; deviceName?: string }>();
   private amqp?: AmqpConnection;
   private reconnectTimer?: NodeJS.Timeout;
   private closed = false;
@@ -121,7 +123,17 @@ export class CloudApplicationConnection implements SharedConnection {
     const properties = (message.application_properties ?? {}) as Record<string, unknown>;
     const topic = String(properties.topic ?? '');
     const messageId = String(properties.messageId ?? message.message_id ?? '');
-    const meta: MessageMeta = { qos: 1, retain: false, device: { ...deviceOfTopic(topic), messageId } };
+    let device = this.devicesOfTopics.get(topic);
+    if (!device) {
+      if (this.devicesOfTopics.size >= DISPATCH_CACHE_SIZE) this.devicesOfTopics.clear();
+      device = deviceOfTopic(topic);
+      this.devicesOfTopics.set(topic, device);
+    }
+    const meta: MessageMeta = {
+      qos: 1,
+      retain: false,
+      device: { productKey: device.productKey, deviceName: device.deviceName, messageId },
+    };
     this.subscriptions.dispatch(topic, bodyBytes(message.body), meta, (err) => {
       this.log.error(new LogMessage('RECEIVER_FAILED', { topic, reason: err.message }));
     });
@@ -207,6 +219,7 @@ export class CloudApplicationConnection implements SharedConnection {
       this.setStatus({ state: 'closed', reason: 'closed' });
       this.users.clear();
       this.subscriptions.clear();
+      this.devicesOfTopics.clear();
       callback();
     });
   }

@@ -3,8 +3,9 @@
 // devices given without one, registered secrets kept there, and one result per device.
 import { AliyunIotError, StatusCode } from '../errors';
 import { Device } from '../protocol/alink';
-import { GATEWAY_CODES, GATEWAY_LIMITS, SubDeviceCredentials, subDeviceReason } from '../protocol/gateway';
+import { GATEWAY_CODES, SubDeviceCredentials, subDeviceReason } from '../protocol/gateway';
 import { isSignMethod, requireSecret, validateDeviceName, validateProductKey } from '../protocol/identifiers';
+import { GATEWAY_LIMITS } from '../protocol/limits';
 import type { SecretStore } from '../store/secret-store';
 import { GatewayNotice, SubDeviceManager, SubDeviceStatus, SubDeviceUser, subDeviceError } from './sub-device-manager';
 

@@ -6,15 +6,16 @@ import { Device, parseAlink } from '../protocol/alink';
 import {
   AUTO_SUBSCRIBE_PARAM,
   GATEWAY_CODES,
-  GATEWAY_LIMITS,
   GatewayAnswer,
   GatewayRequest,
   SubDeviceCredentials,
   TOPOLOGY_CHANGE,
   autoSubscribedFilters,
+  GATEWAY_METHODS,
   buildLogin,
   buildLogout,
   buildRegister,
+  buildPackPost,
   buildTopologyAdd,
   buildTopologyDelete,
   buildTopologyGet,
@@ -23,10 +24,13 @@ import {
   devicesIn,
   gatewayTopics,
   parseGatewayTopic,
+  packEntries,
   readGatewayAnswer,
   readRegisterReply,
+  splitPackEntries,
   subDeviceReason,
 } from '../protocol/gateway';
+import { GATEWAY_LIMITS, checkTimerDuration } from '../protocol/limits';
 import { deviceOfTopic, filterCovers, isOwnPublishTopic } from '../protocol/topics';
 import type { DeviceConnection } from './device-connection';
 import { AlinkIds, PendingRequests } from './pending-requests';
@@ -64,6 +68,21 @@ export interface GatewayListener {
   onGatewayNotice(notice: GatewayNotice): void;
 }
 
+/** Each post a pack post was split into, with the platform's answer (absent when no reply was asked for). */
+export interface PackPostPart {
+  id: string;
+  code?: number;
+  message?: string;
+}
+
+/** A pack post's outcome: 200 when every part was taken, else the first refusal's code and message. */
+export interface PackPostResult {
+  method: string;
+  parts: PackPostPart[];
+  code?: number;
+  message?: string;
+}
+
 export interface SubDeviceManagerOptions {
   /** How long a topology or session request waits for its reply. */
   timeoutMs?: number;
@@ -87,7 +106,11 @@ interface Entry {
 const RESEND_MEMORY = 10_000;
 const WAITING_PER_DEVICE = 1000;
 const RETRY_AFTER_429_MS = 60_000;
-const NOTICE_KINDS = ['disable', 'enable', 'delete'] as const;
+const LOGIN_BATCHES_IN_FLIGHT = 4;
+/** thing/disable|enable|delete of every sub-device: three local filters, delivered by the auto-subscription. */
+const NOTICE_FILTERS = (['disable', 'enable', 'delete'] as const).map((kind) =>
+  gatewayTopics.notice({ productKey: '+', deviceName: '+' }, kind),
+);
 
 function keyOf(device: Device): string {
   return `${device.productKey}/${device.deviceName}`;
@@ -138,7 +161,10 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
   private readonly logoutGraceMs: number;
   /** The gateway's topology as last learned (topo/get, then our adds and the platform's changes). */
   private topology?: Set<string>;
-  private busy = false;
+  /** Login batches waiting for their answers. */
+  private loginsInFlight = 0;
+  /** The topo/get under way, shared by the batches that need it. */
+  private topologyLoading?: Promise<Device[]>;
   private attached = 0;
   private connected = false;
   /** Login batches sent, for diagnostics and the bench. */
@@ -185,7 +211,7 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
   /** A user of the gateway (a node) starts: the first subscribes the gateway's answer topics. */
   attach(): void {
     if (this.attached++ > 0) return;
-    for (const filter of gatewayTopics.replyFilters(this.gateway)) this.connection.subscribe(this, filter, 0);
+    for (const filter of [...gatewayTopics.replyFilters(this.gateway), ...NOTICE_FILTERS]) this.connection.subscribe(this, filter, 0);
     this.connection.register(this);
   }
 
@@ -201,6 +227,7 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
    * name: what the auto-subscription brings for any of them, the gateway's own messages still need their SUBSCRIBE).
    */
   private isAutoSubscribed(filter: string): boolean {
+    if (NOTICE_FILTERS.includes(filter)) return true;
     const device = deviceOfAnyTopic(filter);
     if (!device || keyOf(device) === keyOf(this.gateway)) return false;
     const everyDevice = device.productKey === '+' && device.deviceName === '+';
@@ -226,8 +253,6 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
     if (!entry) {
       entry = { credentials, users: new Set(), status: { state: 'waiting', reason: 'subdevice-waiting' }, waiting: [] };
       this.entries.set(key, entry);
-      // Delivered by the auto-subscription: local receivers, no SUBSCRIBE.
-      for (const kind of NOTICE_KINDS) this.connection.subscribe(this, gatewayTopics.notice(credentials, kind), 0);
     } else {
       entry.credentials = credentials;
     }
@@ -266,7 +291,6 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
     const key = keyOf(entry.credentials);
     this.entries.delete(key);
     this.queue.delete(key);
-    for (const kind of NOTICE_KINDS) this.connection.unsubscribe(this, gatewayTopics.notice(entry.credentials, kind));
     clearTimeout(entry.retryTimer);
     clearTimeout(entry.logoutTimer);
     for (const waiting of entry.waiting.splice(0)) waiting();
@@ -331,33 +355,18 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
    * with SUBDEVICE_UNKNOWN for a sub-device nobody added, or with the platform's reason when it was refused.
    */
   publishAs(device: Device, topic: string, payload: string | Buffer, options: PublishOptions, callback: PublishCallback): void {
-    const entry = this.entries.get(keyOf(device));
-    if (!entry) {
-      callback(new AliyunIotError('SUBDEVICE_UNKNOWN', { device: label(device) }));
-      return;
-    }
-    if (entry.status.state === 'online') {
-      this.remember(device, topic, payload, options);
-      this.connection.publish(topic, payload, options, callback);
-    } else if (entry.status.state !== 'refused' && this.connection.durableQueue) {
+    const state = this.entries.get(keyOf(device))?.status.state;
+    if (state !== undefined && state !== 'online' && state !== 'refused' && this.connection.durableQueue) {
       // Into the disk queue at once, so that it survives a restart; it leaves once the sub-device is online (maySend).
       this.connection.publish(topic, payload, options, callback);
-    } else if (entry.status.state === 'refused') {
-      callback(subDeviceError(device, entry.status.code ?? 0));
-    } else if (entry.waiting.length >= WAITING_PER_DEVICE) {
-      callback(new AliyunIotError('SUBDEVICE_NOT_ONLINE', { device: label(device) }));
-    } else {
-      entry.waiting.push(() => {
-        if (this.entries.get(keyOf(device)) === entry && entry.status.state === 'online')
-          this.publishAs(device, topic, payload, options, callback);
-        else
-          callback(
-            entry.status.state === 'refused'
-              ? subDeviceError(device, entry.status.code ?? 0)
-              : new AliyunIotError('SUBDEVICE_NOT_ONLINE', { device: label(device) }),
-          );
-      });
+      return;
     }
+    if (state !== 'online') {
+      this.whenOnline(device).then(() => this.publishAs(device, topic, payload, options, callback), callback);
+      return;
+    }
+    this.remember(device, topic, payload, options);
+    this.connection.publish(topic, payload, options, callback);
   }
 
   private remember(device: Device, topic: string, payload: string | Buffer, options: PublishOptions): void {
@@ -365,6 +374,76 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
     if (typeof id !== 'string' && typeof id !== 'number') return;
     if (this.sent.size >= RESEND_MEMORY) this.sent.delete(this.sent.keys().next().value as string);
     this.sent.set(`${keyOf(device)}/${id}`, { device, topic, payload, options, resent: false });
+  }
+
+  /** Resolves once a known sub-device is online; rejects when it is unknown, refused, released or never gets there. */
+  private whenOnline(device: Device): Promise<void> {
+    const entry = this.entries.get(keyOf(device));
+    if (!entry) return Promise.reject(new AliyunIotError('SUBDEVICE_UNKNOWN', { device: label(device) }));
+    if (entry.status.state === 'online') return Promise.resolve();
+    if (entry.status.state === 'refused') return Promise.reject(subDeviceError(device, entry.status.code ?? 0));
+    if (entry.waiting.length >= WAITING_PER_DEVICE)
+      return Promise.reject(new AliyunIotError('SUBDEVICE_NOT_ONLINE', { device: label(device) }));
+    return new Promise((resolve, reject) => {
+      entry.waiting.push(() => {
+        if (this.entries.get(keyOf(device)) === entry && entry.status.state === 'online') resolve();
+        else
+          reject(
+            entry.status.state === 'refused'
+              ? subDeviceError(device, entry.status.code ?? 0)
+              : new AliyunIotError('SUBDEVICE_NOT_ONLINE', { device: label(device) }),
+          );
+      });
+    });
+  }
+
+  /**
+   * thing.event.property.pack.post: `entries` ([{productKey, deviceName, properties, events}], the gateway's own
+   * without identity) split to the platform's limits. Throws at once on bad entries; the sub-devices named must be
+   * known here, and the posts leave once they are all online. With `ack`, resolves when every part is answered.
+   */
+  packPost(entries: unknown, options: { ack: boolean; timeoutMs: number }): Promise<PackPostResult> {
+    const checked = packEntries(entries);
+    if (options.ack) checkTimerDuration(options.timeoutMs, 'timeout');
+    const posts = splitPackEntries(checked);
+    const named = new Map<string, Device>();
+    for (const { productKey, deviceName } of checked) {
+      if (productKey !== undefined && deviceName !== undefined) named.set(keyOf({ productKey, deviceName }), { productKey, deviceName });
+    }
+    const method = GATEWAY_METHODS.packPost;
+    return Promise.all([...named.values()].map((device) => this.whenOnline(device)))
+      .then(() => Promise.all(posts.map((params) => this.packPart(params, options))))
+      .then((parts) => {
+        const refused = parts.find((part) => part.code !== undefined && part.code !== GATEWAY_CODES.success);
+        const code = options.ack ? (refused?.code ?? GATEWAY_CODES.success) : undefined;
+        return { method, parts, ...(code === undefined ? {} : { code }), ...(refused?.message ? { message: refused.message } : {}) };
+      });
+  }
+
+  private packPart(params: Record<string, unknown>, options: { ack: boolean; timeoutMs: number }): Promise<PackPostPart> {
+    const id = this.ids.take();
+    const request = buildPackPost(this.gateway, id, params, options.ack);
+    return new Promise((resolve, reject) => {
+      if (options.ack) {
+        this.pending.add(
+          id,
+          options.timeoutMs,
+          (error, answer) => (error ? reject(error) : resolve({ id, code: answer?.code, message: answer?.message })),
+          () => new AliyunIotError('POST_TIMEOUT', { method: GATEWAY_METHODS.packPost, id, timeout: options.timeoutMs }),
+        );
+      }
+      this.connection.publish(
+        request.topic,
+        request.payload,
+        { qos: 1, ...(options.ack ? { queueTimeoutMs: options.timeoutMs } : {}) },
+        (error) => {
+          if (error) {
+            if (options.ack) this.pending.reject(id, error);
+            else reject(error);
+          } else if (!options.ack) resolve({ id });
+        },
+      );
+    });
   }
 
   // -------------------------------------------------------------------------------------------------------------
@@ -515,28 +594,33 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
     if (this.connected) setImmediate(() => this.loginQueued());
   }
 
-  /** Logs in the queued sub-devices in batches, one request at a time. */
-  private async loginQueued(): Promise<void> {
-    if (this.busy) return;
-    this.busy = true;
-    try {
-      while (this.connected && this.queue.size > 0) {
-        const batch = [...this.queue].slice(0, this.batchSize).flatMap((key) => {
-          this.queue.delete(key);
-          const entry = this.entries.get(key);
-          return entry ? [entry] : [];
-        });
-        for (const entry of batch) this.setStatus(entry, { state: 'logging-in', reason: 'subdevice-logging-in' });
-        await this.loginBatch(batch);
-      }
-    } finally {
-      this.busy = false;
+  /**
+   * Logs in the queued sub-devices in batches, a few batches at a time: the connection's pacing, not the round trips,
+   * sets the pace.
+   */
+  private loginQueued(): void {
+    while (this.connected && this.queue.size > 0 && this.loginsInFlight < LOGIN_BATCHES_IN_FLIGHT) {
+      const batch = [...this.queue].slice(0, this.batchSize).flatMap((key) => {
+        this.queue.delete(key);
+        const entry = this.entries.get(key);
+        return entry ? [entry] : [];
+      });
+      if (batch.length === 0) continue;
+      for (const entry of batch) this.setStatus(entry, { state: 'logging-in', reason: 'subdevice-logging-in' });
+      this.loginsInFlight += 1;
+      void this.loginBatch(batch).finally(() => {
+        this.loginsInFlight -= 1;
+        this.loginQueued();
+      });
     }
   }
 
   private async loginBatch(batch: Entry[]): Promise<void> {
     try {
-      if (!this.topology) await this.topologyGet();
+      if (!this.topology) {
+        this.topologyLoading ??= this.topologyGet().finally(() => (this.topologyLoading = undefined));
+        await this.topologyLoading;
+      }
       const missing = batch.filter((entry) => !this.topology?.has(keyOf(entry.credentials)));
       let remaining = await this.withTopology(batch, missing);
       let addedTopology = missing.length > 0;
@@ -635,7 +719,7 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
         this.onTopologyChange(topic, answer);
         break;
       case 'notice':
-        this.notify({ kind: parsed.kind, devices: [parsed.device], topic, payload: answer });
+        if (this.entries.has(keyOf(parsed.device))) this.notify({ kind: parsed.kind, devices: [parsed.device], topic, payload: answer });
         break;
       default:
         break;

@@ -18,7 +18,7 @@ export interface FilterEntry {
 }
 
 /** Most topics whose matching receivers the dispatch remembers; past it the memory starts over. */
-const DISPATCH_CACHE_SIZE = 10_000;
+export const DISPATCH_CACHE_SIZE = 10_000;
 
 export class SubscriptionTable {
   private readonly filters = new Map<string, FilterEntry>();

@@ -4,25 +4,7 @@ import { AliyunIotError } from '../errors';
 import { AlinkObject, Device, alinkId, parseAlink } from './alink';
 import { hmacHex, safeEqual } from './hmac';
 import { SignMethod, isSignMethod, requireSecret, validateDeviceName, validateProductKey } from './identifiers';
-import { THING_POST_LIMITS, TOO_MANY_PROPERTIES_CODE, deepFreeze } from './limits';
-
-/** The platform's limits on gateway traffic (docs/protocol.md §8.2, §8.3, §8.5, §16). */
-export const GATEWAY_LIMITS = deepFreeze({
-  /** Sub-devices per batch_login / batch_logout. */
-  batchLogin: 50,
-  /** Sub-devices per thing/topo/add. */
-  topoAdd: 30,
-  /** Logins of one sub-device within a minute; the next one is refused with 429. */
-  loginsPerMinute: 5,
-  /** Sub-devices online through one gateway at a time (428 beyond). */
-  onlinePerGateway: 2000,
-  /** Sub-devices attached to one gateway (6400 beyond). */
-  topologyPerGateway: 1500,
-  /** One thing.event.property.pack.post carries at most this many sub-devices, properties and events. */
-  packSubDevices: THING_POST_LIMITS.devices,
-  packProperties: THING_POST_LIMITS.properties,
-  packEvents: 20,
-});
+import { GATEWAY_LIMITS, TOO_MANY_PROPERTIES_CODE, deepFreeze } from './limits';
 
 /** The platform's answer codes for gateway requests and notices (docs/protocol.md §8.3). */
 export const GATEWAY_CODES = deepFreeze({
@@ -326,22 +308,29 @@ function timed(values: Record<string, unknown> | undefined, now: number): TimedV
   return result;
 }
 
-function packEntries(entries: unknown): PackEntry[] {
+function isGroup(value: unknown): value is Record<string, unknown> | undefined {
+  return value === undefined || (value !== null && typeof value === 'object' && !Array.isArray(value));
+}
+
+/** Checks a pack post's entries: PACK_INVALID for no array or nothing to post, PACK_ENTRY_INVALID for a bad entry. */
+export function packEntries(entries: unknown): PackEntry[] {
   if (!Array.isArray(entries) || entries.length === 0) throw new AliyunIotError('PACK_INVALID');
-  return entries.map((entry) => {
-    if (!entry || typeof entry !== 'object') throw new AliyunIotError('PACK_INVALID');
+  let items = 0;
+  const checked = entries.map((entry: unknown, index) => {
+    const bad = (): AliyunIotError => new AliyunIotError('PACK_ENTRY_INVALID', { index });
+    if (!entry || typeof entry !== 'object' || Array.isArray(entry)) throw bad();
     const { productKey, deviceName, properties, events } = entry as PackEntry;
-    if ((productKey === undefined) !== (deviceName === undefined)) throw new AliyunIotError('PACK_INVALID');
+    if ((productKey === undefined) !== (deviceName === undefined)) throw bad();
     if (productKey !== undefined) {
       validateProductKey(productKey);
       validateDeviceName(deviceName);
     }
-    for (const group of [properties, events]) {
-      if (group !== undefined && (group === null || typeof group !== 'object' || Array.isArray(group)))
-        throw new AliyunIotError('PACK_INVALID');
-    }
+    if (!isGroup(properties) || !isGroup(events)) throw bad();
+    items += Object.keys(properties ?? {}).length + Object.keys(events ?? {}).length;
     return { productKey, deviceName, properties, events };
   });
+  if (items === 0) throw new AliyunIotError('PACK_INVALID');
+  return checked;
 }
 
 interface PackGroups {
@@ -354,37 +343,47 @@ interface PackDraft extends PackGroups {
   counts: { properties: number; events: number };
 }
 
-const PACK_MAX = { properties: GATEWAY_LIMITS.packProperties, events: GATEWAY_LIMITS.packEvents };
+const PACK_MAX = { properties: GATEWAY_LIMITS.packProperties, events: GATEWAY_LIMITS.packEvents } as const;
 
 /**
  * Splits entries into pack posts within the platform's limits: at most 20 sub-devices, 200 properties and 20 events
- * per post; an entry too large for one post goes on in the next. Returns each post's `params`.
+ * per post. An entry too large for the post it starts in goes on in the next ones, its properties and its events each
+ * filling from where the entry started. Returns each post's `params`.
  */
 export function splitPack(entriesValue: unknown, now = Date.now()): AlinkObject[] {
+  return splitPackEntries(packEntries(entriesValue), now);
+}
+
+/** splitPack of entries packEntries already checked. */
+export function splitPackEntries(entries: readonly PackEntry[], now = Date.now()): AlinkObject[] {
   const posts: PackDraft[] = [];
   const open = (): PackDraft => {
     const post: PackDraft = { properties: {}, events: {}, subDevices: [], counts: { properties: 0, events: 0 } };
     posts.push(post);
     return post;
   };
-  let current = open();
-  for (const entry of packEntries(entriesValue)) {
+  open();
+  for (const entry of entries) {
+    const identity = entry.productKey === undefined ? undefined : { productKey: entry.productKey, deviceName: entry.deviceName as string };
+    if (identity && posts[posts.length - 1].subDevices.length >= GATEWAY_LIMITS.packSubDevices) open();
+    const first = posts.length - 1;
+    const targets = new Map<PackDraft, PackGroups>();
     const groupsIn = (post: PackDraft): PackGroups => {
-      if (entry.productKey === undefined) return post;
-      const sub = { identity: { productKey: entry.productKey, deviceName: entry.deviceName as string }, properties: {}, events: {} };
-      post.subDevices.push(sub);
-      return sub;
+      let target = targets.get(post);
+      if (!target) {
+        target = identity ? { properties: {}, events: {} } : post;
+        if (identity) post.subDevices.push({ identity, ...target });
+        targets.set(post, target);
+      }
+      return target;
     };
-    if (entry.productKey !== undefined && current.subDevices.length >= GATEWAY_LIMITS.packSubDevices) current = open();
-    let target = groupsIn(current);
     for (const group of ['properties', 'events'] as const) {
+      let at = first;
       for (const [name, value] of Object.entries(timed(entry[group], now))) {
-        if (current.counts[group] >= PACK_MAX[group]) {
-          current = open();
-          target = groupsIn(current);
-        }
-        target[group][name] = value;
-        current.counts[group] += 1;
+        while (at < posts.length && posts[at].counts[group] >= PACK_MAX[group]) at += 1;
+        const post = at < posts.length ? posts[at] : open();
+        groupsIn(post)[group][name] = value;
+        post.counts[group] += 1;
       }
     }
   }

@@ -93,6 +93,24 @@ export function checkTimerDuration(value: number, field: string, unit: 'ms' | 's
   return ms;
 }
 
+/** The platform's limits on gateway traffic (docs/protocol.md §8.2, §8.3, §8.5, §16). */
+export const GATEWAY_LIMITS = deepFreeze({
+  /** Sub-devices per batch_login / batch_logout. */
+  batchLogin: 50,
+  /** Sub-devices per thing/topo/add. */
+  topoAdd: 30,
+  /** Logins of one sub-device within a minute; the next one is refused with 429. */
+  loginsPerMinute: 5,
+  /** Sub-devices online through one gateway at a time (428 beyond). */
+  onlinePerGateway: 2000,
+  /** Sub-devices attached to one gateway (6400 beyond). */
+  topologyPerGateway: 1500,
+  /** One thing.event.property.pack.post carries at most this many sub-devices, properties and events. */
+  packSubDevices: THING_POST_LIMITS.devices,
+  packProperties: THING_POST_LIMITS.properties,
+  packEvents: 20,
+});
+
 export const RANGES = deepFreeze({
   /** Seconds; the IoT Platform refuses a keepalive outside 30-1200. */
   iotKeepalive: { min: 30, max: 1200 },

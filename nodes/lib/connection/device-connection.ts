@@ -1,6 +1,6 @@
 // One device's MQTT connection (IoT Platform or ApsaraMQ), shared by every node of a config node. Longer than the
 // other files because it is the one place that drives the mqtt.js client: its life cycle, subscriptions on the wire,
-// publishing, and the token upload; the decisions it takes are made in the smaller files beside it.
+// and the token upload; what leaves waits in the outbox beside it, and the decisions are made in the smaller files.
 import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
@@ -8,13 +8,11 @@ import mqtt, { IClientOptions, MqttClient } from 'mqtt';
 import { AliyunIotError, LogMessage } from '../errors';
 import { endpointUrl, isWebSocketProtocol } from '../protocol/endpoints';
 import { TOKEN_TOPICS } from '../protocol/mq-login';
-import { HistoryBatch, QueuedPropertyPost, readPropertyPost } from '../protocol/history';
 import { encodePayload, exceedsBytes } from '../protocol/payload';
 import { Qos, expandPlaceholders, isPointToPointFilter, parseQos, validateFilter, validatePublishTopic } from '../protocol/topics';
 import { readTokenNotice, tokenUploadBody } from './apsaramq-token';
-import { DiskQueue } from './disk-queue';
-import { OfflineQueue, PublishQueue, QueuedPublish } from './offline-queue';
-import { AlinkIds } from './pending-requests';
+import type { QueuedPublish } from './offline-queue';
+import { HistoryListener, Outbox } from './outbox';
 import {
   NO_FAILURES,
   ProblemLog,
@@ -42,9 +40,6 @@ import type {
 /** mqtt.js traces every packet through its `log` option; unless DEBUG asks for that, a no-op spares the hot path. */
 const MQTT_JS_LOG = process.env.DEBUG ? undefined : (): void => undefined;
 
-/** The least time between two reports of the queue's size to the users. */
-const QUEUE_REPORT_INTERVAL_MS = 250;
-
 /** mqtt.js never reconnects by itself: this period only keeps it from flushing in-flight QoS 1 callbacks on close. */
 const MQTT_JS_RECONNECT_PERIOD = 0x7fffffff;
 
@@ -59,12 +54,7 @@ export class DeviceConnection implements SharedConnection {
   private readonly policy: ReconnectPolicy;
   private readonly users: StatusBroadcaster;
   private readonly subscriptions = new SubscriptionTable();
-  private readonly queue: PublishQueue;
-  /** When the next publish may leave (performance.now() ms), for `maxRate`. */
-  private nextPublishAt = 0;
-  private paceTimer?: NodeJS.Timeout;
-  private queueReportTimer?: NodeJS.Timeout;
-  private reportedQueue = 0;
+  private readonly outbox: Outbox;
   /**
    * Filters with an UNSUBSCRIBE on the wire and no UNSUBACK yet. A new SUBSCRIBE of one waits for the UNSUBACK:
    * a broker may finish the UNSUBSCRIBE after a SUBSCRIBE sent right behind it (aedes does), leaving no subscription.
@@ -97,13 +87,6 @@ export class DeviceConnection implements SharedConnection {
   private readonly localFilterRules: Array<(filter: string) => boolean> = [];
   /** Topics besides the device's own it may publish on (a gateway: those of its sub-devices). */
   private readonly publishRules: Array<(topic: string) => boolean> = [];
-  /** Whether a queued message for a topic may leave now (a gateway: not before its sub-device is online again). */
-  private readonly sendGates: Array<(topic: string) => boolean> = [];
-  /** Who learns which queued property posts went as which history post. */
-  private readonly historyListeners = new Set<HistoryListener>();
-  private readonly historyIds = new AlinkIds();
-  /** The status reason of the disk queue's last failed store, until one succeeds again. */
-  private storeProblem?: ConnectionStatus['storeProblem'];
 
   /**
    * `queueDirectory`: where a disk queue (`queueStore` disk) keeps its files. Opening it recovers what an earlier run
@@ -114,20 +97,12 @@ export class DeviceConnection implements SharedConnection {
     this.log = log;
     this.policy = reconnectPolicy(policy);
     this.users = new StatusBroadcaster({ state: 'idle', reason: 'idle' }, log);
-    if (profile.queueStore === 'disk') {
-      if (!queueDirectory) throw new AliyunIotError('QUEUE_DIRECTORY_MISSING');
-      this.queue = new DiskQueue({
-        dir: queueDirectory,
-        maxRecords: profile.queueSize,
-        maxBytes: profile.queueMaxBytes,
-        timeoutMs: profile.queueTimeoutMs,
-        log,
-        onReady: () => this.flushQueue(),
-        onStoreResult: (error) => this.afterStore(error),
-      });
-    } else {
-      this.queue = new OfflineQueue(profile.queueSize);
-    }
+    const wire = {
+      isLive: () => this.liveClient() !== undefined,
+      send: (message: QueuedPublish) => this.send(message),
+      onShownChange: () => this.setStatus(this.status),
+    };
+    this.outbox = new Outbox(profile, wire, log, queueDirectory);
     this.problems = new ProblemLog(log);
   }
 
@@ -149,12 +124,12 @@ export class DeviceConnection implements SharedConnection {
   }
 
   get queuedCount(): number {
-    return this.queue.length;
+    return this.outbox.length;
   }
 
   /** Whether queued publishes are kept on disk (their callbacks run when stored). */
   get durableQueue(): boolean {
-    return this.queue.durable;
+    return this.outbox.durable;
   }
 
   expandTopic(topic: string): string {
@@ -281,18 +256,17 @@ export class DeviceConnection implements SharedConnection {
 
   /** From now on, a queued message for a topic `gate` refuses waits (with all behind it) until flush() is called. */
   addSendGate(gate: (topic: string) => boolean): void {
-    this.sendGates.push(gate);
+    this.outbox.addSendGate(gate);
   }
 
   /** Sends what waits, if the connection is up: after a send gate opened. */
   flush(): void {
-    this.flushQueue();
+    this.outbox.flush();
   }
 
   /** `listener` learns of every history post made of queued property posts; returns what removes it. */
   addHistoryListener(listener: HistoryListener): () => void {
-    this.historyListeners.add(listener);
-    return () => this.historyListeners.delete(listener);
+    return this.outbox.addHistoryListener(listener);
   }
 
   private sendSubscribe(filter: string, entry: FilterEntry): void {
@@ -442,61 +416,7 @@ export class DeviceConnection implements SharedConnection {
       callback(new AliyunIotError('CONNECTION_CLOSED'));
       return;
     }
-    if (!this.queue.durable && this.liveClient() !== undefined && this.queue.length === 0 && this.paceDelay() <= 0) {
-      this.send(message);
-      this.paced(message.qos);
-      return;
-    }
-    if (this.queue.durable && options.control) {
-      // Stored requests wait behind the sub-devices' stored posts, which wait for the logins these requests make.
-      if (!this.liveClient()) {
-        callback(new AliyunIotError('DISCONNECTED'));
-        return;
-      }
-      this.send(message);
-      this.paced(message.qos);
-      return;
-    }
-    // A disk queue's messages leave from the store once durable (it calls flushQueue).
-    this.queue.push(message, options.queueTimeoutMs ?? this.profile.queueTimeoutMs);
-    this.reportQueue();
-    if (!this.queue.durable) this.flushQueue();
-  }
-
-  /** A disk queue's answer to a store: a failure to write shows in the status until a store succeeds again. */
-  private afterStore(error?: Error): void {
-    const code = error instanceof AliyunIotError ? error.code : undefined;
-    const problem = code === undefined ? undefined : STORE_PROBLEMS[code];
-    // A refusal by the bounds (STORE_FULL) says nothing about the disk.
-    if ((problem || !error) && problem !== this.storeProblem) {
-      if (problem) this.log.error(new LogMessage('STORE_WRITE_FAILED', { reason: (error as Error).message }));
-      this.storeProblem = problem;
-      this.setStatus(this.status);
-    }
-  }
-
-  /** How long until the next publish may leave under `maxRate`, in ms. */
-  private paceDelay(): number {
-    return this.nextPublishAt - performance.now();
-  }
-
-  private paced(qos: Qos): void {
-    const interval = qos === 1 ? this.profile.publishIntervalMs.qos1 : this.profile.publishIntervalMs.qos0;
-    if (interval > 0) this.nextPublishAt = Math.max(performance.now(), this.nextPublishAt) + interval;
-  }
-
-  /** Messages held by the queue, shown in the users' status (at most every QUEUE_REPORT_INTERVAL_MS). */
-  private reportQueue(): void {
-    if (this.queueReportTimer || this.closed) return;
-    this.queueReportTimer = setTimeout(() => {
-      this.queueReportTimer = undefined;
-      const queued = this.queue.length;
-      if (queued === this.reportedQueue) return;
-      this.reportedQueue = queued;
-      this.setStatus(this.status);
-      if (queued > 0) this.reportQueue();
-    }, QUEUE_REPORT_INTERVAL_MS);
-    this.queueReportTimer.unref();
+    this.outbox.submit(message, options);
   }
 
   /** Publishes on the live client; the callback runs once, at the PUBACK, the write, or when the run ends. */
@@ -525,66 +445,6 @@ export class DeviceConnection implements SharedConnection {
       if (this.corked === stream) this.corked = undefined;
       stream.uncork();
     });
-  }
-
-  /** Sends what waits, in order, as fast as `maxRate` lets it; a timer takes up where the rate stops it. */
-  private flushQueue(): void {
-    if (this.paceTimer) return;
-    while (this.liveClient()) {
-      const delay = this.paceDelay();
-      if (delay > 0) {
-        this.paceTimer = setTimeout(() => {
-          this.paceTimer = undefined;
-          this.flushQueue();
-        }, Math.ceil(delay));
-        break;
-      }
-      const head = this.queue.peek();
-      if (!head) break;
-      const message = this.takeHistory(head) ?? (this.mayLeave(head.topic) ? this.queue.shift() : undefined);
-      if (!message) break;
-      this.send(message);
-      this.paced(message.qos);
-    }
-    this.reportQueue();
-  }
-
-  private mayLeave(topic: string): boolean {
-    return this.sendGates.every((gate) => gate(topic));
-  }
-
-  /**
-   * With `historyAfter`: the property posts at the head of the queue that waited longer than it, taken out of the queue
-   * and made into one history post (within the platform's limits, same QoS); undefined when the head is no such post.
-   * The history post's PUBACK or failure answers each of them.
-   */
-  private takeHistory(head: Readonly<QueuedPublish>): QueuedPublish | undefined {
-    const limitMs = this.profile.historyAfterMs;
-    if (limitMs <= 0 || this.profile.mode !== 'iot') return undefined;
-    const now = Date.now();
-    const batch = new HistoryBatch(this.profile.limits.maxPayloadBytes);
-    const taken: QueuedPublish[] = [];
-    for (let next = this.queue.peek(); next; next = this.queue.peek()) {
-      if (next.retain || next.enqueuedAt === undefined || now - next.enqueuedAt <= limitMs || next.qos !== head.qos) break;
-      const post = readPropertyPost(next.topic, next.payload, next.enqueuedAt);
-      if (!post || !batch.fits(post)) break;
-      batch.add(post);
-      taken.push(this.queue.shift() as QueuedPublish);
-    }
-    if (taken.length === 0) return undefined;
-    const id = this.historyIds.take();
-    const { productKey, deviceName } = this.profile.variables;
-    const { topic, payload } = batch.build({ productKey, deviceName }, id, true);
-    for (const listener of this.historyListeners) listener(id, batch.posts);
-    return {
-      topic,
-      payload,
-      qos: head.qos,
-      retain: false,
-      callback: (error) => {
-        for (const message of taken) message.callback(error);
-      },
-    };
   }
 
   /** The current run's client while it has a session (CONNACK received, not ending); publishes and SUBSCRIBEs go there. */
@@ -633,17 +493,14 @@ export class DeviceConnection implements SharedConnection {
     }
     this.closed = true;
     for (const [, entry] of this.subscriptions.entries()) clearTimeout(entry.unsubscribeTimer);
-    clearTimeout(this.paceTimer);
-    this.paceTimer = undefined;
-    clearTimeout(this.queueReportTimer);
-    this.queueReportTimer = undefined;
+    this.outbox.stop();
     if (this.pendingUpload) this.finishUpload(this.pendingUpload, new AliyunIotError('CONNECTION_CLOSED'));
     this.stopRun(() => {
-      this.queue.failAll('CONNECTION_CLOSED');
+      this.outbox.failQueued();
       this.setStatus({ state: 'closed', reason: 'closed' });
       this.users.clear();
       this.subscriptions.clear();
-      this.queue.close(callback);
+      this.outbox.closeStore(callback);
     });
   }
 
@@ -765,7 +622,7 @@ export class DeviceConnection implements SharedConnection {
       entry.sentQos = undefined;
       if (!entry.local && !entry.denied && entry.owners.size > 0) this.sendSubscribe(filter, entry);
     }
-    this.flushQueue();
+    this.outbox.flush();
   }
 
   private onError(err: Error & { code?: unknown }): void {
@@ -859,21 +716,14 @@ export class DeviceConnection implements SharedConnection {
 
   private setStatus(status: ConnectionStatus): void {
     const { queued: _previous, storeProblem: _problem, ...rest } = status;
-    const shown: ConnectionStatus = this.reportedQueue > 0 && status.state !== 'closed' ? { ...rest, queued: this.reportedQueue } : rest;
-    if (this.storeProblem && status.state !== 'closed') shown.storeProblem = this.storeProblem;
+    const { reportedQueued, storeProblem } = this.outbox;
+    const shown: ConnectionStatus = reportedQueued > 0 && status.state !== 'closed' ? { ...rest, queued: reportedQueued } : rest;
+    if (storeProblem && status.state !== 'closed') shown.storeProblem = storeProblem;
     this.users.set(shown);
   }
 }
 
-/** The status a disk queue's failure to write shows, by its error code. */
-const STORE_PROBLEMS: Partial<Record<string, NonNullable<ConnectionStatus['storeProblem']>>> = {
-  STORE_DISK_FULL: 'store-disk-full',
-  STORE_UNWRITABLE: 'store-unwritable',
-  STORE_IO: 'store-io',
-};
-
-/** A history post `historyId` was made of `posts` (queued property posts, in order). */
-export type HistoryListener = (historyId: string, posts: QueuedPropertyPost[]) => void;
+export type { HistoryListener } from './outbox';
 
 interface ClientRun {
   client: MqttClient;

@@ -4,9 +4,10 @@ import {
   MessageReceiver,
   PublishCallback,
   SubDeviceSubscriptions,
-  existingSubDeviceManager,
+  SubDeviceManager,
   publishAsSubDevice,
   subDeviceOfTopic,
+  whenSubDeviceManager,
 } from './lib/connection';
 import { AliyunIotError } from './lib/errors';
 import { localizeError } from './support/i18n';
@@ -41,8 +42,9 @@ export = function (RED: NodeAPI): void {
     // The device whose commands these are: the node's sub-device, else the connection's own.
     const { productKey, deviceName } = subDevice ? subDevice.device : connection.profile.variables;
     const device = { productKey, deviceName };
-    // On a gateway without a sub-device of its own, the node also takes every logged-in sub-device's commands.
-    const gateway = subDevice ? undefined : existingSubDeviceManager(connection);
+    // On a gateway without a sub-device of its own, the node also takes every logged-in sub-device's commands: from
+    // when the connection is known to be a gateway's, which may be after this node starts (a gateway node after it).
+    let gateway: SubDeviceManager | undefined;
     const autoReplySet = config.autoReplySet === true || config.autoReplySet === 'true';
     const services = (config.services ?? '')
       .split(',')
@@ -104,9 +106,14 @@ export = function (RED: NodeAPI): void {
         else connection.subscribe(receiver, filter, 0);
       }
       // What the auto-subscription brings for every sub-device: local filters, no SUBSCRIBE.
-      if (gateway) {
-        for (const filter of commandFilters({ productKey: '+', deviceName: '+' }, services, undefined))
-          connection.subscribe(receiver, filter, 0);
+      if (!subDevice) {
+        const fleetFilters = commandFilters({ productKey: '+', deviceName: '+' }, services, undefined);
+        onClose(
+          whenSubDeviceManager(connection, (manager) => {
+            gateway = manager;
+            for (const filter of fleetFilters) connection.subscribe(receiver, filter, 0);
+          }),
+        );
       }
     } catch (err) {
       node.status(errorStatus('config-error'));

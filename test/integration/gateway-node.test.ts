@@ -144,6 +144,39 @@ describe('gateway node', function () {
     assert.equal(statusesOf(node('gateway')).at(-1)?.fill, 'green');
   });
 
+  it('a command node without a sub-device that starts before the gateway node takes the commands of its logins', async function () {
+    // No aliyun-iot-subdevice: nothing makes the connection a gateway's until the gateway node starts, after the command node.
+    helper.settings({ aliyunIot: TEST_RUNTIME_SETTINGS, userDir } as Parameters<typeof helper.settings>[0]);
+    await startServer();
+    const { flow, credentials } = gatewayFlow(sim);
+    const command = {
+      id: 'command',
+      type: 'aliyun-iot-command',
+      connection: 'gw',
+      services: '',
+      autoReplySet: true,
+      wires: [['commands']],
+    };
+    await deploy([flow[0], command, { id: 'commands', type: 'helper' }, ...flow.slice(1)], credentials);
+    outputs = collect('out') as OutputMessage[];
+    caught = collect('caught') as CaughtMessage[];
+    const commands = collect('commands');
+    await waitForConnectionSubscribed(sim, 'gw');
+    const login = await act('login', [subDevice(1)]);
+    assert.equal(login.payload[0].state, 'online');
+    const set = await admin<{ status: string; reply: { code: number } }>(sim, 'POST', '/properties/set', {
+      ...device(1),
+      items: { power: 1 },
+      timeout: 3000,
+    });
+    assert.deepEqual([set.status, set.reply.code], ['SUCCESS', 200], 'answered by the command node');
+    assert.deepEqual(
+      commands.map((msg) => [(msg as NodeMessage & { device?: unknown }).device, msg.payload]),
+      [[device(1), { power: 1 }]],
+    );
+    assert.deepEqual(caught, []);
+  });
+
   it('logs out what it logged in when the last gateway node of the connection is removed', async function () {
     await start();
     await act('login', [subDevice(1), subDevice(2)]);

@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type { NodeMessage } from 'node-red';
 import { Simulator, SimulatorConfig, startSimulator } from '../../sim';
@@ -8,6 +9,7 @@ import {
   PACKAGE_NODES,
   collect,
   deviceConnectionOf,
+  errorsOf,
   helper,
   node,
   recordGrants,
@@ -19,10 +21,15 @@ import {
 import { FlowNode, admin, waitFor, waitForSubscribed, waitForUnsubscribed } from '../support/helpers';
 import { PK, demoRegistry } from '../support/registry';
 import { REPO_ROOT } from '../support/paths';
+import { TEST_RUNTIME_SETTINGS } from '../support/reconnect';
 
 const ROOT = REPO_ROOT;
 const EXAMPLES = path.join(ROOT, 'examples');
 const DEMO_REGISTRY = demoRegistry();
+// The demo registry's gateway and sub-device products, of examples 09 and 10.
+const EDGE_GW_PK = 'a1EdgeGw001';
+const FIELD_PK = 'a1FieldDev1';
+const METER_PK = 'a1Meter0001';
 const CORE = path.join(path.dirname(require.resolve('@node-red/nodes/package.json')), 'core');
 // Node-RED's core nodes are CommonJS modules found at run time.
 const CORE_NODES = [
@@ -52,12 +59,21 @@ function credentialsFor(flow: FlowNode[], registry: SimulatorConfig): Credential
       assert.ok(key, 'the demo registry has a cloud AccessKey');
       credentials[entry.id] = { accessKeyId: key.accessKeyId, accessKeySecret: key.accessKeySecret };
     } else {
-      const device = registry.products?.[0].devices.find((candidate) => candidate.deviceName === entry.deviceName);
-      assert.ok(device, `${String(entry.deviceName)} is in the demo registry`);
-      credentials[entry.id] = { deviceSecret: device.deviceSecret };
+      credentials[entry.id] = { deviceSecret: demoSecret(registry, entry) };
     }
   }
+  for (const entry of flow.filter((item) => item.type === 'aliyun-iot-subdevice')) {
+    credentials[entry.id] = { deviceSecret: demoSecret(registry, entry) };
+  }
   return credentials;
+}
+
+/** The DeviceSecret of a device (or sub-device) of the demo registry that a config node names. */
+function demoSecret(registry: SimulatorConfig, entry: FlowNode): string {
+  const product = registry.products?.find((candidate) => candidate.productKey === entry.productKey);
+  const device = product?.devices.find((candidate) => candidate.deviceName === entry.deviceName);
+  assert.ok(device, `${String(entry.productKey)}/${String(entry.deviceName)} is in the demo registry`);
+  return device.deviceSecret;
 }
 
 /**
@@ -76,6 +92,13 @@ async function loadExamples(underTest: string): Promise<void> {
   await helper.load([...PACKAGE_NODES, ...CORE_NODES] as never, flow as never, credentialsFor(flow, DEMO_REGISTRY) as never);
 }
 
+/** What the nodes of an example reported as errors (done(err) included), as the debug sidebar would show them. */
+function errorsIn(file: string): string[] {
+  return readExample(file)
+    .filter((entry) => entry.type !== 'tab')
+    .flatMap((entry) => errorsOf(node(entry.id)).map((text) => `${entry.id}: ${text}`));
+}
+
 function trigger(id: string): void {
   node(id).receive({} as NodeMessage);
 }
@@ -87,6 +110,7 @@ function send(id: string, msg: Record<string, unknown>): void {
 describe('examples', function () {
   let sim: Simulator;
   const messages: Array<{ deviceName: string; topic: string; payload: string }> = [];
+  let userDir: string;
   beforeEach(async function () {
     sim = await startSimulator({ ...DEMO_REGISTRY, port: 0, adminPort: 0, amqpPort: 0, apiPort: 0 });
     process.env.ALIYUN_IOT_SIM_PORT = String(sim.port);
@@ -96,11 +120,16 @@ describe('examples', function () {
     messages.length = 0;
     recordGrants(sim);
     sim.on('message', (info) => messages.push({ deviceName: info.deviceName, topic: info.topic, payload: info.payload.toString() }));
+    // The gateway node keeps the secrets `register` obtains under the user directory.
+    userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'aliyun-iot-examples-'));
+    helper.settings({ aliyunIot: TEST_RUNTIME_SETTINGS, userDir } as Parameters<typeof helper.settings>[0]);
     await startServer();
   });
   afterEach(async function () {
     await stopServer();
     await sim.stop();
+    helper.settings({ aliyunIot: TEST_RUNTIME_SETTINGS } as Parameters<typeof helper.settings>[0]);
+    fs.rmSync(userDir, { recursive: true, force: true });
   });
 
   it('00 demo: telemetry, M2M forwarding by the rule, and the cloud calling the device', async function () {
@@ -328,5 +357,136 @@ describe('examples', function () {
     send('ex08-devAOut', { payload: { temperature: 40, humidity: 50 } });
     await waitFor(() => alerts.length === 2, 'the alert of the next hot reading');
     assert.equal((alerts[1].payload as { temperature: number }).temperature, 40, 'the cool reading was not forwarded');
+  });
+
+  it('09 edge gateway: three field devices online as sub-devices, posting as themselves, a property set answered and in effect', async function () {
+    const posts: Array<{ productKey: string; deviceName: string; method?: string; params?: unknown }> = [];
+    sim.on('post', (info) => posts.push(info));
+    await loadExamples('09 Edge gateway for field devices.json');
+    const [replies, sets] = ['ex09-posted', 'ex09-sets'].map(collect) as Msg[][];
+    const fieldDevices = { pump: 'field-pump01', tank: 'field-tank01', relay: 'field-relay01' };
+    for (const key of Object.keys(fieldDevices)) {
+      for (const role of ['post', 'command', 'reply']) await waitForStatus(`ex09-${key}-${role}`, 'subdevice-online');
+    }
+    assert.deepEqual(
+      sim.onlineSubDevices({ productKey: EDGE_GW_PK, deviceName: 'edge-gw01' }).sort(),
+      Object.values(fieldDevices)
+        .map((deviceName) => `${FIELD_PK}/${deviceName}`)
+        .sort(),
+    );
+    for (const key of Object.keys(fieldDevices)) trigger(`ex09-${key}-poll`);
+    await waitFor(() => replies.length === 3 && posts.length === 3, 'the three posts and their replies');
+    assert.deepEqual(
+      posts.map((post) => [post.productKey, post.deviceName, post.method]).sort(),
+      Object.values(fieldDevices)
+        .sort()
+        .map((deviceName) => [FIELD_PK, deviceName, 'thing.event.property.post']),
+      'each posted as its own device',
+    );
+    assert.ok(
+      replies.every((msg) => (msg.alink as { code: number }).code === 200),
+      'every post accepted',
+    );
+    const pump = { productKey: FIELD_PK, deviceName: fieldDevices.pump };
+    const set = await admin<{ status: string; reply: { code: number; data: unknown } }>(sim, 'POST', '/properties/set', {
+      ...pump,
+      items: { speedSetpoint: 1200 },
+      timeout: 3000,
+    });
+    assert.deepEqual([set.status, set.reply.code, set.reply.data], ['SUCCESS', 200, { speedSetpoint: 1200 }]);
+    // Function nodes run in their own context: compare plain copies.
+    assert.deepEqual(JSON.parse(JSON.stringify(sets.map((msg) => msg.payload))), [{ speedSetpoint: 1200 }]);
+    trigger('ex09-pump-poll');
+    await waitFor(() => posts.length === 4, 'the next post of the pump');
+    assert.deepEqual([posts[3].deviceName, (posts[3].params as { speedSetpoint: number }).speedSetpoint], [fieldDevices.pump, 1200]);
+    const stored = await admin<{ properties: Record<string, { value: unknown }> }>(
+      sim,
+      'GET',
+      `/devices/${FIELD_PK}/${fieldDevices.pump}/properties`,
+    );
+    assert.equal(stored.properties.speedSetpoint.value, 1200, 'the platform has the pump at its new setpoint');
+    const refused = await admin<{ reply: { code: number; message: string } }>(sim, 'POST', '/properties/set', {
+      productKey: FIELD_PK,
+      deviceName: fieldDevices.relay,
+      items: { relay: 5 },
+      timeout: 3000,
+    });
+    assert.deepEqual([refused.reply.code, refused.reply.message], [460, 'relay out of range']);
+    assert.deepEqual(errorsIn('09 Edge gateway for field devices.json'), []);
+  });
+
+  it('10 sub-devices from a table: 50 meters registered, logged in and posting; a set to one answered; a new meter added', async function () {
+    // 101 posts through one connection paced to 10 a second, besides 50 registrations and logins.
+    this.timeout(60_000);
+    const posts: Array<{ productKey: string; deviceName: string; params?: unknown }> = [];
+    sim.on('post', (info) => posts.push(info));
+    await loadExamples('10 Sub-devices from a table.json');
+    const [shown, online, replies, sets] = ['ex10-results', 'ex10-summary', 'ex10-posted', 'ex10-sets'].map(collect) as Msg[][];
+    const results = (): Msg[] => shown.filter((msg) => msg.action !== undefined);
+    const gateway = { productKey: EDGE_GW_PK, deviceName: 'edge-gw02' };
+    const meters = Array.from({ length: 50 }, (_, index) => `meter${String(index + 1).padStart(3, '0')}`);
+    const postedBy = (deviceName: string): boolean => posts.some((post) => post.productKey === METER_PK && post.deviceName === deviceName);
+    await waitForConnectionSubscribed(sim, 'ex10-gw');
+    trigger('ex10-start');
+    await waitFor(() => meters.every(postedBy) && replies.length === 50, 'a first post of every meter, and its reply', 20_000);
+    assert.equal(posts.length, 50);
+    assert.deepEqual(
+      sim.onlineSubDevices(gateway).sort(),
+      meters.map((deviceName) => `${METER_PK}/${deviceName}`),
+    );
+    assert.deepEqual(
+      results().map((msg) => [msg.action, (msg.payload as Array<{ code: number }>).filter((entry) => entry.code === 200).length]),
+      [
+        ['register', 50],
+        ['login', 50],
+      ],
+    );
+    assert.ok(!JSON.stringify(shown).includes('secret'), 'no secret in a result');
+    assert.deepEqual(
+      online.map((msg) => msg.payload),
+      ['50 of 50 online'],
+    );
+    assert.ok(
+      replies.every((msg) => (msg.alink as { code: number }).code === 200),
+      'every post accepted',
+    );
+
+    const meter017 = { productKey: METER_PK, deviceName: 'meter017' };
+    const set = await admin<{ status: string; reply: { code: number; data: unknown } }>(sim, 'POST', '/properties/set', {
+      ...meter017,
+      items: { powerLimit: 1200 },
+      timeout: 3000,
+    });
+    assert.deepEqual([set.status, set.reply.code, set.reply.data], ['SUCCESS', 200, { powerLimit: 1200 }]);
+    assert.deepEqual(JSON.parse(JSON.stringify(sets.map((msg) => [msg.device, msg.payload]))), [[meter017, { powerLimit: 1200 }]]);
+    // The next reading of two meters, by the path of every reading (posts are paced to the platform's 10 a second
+    // at QoS 1 on the gateway's connection: a round of all 50 takes 5 s).
+    const meter018 = { productKey: METER_PK, deviceName: 'meter018' };
+    send('ex10-read', { devices: [meter017, meter018] });
+    await waitFor(() => posts.length === 52, 'the next readings of meter017 and meter018');
+    assert.deepEqual(
+      posts.slice(50).map((post) => [post.deviceName, (post.params as { powerLimit: number }).powerLimit]),
+      [
+        ['meter017', 1200],
+        ['meter018', 5000],
+      ],
+      'the set is in effect, at meter017 only',
+    );
+
+    trigger('ex10-add');
+    await waitFor(() => postedBy('meter051'), 'the first post of meter051');
+    const added = results()
+      .slice(2)
+      .map((msg) => [
+        msg.action,
+        (msg.payload as Array<{ deviceName: string; code: number }>).map((entry) => [entry.deviceName, entry.code]),
+      ]);
+    assert.deepEqual(JSON.parse(JSON.stringify(added)), [
+      ['register', [['meter051', 200]]],
+      ['login', [['meter051', 200]]],
+    ]);
+    assert.equal(sim.onlineSubDevices(gateway).length, 51);
+    assert.deepEqual(online.at(-1)?.payload, '1 of 1 online');
+    assert.deepEqual(errorsIn('10 Sub-devices from a table.json'), []);
   });
 });

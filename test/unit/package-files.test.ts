@@ -30,6 +30,8 @@ describe('package files: the examples', function () {
       'aliyun-iot-reply',
       'aliyun-iot-invoke',
       'aliyun-iot-connection',
+      'aliyun-iot-subdevice',
+      'aliyun-iot-gateway',
     ]) {
       assert.ok(types.has(type), `${type} appears in an example`);
     }

@@ -800,9 +800,32 @@ export function existingSubDeviceManager(connection: DeviceConnection): SubDevic
   return managers.get(connection);
 }
 
+const managerWaiters = new WeakMap<DeviceConnection, Set<(manager: SubDeviceManager) => void>>();
+
 /** The sub-device manager of a gateway's connection, made on first use and shared by every node on it. */
 export function subDeviceManagerOf(connection: DeviceConnection, options?: SubDeviceManagerOptions): SubDeviceManager {
   let manager = managers.get(connection);
-  if (!manager) managers.set(connection, (manager = new SubDeviceManager(connection, options)));
+  if (!manager) {
+    managers.set(connection, (manager = new SubDeviceManager(connection, options)));
+    const waiters = managerWaiters.get(connection);
+    managerWaiters.delete(connection);
+    for (const waiter of waiters ?? []) waiter(manager);
+  }
   return manager;
+}
+
+/**
+ * Calls `use` with the connection's sub-device manager: at once if there is one, else when something makes one (a
+ * node that starts later makes the connection a gateway's). Returns what cancels the wait.
+ */
+export function whenSubDeviceManager(connection: DeviceConnection, use: (manager: SubDeviceManager) => void): () => void {
+  const manager = managers.get(connection);
+  if (manager) {
+    use(manager);
+    return () => undefined;
+  }
+  let waiters = managerWaiters.get(connection);
+  if (!waiters) managerWaiters.set(connection, (waiters = new Set()));
+  waiters.add(use);
+  return () => managerWaiters.get(connection)?.delete(use);
 }

@@ -8,6 +8,7 @@ import type { ConnectionConfigNode } from '../../nodes/support/connection-lookup
 import { statusText } from '../../nodes/support/status';
 import { Simulator, SimulatorOptions } from '../../sim';
 import { FlowNode, isClient, nodeModule, startTestSimulator, waitFor } from './helpers';
+import { CONFIG_NODE_TYPES, PACKAGE_NODE_TYPES } from './paths';
 import { TEST_RUNTIME_SETTINGS } from './reconnect';
 
 helper.init(require.resolve('node-red'));
@@ -15,17 +16,7 @@ helper.settings({ aliyunIot: TEST_RUNTIME_SETTINGS } as Parameters<typeof helper
 
 export { helper };
 
-export const PACKAGE_NODES = [
-  'aliyun-iot-connection',
-  'aliyun-iot-in',
-  'aliyun-iot-out',
-  'aliyun-iot-post',
-  'aliyun-iot-command',
-  'aliyun-iot-reply',
-  'aliyun-iot-invoke',
-  'aliyun-iot-gateway',
-  'aliyun-iot-subdevice',
-].map(nodeModule);
+export const PACKAGE_NODES = PACKAGE_NODE_TYPES.map(nodeModule);
 
 export type Credentials = Record<string, Record<string, string>>;
 
@@ -71,7 +62,6 @@ export async function stopServer(): Promise<void> {
 }
 
 const TAB = 'tab1';
-const CONFIG_TYPES = ['aliyun-iot-connection', 'aliyun-iot-subdevice'];
 
 /**
  * Puts every node but the config nodes on one tab with a position, as the editor would: the runtime takes a node
@@ -80,7 +70,7 @@ const CONFIG_TYPES = ['aliyun-iot-connection', 'aliyun-iot-subdevice'];
 export function onTab(flow: FlowNode[]): FlowNode[] {
   return [
     { id: TAB, type: 'tab', label: 'test' },
-    ...flow.map((entry) => (CONFIG_TYPES.includes(entry.type) || entry.z ? entry : { x: 100, y: 100, z: TAB, ...entry })),
+    ...flow.map((entry) => (CONFIG_NODE_TYPES.includes(entry.type) || entry.z ? entry : { x: 100, y: 100, z: TAB, ...entry })),
   ];
 }
 

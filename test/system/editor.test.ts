@@ -7,21 +7,14 @@ import * as path from 'node:path';
 import { BrowserContext, Page, chromium } from 'playwright-core';
 import { Simulator, startSimulator } from '../../sim';
 import { NodeRedProcess } from '../support/processes';
-import { REPO_ROOT } from '../support/paths';
+import { CONFIG_NODE_TYPES, PACKAGE_NODE_TYPES, REPO_ROOT } from '../support/paths';
 import { demoRegistry } from '../support/registry';
 
 const ROOT = REPO_ROOT;
 const ARTIFACTS = path.join(ROOT, 'test-artifacts');
 const CHROMIUM = '/usr/bin/chromium';
-const NODE_TYPES = [
-  'aliyun-iot-in',
-  'aliyun-iot-out',
-  'aliyun-iot-post',
-  'aliyun-iot-command',
-  'aliyun-iot-reply',
-  'aliyun-iot-invoke',
-  'aliyun-iot-gateway',
-];
+/** What the palette shows: every node type but the config nodes. */
+const NODE_TYPES = PACKAGE_NODE_TYPES.filter((type) => !CONFIG_NODE_TYPES.includes(type));
 const DEMO_REGISTRY = demoRegistry();
 
 // The editor's globals, as far as these tests use them.

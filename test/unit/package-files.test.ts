@@ -2,7 +2,7 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { REPO_ROOT } from '../support/paths';
+import { PACKAGE_NODE_TYPES, REPO_ROOT } from '../support/paths';
 
 const EXAMPLES = path.join(REPO_ROOT, 'examples');
 
@@ -22,17 +22,7 @@ describe('package files: the examples', function () {
         `${file} carries no secrets`,
       );
     }
-    for (const type of [
-      'aliyun-iot-in',
-      'aliyun-iot-out',
-      'aliyun-iot-post',
-      'aliyun-iot-command',
-      'aliyun-iot-reply',
-      'aliyun-iot-invoke',
-      'aliyun-iot-connection',
-      'aliyun-iot-subdevice',
-      'aliyun-iot-gateway',
-    ]) {
+    for (const type of PACKAGE_NODE_TYPES) {
       assert.ok(types.has(type), `${type} appears in an example`);
     }
   });

@@ -1,8 +1,8 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 import { publishAsSubDevice } from './lib/connection';
 import { buildAnswer, isCommandContext, parseThingTopic } from './lib/protocol';
-import { shownValue } from './lib/errors';
-import { localizeError, newError } from './support/i18n';
+import { AliyunIotError, shownValue } from './lib/errors';
+import { failure } from './support/failure';
 import { onInput } from './support/input';
 import { deviceOfMessage } from './support/sub-device';
 import { startUserNode } from './support/user-node';
@@ -35,7 +35,7 @@ export = function (RED: NodeAPI): void {
     onInput(RED, node, (msg: ReplyMessage, _send, done) => {
       const context = msg.alink;
       if (!isCommandContext(context)) {
-        done(newError(RED, 'REPLY_NO_CONTEXT'));
+        done(failure(RED, msg, new AliyunIotError('REPLY_NO_CONTEXT')));
         return;
       }
       // aliyun-iot-command with autoReplySet already answered this property set.
@@ -51,23 +51,30 @@ export = function (RED: NodeAPI): void {
       const target = typeof context.topic === 'string' ? parseThingTopic(context.topic) : undefined;
       if (target && (target.productKey !== productKey || target.deviceName !== deviceName)) {
         done(
-          newError(RED, 'REPLY_OTHER_DEVICE', { device: `${target.productKey}/${target.deviceName}`, own: `${productKey}/${deviceName}` }),
+          failure(
+            RED,
+            msg,
+            new AliyunIotError('REPLY_OTHER_DEVICE', {
+              device: `${target.productKey}/${target.deviceName}`,
+              own: `${productKey}/${deviceName}`,
+            }),
+          ),
         );
         return;
       }
       const code = msg.code === undefined || msg.code === null || msg.code === '' ? defaultCode : replyCode(msg.code);
       if (!Number.isInteger(code)) {
-        done(newError(RED, 'REPLY_CODE_INVALID', { value: shownValue(msg.code ?? config.code) }));
+        done(failure(RED, msg, new AliyunIotError('REPLY_CODE_INVALID', { value: shownValue(msg.code ?? config.code) })));
         return;
       }
       try {
         const answer = buildAnswer(context, code, msg.payload, typeof msg.message === 'string' ? msg.message : undefined);
         // Answers go at QoS 0, as the platform sends RRPC responses.
-        const finish = (error?: Error): void => done(error ? localizeError(RED, error) : undefined);
+        const finish = (error?: Error): void => done(error ? failure(RED, msg, error) : undefined);
         if (acting) publishAsSubDevice(acting.manager, acting.device, answer.topic, answer.payload, { qos: 0 }, finish);
         else connection.publish(answer.topic, answer.payload, { qos: 0 }, finish);
       } catch (err) {
-        done(localizeError(RED, err));
+        done(failure(RED, msg, err));
       }
     });
   }

@@ -134,6 +134,30 @@ describe('hostile inputs to the nodes (issue 16, items 3, 8, 9)', function () {
     }
   });
 
+  it("reply: a refused answer reaches Catch with msg.code, as every node's errors do", async function () {
+    const device = iotConnection('conn-iot', sim, 'dev01');
+    await deploy(
+      [device.node, ...CATCH_ALL, { id: 'reply', type: 'aliyun-iot-reply', connection: 'conn-iot', code: '' }],
+      device.credentials,
+    );
+    await waitForStatus('reply', 'connected');
+    const caught = collect('caught') as Array<NodeMessage & { code?: unknown }>;
+    const setContext = {
+      kind: 'set',
+      replyTopic: `/sys/${PK}/dev01/thing/service/property/set_reply`,
+      id: '1',
+      topic: `/sys/${PK}/dev01/thing/service/property/set`,
+    };
+    node('reply').receive({ payload: {} } as NodeMessage);
+    node('reply').receive({ alink: setContext, code: 'not a number' } as unknown as NodeMessage);
+    node('reply').receive({ alink: { ...setContext, topic: `/sys/${PK}/dev02/thing/service/property/set` } } as unknown as NodeMessage);
+    await waitFor(() => caught.length === 3, 'three caught errors');
+    assert.deepEqual(
+      caught.map((msg) => msg.code),
+      ['REPLY_NO_CONTEXT', 'REPLY_CODE_INVALID', 'REPLY_OTHER_DEVICE'],
+    );
+  });
+
   // Item 9: the fuzz suite found msgs to reply, cloud out and ApsaraMQ out that ended in neither done() nor done(err).
   it('reply, cloud out and ApsaraMQ out: each hostile msg ends in exactly one done() or done(err)', async function () {
     const mq = mqConnection('conn-mq', sim, 'hostile9', 'token', { accessKeyId: 'AK', token: 'tok1' });

@@ -222,8 +222,10 @@ export function publishAddressed(
 /** The sub-device a message on a gateway's connection belongs to, when it belongs to one this gateway keeps. */
 export function subDeviceOfTopic(connection: SharedConnection, topic: string): Device | undefined {
   if (!(connection instanceof DeviceConnection) || connection.mode !== 'iot') return undefined;
+  // Every message of an in or command node comes here: a connection that is no gateway parses no topic.
   const manager = existingSubDeviceManager(connection);
+  if (!manager) return undefined;
   const device = deviceOfAnyTopic(topic);
-  if (!manager || !device || !manager.statusOf(device)) return undefined;
+  if (!device || !manager.statusOf(device)) return undefined;
   return { productKey: device.productKey, deviceName: device.deviceName };
 }

@@ -3,20 +3,21 @@
 // the same function node in a flow (what Node-RED costs with no in node at all), (g) 1,000 in nodes with distinct filters on one cloud
 // connection against 1, (h) OpenAPI Pub calls through aliyun-iot-out against @alicloud/pop-core in a loop, both with
 // the same number of calls in flight.
+import { ChildProcess, fork } from 'node:child_process';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import RPCClient from '@alicloud/pop-core';
 import type { NodeMessage } from 'node-red';
-import mqtt, { MqttClient } from 'mqtt';
 import rhea, { EventContext } from 'rhea';
 import { DEFAULT_API_CONCURRENCY } from '../nodes/lib/connection';
 import { IOT_API_VERSION, bodyBytes, signAmqpLogin } from '../nodes/lib/protocol';
 import { FlowNode } from '../test/support/helpers';
 import { helper } from '../test/support/node-harness';
 import type { LoadResult } from './load';
-import { PAYLOAD_BYTES } from './load';
+import type { FeedReply, FeedRequest } from './feed';
+import { padded } from './feed';
 import { deployFlow, startRuntime, undeploy } from './runtime';
-import { BENCH_CLOUD, DEVICES, FUNCTION_FLOW, FUNCTION_NODE, outTopic, rawClientOptions } from './setup';
+import { BENCH_CLOUD, DEVICES, FUNCTION_FLOW, FUNCTION_NODE, outTopic } from './setup';
 
 /** Where (h) publishes by the OpenAPI: a custom topic of a bench device. */
 const PUB_TOPIC = outTopic(DEVICES.ours);
@@ -46,7 +47,7 @@ let nextRun = 1;
 class Counter {
   readonly run = nextRun++;
   received = 0;
-  ready = false;
+  onReady: () => void = () => undefined;
   onProgress: () => void = () => undefined;
   private readonly seen: Uint8Array;
 
@@ -56,7 +57,7 @@ class Counter {
 
   take(text: string): void {
     if (text.startsWith(`p${this.run}:`)) {
-      this.ready = true;
+      this.onReady();
       return;
     }
     const prefix = `m${this.run}:`;
@@ -67,10 +68,6 @@ class Counter {
     this.received++;
     this.onProgress();
   }
-}
-
-function padded(prefix: string): string {
-  return prefix.length >= PAYLOAD_BYTES ? prefix : prefix + 'x'.repeat(PAYLOAD_BYTES - prefix.length);
 }
 
 function cloudConnectionNode(ports: CloudPorts): { node: FlowNode; credentials: Record<string, Record<string, string>> } {
@@ -176,58 +173,86 @@ async function rawConsumer(
     });
 }
 
-/** Publishes `counter.n` messages over `topics` from the generator device, at most `window` not yet counted. */
-async function feed(ports: CloudPorts, topics: string[], window: number, counter: Counter): Promise<LoadResult> {
-  const gen: MqttClient = await mqtt.connectAsync(rawClientOptions(ports.port, DEVICES.gen));
-  try {
-    const started = Date.now();
-    while (!counter.ready) {
-      if (Date.now() - started > PROBE_TIMEOUT_MS) throw new Error('consumer not ready');
-      gen.publish(topics[0], padded(`p${counter.run}:`), { qos: 0 });
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    return await new Promise<LoadResult>((resolve) => {
-      const { n } = counter;
-      let sent = 0;
-      let lastProgress = Date.now();
-      const start = performance.now();
-      const finish = (error?: string): void => {
-        clearInterval(watchdog);
-        counter.onProgress = () => undefined;
-        const ms = performance.now() - start;
-        resolve({
-          id: counter.run,
-          sent,
-          received: counter.received,
-          lost: n - counter.received,
-          ms,
-          perSecond: (counter.received / ms) * 1000,
-          error,
-        });
+/** Messages counted between two reports to the feed: its window is kept to within this many. */
+const REPORT_EVERY = 100;
+
+/** The feed's child process (feed.ts), one for the run, fed one measurement at a time. */
+export class Feeder {
+  private readonly child: ChildProcess = fork(path.join(__dirname, 'feed.js'), [], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+
+  private tell(request: FeedRequest): void {
+    this.child.send(request);
+  }
+
+  private ask(request: FeedRequest, until: FeedReply['cmd']): Promise<FeedReply> {
+    return new Promise((resolve, reject) => {
+      const listener = (reply: FeedReply): void => {
+        if (reply.cmd !== until && reply.cmd !== 'failed') return;
+        this.child.off('message', listener);
+        if (reply.cmd === 'failed') reject(new Error(`feed: ${reply.error}`));
+        else resolve(reply);
       };
-      const pump = (): void => {
-        while (sent < n && sent - counter.received < window) {
-          const seq = sent++;
-          gen.publish(topics[seq % topics.length], padded(`m${counter.run}:${seq}:`), { qos: 0 });
-        }
-      };
-      counter.onProgress = () => {
-        lastProgress = Date.now();
-        if (counter.received === n) finish();
-        else pump();
-      };
-      const watchdog = setInterval(() => {
-        if (Date.now() - lastProgress > STALL_MS) finish(`stalled at ${counter.received}/${n}`);
-      }, 250);
-      pump();
+      this.child.on('message', listener);
+      this.child.send(request);
     });
-  } finally {
-    await gen.endAsync(true);
+  }
+
+  /** Publishes `counter.n` messages over `topics`, at most `window` not yet counted. */
+  async feed(ports: CloudPorts, topics: string[], window: number, counter: Counter): Promise<LoadResult> {
+    const { n } = counter;
+    await this.ask({ cmd: 'start', port: ports.port, topics, run: counter.run, n, window }, 'connected');
+    try {
+      const ready = await new Promise<boolean>((resolve) => {
+        const timeout = setTimeout(() => resolve(false), PROBE_TIMEOUT_MS);
+        counter.onReady = () => {
+          clearTimeout(timeout);
+          resolve(true);
+        };
+      });
+      if (!ready) throw new Error('consumer not ready');
+      return await new Promise<LoadResult>((resolve) => {
+        let lastProgress = Date.now();
+        const start = performance.now();
+        const finish = (error?: string): void => {
+          clearInterval(watchdog);
+          counter.onProgress = () => undefined;
+          const ms = performance.now() - start;
+          resolve({
+            id: counter.run,
+            sent: n,
+            received: counter.received,
+            lost: n - counter.received,
+            ms,
+            perSecond: (counter.received / ms) * 1000,
+            error,
+          });
+        };
+        counter.onProgress = () => {
+          lastProgress = Date.now();
+          if (counter.received === n) finish();
+          else if (counter.received % REPORT_EVERY === 0) this.tell({ cmd: 'counted', received: counter.received });
+        };
+        const watchdog = setInterval(() => {
+          if (Date.now() - lastProgress > STALL_MS) finish(`stalled at ${counter.received}/${n}`);
+        }, 250);
+        this.tell({ cmd: 'go' });
+      });
+    } finally {
+      counter.onReady = () => undefined;
+      await this.ask({ cmd: 'stop' }, 'stopped');
+    }
+  }
+
+  stop(): void {
+    this.child.disconnect();
   }
 }
 
 /** (f) and (g): one measurement of a consumer over `filters`, fed on `topics`. */
 export async function measureSubscription(
+  feeder: Feeder,
   variant: SubscriptionVariant,
   ports: CloudPorts,
   filters: Array<{ filter: string; topic: string }>,
@@ -246,12 +271,16 @@ export async function measureSubscription(
         ? await rawFlowConsumer(ports, counter)
         : await rawConsumer(ports, counter);
   try {
-    return await feed(
+    // With the feed in a process of its own, this process's CPU is the consumer's (and an idle Node-RED runtime's).
+    const cpuBefore = process.cpuUsage();
+    const result = await feeder.feed(
       ports,
       filters.map((f) => f.topic),
       window,
       counter,
     );
+    const cpu = process.cpuUsage(cpuBefore);
+    return { ...result, cpuMicrosPerMessage: (cpu.user + cpu.system) / Math.max(1, result.received) };
   } finally {
     await stop();
   }

@@ -29,6 +29,8 @@ export interface LoadResult {
   perSecond: number;
   p50?: number;
   p99?: number;
+  /** CPU time of the measuring process per message received, µs: (f)'s consumer cost. */
+  cpuMicrosPerMessage?: number;
   error?: string;
 }
 

@@ -8,6 +8,10 @@ function find(result: BenchResult, label: string): Measure | undefined {
 
 const rate = (m?: Measure): string => (m && Number.isFinite(m.perSecond) ? String(Math.round(m.perSecond)) : '-');
 const ms = (v?: number): string => (v === undefined ? '-' : v.toFixed(2));
+const cpu = (m?: Measure): string => (m?.cpuMicrosPerMessage === undefined ? '-' : m.cpuMicrosPerMessage.toFixed(1));
+/** `a`'s CPU per message over `b`'s: the share of `a`'s rate that `b` keeps where the consumer's CPU is the limit. */
+const cpuRatio = (a?: Measure, b?: Measure): string =>
+  a?.cpuMicrosPerMessage && b?.cpuMicrosPerMessage ? `${(a.cpuMicrosPerMessage / b.cpuMicrosPerMessage).toFixed(2)}×` : '-';
 
 /** The median of the round-by-round ratios: runs of one round are neighbours in time, so they share the machine's mood. */
 export function ratio(a?: Measure, b?: Measure): string {
@@ -89,6 +93,12 @@ export function formatReport(result: BenchResult): string {
       ...markdown(
         ['ours', 'raw rhea', 'raw rhea → function node', 'ours/raw', 'ours/(raw → function node)', '(raw → function node)/raw'],
         [[rate(fOurs), rate(fRaw), rate(fRawFlow), ratio(fOurs, fRaw), ratio(fOurs, fRawFlow), ratio(fRawFlow, fRaw)]],
+      ),
+      '',
+      "(f) the consumer process's CPU per message, µs (the feed runs in a process of its own)",
+      ...markdown(
+        ['ours', 'raw rhea', 'raw rhea → function node', 'raw/ours'],
+        [[cpu(fOurs), cpu(fRaw), cpu(fRawFlow), cpuRatio(fRaw, fOurs)]],
       ),
       '',
     );

@@ -3,7 +3,7 @@
 import { ChildProcess, fork } from 'node:child_process';
 import * as path from 'node:path';
 import type { BrokerReply, BrokerRequest } from './broker';
-import { CloudPorts, CloudVariant, SubscriptionVariant, measurePub, measureSubscription } from './cloud';
+import { CloudPorts, CloudVariant, Feeder, SubscriptionVariant, measurePub, measureSubscription } from './cloud';
 import type { LoadRequest, LoadResult } from './load';
 import type { GatewayBenchRequest, GatewayBenchResult } from './gateway';
 import type { ScaleRequest, ScaleResult } from './scale';
@@ -89,6 +89,8 @@ export interface Measure {
   samples: number[];
   p50?: number;
   p99?: number;
+  /** The median of the rounds' consumer CPU per message, µs ((f) and (g)). */
+  cpuMicrosPerMessage?: number;
   lost: number;
   rounds: number;
   /** Why a round ended early (stalled, forwarder not ready); its messages count as lost. */
@@ -170,6 +172,7 @@ class Table {
     return [...this.cells].map(([label, results]) => {
       const p50 = results.map((r) => r.p50).filter((v): v is number => v !== undefined);
       const p99 = results.map((r) => r.p99).filter((v): v is number => v !== undefined);
+      const cpu = results.map((r) => r.cpuMicrosPerMessage).filter((v): v is number => v !== undefined);
       return {
         // A round that ended early (stalled) has no rate: NaN, left out of medians and ratios, listed under errors.
         label,
@@ -179,6 +182,7 @@ class Table {
         rounds: results.length,
         errors: results.flatMap((r) => (r.error ? [r.error] : [])),
         ...(p50.length ? { p50: median(p50), p99: median(p99) } : {}),
+        ...(cpu.length ? { cpuMicrosPerMessage: median(cpu) } : {}),
       };
     });
   }
@@ -201,6 +205,8 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const table = new Table();
   const brokers: Partial<Record<BrokerKind, Broker>> = {};
   const load = new Load();
+  let feedProcess: Feeder | undefined;
+  const feeder = (): Feeder => (feedProcess ??= new Feeder());
   const result: BenchResult = { size: options.size, measures: [] };
   const broker = async (kind: BrokerKind): Promise<Broker> => (brokers[kind] ??= await Broker.start(kind));
 
@@ -240,7 +246,8 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   };
   const record = (label: string, measured: LoadResult): void => {
     table.add(label, measured);
-    progress(`${label}: ${Math.round(measured.perSecond)}/s, lost ${measured.lost}${measured.error ? ` (${measured.error})` : ''}`);
+    const cpu = measured.cpuMicrosPerMessage === undefined ? '' : `, ${measured.cpuMicrosPerMessage.toFixed(1)} µs CPU each`;
+    progress(`${label}: ${Math.round(measured.perSecond)}/s${cpu}, lost ${measured.lost}${measured.error ? ` (${measured.error})` : ''}`);
   };
 
   try {
@@ -274,18 +281,18 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
         }
       }
       if (wanted.has('f')) {
-        for (const variant of interleaved(SUBSCRIPTION_VARIANTS, round)) {
-          record(`f ${variant}`, await measureSubscription(variant, await cloudPorts(), single, params.messages, params.window));
-        }
+        const subscription = async (variant: SubscriptionVariant): Promise<LoadResult> =>
+          measureSubscription(feeder(), variant, await cloudPorts(), single, params.messages, params.window);
+        // Unmeasured: the first round of each would otherwise measure the JIT compiler, here and in the simulator.
+        if (round === 0) for (const variant of SUBSCRIPTION_VARIANTS) await subscription(variant);
+        for (const variant of interleaved(SUBSCRIPTION_VARIANTS, round)) record(`f ${variant}`, await subscription(variant));
       }
       if (wanted.has('g')) {
+        const dispatch = async (count: number): Promise<LoadResult> =>
+          measureSubscription(feeder(), 'ours', await cloudPorts(), dispatchFilters(count), params.messages, params.window);
         const counts = [1, CLOUD_FILTERS];
-        for (const count of interleaved(counts, round)) {
-          record(
-            `g ${count}`,
-            await measureSubscription('ours', await cloudPorts(), dispatchFilters(count), params.messages, params.window),
-          );
-        }
+        if (round === 0) for (const count of counts) await dispatch(count);
+        for (const count of interleaved(counts, round)) record(`g ${count}`, await dispatch(count));
       }
       if (wanted.has('h')) {
         for (const variant of interleaved(CLOUD_VARIANTS, round))
@@ -353,6 +360,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   } finally {
     await stopRuntime();
     load.stop();
+    feedProcess?.stop();
     await Promise.all(Object.values(brokers).map((b) => b.stop()));
   }
   result.measures = table.measures();

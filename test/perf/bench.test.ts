@@ -23,7 +23,11 @@ describe('bench (smoke size)', function () {
         assert.ok(latency?.p50 !== undefined && latency.p99 !== undefined, `latency of ${variant} at QoS ${qos}`);
       }
     }
-    for (const variant of ['ours', 'raw', 'raw-flow']) assert.ok(labels.includes(`f ${variant}`), `f ${variant}`);
+    for (const variant of ['ours', 'raw', 'raw-flow']) {
+      const consumer = result.measures.find((m) => m.label === `f ${variant}`);
+      assert.ok(consumer, `f ${variant}`);
+      assert.ok(Number.isFinite(consumer.cpuMicrosPerMessage) && (consumer.cpuMicrosPerMessage ?? 0) > 0, `f ${variant} consumer CPU`);
+    }
     for (const m of result.measures) {
       assert.deepEqual(m.errors, [], m.label);
       assert.equal(m.lost, 0, `${m.label} lost messages`);

@@ -66,6 +66,12 @@ describe('alink: ids and waiting', function () {
     for (const id of taken) assert.ok(/^[0-9]+$/.test(id) && Number(id) < 2 ** 32, id);
   });
 
+  it('never hands out one id twice in a process, however many generators there are and whenever they were made', function () {
+    const generators = Array.from({ length: 5 }, () => new AlinkIds());
+    const taken = generators.flatMap((ids) => Array.from({ length: 100 }, () => ids.take()));
+    assert.equal(new Set(taken).size, taken.length);
+  });
+
   it('reads replies with string or numeric ids, verbatim', function () {
     assert.deepEqual(readReply(Buffer.from('{"code":200,"data":{},"id":"1|exp-topic|/x","message":"success"}')), {
       id: '1|exp-topic|/x',

@@ -1,19 +1,29 @@
 // Matching answers to requests by id: the thing-model posts of a device, the simulator's calls to devices.
 
+/** The counter's start for a time: the time of day, so that a restart on the same day does not reuse ids. */
+function firstId(now: number): number {
+  return (now % 86_400_000) * 40;
+}
+
+/** The process's one sequence, which every AlinkIds without a start of its own draws from. */
+let processIds: { next: number } | undefined;
+
 /**
- * Alink ids: digit strings within 0..2^32-1, unique per connection. The counter starts from the time of day so that
- * a restarted connection does not reuse the ids of the one before it on the same day.
+ * Alink ids: digit strings within 0..2^32-1. Generators share one sequence in the process, so that two made in the
+ * same millisecond (a post client's and its connection's history posts) never hand out the same id; the sequence
+ * starts from the time of day so that a restarted process does not reuse the ids of the one before it on the same day.
+ * `now`: a sequence of its own, from that time.
  */
 export class AlinkIds {
-  private next: number;
+  private readonly counter: { next: number };
 
-  constructor(now = Date.now()) {
-    this.next = (now % 86_400_000) * 40;
+  constructor(now?: number) {
+    this.counter = now === undefined ? (processIds ??= { next: firstId(Date.now()) }) : { next: firstId(now) };
   }
 
   take(): string {
-    const id = this.next;
-    this.next = (this.next + 1) % 4_294_967_296;
+    const id = this.counter.next;
+    this.counter.next = (id + 1) % 4_294_967_296;
     return String(id);
   }
 }

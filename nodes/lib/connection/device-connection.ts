@@ -259,6 +259,11 @@ export class DeviceConnection implements SharedConnection {
     this.outbox.addSendGate(gate);
   }
 
+  /** `listener` learns of every publish as it leaves, straight away or from the queue. */
+  addSendListener(listener: (message: Readonly<QueuedPublish>) => void): void {
+    this.outbox.addSendListener(listener);
+  }
+
   /** Sends what waits, if the connection is up: after a send gate opened. */
   flush(): void {
     this.outbox.flush();

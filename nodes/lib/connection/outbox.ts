@@ -45,6 +45,7 @@ export class Outbox {
   storeProblem?: ConnectionStatus['storeProblem'];
   /** Whether a queued message for a topic may leave now (a gateway: not before its sub-device is online again). */
   private readonly sendGates: Array<(topic: string) => boolean> = [];
+  private readonly sendListeners: Array<(message: Readonly<QueuedPublish>) => void> = [];
   private readonly historyListeners = new Set<HistoryListener>();
   private readonly historyIds = new AlinkIds();
 
@@ -105,6 +106,11 @@ export class Outbox {
     this.sendGates.push(gate);
   }
 
+  /** `listener` learns of every publish as it leaves, straight away or from the queue. */
+  addSendListener(listener: (message: Readonly<QueuedPublish>) => void): void {
+    this.sendListeners.push(listener);
+  }
+
   /** `listener` learns of every history post made of queued property posts; returns what removes it. */
   addHistoryListener(listener: HistoryListener): () => void {
     this.historyListeners.add(listener);
@@ -150,6 +156,7 @@ export class Outbox {
   }
 
   private sendPaced(message: QueuedPublish): void {
+    for (const listener of this.sendListeners) listener(message);
     this.wire.send(message);
     this.paced(message.qos);
   }

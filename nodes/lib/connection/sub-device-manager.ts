@@ -36,6 +36,7 @@ import type { DeviceConnection } from './device-connection';
 import { AlinkIds, PendingRequests } from './pending-requests';
 import { PostClient } from './post-client';
 import type { ConnectionStatus, ConnectionUser, MessageReceiver, PublishCallback, PublishOptions } from './types';
+import type { QueuedPublish } from './offline-queue';
 
 /** A sub-device thing/sub/register answered for. */
 export type RegisteredSubDevice = ReturnType<typeof readRegisterReply>[number];
@@ -90,6 +91,11 @@ export interface SubDeviceManagerOptions {
   batchSize?: number;
   /** How long a sub-device without users stays logged in, in case a redeployed node takes it again. */
   logoutGraceMs?: number;
+  /**
+   * How long after the gateway first connects a stored message of a sub-device nobody has taken yet (no node, no
+   * login action) waits for one to (default 30 s): after a restart the store is back before the nodes' logins.
+   */
+  claimWaitMs?: number;
 }
 
 interface Entry {
@@ -106,6 +112,7 @@ interface Entry {
 const RESEND_MEMORY = 10_000;
 const WAITING_PER_DEVICE = 1000;
 const RETRY_AFTER_429_MS = 60_000;
+const CLAIM_WAIT_MS = 30_000;
 const LOGIN_BATCHES_IN_FLIGHT = 4;
 /** thing/disable|enable|delete of every sub-device: three local filters, delivered by the auto-subscription. */
 const NOTICE_FILTERS = (['disable', 'enable', 'delete'] as const).map((kind) =>
@@ -159,6 +166,13 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
   private readonly timeoutMs: number;
   private readonly batchSize: number;
   private readonly logoutGraceMs: number;
+  private readonly claimWaitMs: number;
+  /** Until when queued messages of sub-devices nobody took wait (Date.now() ms), from the first the gates saw. */
+  private claimWaitEnds?: number;
+  /** Sub-devices whose stored messages went out unclaimed, warned of once each. */
+  private readonly unclaimed = new Set<string>();
+  /** Sub-devices whose last user went: what they left queued goes without waiting for a claim. */
+  private readonly released = new Set<string>();
   /** The gateway's topology as last learned (topo/get, then our adds and the platform's changes). */
   private topology?: Set<string>;
   /** Login batches waiting for their answers. */
@@ -180,6 +194,7 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
     this.timeoutMs = options.timeoutMs ?? 5000;
     this.batchSize = Math.min(options.batchSize ?? GATEWAY_LIMITS.batchLogin, GATEWAY_LIMITS.batchLogin);
     this.logoutGraceMs = options.logoutGraceMs ?? 1000;
+    this.claimWaitMs = options.claimWaitMs ?? CLAIM_WAIT_MS;
     // The platform subscribes the system topics of the logged-in sub-devices for us (docs/protocol.md §8.4).
     Object.assign(connection.profile.clientParams ?? {}, AUTO_SUBSCRIBE_PARAM);
     // The client id announces it at CONNECT: a connection already up (a sub-device added by a redeploy) logs in again.
@@ -188,16 +203,33 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
     connection.addLocalFilterRule((filter) => this.isAutoSubscribed(filter));
     connection.addPublishRule((topic) => this.isSubDeviceTopic(topic));
     connection.addSendGate((topic) => this.maySend(topic));
+    connection.addSendListener((message) => this.remember(message));
   }
 
   /**
    * Whether a queued message may leave now: one of a known sub-device waits (and the queue behind it, to keep the
-   * order) until the sub-device is online again, or refused (then the platform's answer settles it).
+   * order) until the sub-device is online again, or refused (then the platform's answer settles it). One of a
+   * sub-device nobody has taken waits until the claim wait after the first connect is over, then leaves with a warning.
    */
   private maySend(topic: string): boolean {
     const device = deviceOfAnyTopic(topic);
-    const entry = device && this.entries.get(keyOf(device));
-    return !entry || entry.status.state === 'online' || entry.status.state === 'refused';
+    if (!device || keyOf(device) === keyOf(this.gateway)) return true;
+    const entry = this.entries.get(keyOf(device));
+    if (entry) return entry.status.state === 'online' || entry.status.state === 'refused';
+    if (this.released.has(keyOf(device))) return true;
+    // The gates are asked only while connected: the first such message starts the wait.
+    if (this.claimWaitEnds === undefined) {
+      this.claimWaitEnds = Date.now() + this.claimWaitMs;
+      setTimeout(() => this.connection.flush(), this.claimWaitMs).unref();
+    }
+    if (Date.now() < this.claimWaitEnds) return false;
+    if (!this.unclaimed.has(keyOf(device))) {
+      this.unclaimed.add(keyOf(device));
+      this.connection.log.warn(
+        new LogMessage('SUBDEVICE_STORED_UNCLAIMED', { device: label(device), seconds: String(Math.round(this.claimWaitMs / 1000)) }),
+      );
+    }
+    return true;
   }
 
   /** A topic a known sub-device may publish on: the gateway publishes it for that sub-device. */
@@ -253,6 +285,7 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
     if (!entry) {
       entry = { credentials, users: new Set(), status: { state: 'waiting', reason: 'subdevice-waiting' }, waiting: [] };
       this.entries.set(key, entry);
+      this.released.delete(key);
     } else {
       entry.credentials = credentials;
     }
@@ -290,6 +323,7 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
   private forget(entry: Entry): void {
     const key = keyOf(entry.credentials);
     this.entries.delete(key);
+    this.released.add(key);
     this.queue.delete(key);
     clearTimeout(entry.retryTimer);
     clearTimeout(entry.logoutTimer);
@@ -365,15 +399,20 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
       this.whenOnline(device).then(() => this.publishAs(device, topic, payload, options, callback), callback);
       return;
     }
-    this.remember(device, topic, payload, options);
     this.connection.publish(topic, payload, options, callback);
   }
 
-  private remember(device: Device, topic: string, payload: string | Buffer, options: PublishOptions): void {
-    const id = parseAlink(payload)?.id;
+  /** A message of a known sub-device leaves (at once or from the store): kept for a second try after a 520. */
+  private remember(message: Readonly<QueuedPublish>): void {
+    const device = deviceOfAnyTopic(message.topic);
+    if (!device || !this.entries.has(keyOf(device)) || !isOwnPublishTopic(message.topic, device.productKey, device.deviceName)) return;
+    const id = parseAlink(message.payload)?.id;
     if (typeof id !== 'string' && typeof id !== 'number') return;
+    const key = `${keyOf(device)}/${id}`;
+    if (this.sent.get(key)?.resent) return;
     if (this.sent.size >= RESEND_MEMORY) this.sent.delete(this.sent.keys().next().value as string);
-    this.sent.set(`${keyOf(device)}/${id}`, { device, topic, payload, options, resent: false });
+    const { topic, payload, qos, retain } = message;
+    this.sent.set(key, { device, topic, payload, options: { qos, retain }, resent: false });
   }
 
   /** Resolves once a known sub-device is online; rejects when it is unknown, refused, released or never gets there. */

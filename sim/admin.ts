@@ -1,6 +1,6 @@
 // The simulator's admin HTTP API (JSON, loopback only): what a backend would do with the OpenAPI, without signing.
 import * as http from 'node:http';
-import { Device, PROPERTY_LIMITS } from '../nodes/lib/protocol';
+import { Device, PROPERTY_LIMITS, matches } from '../nodes/lib/protocol';
 import type { Gateways } from './gateway';
 import { SimulatedPlatform, MAX_SYNC_TIMEOUT_MS, RrpcResult, checkProperties } from './platform';
 import type { Registry } from './registry';
@@ -103,6 +103,11 @@ async function route(context: AdminContext, method: string, path: string, body: 
         clientId: context.onlineClientId(entry) ?? null,
       })),
     };
+  }
+  if (method === 'POST' && path === '/devices') {
+    const created = device(body);
+    if (!matches('deviceName', created.deviceName)) throw new BadRequest('deviceName is not a valid DeviceName');
+    return { ...created, deviceSecret: refusable(() => registry.addDevice(created)) };
   }
   const properties = /^\/devices\/([^/]+)\/([^/]+)\/properties$/.exec(path);
   if (method === 'GET' && properties) {

@@ -13,7 +13,8 @@ export interface SimTopic {
 
 export interface SimDevice {
   deviceName: string;
-  deviceSecret: string;
+  /** Absent: the simulator makes one at start, as the platform does for a device created without one. */
+  deviceSecret?: string;
   /** A gateway's topology at start: its sub-devices (each of a `sub-device` product). */
   subDevices?: Array<{ productKey: string; deviceName: string }>;
 }
@@ -173,7 +174,7 @@ export function validateConfig(raw: unknown): SimulatorConfig {
     requireArray(record.devices, `${at}.devices`).forEach((device, d) => {
       const entry = device as Record<string, unknown>;
       requireString(entry?.deviceName, `${at}.devices[${d}].deviceName`);
-      requireString(entry?.deviceSecret, `${at}.devices[${d}].deviceSecret`);
+      if (entry?.deviceSecret !== undefined) requireString(entry.deviceSecret, `${at}.devices[${d}].deviceSecret`);
       const subDevices = optionalArray(entry.subDevices, `${at}.devices[${d}].subDevices`);
       if (subDevices.length > 0 && record.nodeType !== 'gateway')
         fail(`${at}.devices[${d}].subDevices`, 'belong to devices of a gateway product');

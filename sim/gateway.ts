@@ -308,8 +308,8 @@ export class Gateways {
   }
 
   /**
-   * thing/sub/register: each device of a sub-device product with dynamic registration gets its DeviceSecret; one the
-   * registry does not have yet is added with a new secret (an IotId too).
+   * thing/sub/register: each device of a sub-device product with dynamic registration gets its DeviceSecret (and an
+   * IotId). Sub-devices are pre-registered only: a device not created first (registry, admin API) is refused with 6100.
    */
   private register(entries: unknown[]): Array<Device & { deviceSecret: string; iotId: string }> {
     const devices = entries.map((entry) => {
@@ -322,7 +322,8 @@ export class Gateways {
       return device;
     });
     return devices.map((device) => {
-      const deviceSecret = this.registry.deviceSecret(device.productKey, device.deviceName) ?? this.registry.addDevice(device);
+      const deviceSecret = this.registry.deviceSecret(device.productKey, device.deviceName);
+      if (deviceSecret === undefined) throw new Refusal(GATEWAY_CODES.unknownDevice, device);
       return { ...device, deviceSecret, iotId: `${device.productKey}${device.deviceName}` };
     });
   }

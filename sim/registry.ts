@@ -109,6 +109,10 @@ function refuse(returnCode: RefusalCode, reason: string): LoginResult {
   return { ok: false, returnCode, reason };
 }
 
+function newDeviceSecret(): string {
+  return randomBytes(16).toString('hex');
+}
+
 export class Registry {
   private readonly products = new Map<string, SimProduct>();
   private readonly instances = new Map<string, SimMqInstance>();
@@ -118,7 +122,10 @@ export class Registry {
 
   constructor(config: SimulatorConfig) {
     // Copies: registration adds devices, and the config may be shared by several simulators.
-    for (const product of config.products ?? []) this.products.set(product.productKey, { ...product, devices: [...product.devices] });
+    for (const product of config.products ?? []) {
+      const devices = product.devices.map((device) => ({ ...device, deviceSecret: device.deviceSecret ?? newDeviceSecret() }));
+      this.products.set(product.productKey, { ...product, devices });
+    }
     for (const instance of config.mq ?? []) this.instances.set(instance.instanceId, { ...instance, tokens: [...(instance.tokens ?? [])] });
   }
 
@@ -178,11 +185,13 @@ export class Registry {
     return this.products.get(productKey)?.devices.find((device) => device.deviceName === deviceName)?.deviceSecret;
   }
 
-  /** A new device of a product (thing/sub/register): its generated DeviceSecret. */
+  /** A device created in a product, as in the console or by RegisterDevice: its generated DeviceSecret. */
   addDevice(device: Device): string {
     const product = this.products.get(device.productKey);
     if (!product) throw new Error(`no product ${device.productKey}`);
-    const deviceSecret = randomBytes(16).toString('hex');
+    if (this.deviceSecret(device.productKey, device.deviceName) !== undefined)
+      throw new Error(`device ${device.productKey}/${device.deviceName} exists`);
+    const deviceSecret = newDeviceSecret();
     product.devices.push({ deviceName: device.deviceName, deviceSecret });
     return deviceSecret;
   }

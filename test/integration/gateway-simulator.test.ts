@@ -390,11 +390,22 @@ describe('simulator: sub-device traffic through the context.gateway', function (
     assert.deepEqual(reply.data, [{ ...SUB1, deviceSecret: subDevice(1).deviceSecret, iotId: `${SUB_PK}${SUB1.deviceName}` }]);
   });
 
-  it('thing/sub/register adds a new device with a new secret, with which it logs in; a test may replace its reply', async function () {
+  it('thing/sub/register refuses a device not created first (6100); once created it hands out its secret, with which it logs in; a test may replace its reply', async function () {
     const fresh = { productKey: SUB_PK, deviceName: 'fresh-01' };
+    const unknown = await context.gateway.request(buildRegister(GW01, context.gateway.id(), [fresh]));
+    assert.equal(unknown.code, GATEWAY_CODES.unknownDevice, 'sub-devices are pre-registered only');
+    const created = await admin<{ deviceSecret: string }>(context.sim, 'POST', '/devices', fresh);
+    for (const [body, why] of [
+      [fresh, 'exists'],
+      [{ productKey: 'a1NoSuchPrd', deviceName: 'x1' }, 'no product'],
+      [{ productKey: SUB_PK, deviceName: 'bad name!' }, 'not a DeviceName'],
+    ] as const) {
+      await assert.rejects(admin(context.sim, 'POST', '/devices', body), /: 400 /, why);
+    }
     const reply = await context.gateway.request(buildRegister(GW01, context.gateway.id(), [fresh]));
     const [registered] = readRegisterReply(reply);
     assert.equal(registered.deviceName, 'fresh-01');
+    assert.equal(registered.deviceSecret, created.deviceSecret);
     assert.equal(context.sim.registry.deviceSecret(SUB_PK, 'fresh-01'), registered.deviceSecret);
     const again = readRegisterReply(await context.gateway.request(buildRegister(GW01, context.gateway.id(), [fresh])));
     assert.equal(again[0].deviceSecret, registered.deviceSecret, 'the same secret the second time');

@@ -16,6 +16,11 @@ export function subName(index: number): string {
   return `sub${String(index).padStart(4, '0')}`;
 }
 
+/** A sub-device created in the registry without a secret, which `thing/sub/register` hands out. */
+export function freshName(index: number): string {
+  return `fresh-${String(index).padStart(4, '0')}`;
+}
+
 export function subDevice(index: number, extra: Partial<SubDeviceCredentials> = {}): SubDeviceCredentials {
   const deviceName = subName(index);
   return { productKey: SUB_PK, deviceName, deviceSecret: subSecret(deviceName), ...extra };
@@ -37,10 +42,11 @@ export const GATEWAY_CONFIG: SimulatorConfig = {
         { topic: '/${productKey}/${deviceName}/user/update', access: 'pub' },
       ],
       syncServices: ['getStatus'],
-      devices: Array.from({ length: 1100 }, (_, index) => ({
-        deviceName: subName(index + 1),
-        deviceSecret: subSecret(subName(index + 1)),
-      })),
+      devices: [
+        ...Array.from({ length: 1100 }, (_, index) => ({ deviceName: subName(index + 1), deviceSecret: subSecret(subName(index + 1)) })),
+        // Created without a secret (the simulator makes one), for register to hand out.
+        ...Array.from({ length: 40 }, (_, index) => ({ deviceName: freshName(index + 1) })),
+      ],
     },
     { productKey: DIRECT_PK, devices: [{ deviceName: 'direct01', deviceSecret: 'direct-secret' }] },
   ],

@@ -72,7 +72,7 @@ function credentialsFor(flow: FlowNode[], registry: SimulatorConfig): Credential
 function demoSecret(registry: SimulatorConfig, entry: FlowNode): string {
   const product = registry.products?.find((candidate) => candidate.productKey === entry.productKey);
   const device = product?.devices.find((candidate) => candidate.deviceName === entry.deviceName);
-  assert.ok(device, `${String(entry.productKey)}/${String(entry.deviceName)} is in the demo registry`);
+  assert.ok(device?.deviceSecret, `${String(entry.productKey)}/${String(entry.deviceName)} is in the demo registry with its secret`);
   return device.deviceSecret;
 }
 

@@ -20,7 +20,7 @@ describe('simulator: command line', function () {
   });
 
   it('names the bad field of a malformed config', async function () {
-    const cli = new SimulatorCli({ products: [{ productKey: PK, devices: [{ deviceName: 'x' }] }] }, []);
+    const cli = new SimulatorCli({ products: [{ productKey: PK, devices: [{ deviceName: 'x', deviceSecret: '' }] }] }, []);
     assert.equal(await cli.exited, 1);
     assert.match(cli.stderr, /products\[0\]\.devices\[0\]\.deviceSecret must be a non-empty string/);
   });

@@ -3,6 +3,7 @@
 import type { Client } from 'aedes';
 import {
   Device,
+  deviceKey,
   GATEWAY_CODES,
   GATEWAY_LIMITS,
   GATEWAY_METHODS,
@@ -19,10 +20,6 @@ import {
 import { SimGatewayLimits } from './config';
 import type { Publish } from './platform';
 import type { IotSession, Registry } from './registry';
-
-function keyOf(device: Device): string {
-  return `${device.productKey}/${device.deviceName}`;
-}
 
 function named(entry: unknown): Device | undefined {
   const { productKey, deviceName } = (entry ?? {}) as Partial<Device>;
@@ -148,21 +145,21 @@ export class Gateways {
     const device = deviceOfAnyTopic(topic);
     if (!device) return session;
     if (device.productKey === session.productKey && device.deviceName === session.deviceName) return session;
-    const sub = this.online.get(keyOf(device));
-    if (sub && keyOf(sub.gateway) === keyOf(session)) return sub.session;
+    const sub = this.online.get(deviceKey(device));
+    if (sub && deviceKey(sub.gateway) === deviceKey(session)) return sub.session;
     return this.registry.isSubDevice(device) ? null : session;
   }
 
   /** A gateway published for a sub-device that is not online through it: 520 on its /ext/error topic. */
   noSession(gateway: IotSession, topic: string, payload: Buffer): void {
     const device = deviceOfAnyTopic(topic) as Device;
-    this.log(`${keyOf(gateway)}: ${keyOf(device)} is not online through it: 520 for ${topic}`);
+    this.log(`${deviceKey(gateway)}: ${deviceKey(device)} is not online through it: 520 for ${topic}`);
     this.sendError(gateway, GATEWAY_CODES.noSession, device, parseAlink(payload)?.id);
   }
 
   /** The session of a sub-device online through some gateway. */
   sessionOf(device: Device): IotSession | undefined {
-    return this.online.get(keyOf(device))?.session;
+    return this.online.get(deviceKey(device))?.session;
   }
 
   onRequest(client: Client, gateway: IotSession, topic: string, payload: Buffer): void {
@@ -201,14 +198,14 @@ export class Gateways {
       }
     } catch (err) {
       if (!(err instanceof Refusal)) throw err;
-      this.log(`${keyOf(gateway)} ${topic}: refused with ${err.code}`);
+      this.log(`${deviceKey(gateway)} ${topic}: refused with ${err.code}`);
       answer(err.code, err.device ? [err.device] : {});
     }
   }
 
   /** A gateway's connection ended: the sub-devices it logged in are offline. */
   gatewayGone(gateway: IotSession, client: Client): void {
-    for (const key of [...(this.onlineByGateway.get(keyOf(gateway)) ?? [])]) {
+    for (const key of [...(this.onlineByGateway.get(deviceKey(gateway)) ?? [])]) {
       const sub = this.online.get(key);
       if (sub?.client === client) this.end(sub, GATEWAY_CODES.success, false);
     }
@@ -243,7 +240,7 @@ export class Gateways {
   addTopology(gateway: Device, entries: unknown[], signed: boolean): Device[] {
     const devices = entries.map((entry) => {
       const device = named(entry);
-      if (device && keyOf(device) === keyOf(gateway)) throw new Refusal(GATEWAY_CODES.addSelf, device);
+      if (device && deviceKey(device) === deviceKey(gateway)) throw new Refusal(GATEWAY_CODES.addSelf, device);
       const checked = this.device(entry);
       const record = entry as Record<string, unknown>;
       if (signed && !verifySubDeviceSign(record, record.signmethod ?? record.signMethod, this.secretOf(checked))) {
@@ -251,33 +248,33 @@ export class Gateways {
       }
       return checked;
     });
-    const attached = this.topology.get(keyOf(gateway));
-    const added = devices.filter((device) => !attached?.has(keyOf(device))).length;
+    const attached = this.topology.get(deviceKey(gateway));
+    const added = devices.filter((device) => !attached?.has(deviceKey(device))).length;
     if ((attached?.size ?? 0) + added > this.limits.topologyPerGateway) throw new Refusal(GATEWAY_CODES.tooManyTopology);
     for (const device of devices) this.attach(gateway, device);
     return devices;
   }
 
   private attach(gateway: Device, device: Device): void {
-    let attached = this.topology.get(keyOf(gateway));
-    if (!attached) this.topology.set(keyOf(gateway), (attached = new Map()));
-    attached.set(keyOf(device), { productKey: device.productKey, deviceName: device.deviceName });
+    let attached = this.topology.get(deviceKey(gateway));
+    if (!attached) this.topology.set(deviceKey(gateway), (attached = new Map()));
+    attached.set(deviceKey(device), { productKey: device.productKey, deviceName: device.deviceName });
   }
 
   deleteTopology(gateway: Device, devices: Device[]): Device[] {
-    const attached = this.topology.get(keyOf(gateway));
-    const missing = devices.find((device) => !attached?.has(keyOf(device)));
+    const attached = this.topology.get(deviceKey(gateway));
+    const missing = devices.find((device) => !attached?.has(deviceKey(device)));
     if (missing) throw new Refusal(GATEWAY_CODES.noTopology, missing);
     for (const device of devices) {
-      attached?.delete(keyOf(device));
-      const sub = this.online.get(keyOf(device));
-      if (sub && keyOf(sub.gateway) === keyOf(gateway)) this.end(sub, GATEWAY_CODES.noTopology, true);
+      attached?.delete(deviceKey(device));
+      const sub = this.online.get(deviceKey(device));
+      if (sub && deviceKey(sub.gateway) === deviceKey(gateway)) this.end(sub, GATEWAY_CODES.noTopology, true);
     }
     return devices;
   }
 
   topologyOf(gateway: Device): Device[] {
-    return [...(this.topology.get(keyOf(gateway))?.values() ?? [])];
+    return [...(this.topology.get(deviceKey(gateway))?.values() ?? [])];
   }
 
   /**
@@ -295,9 +292,9 @@ export class Gateways {
         const { identity, properties, events } = (entry ?? {}) as { identity?: unknown; properties?: unknown; events?: unknown };
         const device = named(identity);
         if (!device) throw new Refusal(GATEWAY_CODES.badRequest);
-        if (!this.topology.get(keyOf(gateway))?.has(keyOf(device))) throw new Refusal(GATEWAY_CODES.noTopology, device);
-        const sub = this.online.get(keyOf(device));
-        if (!sub || keyOf(sub.gateway) !== keyOf(gateway)) throw new Refusal(GATEWAY_CODES.noSession, device);
+        if (!this.topology.get(deviceKey(gateway))?.has(deviceKey(device))) throw new Refusal(GATEWAY_CODES.noTopology, device);
+        const sub = this.online.get(deviceKey(device));
+        if (!sub || deviceKey(sub.gateway) !== deviceKey(gateway)) throw new Refusal(GATEWAY_CODES.noSession, device);
         return { device, ...groups(properties, events, device) };
       }),
     ];
@@ -362,13 +359,13 @@ export class Gateways {
   /** All or nothing: every entry is checked before any sub-device goes online. */
   private login(client: Client, gateway: IotSession, entries: unknown[], batchSignMethod: unknown): Device[] {
     const now = Date.now();
-    const online = this.onlineByGateway.get(keyOf(gateway));
+    const online = this.onlineByGateway.get(deviceKey(gateway));
     let newlyOnline = 0;
     const accepted = entries.map((entry) => {
       const device = named(entry);
       if (!device) throw new Refusal(GATEWAY_CODES.badRequest);
       const refused = (code: number): Refusal => {
-        this.emit('subdevice-refused', { gateway: keyOf(gateway), ...device, code });
+        this.emit('subdevice-refused', { gateway: deviceKey(gateway), ...device, code });
         return new Refusal(code, device);
       };
       if (this.registry.deviceSecret(device.productKey, device.deviceName) === undefined) throw refused(GATEWAY_CODES.unknownDevice);
@@ -380,17 +377,17 @@ export class Gateways {
         !verifySubDeviceSign(record, record.signMethod ?? batchSignMethod, this.secretOf(device))
       )
         throw refused(GATEWAY_CODES.badSign);
-      if (!this.topology.get(keyOf(gateway))?.has(keyOf(device))) throw refused(GATEWAY_CODES.noTopology);
-      const times = (this.loginTimes.get(keyOf(device)) ?? []).filter((time) => time > now - 60_000);
-      this.loginTimes.set(keyOf(device), times);
+      if (!this.topology.get(deviceKey(gateway))?.has(deviceKey(device))) throw refused(GATEWAY_CODES.noTopology);
+      const times = (this.loginTimes.get(deviceKey(device)) ?? []).filter((time) => time > now - 60_000);
+      this.loginTimes.set(deviceKey(device), times);
       if (times.length >= this.limits.loginsPerMinute) throw refused(GATEWAY_CODES.tooManyLogins);
       times.push(now);
-      if (!online?.has(keyOf(device))) newlyOnline += 1;
-      return { device, clientId: typeof record.clientId === 'string' ? record.clientId : keyOf(device) };
+      if (!online?.has(deviceKey(device))) newlyOnline += 1;
+      return { device, clientId: typeof record.clientId === 'string' ? record.clientId : deviceKey(device) };
     });
     if ((online?.size ?? 0) + newlyOnline > this.limits.onlinePerGateway) {
-      const first = accepted.find(({ device }) => !online?.has(keyOf(device)))?.device;
-      if (first) this.emit('subdevice-refused', { gateway: keyOf(gateway), ...first, code: GATEWAY_CODES.tooManyOnline });
+      const first = accepted.find(({ device }) => !online?.has(deviceKey(device)))?.device;
+      if (first) this.emit('subdevice-refused', { gateway: deviceKey(gateway), ...first, code: GATEWAY_CODES.tooManyOnline });
       throw new Refusal(GATEWAY_CODES.tooManyOnline, first);
     }
     return accepted.map(({ device, clientId }) => {
@@ -400,12 +397,12 @@ export class Gateways {
   }
 
   private goOnline(client: Client, gateway: IotSession, device: Device, clientId: string): void {
-    const previous = this.online.get(keyOf(device));
-    if (previous && keyOf(previous.gateway) !== keyOf(gateway)) {
-      this.log(`${keyOf(device)} logs in through ${keyOf(gateway)}: knocks it off ${keyOf(previous.gateway)}`);
+    const previous = this.online.get(deviceKey(device));
+    if (previous && deviceKey(previous.gateway) !== deviceKey(gateway)) {
+      this.log(`${deviceKey(device)} logs in through ${deviceKey(gateway)}: knocks it off ${deviceKey(previous.gateway)}`);
       this.end(previous, GATEWAY_CODES.elsewhere, true);
     }
-    if (previous && keyOf(previous.gateway) === keyOf(gateway)) return;
+    if (previous && deviceKey(previous.gateway) === deviceKey(gateway)) return;
     const session: IotSession = {
       kind: 'iot',
       ...device,
@@ -414,28 +411,28 @@ export class Gateways {
       permissions: this.registry.devicePermissions(device),
       gateway: { productKey: gateway.productKey, deviceName: gateway.deviceName },
     };
-    this.online.set(keyOf(device), { session, gateway: session.gateway as Device, client });
-    let set = this.onlineByGateway.get(keyOf(gateway));
-    if (!set) this.onlineByGateway.set(keyOf(gateway), (set = new Set()));
-    set.add(keyOf(device));
+    this.online.set(deviceKey(device), { session, gateway: session.gateway as Device, client });
+    let set = this.onlineByGateway.get(deviceKey(gateway));
+    if (!set) this.onlineByGateway.set(deviceKey(gateway), (set = new Set()));
+    set.add(deviceKey(device));
     if (gateway.autoSubscribe) {
       client.subscribe(
         autoSubscribedFilters(device).map((topic) => ({ topic, qos: 1 as const })),
         (err) => {
-          if (err) this.log(`auto-subscription for ${keyOf(device)} failed: ${err.message}`);
+          if (err) this.log(`auto-subscription for ${deviceKey(device)} failed: ${err.message}`);
         },
       );
     }
-    this.log(`${keyOf(device)} online through ${keyOf(gateway)}`);
-    this.emit('subdevice-login', { gateway: keyOf(gateway), ...device });
+    this.log(`${deviceKey(device)} online through ${deviceKey(gateway)}`);
+    this.emit('subdevice-login', { gateway: deviceKey(gateway), ...device });
   }
 
   private logout(gateway: IotSession, entries: unknown[]): Device[] {
     const subs = entries.map((entry) => {
       const device = named(entry);
       if (!device) throw new Refusal(GATEWAY_CODES.badRequest);
-      const sub = this.online.get(keyOf(device));
-      if (!sub || keyOf(sub.gateway) !== keyOf(gateway)) throw new Refusal(GATEWAY_CODES.noSession, device);
+      const sub = this.online.get(deviceKey(device));
+      if (!sub || deviceKey(sub.gateway) !== deviceKey(gateway)) throw new Refusal(GATEWAY_CODES.noSession, device);
       return sub;
     });
     for (const sub of subs) this.end(sub, GATEWAY_CODES.success, false);
@@ -445,9 +442,9 @@ export class Gateways {
   /** A sub-device goes offline; with `notify`, its gateway hears why on /ext/error. */
   private end(sub: SubSession, code: number, notify: boolean): void {
     const device = { productKey: sub.session.productKey, deviceName: sub.session.deviceName };
-    if (this.online.get(keyOf(device)) !== sub) return;
-    this.online.delete(keyOf(device));
-    this.onlineByGateway.get(keyOf(sub.gateway))?.delete(keyOf(device));
+    if (this.online.get(deviceKey(device)) !== sub) return;
+    this.online.delete(deviceKey(device));
+    this.onlineByGateway.get(deviceKey(sub.gateway))?.delete(deviceKey(device));
     if (!sub.client.closed) {
       sub.client.unsubscribe(
         autoSubscribedFilters(device).map((topic) => ({ topic, qos: 0 as const })),
@@ -455,7 +452,7 @@ export class Gateways {
       );
     }
     if (notify) this.sendError(sub.gateway, code, device);
-    this.emit('subdevice-logout', { gateway: keyOf(sub.gateway), ...device, code });
+    this.emit('subdevice-logout', { gateway: deviceKey(sub.gateway), ...device, code });
   }
 
   private sendError(gateway: Device, code: number, device: Device, id?: unknown): void {
@@ -469,7 +466,7 @@ export class Gateways {
 
   private gatewaysOf(device: Device): Device[] {
     return [...this.topology.entries()]
-      .filter(([, subs]) => subs.has(keyOf(device)))
+      .filter(([, subs]) => subs.has(deviceKey(device)))
       .map(([key]) => ({ productKey: key.slice(0, key.indexOf('/')), deviceName: key.slice(key.indexOf('/') + 1) }));
   }
 
@@ -525,7 +522,7 @@ export class Gateways {
   apiAdd(gateway: Device, entries: Array<Record<string, string>>): Device[] {
     const added = this.addTopology(gateway, entries, true);
     for (const device of added) {
-      for (const other of this.gatewaysOf(device).filter((candidate) => keyOf(candidate) !== keyOf(gateway))) {
+      for (const other of this.gatewaysOf(device).filter((candidate) => deviceKey(candidate) !== deviceKey(gateway))) {
         this.deleteTopology(other, [device]);
         this.notifyChange(other, 1, [device]);
       }
@@ -548,15 +545,15 @@ export class Gateways {
 
   /** Disable, enable or delete a device; a sub-device's gateways hear of it. */
   setState(device: Device, state: 'disabled' | 'active' | 'deleted'): void {
-    if (this.registry.deviceSecret(device.productKey, device.deviceName) === undefined) throw new Error(`no device ${keyOf(device)}`);
+    if (this.registry.deviceSecret(device.productKey, device.deviceName) === undefined) throw new Error(`no device ${deviceKey(device)}`);
     const gateways = this.gatewaysOf(device);
     this.registry.setState(device, state);
     const kind = state === 'disabled' ? 'disable' : state === 'active' ? 'enable' : 'delete';
     this.notice(device, kind, gateways);
     for (const gateway of gateways) this.notifyChange(gateway, state === 'disabled' ? 8 : state === 'active' ? 2 : 1, [device]);
-    const sub = this.online.get(keyOf(device));
+    const sub = this.online.get(deviceKey(device));
     if (sub && state !== 'active') this.end(sub, state === 'deleted' ? GATEWAY_CODES.deleted : GATEWAY_CODES.disabled, true);
-    if (state === 'deleted') for (const gateway of gateways) this.topology.get(keyOf(gateway))?.delete(keyOf(device));
+    if (state === 'deleted') for (const gateway of gateways) this.topology.get(deviceKey(gateway))?.delete(deviceKey(device));
   }
 
   private wrap<T>(action: () => T): T {
@@ -564,14 +561,14 @@ export class Gateways {
       return action();
     } catch (err) {
       if (err instanceof Refusal)
-        throw new Error(`refused with ${err.code}${err.device ? ` for ${keyOf(err.device)}` : ''}: ${MESSAGES[err.code] ?? 'error'}`);
+        throw new Error(`refused with ${err.code}${err.device ? ` for ${deviceKey(err.device)}` : ''}: ${MESSAGES[err.code] ?? 'error'}`);
       throw err;
     }
   }
 
   /** Who is online through a gateway. */
   onlineThrough(gateway: Device): Device[] {
-    return [...(this.onlineByGateway.get(keyOf(gateway)) ?? [])].map((key) => {
+    return [...(this.onlineByGateway.get(deviceKey(gateway)) ?? [])].map((key) => {
       const { session } = this.online.get(key) as SubSession;
       return { productKey: session.productKey, deviceName: session.deviceName };
     });
@@ -579,6 +576,6 @@ export class Gateways {
 
   /** The client id a sub-device logged in with, for the admin API's device list. */
   clientIdOf(device: Device): string | undefined {
-    return this.online.get(keyOf(device))?.session.clientId;
+    return this.online.get(deviceKey(device))?.session.clientId;
   }
 }

@@ -1,6 +1,6 @@
 // thing.event.property.history.post on the simulated platform (docs/protocol.md §9.2): the check of a post and the
 // property values it brings, kept per device with their times.
-import { Device, THING_POST_LIMITS, TimedValue } from '../nodes/lib/protocol';
+import { Device, THING_POST_LIMITS, TimedValue, deviceKey } from '../nodes/lib/protocol';
 
 /** Values kept per device; the oldest go first. */
 export const HISTORY_PER_DEVICE = 10_000;
@@ -64,7 +64,7 @@ export class PropertyHistory {
   private readonly byDevice = new Map<string, HistoryValue[]>();
 
   add(device: Device, values: HistoryValue[]): void {
-    const key = `${device.productKey}/${device.deviceName}`;
+    const key = deviceKey(device);
     const kept = this.byDevice.get(key) ?? [];
     kept.push(...values);
     kept.sort((a, b) => a.time - b.time);
@@ -73,6 +73,6 @@ export class PropertyHistory {
   }
 
   of(device: Device): HistoryValue[] {
-    return [...(this.byDevice.get(`${device.productKey}/${device.deviceName}`) ?? [])];
+    return [...(this.byDevice.get(deviceKey(device)) ?? [])];
   }
 }

@@ -2,6 +2,7 @@
 import { EventEmitter } from 'node:events';
 import type { Aedes, Client } from 'aedes';
 import createMemoryPersistence, { AedesMemoryPersistence } from 'aedes-persistence';
+import { deviceKey } from '../nodes/lib/protocol';
 import type { AmqpServer } from './amqp';
 import { BrokerEvents, EmitBrokerEvent, HookContext, brokerHooks, followBrokerEvents } from './broker-hooks';
 import { SimCloudConfig, SimulatorConfig, validateConfig } from './config';
@@ -182,7 +183,7 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
 
   /** Sub-devices online through some gateway, as `${productKey}/${deviceName}`. */
   onlineSubDevices(gateway: { productKey: string; deviceName: string }): string[] {
-    return this.gateways.onlineThrough(gateway).map((device) => `${device.productKey}/${device.deviceName}`);
+    return this.gateways.onlineThrough(gateway).map(deviceKey);
   }
 
   /** Starts listening; after stop(), starts again on the same ports with the persistent sessions kept. */

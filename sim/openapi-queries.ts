@@ -2,7 +2,7 @@
 // Platform API reference pages of each action): QueryDeviceDetail, GetDeviceStatus, BatchGetDeviceState and
 // QueryDevicePropertyStatus. RPC lists in JSON keep their XML element names: {"DeviceStatusList": {"DeviceStatus": [...]}}.
 import { createHash } from 'node:crypto';
-import { Device } from '../nodes/lib/protocol';
+import { Device, deviceKey } from '../nodes/lib/protocol';
 import { ActionHandler, ApiParams, business, missing } from './openapi';
 import type { Registry } from './registry';
 import type { DeviceActivity } from './sessions';
@@ -22,7 +22,7 @@ export const BATCH_STATE_MAX = 50;
 
 /** The platform's IotId: 20 characters and a 6-digit suffix; here derived from the device, so it is stable. */
 export function iotIdOf(device: Device): string {
-  const hash = createHash('sha256').update(`${device.productKey}/${device.deviceName}`).digest('base64').replace(/[+/=]/g, '').slice(0, 20);
+  const hash = createHash('sha256').update(deviceKey(device)).digest('base64').replace(/[+/=]/g, '').slice(0, 20);
   return `${hash}000100`;
 }
 

@@ -14,6 +14,7 @@ import {
   parseThingTopic,
   readReply,
   thingTopics,
+  deviceKey,
 } from '../nodes/lib/protocol';
 import { AlinkIds, PendingRequests } from '../nodes/lib/connection';
 import { SimFailure, SimRule } from './config';
@@ -167,7 +168,7 @@ export class SimulatedPlatform {
     const own = parsed && parsed.productKey === session.productKey && parsed.deviceName === session.deviceName;
     if (!own)
       return topic.startsWith('/sys/') || topic.startsWith('/ext/') || /^\/(shadow\/update|ota\/device\/(inform|progress))\//.test(topic);
-    const key = `${parsed.productKey}/${parsed.deviceName}`;
+    const key = deviceKey(parsed);
     switch (parsed.type) {
       case 'post':
         this.answerPost(parsed, parsed.eventId, topic, payload);
@@ -272,7 +273,7 @@ export class SimulatedPlatform {
 
   /** Values with their times: each becomes the last value unless a newer one is known. */
   private rememberTimed(device: Device, values: HistoryValue[]): void {
-    const key = `${device.productKey}/${device.deviceName}`;
+    const key = deviceKey(device);
     const stored = this.storedProperties(key);
     for (const { name, value, time } of values) {
       const known = Object.prototype.hasOwnProperty.call(stored, name);
@@ -318,7 +319,7 @@ export class SimulatedPlatform {
 
   /** Keeps what checkProperties lets through, up to PROPERTY_LIMITS.perDevice names; returns the refusal code, if any. */
   private remember(device: Device, params: Record<string, unknown>): number | undefined {
-    const key = `${device.productKey}/${device.deviceName}`;
+    const key = deviceKey(device);
     const { refusedCode, kept, dropped } = checkProperties(params);
     const stored = this.storedProperties(key);
     if (refusedCode !== undefined) this.log(`properties of ${key} refused (${refusedCode}): more than ${PROPERTY_LIMITS.perPost}`);
@@ -371,7 +372,7 @@ export class SimulatedPlatform {
 
   /** Last posted property values of a device, with their times. */
   propertiesOf(device: Device): Record<string, { value: unknown; time: number }> {
-    return this.properties.get(`${device.productKey}/${device.deviceName}`) ?? {};
+    return this.properties.get(deviceKey(device)) ?? {};
   }
 
   /** Like OpenAPI Pub: a message from the platform to a device topic. */

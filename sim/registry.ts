@@ -14,6 +14,7 @@ import {
   parseMqUsername,
   verifyIotLogin,
   verifyMqSignature,
+  deviceKey,
 } from '../nodes/lib/protocol';
 import { BASIC_PRODUCT_TOPICS, SimMqInstance, SimNodeType, SimProduct, SimToken, SimulatorConfig } from './config';
 
@@ -205,11 +206,11 @@ export class Registry {
   }
 
   stateOf(device: Device): DeviceState {
-    return this.states.get(`${device.productKey}/${device.deviceName}`) ?? 'active';
+    return this.states.get(deviceKey(device)) ?? 'active';
   }
 
   setState(device: Device, state: DeviceState): void {
-    const key = `${device.productKey}/${device.deviceName}`;
+    const key = deviceKey(device);
     if (state === 'active') this.states.delete(key);
     else this.states.set(key, state);
   }

@@ -1,11 +1,7 @@
 // Who is logged in as what, and which IoT devices are online: the one record of it in the simulator.
 import type { Client } from 'aedes';
-import { Device } from '../nodes/lib/protocol';
+import { Device, deviceKey } from '../nodes/lib/protocol';
 import type { IotSession, Session } from './registry';
-
-function deviceKey(device: Device): string {
-  return `${device.productKey}/${device.deviceName}`;
-}
 
 /**
  * The platform keeps one session per device, whatever timestamp its signed client id carries: a persistent IoT

@@ -1,6 +1,7 @@
 // What a cloud application asks of one device through the OpenAPI: set properties, invoke a service, or an RRPC call
 // that waits for the device's answer.
 import { AliyunIotError } from '../errors';
+import { deviceKey } from '../protocol/alink';
 import { DEFAULTS, RANGES } from '../protocol/limits';
 import { decodePayload, encodePayload, jsonText } from '../protocol/payload';
 import type { OpenApiClient } from './openapi-client';
@@ -69,7 +70,7 @@ export async function invokeDevice(api: OpenApiClient, request: InvokeRequest): 
   const rrpcCode = String(answer.RrpcCode ?? '');
   const messageId = String(answer.MessageId ?? '');
   if (rrpcCode !== 'SUCCESS')
-    throw Object.assign(new AliyunIotError('RRPC_FAILED', { code: rrpcCode, device: `${request.productKey}/${request.deviceName}` }), {
+    throw Object.assign(new AliyunIotError('RRPC_FAILED', { code: rrpcCode, device: deviceKey(request) }), {
       rrpcCode,
     });
   const bytes = Buffer.from(String(answer.PayloadBase64Byte ?? ''), 'base64');

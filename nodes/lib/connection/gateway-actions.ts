@@ -2,7 +2,7 @@
 // whole before anything is sent, batches within the platform's limits, DeviceSecrets from the secret store for the
 // devices given without one, registered secrets kept there, and one result per device.
 import { AliyunIotError, StatusCode } from '../errors';
-import { Device } from '../protocol/alink';
+import { Device, deviceKey } from '../protocol/alink';
 import { GATEWAY_CODES, SubDeviceCredentials, subDeviceReason } from '../protocol/gateway';
 import { isSignMethod, requireSecret, validateDeviceName, validateProductKey } from '../protocol/identifiers';
 import { GATEWAY_LIMITS } from '../protocol/limits';
@@ -64,10 +64,6 @@ const SHAPES: Readonly<Record<Exclude<GatewayAction, 'list'>, string>> = {
   register: '{productKey, deviceName}',
 };
 
-function keyOf(device: Device): string {
-  return `${device.productKey}/${device.deviceName}`;
-}
-
 function isRecord(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
@@ -89,8 +85,8 @@ export function readDevices(action: Exclude<GatewayAction, 'list'>, payload: unk
     if (signMethod !== undefined && !isSignMethod(signMethod))
       throw new AliyunIotError('SIGN_METHOD_INVALID', { value: String(signMethod) });
     const device: Entry = { productKey: validateProductKey(value.productKey), deviceName: validateDeviceName(value.deviceName) };
-    if (seen.has(keyOf(device))) throw new AliyunIotError('GATEWAY_DEVICE_REPEATED', { action, device: keyOf(device) });
-    seen.add(keyOf(device));
+    if (seen.has(deviceKey(device))) throw new AliyunIotError('GATEWAY_DEVICE_REPEATED', { action, device: deviceKey(device) });
+    seen.add(deviceKey(device));
     if (action !== 'add' && action !== 'login') return device;
     return Object.assign(
       device,
@@ -178,9 +174,9 @@ export class GatewayActions implements SubDeviceUser {
 
   onStatus(device: Device, status: SubDeviceStatus): void {
     if (status.state !== 'online' && (status.state !== 'refused' || this.adding)) return;
-    const waits = this.waits.get(keyOf(device));
+    const waits = this.waits.get(deviceKey(device));
     if (!waits) return;
-    this.waits.delete(keyOf(device));
+    this.waits.delete(deviceKey(device));
     for (const wait of waits) wait.resolve(status);
   }
 
@@ -197,7 +193,7 @@ export class GatewayActions implements SubDeviceUser {
         return this.outcome(action, devices, await this.manager.topologyAdd(this.withSecrets(devices, context)));
       case 'delete': {
         const refused = await this.manager.topologyDelete(devices);
-        const deleted = devices.filter((device) => !refused.has(keyOf(device)));
+        const deleted = devices.filter((device) => !refused.has(deviceKey(device)));
         await this.letGo(deleted);
         return this.outcome(action, devices, refused);
       }
@@ -211,7 +207,7 @@ export class GatewayActions implements SubDeviceUser {
   }
 
   private letGo(devices: Device[]): Promise<Map<string, number>> {
-    for (const device of devices) this.held.delete(keyOf(device));
+    for (const device of devices) this.held.delete(deviceKey(device));
     return this.manager.letGo(devices, this);
   }
 
@@ -222,7 +218,7 @@ export class GatewayActions implements SubDeviceUser {
       if (device.deviceSecret !== undefined) return { ...device, deviceSecret: device.deviceSecret };
       store ??= context.secrets();
       const deviceSecret = store.secretOf(device);
-      if (deviceSecret === undefined) throw new AliyunIotError('SUBDEVICE_SECRET_UNKNOWN', { device: keyOf(device) });
+      if (deviceSecret === undefined) throw new AliyunIotError('SUBDEVICE_SECRET_UNKNOWN', { device: deviceKey(device) });
       return { ...device, deviceSecret: requireSecret(deviceSecret, 'deviceSecret') };
     });
   }
@@ -233,7 +229,7 @@ export class GatewayActions implements SubDeviceUser {
       devices.map(({ productKey, deviceName }) => ({
         productKey,
         deviceName,
-        code: refused.get(keyOf({ productKey, deviceName })) ?? 200,
+        code: refused.get(deviceKey({ productKey, deviceName })) ?? 200,
       }));
     const failed = payload.filter((result) => result.code !== 200);
     return { action, payload, error: failed.length > 0 ? failureOf(action, failed, payload.length) : undefined };
@@ -245,7 +241,7 @@ export class GatewayActions implements SubDeviceUser {
     const refused = await this.manager.register(devices, async (secrets) => {
       await store.put(secrets);
       for (const { productKey, deviceName, deviceSecret, iotId } of secrets) {
-        answered.set(keyOf({ productKey, deviceName }), {
+        answered.set(deviceKey({ productKey, deviceName }), {
           productKey,
           deviceName,
           code: 200,
@@ -256,7 +252,11 @@ export class GatewayActions implements SubDeviceUser {
     });
     const results = devices.map(
       (device) =>
-        answered.get(keyOf(device)) ?? { productKey: device.productKey, deviceName: device.deviceName, code: refused.get(keyOf(device)) },
+        answered.get(deviceKey(device)) ?? {
+          productKey: device.productKey,
+          deviceName: device.deviceName,
+          code: refused.get(deviceKey(device)),
+        },
     );
     return this.outcome('register', devices, refused, results);
   }
@@ -268,7 +268,7 @@ export class GatewayActions implements SubDeviceUser {
   private async login(devices: SubDeviceCredentials[]): Promise<ActionOutcome> {
     const now = Date.now();
     const verdicts = devices.map((device): Promise<SubDeviceStatus> => {
-      const key = keyOf(device);
+      const key = deviceKey(device);
       const current = this.manager.statusOf(device);
       if (current?.state !== 'online') {
         const times = (this.loginTimes.get(key) ?? []).filter((time) => time > now - LOGIN_WINDOW_MS);
@@ -323,7 +323,7 @@ export class GatewayActions implements SubDeviceUser {
     const refused = await this.letGo(devices);
     const results = devices.map(({ productKey, deviceName }) => {
       const device = { productKey, deviceName };
-      const code = refused.get(keyOf(device)) ?? 200;
+      const code = refused.get(deviceKey(device)) ?? 200;
       const state = this.manager.statusOf(device)?.state ?? 'offline';
       return { productKey, deviceName, code, state };
     });
@@ -336,12 +336,12 @@ function failureOf(action: GatewayAction, failed: DeviceResult[], count: number)
   if (failed.length === 1) {
     const [result] = failed;
     if (result.code === undefined)
-      return new AliyunIotError('GATEWAY_TIMEOUT', { operation: `${action} ${keyOf(result)}`, timeout: LOGIN_WAIT_PER_BATCH_MS });
+      return new AliyunIotError('GATEWAY_TIMEOUT', { operation: `${action} ${deviceKey(result)}`, timeout: LOGIN_WAIT_PER_BATCH_MS });
     return subDeviceError(result, result.code);
   }
   const devices = failed
     .slice(0, NAMED_FAILURES)
-    .map((result) => `${keyOf(result)} (${result.code ?? '-'})`)
+    .map((result) => `${deviceKey(result)} (${result.code ?? '-'})`)
     .join(', ');
   return new AliyunIotError('GATEWAY_SOME_REFUSED', {
     action,

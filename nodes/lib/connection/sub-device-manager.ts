@@ -2,7 +2,7 @@
 // logouts batched within the platform's limits, re-login after a reconnect and after a 520 (the failed message then
 // sent once more), a status per sub-device with the platform's reason, and the platform's notices for listeners.
 import { AliyunIotError, ErrorCode, LogMessage, StatusCode, isLogCode } from '../errors';
-import { Device, parseAlink } from '../protocol/alink';
+import { Device, deviceKey } from '../protocol/alink';
 import {
   AUTO_SUBSCRIBE_PARAM,
   GATEWAY_CODES,
@@ -36,7 +36,7 @@ import type { DeviceConnection } from './device-connection';
 import { AlinkIds, PendingRequests } from './pending-requests';
 import { PostClient } from './post-client';
 import type { ConnectionStatus, ConnectionUser, MessageReceiver, PublishCallback, PublishOptions } from './types';
-import type { QueuedPublish } from './offline-queue';
+import { SubDeviceSends } from './sub-device-sends';
 
 /** A sub-device thing/sub/register answered for. */
 export type RegisteredSubDevice = ReturnType<typeof readRegisterReply>[number];
@@ -108,24 +108,13 @@ interface Entry {
   logoutTimer?: NodeJS.Timeout;
 }
 
-/** Messages remembered by Alink id so that one refused with 520 can go once more after the re-login. */
-const RESEND_MEMORY = 10_000;
 const WAITING_PER_DEVICE = 1000;
 const RETRY_AFTER_429_MS = 60_000;
-const CLAIM_WAIT_MS = 30_000;
 const LOGIN_BATCHES_IN_FLIGHT = 4;
 /** thing/disable|enable|delete of every sub-device: three local filters, delivered by the auto-subscription. */
 const NOTICE_FILTERS = (['disable', 'enable', 'delete'] as const).map((kind) =>
   gatewayTopics.notice({ productKey: '+', deviceName: '+' }, kind),
 );
-
-function keyOf(device: Device): string {
-  return `${device.productKey}/${device.deviceName}`;
-}
-
-function label(device: Device): string {
-  return `${device.productKey}/${device.deviceName}`;
-}
 
 /** The error of each refusal reason (subDeviceReason). */
 const REFUSAL_ERRORS: Readonly<Record<string, ErrorCode>> = {
@@ -148,7 +137,7 @@ export function refusalReason(code: number): StatusCode {
 
 /** The error of a refusal, readable: the platform's code and what it means. */
 export function subDeviceError(device: Device, code: number, message = ''): AliyunIotError {
-  return new AliyunIotError(REFUSAL_ERRORS[subDeviceReason(code)] ?? 'SUBDEVICE_CODE_OTHER', { device: label(device), code, message });
+  return new AliyunIotError(REFUSAL_ERRORS[subDeviceReason(code)] ?? 'SUBDEVICE_CODE_OTHER', { device: deviceKey(device), code, message });
 }
 
 export class SubDeviceManager implements MessageReceiver, ConnectionUser {
@@ -157,22 +146,12 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
   private readonly listeners = new Set<GatewayListener>();
   private readonly pending = new PendingRequests<GatewayAnswer>();
   private readonly ids = new AlinkIds();
-  private readonly sent = new Map<
-    string,
-    { device: Device; topic: string; payload: string | Buffer; options: PublishOptions; resent: boolean }
-  >();
+  private readonly sends: SubDeviceSends;
   private readonly queue = new Set<string>();
   private readonly postClients = new Map<string, PostClient>();
   private readonly timeoutMs: number;
   private readonly batchSize: number;
   private readonly logoutGraceMs: number;
-  private readonly claimWaitMs: number;
-  /** Until when queued messages of sub-devices nobody took wait (Date.now() ms), from the first the gates saw. */
-  private claimWaitEnds?: number;
-  /** Sub-devices whose stored messages went out unclaimed, warned of once each. */
-  private readonly unclaimed = new Set<string>();
-  /** Sub-devices whose last user went: what they left queued goes without waiting for a claim. */
-  private readonly released = new Set<string>();
   /** The gateway's topology as last learned (topo/get, then our adds and the platform's changes). */
   private topology?: Set<string>;
   /** Login batches waiting for their answers. */
@@ -194,7 +173,6 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
     this.timeoutMs = options.timeoutMs ?? 5000;
     this.batchSize = Math.min(options.batchSize ?? GATEWAY_LIMITS.batchLogin, GATEWAY_LIMITS.batchLogin);
     this.logoutGraceMs = options.logoutGraceMs ?? 1000;
-    this.claimWaitMs = options.claimWaitMs ?? CLAIM_WAIT_MS;
     // The platform subscribes the system topics of the logged-in sub-devices for us (docs/protocol.md §8.4).
     Object.assign(connection.profile.clientParams ?? {}, AUTO_SUBSCRIBE_PARAM);
     // The client id announces it at CONNECT: a connection already up (a sub-device added by a redeploy) logs in again.
@@ -202,34 +180,7 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
     if (state === 'connected' || state === 'connecting') connection.disconnect(() => connection.connect());
     connection.addLocalFilterRule((filter) => this.isAutoSubscribed(filter));
     connection.addPublishRule((topic) => this.isSubDeviceTopic(topic));
-    connection.addSendGate((topic) => this.maySend(topic));
-    connection.addSendListener((message) => this.remember(message));
-  }
-
-  /**
-   * Whether a queued message may leave now: one of a known sub-device waits (and the queue behind it, to keep the
-   * order) until the sub-device is online again, or refused (then the platform's answer settles it). One of a
-   * sub-device nobody has taken waits until the claim wait after the first connect is over, then leaves with a warning.
-   */
-  private maySend(topic: string): boolean {
-    const device = deviceOfAnyTopic(topic);
-    if (!device || keyOf(device) === keyOf(this.gateway)) return true;
-    const entry = this.entries.get(keyOf(device));
-    if (entry) return entry.status.state === 'online' || entry.status.state === 'refused';
-    if (this.released.has(keyOf(device))) return true;
-    // The gates are asked only while connected: the first such message starts the wait.
-    if (this.claimWaitEnds === undefined) {
-      this.claimWaitEnds = Date.now() + this.claimWaitMs;
-      setTimeout(() => this.connection.flush(), this.claimWaitMs).unref();
-    }
-    if (Date.now() < this.claimWaitEnds) return false;
-    if (!this.unclaimed.has(keyOf(device))) {
-      this.unclaimed.add(keyOf(device));
-      this.connection.log.warn(
-        new LogMessage('SUBDEVICE_STORED_UNCLAIMED', { device: label(device), seconds: String(Math.round(this.claimWaitMs / 1000)) }),
-      );
-    }
-    return true;
+    this.sends = new SubDeviceSends(connection, this.gateway, (key) => this.entries.get(key)?.status.state, options.claimWaitMs);
   }
 
   /** A topic a known sub-device may publish on: the gateway publishes it for that sub-device. */
@@ -237,7 +188,7 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
     const owner = deviceOfTopic(topic);
     if (!owner.productKey || !owner.deviceName) return false;
     const device = { productKey: owner.productKey, deviceName: owner.deviceName };
-    return this.entries.has(keyOf(device)) && isOwnPublishTopic(topic, device.productKey, device.deviceName);
+    return this.entries.has(deviceKey(device)) && isOwnPublishTopic(topic, device.productKey, device.deviceName);
   }
 
   /** A user of the gateway (a node) starts: the first subscribes the gateway's answer topics. */
@@ -261,7 +212,7 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
   private isAutoSubscribed(filter: string): boolean {
     if (NOTICE_FILTERS.includes(filter)) return true;
     const device = deviceOfAnyTopic(filter);
-    if (!device || keyOf(device) === keyOf(this.gateway)) return false;
+    if (!device || deviceKey(device) === deviceKey(this.gateway)) return false;
     const everyDevice = device.productKey === '+' && device.deviceName === '+';
     if (!everyDevice && (device.productKey === '+' || device.deviceName === '+')) return false;
     return autoSubscribedFilters(device).some((pattern) => filterCovers(pattern, filter));
@@ -280,12 +231,12 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
 
   /** A sub-device to keep logged in while it has users; the user hears its status at once and on every change. */
   add(credentials: SubDeviceCredentials, user: SubDeviceUser): void {
-    const key = keyOf(credentials);
+    const key = deviceKey(credentials);
     let entry = this.entries.get(key);
     if (!entry) {
       entry = { credentials, users: new Set(), status: { state: 'waiting', reason: 'subdevice-waiting' }, waiting: [] };
       this.entries.set(key, entry);
-      this.released.delete(key);
+      this.sends.keep(key);
     } else {
       entry.credentials = credentials;
     }
@@ -297,7 +248,7 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
 
   /** `removed`: the user was deleted; the last one's removal logs the sub-device out (after a grace when redeployed). */
   remove(device: Device, user: SubDeviceUser, removed: boolean): void {
-    const entry = this.entries.get(keyOf(device));
+    const entry = this.entries.get(deviceKey(device));
     if (!entry || !entry.users.delete(user) || entry.users.size > 0) return;
     clearTimeout(entry.logoutTimer);
     if (removed) this.release(entry);
@@ -314,16 +265,16 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
     this.connection.flush();
     if (entry.status.state === 'online' && this.connected) {
       this.logout([entry.credentials]).catch((err: Error) =>
-        this.connection.log.debug(new LogMessage('SUBDEVICE_LOGOUT_FAILED', { device: label(entry.credentials), reason: err.message })),
+        this.connection.log.debug(new LogMessage('SUBDEVICE_LOGOUT_FAILED', { device: deviceKey(entry.credentials), reason: err.message })),
       );
     }
   }
 
   /** A sub-device nobody uses any more: no login, no notices, nothing waiting. */
   private forget(entry: Entry): void {
-    const key = keyOf(entry.credentials);
+    const key = deviceKey(entry.credentials);
     this.entries.delete(key);
-    this.released.add(key);
+    this.sends.release(key);
     this.queue.delete(key);
     clearTimeout(entry.retryTimer);
     clearTimeout(entry.logoutTimer);
@@ -332,7 +283,7 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
 
   /** Logs a sub-device without users out now instead of after the grace (the runtime stops, its config node goes). */
   releaseUnused(device: Device): void {
-    const entry = this.entries.get(keyOf(device));
+    const entry = this.entries.get(deviceKey(device));
     if (!entry || entry.users.size > 0) return;
     clearTimeout(entry.logoutTimer);
     this.release(entry);
@@ -344,7 +295,7 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
   }
 
   statusOf(device: Device): SubDeviceStatus | undefined {
-    return this.entries.get(keyOf(device))?.status;
+    return this.entries.get(deviceKey(device))?.status;
   }
 
   /** Sub-devices this gateway keeps, with their status. */
@@ -373,7 +324,7 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
 
   private refuse(entry: Entry, code: number, message?: string): void {
     this.setStatus(entry, { state: 'refused', reason: refusalReason(code), code });
-    this.connection.log.warn(new LogMessage('SUBDEVICE_REFUSED', { device: label(entry.credentials), code, message: message ?? '' }));
+    this.connection.log.warn(new LogMessage('SUBDEVICE_REFUSED', { device: deviceKey(entry.credentials), code, message: message ?? '' }));
     if (code === GATEWAY_CODES.tooManyLogins) {
       clearTimeout(entry.retryTimer);
       entry.retryTimer = setTimeout(() => this.scheduleLogin(entry), RETRY_AFTER_429_MS);
@@ -389,7 +340,7 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
    * with SUBDEVICE_UNKNOWN for a sub-device nobody added, or with the platform's reason when it was refused.
    */
   publishAs(device: Device, topic: string, payload: string | Buffer, options: PublishOptions, callback: PublishCallback): void {
-    const state = this.entries.get(keyOf(device))?.status.state;
+    const state = this.entries.get(deviceKey(device))?.status.state;
     if (state !== undefined && state !== 'online' && state !== 'refused' && this.connection.durableQueue) {
       // Into the disk queue at once, so that it survives a restart; it leaves once the sub-device is online (maySend).
       this.connection.publish(topic, payload, options, callback);
@@ -402,35 +353,22 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
     this.connection.publish(topic, payload, options, callback);
   }
 
-  /** A message of a known sub-device leaves (at once or from the store): kept for a second try after a 520. */
-  private remember(message: Readonly<QueuedPublish>): void {
-    const device = deviceOfAnyTopic(message.topic);
-    if (!device || !this.entries.has(keyOf(device)) || !isOwnPublishTopic(message.topic, device.productKey, device.deviceName)) return;
-    const id = parseAlink(message.payload)?.id;
-    if (typeof id !== 'string' && typeof id !== 'number') return;
-    const key = `${keyOf(device)}/${id}`;
-    if (this.sent.get(key)?.resent) return;
-    if (this.sent.size >= RESEND_MEMORY) this.sent.delete(this.sent.keys().next().value as string);
-    const { topic, payload, qos, retain } = message;
-    this.sent.set(key, { device, topic, payload, options: { qos, retain }, resent: false });
-  }
-
   /** Resolves once a known sub-device is online; rejects when it is unknown, refused, released or never gets there. */
   private whenOnline(device: Device): Promise<void> {
-    const entry = this.entries.get(keyOf(device));
-    if (!entry) return Promise.reject(new AliyunIotError('SUBDEVICE_UNKNOWN', { device: label(device) }));
+    const entry = this.entries.get(deviceKey(device));
+    if (!entry) return Promise.reject(new AliyunIotError('SUBDEVICE_UNKNOWN', { device: deviceKey(device) }));
     if (entry.status.state === 'online') return Promise.resolve();
     if (entry.status.state === 'refused') return Promise.reject(subDeviceError(device, entry.status.code ?? 0));
     if (entry.waiting.length >= WAITING_PER_DEVICE)
-      return Promise.reject(new AliyunIotError('SUBDEVICE_NOT_ONLINE', { device: label(device) }));
+      return Promise.reject(new AliyunIotError('SUBDEVICE_NOT_ONLINE', { device: deviceKey(device) }));
     return new Promise((resolve, reject) => {
       entry.waiting.push(() => {
-        if (this.entries.get(keyOf(device)) === entry && entry.status.state === 'online') resolve();
+        if (this.entries.get(deviceKey(device)) === entry && entry.status.state === 'online') resolve();
         else
           reject(
             entry.status.state === 'refused'
               ? subDeviceError(device, entry.status.code ?? 0)
-              : new AliyunIotError('SUBDEVICE_NOT_ONLINE', { device: label(device) }),
+              : new AliyunIotError('SUBDEVICE_NOT_ONLINE', { device: deviceKey(device) }),
           );
       });
     });
@@ -447,7 +385,8 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
     const posts = splitPackEntries(checked);
     const named = new Map<string, Device>();
     for (const { productKey, deviceName } of checked) {
-      if (productKey !== undefined && deviceName !== undefined) named.set(keyOf({ productKey, deviceName }), { productKey, deviceName });
+      if (productKey !== undefined && deviceName !== undefined)
+        named.set(deviceKey({ productKey, deviceName }), { productKey, deviceName });
     }
     const method = GATEWAY_METHODS.packPost;
     return Promise.all([...named.values()].map((device) => this.whenOnline(device)))
@@ -510,7 +449,7 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
     const answer = await this.call((id) => buildTopologyGet(this.gateway, id));
     if (answer.code !== 200) throw subDeviceError(this.gateway, answer.code, answer.message);
     const devices = devicesIn(answer.data);
-    this.topology = new Set(devices.map(keyOf));
+    this.topology = new Set(devices.map(deviceKey));
     return devices;
   }
 
@@ -524,7 +463,7 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
       GATEWAY_LIMITS.topoAdd,
       (id, chunk) => buildTopologyAdd(this.gateway, id, chunk),
       (chunk) => {
-        for (const device of chunk) this.topology?.add(keyOf(device));
+        for (const device of chunk) this.topology?.add(deviceKey(device));
       },
     );
   }
@@ -536,7 +475,7 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
       GATEWAY_LIMITS.topoAdd,
       (id, chunk) => buildTopologyDelete(this.gateway, id, chunk),
       (chunk) => {
-        for (const device of chunk) this.topology?.delete(keyOf(device));
+        for (const device of chunk) this.topology?.delete(deviceKey(device));
       },
     );
   }
@@ -552,9 +491,9 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
       (id, chunk) => buildRegister(this.gateway, id, chunk),
       async (chunk, answer) => {
         const secrets = readRegisterReply(answer);
-        const asked = new Set(chunk.map(keyOf));
-        const answered = new Set(secrets.map(keyOf));
-        if (answered.size !== asked.size || secrets.some((entry) => !asked.has(keyOf(entry)))) {
+        const asked = new Set(chunk.map(deviceKey));
+        const answered = new Set(secrets.map(deviceKey));
+        if (answered.size !== asked.size || secrets.some((entry) => !asked.has(deviceKey(entry)))) {
           throw new AliyunIotError('REGISTER_REPLY_MALFORMED');
         }
         await registered(secrets);
@@ -581,11 +520,11 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
           await accepted(chunk, answer);
           break;
         }
-        const named = new Set(devicesIn(answer.data).map(keyOf));
-        const namedHere = chunk.filter((device) => named.has(keyOf(device)));
+        const named = new Set(devicesIn(answer.data).map(deviceKey));
+        const namedHere = chunk.filter((device) => named.has(deviceKey(device)));
         // An answer that names none of the request's devices refuses them all.
         const failing = namedHere.length > 0 ? namedHere : chunk;
-        for (const device of failing) refused.set(keyOf(device), answer.code);
+        for (const device of failing) refused.set(deviceKey(device), answer.code);
         chunk = chunk.filter((device) => !failing.includes(device));
       }
     }
@@ -599,7 +538,7 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
   async letGo(devices: Device[], user: SubDeviceUser): Promise<Map<string, number>> {
     const leaving: Device[] = [];
     for (const device of devices) {
-      const entry = this.entries.get(keyOf(device));
+      const entry = this.entries.get(deviceKey(device));
       if (entry) {
         entry.users.delete(user);
         if (entry.users.size > 0) continue;
@@ -621,7 +560,7 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
     for (const chunk of chunks(devices, this.batchSize)) {
       const answer = await this.call((id) => buildLogout(this.gateway, id, chunk));
       for (const device of chunk) {
-        const entry = this.entries.get(keyOf(device));
+        const entry = this.entries.get(deviceKey(device));
         if (entry) this.setStatus(entry, { state: 'offline', reason: 'subdevice-offline' });
       }
       if (answer.code !== 200 && answer.code !== GATEWAY_CODES.noSession) throw subDeviceError(chunk[0], answer.code, answer.message);
@@ -629,7 +568,7 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
   }
 
   private scheduleLogin(entry: Entry): void {
-    this.queue.add(keyOf(entry.credentials));
+    this.queue.add(deviceKey(entry.credentials));
     if (this.connected) setImmediate(() => this.loginQueued());
   }
 
@@ -660,7 +599,7 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
         this.topologyLoading ??= this.topologyGet().finally(() => (this.topologyLoading = undefined));
         await this.topologyLoading;
       }
-      const missing = batch.filter((entry) => !this.topology?.has(keyOf(entry.credentials)));
+      const missing = batch.filter((entry) => !this.topology?.has(deviceKey(entry.credentials)));
       let remaining = await this.withTopology(batch, missing);
       let addedTopology = missing.length > 0;
       while (remaining.length > 0) {
@@ -675,26 +614,28 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
         if (answer.code === 200) {
           for (const entry of remaining) this.setStatus(entry, { state: 'online', reason: 'subdevice-online' });
           // Released while their login was under way.
-          const released = remaining.filter((entry) => this.entries.get(keyOf(entry.credentials)) !== entry);
+          const released = remaining.filter((entry) => this.entries.get(deviceKey(entry.credentials)) !== entry);
           if (released.length > 0) await this.logout(released.map((entry) => entry.credentials));
           return;
         }
-        const failing = new Set(devicesIn(answer.data).map(keyOf));
+        const failing = new Set(devicesIn(answer.data).map(deviceKey));
         if (answer.code === GATEWAY_CODES.noTopology && !addedTopology) {
           // The topology went away since we learned it: add it once for the devices named, then try again.
           addedTopology = true;
-          const named = remaining.filter((entry) => failing.size === 0 || failing.has(keyOf(entry.credentials)));
-          for (const entry of named) this.topology?.delete(keyOf(entry.credentials));
+          const named = remaining.filter((entry) => failing.size === 0 || failing.has(deviceKey(entry.credentials)));
+          for (const entry of named) this.topology?.delete(deviceKey(entry.credentials));
           remaining = await this.withTopology(remaining, named);
           continue;
         }
-        const refused = remaining.filter((entry) => failing.size === 0 || failing.has(keyOf(entry.credentials)));
+        const refused = remaining.filter((entry) => failing.size === 0 || failing.has(deviceKey(entry.credentials)));
         for (const entry of refused) this.refuse(entry, answer.code, answer.message);
         remaining = remaining.filter((entry) => !refused.includes(entry));
       }
     } catch (err) {
       // No answer (timeout, connection lost): they wait for the next connect, or try again after the timeout.
-      this.connection.log.debug(new LogMessage('SUBDEVICE_LOGIN_FAILED', { gateway: label(this.gateway), reason: (err as Error).message }));
+      this.connection.log.debug(
+        new LogMessage('SUBDEVICE_LOGIN_FAILED', { gateway: deviceKey(this.gateway), reason: (err as Error).message }),
+      );
       for (const entry of batch) {
         if (entry.status.state !== 'logging-in') continue;
         this.setStatus(entry, { state: 'waiting', reason: 'subdevice-waiting' });
@@ -712,10 +653,10 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
     if (missing.length === 0) return batch;
     const refused = await this.topologyAdd(missing.map((entry) => entry.credentials));
     for (const entry of missing) {
-      const code = refused.get(keyOf(entry.credentials));
+      const code = refused.get(deviceKey(entry.credentials));
       if (code !== undefined) this.refuse(entry, code === GATEWAY_CODES.authError ? GATEWAY_CODES.badSign : code);
     }
-    return batch.filter((entry) => !refused.has(keyOf(entry.credentials)));
+    return batch.filter((entry) => !refused.has(deviceKey(entry.credentials)));
   }
 
   // -------------------------------------------------------------------------------------------------------------
@@ -758,7 +699,8 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
         this.onTopologyChange(topic, answer);
         break;
       case 'notice':
-        if (this.entries.has(keyOf(parsed.device))) this.notify({ kind: parsed.kind, devices: [parsed.device], topic, payload: answer });
+        if (this.entries.has(deviceKey(parsed.device)))
+          this.notify({ kind: parsed.kind, devices: [parsed.device], topic, payload: answer });
         break;
       default:
         break;
@@ -768,23 +710,20 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
   private onError(topic: string, answer: GatewayAnswer): void {
     const devices = devicesIn(answer.data);
     for (const device of devices) {
-      const entry = this.entries.get(keyOf(device));
+      const entry = this.entries.get(deviceKey(device));
       if (answer.code === GATEWAY_CODES.noSession) {
-        const failed = answer.id === undefined ? undefined : this.sent.get(`${keyOf(device)}/${answer.id}`);
         if (!entry) continue;
-        this.connection.log.debug(new LogMessage('SUBDEVICE_RELOGIN', { device: label(device) }));
+        const failed = answer.id === undefined ? undefined : this.sends.takeRefused(device, answer.id);
+        this.connection.log.debug(new LogMessage('SUBDEVICE_RELOGIN', { device: deviceKey(device) }));
         if (entry.status.state === 'online') {
           this.setStatus(entry, { state: 'waiting', reason: 'subdevice-waiting' });
           this.scheduleLogin(entry);
         }
         // Waits for the re-login, then goes once more.
-        if (failed && !failed.resent) {
-          failed.resent = true;
-          this.publishAs(device, failed.topic, failed.payload, failed.options, () => undefined);
-        }
+        if (failed) this.publishAs(device, failed.topic, failed.payload, failed.options, () => undefined);
       } else {
         if (entry) this.refuse(entry, answer.code, answer.message);
-        if (answer.code === GATEWAY_CODES.noTopology) this.topology?.delete(keyOf(device));
+        if (answer.code === GATEWAY_CODES.noTopology) this.topology?.delete(deviceKey(device));
       }
     }
     if (answer.code !== GATEWAY_CODES.noSession) this.notify({ kind: 'kicked', devices, code: answer.code, topic, payload: answer });
@@ -795,9 +734,9 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
     const status = Number(params.status);
     const devices = devicesIn(params.subList);
     for (const device of devices) {
-      const entry = this.entries.get(keyOf(device));
-      if (status === 0) this.topology?.add(keyOf(device));
-      if (status === 1) this.topology?.delete(keyOf(device));
+      const entry = this.entries.get(deviceKey(device));
+      if (status === 0) this.topology?.add(deviceKey(device));
+      if (status === 1) this.topology?.delete(deviceKey(device));
       if (entry && status === 2 && entry.status.state === 'refused') this.scheduleLogin(entry);
       if (entry && status === 8) this.refuse(entry, GATEWAY_CODES.disabled);
     }
@@ -816,13 +755,13 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
 
   /** The thing-model post client of a sub-device: its posts go through publishAs, its replies arrive auto-subscribed. */
   postClientOf(device: Device): PostClient {
-    let client = this.postClients.get(keyOf(device));
+    let client = this.postClients.get(deviceKey(device));
     if (!client) {
       const target = { productKey: device.productKey, deviceName: device.deviceName };
       client = new PostClient(this.connection, target, (topic, payload, options, callback) =>
         this.publishAs(target, topic, payload, options, callback),
       );
-      this.postClients.set(keyOf(device), client);
+      this.postClients.set(deviceKey(device), client);
     }
     return client;
   }

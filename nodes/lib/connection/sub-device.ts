@@ -2,7 +2,7 @@
 // as it through the gateway, and subscriptions made only while it is online (the platform refuses them otherwise);
 // and the sub-device a message's `msg.device` addresses on a gateway connection.
 import { AliyunIotError } from '../errors';
-import { Device } from '../protocol/alink';
+import { Device, deviceKey } from '../protocol/alink';
 import { SubDeviceCredentials, deviceOfAnyTopic } from '../protocol/gateway';
 import { isSignMethod, validateDeviceName, validateProductKey } from '../protocol/identifiers';
 import { encodePayload } from '../protocol/payload';
@@ -14,10 +14,6 @@ import type { MessageReceiver, PublishCallback, PublishOptions, SharedConnection
 
 function sameDevice(a: Device | undefined, b: Device): boolean {
   return a !== undefined && a.productKey === b.productKey && a.deviceName === b.deviceName;
-}
-
-function label(device: Device): string {
-  return `${device.productKey}/${device.deviceName}`;
 }
 
 /** Publishes as a sub-device through its gateway: on that sub-device's topics only, waiting while it logs in. */
@@ -32,7 +28,7 @@ export function publishAsSubDevice(
   let payload: string | Buffer;
   try {
     if (typeof topic !== 'string' || !sameDevice(deviceOfAnyTopic(topic), device)) {
-      throw new AliyunIotError('SUBDEVICE_TOPIC_OTHER', { topic: typeof topic === 'string' ? topic : '', device: label(device) });
+      throw new AliyunIotError('SUBDEVICE_TOPIC_OTHER', { topic: typeof topic === 'string' ? topic : '', device: deviceKey(device) });
     }
     payload = encodePayload(value);
   } catch (err) {
@@ -194,7 +190,7 @@ export function addressedDevice(connection: SharedConnection, value: unknown): A
   const own = connection.profile.variables;
   if (own.productKey === device.productKey && own.deviceName === device.deviceName) return undefined;
   const manager = existingSubDeviceManager(connection);
-  if (!manager || !manager.statusOf(device)) throw new AliyunIotError('SUBDEVICE_UNKNOWN', { device: label(device) });
+  if (!manager || !manager.statusOf(device)) throw new AliyunIotError('SUBDEVICE_UNKNOWN', { device: deviceKey(device) });
   return { manager, device };
 }
 

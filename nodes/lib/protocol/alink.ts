@@ -9,6 +9,11 @@ export interface Device {
   deviceName: string;
 }
 
+/** A device as one string, `productKey/deviceName`: a map key, and how logs and statuses name it. */
+export function deviceKey(device: Device): string {
+  return `${device.productKey}/${device.deviceName}`;
+}
+
 const sys = (device: Device): string => `/sys/${device.productKey}/${device.deviceName}`;
 
 /** Topic of every row of the thing-model table (docs/protocol.md §2). `+` may stand for an id in filters. */

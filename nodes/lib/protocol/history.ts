@@ -1,6 +1,6 @@
 // Property posts that waited too long in a queue go again as one thing.event.property.history.post with the times
 // they were made at (docs/protocol.md §9.2): reading a queued post, and batching posts within the limits.
-import { AlinkObject, Device, METHODS, parseAlink, parseThingTopic, thingTopics } from './alink';
+import { AlinkObject, Device, METHODS, deviceKey, parseAlink, parseThingTopic, thingTopics } from './alink';
 import { THING_POST_LIMITS } from './limits';
 import { jsonText } from './payload';
 
@@ -78,14 +78,14 @@ export class HistoryBatch {
   fits(post: QueuedPropertyPost): boolean {
     if (this.posts.length === 0) return true;
     const count = Object.keys(post.properties).length;
-    const key = `${post.device.productKey}/${post.device.deviceName}`;
+    const key = deviceKey(post.device);
     if (!this.blocks.has(key) && this.blocks.size >= THING_POST_LIMITS.devices) return false;
     if (this.propertyCount + count > THING_POST_LIMITS.properties) return false;
     return this.bytes + Buffer.byteLength(jsonText(post.properties)) + ENVELOPE_BYTES <= this.maxBytes;
   }
 
   add(post: QueuedPropertyPost): void {
-    const key = `${post.device.productKey}/${post.device.deviceName}`;
+    const key = deviceKey(post.device);
     let block = this.blocks.get(key);
     if (!block) {
       this.blocks.set(key, (block = { identity: post.device, properties: [] }));

@@ -10,6 +10,7 @@ import { createCipheriv, createDecipheriv, createHmac, randomBytes, scryptSync, 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AliyunIotError } from '../errors';
+import { deviceKey } from '../protocol/alink';
 
 const FORMAT = 'aliyun-iot-subdevice-secrets';
 const VERSION = 1;
@@ -41,10 +42,6 @@ export interface StoredSecret {
   productKey: string;
   deviceName: string;
   deviceSecret: string;
-}
-
-function keyOf(device: { productKey: string; deviceName: string }): string {
-  return `${device.productKey}/${device.deviceName}`;
 }
 
 function keyFileOf(file: string): string {
@@ -112,7 +109,7 @@ export class SecretStore {
     private readonly salt: Buffer,
     secrets: StoredSecret[],
   ) {
-    this.secrets = new Map(secrets.map((entry) => [keyOf(entry), entry]));
+    this.secrets = new Map(secrets.map((entry) => [deviceKey(entry), entry]));
   }
 
   /**
@@ -159,7 +156,7 @@ export class SecretStore {
   }
 
   secretOf(device: { productKey: string; deviceName: string }): string | undefined {
-    return this.secrets.get(keyOf(device))?.deviceSecret;
+    return this.secrets.get(deviceKey(device))?.deviceSecret;
   }
 
   /** The devices with a stored secret (without it). */
@@ -174,13 +171,13 @@ export class SecretStore {
   /** Keeps the secrets (replacing older ones of the same devices); resolves once they are on disk. */
   put(entries: StoredSecret[]): Promise<void> {
     for (const { productKey, deviceName, deviceSecret } of entries) {
-      this.secrets.set(keyOf({ productKey, deviceName }), { productKey, deviceName, deviceSecret });
+      this.secrets.set(deviceKey({ productKey, deviceName }), { productKey, deviceName, deviceSecret });
     }
     return this.save();
   }
 
   delete(devices: Array<{ productKey: string; deviceName: string }>): Promise<void> {
-    for (const device of devices) this.secrets.delete(keyOf(device));
+    for (const device of devices) this.secrets.delete(deviceKey(device));
     return this.save();
   }
 

@@ -13,9 +13,8 @@ import { DEFAULT_API_CONCURRENCY } from '../nodes/lib/connection';
 import { IOT_API_VERSION, bodyBytes, signAmqpLogin } from '../nodes/lib/protocol';
 import { FlowNode } from '../test/support/helpers';
 import { helper } from '../test/support/node-harness';
-import type { LoadResult } from './load';
 import type { FeedReply, FeedRequest } from './feed';
-import { padded } from './feed';
+import { LoadResult, padded } from './load';
 import { deployFlow, startRuntime, undeploy } from './runtime';
 import { BENCH_CLOUD, DEVICES, FUNCTION_FLOW, FUNCTION_NODE, outTopic } from './setup';
 
@@ -203,6 +202,8 @@ export class Feeder {
   async feed(ports: CloudPorts, topics: string[], window: number, counter: Counter): Promise<LoadResult> {
     const { n } = counter;
     await this.ask({ cmd: 'start', port: ports.port, topics, run: counter.run, n, window }, 'connected');
+    let result: LoadResult;
+    let sent = 0;
     try {
       const ready = await new Promise<boolean>((resolve) => {
         const timeout = setTimeout(() => resolve(false), PROBE_TIMEOUT_MS);
@@ -212,22 +213,15 @@ export class Feeder {
         };
       });
       if (!ready) throw new Error('consumer not ready');
-      return await new Promise<LoadResult>((resolve) => {
+      result = await new Promise<LoadResult>((resolve) => {
         let lastProgress = Date.now();
         const start = performance.now();
         const finish = (error?: string): void => {
           clearInterval(watchdog);
           counter.onProgress = () => undefined;
           const ms = performance.now() - start;
-          resolve({
-            id: counter.run,
-            sent: n,
-            received: counter.received,
-            lost: n - counter.received,
-            ms,
-            perSecond: (counter.received / ms) * 1000,
-            error,
-          });
+          const { received } = counter;
+          resolve({ id: counter.run, sent: n, received, lost: n - received, ms, perSecond: (received / ms) * 1000, error });
         };
         counter.onProgress = () => {
           lastProgress = Date.now();
@@ -241,8 +235,10 @@ export class Feeder {
       });
     } finally {
       counter.onReady = () => undefined;
-      await this.ask({ cmd: 'stop' }, 'stopped');
+      const stopped = await this.ask({ cmd: 'stop' }, 'stopped');
+      if (stopped.cmd === 'stopped') sent = stopped.sent;
     }
+    return { ...result, sent };
   }
 
   stop(): void {

@@ -2,7 +2,7 @@
 // `window` more than the consumer (in the parent) has counted, so that the devices' work does not share the
 // measured consumer's thread, as it does not in a deployment.
 import mqtt, { MqttClient } from 'mqtt';
-import { PAYLOAD_BYTES } from './load';
+import { padded } from './load';
 import { DEVICES, rawClientOptions } from './setup';
 
 export type FeedRequest =
@@ -17,10 +17,6 @@ export type FeedRequest =
 export type FeedReply = { cmd: 'connected' } | { cmd: 'stopped'; sent: number } | { cmd: 'failed'; error: string };
 
 const PROBE_INTERVAL_MS = 100;
-
-export function padded(prefix: string): string {
-  return prefix.length >= PAYLOAD_BYTES ? prefix : prefix + 'x'.repeat(PAYLOAD_BYTES - prefix.length);
-}
 
 class Feed {
   private sent = 0;

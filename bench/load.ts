@@ -46,7 +46,8 @@ function connect(port: number, deviceName: string): Promise<MqttClient> {
   });
 }
 
-function payload(prefix: string): string {
+/** `prefix` padded to the bench's 100-byte payload. */
+export function padded(prefix: string): string {
   return prefix.length >= PAYLOAD_BYTES ? prefix : prefix + 'x'.repeat(PAYLOAD_BYTES - prefix.length);
 }
 
@@ -87,7 +88,7 @@ async function probe(gen: MqttClient, sink: MqttClient, request: LoadRequest): P
       if (Date.now() - sentAt >= 500) {
         sentAt = Date.now();
         request.topics.forEach((topic, i) => {
-          if (!seen.has(i)) gen.publish(topic, payload(`${prefix}${i}:`), { qos: 0 });
+          if (!seen.has(i)) gen.publish(topic, padded(`${prefix}${i}:`), { qos: 0 });
         });
       }
       await new Promise((resolve) => setTimeout(resolve, 20));
@@ -117,7 +118,7 @@ function measure(gen: MqttClient, sink: MqttClient, request: LoadRequest, n: num
     const send = (): void => {
       const seq = sent++;
       const text = latencies ? `${prefix}${seq}:${performance.now().toFixed(3)}:` : `${prefix}${seq}:`;
-      gen.publish(topics[seq % topics.length], payload(text), { qos });
+      gen.publish(topics[seq % topics.length], padded(text), { qos });
     };
     const pump = (): void => {
       while (sent < n && sent - received < request.window) send();

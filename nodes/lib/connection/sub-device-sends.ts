@@ -62,8 +62,9 @@ export class SubDeviceSends {
 
   /**
    * Whether a queued message may leave now: one of a kept sub-device waits (and the queue behind it, to keep the
-   * order) until the sub-device is online again, or refused (then the platform's answer settles it). One of a sub-device nothing has taken waits until the claim wait is over
-   * (it starts with the first such message, the gates being asked only while connected), then leaves with a warning.
+   * order) until the sub-device is online again, or refused (then the platform's answer settles it). One of a
+   * sub-device nothing has taken waits until the claim wait is over (it starts with the first such message, the
+   * gates being asked only while connected), then leaves with a warning.
    */
   private maySend(topic: string): boolean {
     const device = deviceOfAnyTopic(topic);

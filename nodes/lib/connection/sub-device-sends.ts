@@ -24,8 +24,8 @@ const CLAIM_WAIT_MS = 30_000;
 
 export class SubDeviceSends {
   private readonly sent = new Map<string, SentMessage & { resent: boolean }>();
-  /** Until when queued messages of sub-devices nothing took wait (Date.now() ms), from the first the gate saw. */
-  private claimWaitEnds?: number;
+  /** Queued messages of sub-devices nothing took: not seen yet, waiting from the first the gate saw, or free to go. */
+  private claimWait: 'not-started' | 'waiting' | 'over' = 'not-started';
   /** Sub-devices whose stored messages went out untaken, warned of once each. */
   private readonly unclaimed = new Set<string>();
   /** Sub-devices whose last user went: what they left queued goes without waiting. */
@@ -74,11 +74,15 @@ export class SubDeviceSends {
     const state = this.stateOf(key);
     if (state !== undefined) return state === 'online' || state === 'refused';
     if (this.releasedKeys.has(key)) return true;
-    if (this.claimWaitEnds === undefined) {
-      this.claimWaitEnds = Date.now() + this.claimWaitMs;
-      setTimeout(() => this.connection.flush(), this.claimWaitMs).unref();
+    if (this.claimWait === 'not-started') {
+      this.claimWait = 'waiting';
+      // The timer alone ends the wait: a deadline read from the clock could still be ahead when it fires.
+      setTimeout(() => {
+        this.claimWait = 'over';
+        this.connection.flush();
+      }, this.claimWaitMs).unref();
     }
-    if (Date.now() < this.claimWaitEnds) return false;
+    if (this.claimWait === 'waiting') return false;
     if (!this.unclaimed.has(key)) {
       this.unclaimed.add(key);
       this.connection.log.warn(

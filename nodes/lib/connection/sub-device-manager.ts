@@ -236,7 +236,6 @@ export class SubDeviceManager implements MessageReceiver, ConnectionUser {
     if (!entry) {
       entry = { credentials, users: new Set(), status: { state: 'waiting', reason: 'subdevice-waiting' }, waiting: [] };
       this.entries.set(key, entry);
-      this.sends.keep(key);
     } else {
       entry.credentials = credentials;
     }

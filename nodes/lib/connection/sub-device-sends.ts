@@ -22,6 +22,10 @@ export interface SentMessage {
 const RESEND_MEMORY = 10_000;
 const CLAIM_WAIT_MS = 30_000;
 
+function sentKey(device: Device, id: string): string {
+  return `${deviceKey(device)}/${id}`;
+}
+
 export class SubDeviceSends {
   private readonly sent = new Map<string, SentMessage & { resent: boolean }>();
   /** Queued messages of sub-devices nothing took: not seen yet, waiting from the first the gate saw, or free to go. */
@@ -42,19 +46,14 @@ export class SubDeviceSends {
     connection.addSendListener((message) => this.remember(message));
   }
 
-  /** A sub-device the manager keeps (again). */
-  keep(key: string): void {
-    this.releasedKeys.delete(key);
-  }
-
-  /** A sub-device the manager no longer keeps. */
+  /** A sub-device the manager no longer keeps (one it keeps again is asked about by its state first). */
   release(key: string): void {
     this.releasedKeys.add(key);
   }
 
   /** The message of `device` with Alink id `id` that left, the first time a 520 refuses it; then undefined. */
   takeRefused(device: Device, id: string): SentMessage | undefined {
-    const sent = this.sent.get(`${deviceKey(device)}/${id}`);
+    const sent = this.sent.get(sentKey(device, id));
     if (!sent || sent.resent) return undefined;
     sent.resent = true;
     return sent;
@@ -99,7 +98,7 @@ export class SubDeviceSends {
       return;
     const id = parseAlink(message.payload)?.id;
     if (typeof id !== 'string' && typeof id !== 'number') return;
-    const key = `${deviceKey(device)}/${id}`;
+    const key = sentKey(device, String(id));
     if (this.sent.get(key)?.resent) return;
     if (this.sent.size >= RESEND_MEMORY) this.sent.delete(this.sent.keys().next().value as string);
     const { topic, payload, qos, retain } = message;
